@@ -1,0 +1,22 @@
+"""edgekit's on-device runner: numpy + Pillow + a TFLite runtime, never TensorFlow."""
+
+from .image import ImageError, Pixels, preprocess
+from .model import Classifier, LabelScore, ModelError, Prediction, read_contract
+from .runtime import RuntimeUnavailable, load_runtime
+from .spec import ContractError, InputSpec
+
+__all__ = [
+    "Classifier",
+    "ContractError",
+    "ImageError",
+    "InputSpec",
+    "LabelScore",
+    "ModelError",
+    "Pixels",
+    "Prediction",
+    "RuntimeUnavailable",
+    "load_runtime",
+    "preprocess",
+    "read_contract",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,109 @@
+"""The input contract, the runtime import and the shared preprocessing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from edge_runner import Classifier, ContractError, InputSpec, ModelError, preprocess
+from edge_runner.image import quantize_input
+from edge_runner.model import read_contract
+from edge_runner.runtime import load_runtime
+from edge_runner.spec import contract_path_for
+
+
+def test_contract_round_trips_through_json(tmp_path):
+    spec = InputSpec(labels=("cat", "dog"), height=160, width=128, backbone="mobilenet_v2_1.0_160", extra={"variant": "int8"})
+    path = spec.save(tmp_path / "contract.json")
+    again = InputSpec.load(path)
+    assert again == spec
+    assert again.extra == {"variant": "int8"}
+    assert json.loads(path.read_text())["format"] == "edgekit.input-contract"
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"labels": ["only"]}, "at least 2"),
+        ({"labels": ["a", "a"]}, "unique"),
+        ({"resize": "area"}, "`resize` must be one of"),
+        ({"crop": "random"}, "`crop` must be one of"),
+        ({"height": 3}, "`height`"),
+        ({"value_range": [-1, 1]}, "value_range"),
+        ({"version": 99}, "newer"),
+        ({"colour": "RGB"}, "unknown fields"),
+    ],
+)
+def test_contract_errors_name_the_field(change, message):
+    data = {"labels": ["a", "b"], **change}
+    with pytest.raises(ContractError, match=message):
+        InputSpec.from_dict(data, "x.json")
+
+
+def test_contract_rejects_bad_json(tmp_path):
+    bad = tmp_path / "c.json"
+    bad.write_text("{not json")
+    with pytest.raises(ContractError, match="not valid JSON"):
+        InputSpec.load(bad)
+
+
+def test_runtime_prefers_litert():
+    assert load_runtime().name == "ai-edge-litert"
+
+
+@pytest.mark.parametrize("dtype, zero_point", [(np.uint8, 0), (np.int8, -128)])
+def test_pixels_enter_int_models_exactly(dtype, zero_point):
+    pixels = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1).repeat(3, axis=3)
+    tensor = quantize_input(pixels, np.dtype(dtype), 1.0, zero_point)
+    assert tensor.dtype == dtype
+    np.testing.assert_array_equal(tensor.astype(np.int32) - zero_point, pixels.astype(np.int32))
+
+
+def test_float_tflite_matches_keras(tiny_models, tmp_path):
+    """Parity: the runner's probabilities equal the Keras model's within 1e-4."""
+    spec = tiny_models["spec"]
+    classifier = Classifier(tiny_models["float32"], num_threads=1)
+    rng = np.random.default_rng(1)
+    for i in range(4):
+        path = tmp_path / f"p{i}.png"
+        Image.fromarray(rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)).save(path)
+        pixels = preprocess(path, spec).array
+        expected = tiny_models["keras"](pixels[np.newaxis].astype(np.float32), training=False).numpy()[0]
+        np.testing.assert_allclose(classifier.probabilities(pixels), expected, atol=1e-4)
+
+
+def test_int8_model_reads_quantisation_from_interpreter(tiny_models):
+    classifier = Classifier(tiny_models["int8"])
+    assert classifier.input_dtype == np.uint8
+    assert (classifier.input_scale, classifier.input_zero_point) == (1.0, 0.0)
+    prediction = classifier.classify(np.zeros((32, 32, 3), np.uint8), top_k=3)
+    assert prediction.label in tiny_models["spec"].labels
+    assert abs(sum(item.score for item in prediction.top_k) - 1.0) < 0.02
+
+
+def test_model_without_contract_is_refused(tiny_models, tmp_path):
+    lone = tmp_path / "lone.tflite"
+    lone.write_bytes(tiny_models["float32"].read_bytes())
+    with pytest.raises(ContractError, match="no input contract"):
+        read_contract(lone)
+
+
+def test_contract_that_contradicts_model_is_refused(tiny_models, tmp_path):
+    model = tmp_path / "m.tflite"
+    model.write_bytes(tiny_models["float32"].read_bytes())
+    InputSpec(labels=("a", "b"), height=32, width=32).save(contract_path_for(model))
+    with pytest.raises(ContractError, match="lists 2 labels"):
+        Classifier(model)
+    InputSpec(labels=("a", "b", "c"), height=64, width=64).save(contract_path_for(model))
+    with pytest.raises(ContractError, match="input 1x64x64x3"):
+        Classifier(model)
+
+
+def test_non_tflite_file_is_refused(tmp_path):
+    fake = tmp_path / "fake.tflite"
+    fake.write_text("hello")
+    with pytest.raises(ModelError, match="not a TFLite model"):
+        Classifier(fake)
