@@ -190,6 +190,7 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o644)  # mkstemp's 0600 would hide models from other users (e.g. a web server)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

@@ -1,0 +1,50 @@
+# edgekit — the two commands of the README are `make all` (the main job) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SHARED ?= ../shared
+WEIGHTS_FILE := mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5
+# Local copies are used when present (e.g. ../shared); otherwise the photos and the
+# ImageNet weights are downloaded (and cached) by Keras.
+DATA ?= $(if $(wildcard $(SHARED)/data/cats_and_dogs_filtered/train),$(SHARED)/data/cats_and_dogs_filtered,)
+WEIGHTS ?= $(if $(wildcard $(SHARED)/weights/$(WEIGHTS_FILE)),$(SHARED)/weights/$(WEIGHTS_FILE),imagenet)
+OUT ?= runs/cats_dogs
+SEED ?= 0
+EXTRAS ?= edge,camera,train,serve,dev
+# Debian packages some tests use: a headless browser (web page test) and the
+# arm64 user-mode emulator (Raspberry Pi test). Installed when we are root.
+SYSTEM_PACKAGES := chromium qemu-user-static debootstrap
+
+.PHONY: all model setup system-deps test test-fast clean
+
+all: setup  ## The main job: data → train → convert + gate → benchmark → runner, with a summary.
+	$(PY) -m convert.pipeline $(if $(DATA),--data $(DATA)) --weights $(WEIGHTS) --out $(OUT) --seed $(SEED)
+
+model: setup  ## Reproduce the shipped model and copy it into models/.
+	$(PY) -m convert.pipeline $(if $(DATA),--data $(DATA)) --weights $(WEIGHTS) --out $(OUT) --seed $(SEED) --install
+
+test: setup system-deps  ## The whole test suite (real-photo tests run when ../shared exists).
+	$(PY) -m pytest -q
+
+test-fast: setup  ## Skip the slow real-data tests.
+	$(PY) -m pytest -q -m "not slow"
+
+setup: $(VENV)/.installed-$(EXTRAS)
+
+$(VENV)/.installed-$(EXTRAS): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+	touch $@
+
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian packages:$$missing"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null) \
+			|| echo "warning: could not install$$missing; the tests that need them will skip"; \
+	else echo "note: not root, so not installing$$missing; the tests that need them will skip"; fi
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,113 @@
+"""``python -m convert export|benchmark``: argument parsing and exit codes, nothing else.
+
+Exit status: 0 success (every variant accepted); 1 a variant was rejected by the
+accuracy gate or failed its checks; 2 bad input (nothing half-written); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from edge_runner.model import ModelError  # noqa: E402
+from edge_runner.runtime import RuntimeUnavailable  # noqa: E402
+from edge_runner.spec import ContractError  # noqa: E402
+
+from .errors import ConvertError  # noqa: E402
+
+PROG = "convert"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"python -m {PROG}", description=__doc__.split("\n")[0].strip("`"))
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{export,benchmark}")
+
+    export = commands.add_parser("export", help="convert a training run into gated .tflite variants with metadata")
+    export.add_argument("train_out", type=Path, metavar="TRAIN_OUT", help="output directory of `python -m train`")
+    export.add_argument("--out", type=Path, required=True, metavar="DIR", help="where to write the models and reports")
+    export.add_argument("--variants", type=str, default="float32,float16,dynamic,int8",
+                        help="comma-separated: float32, float16, dynamic, int8, int16x8 (default: %(default)s)")
+    export.add_argument("--calibration-data", type=Path, metavar="DIR",
+                        help="photos for int8 calibration (default: the training split in TRAIN_OUT/split.json)")
+    export.add_argument("--calibration-size", type=int, default=300, metavar="N",
+                        help="photos sampled for calibration (default: %(default)s)")
+    export.add_argument("--eval-data", type=Path, metavar="DIR",
+                        help="one folder per class to gate on (default: the validation split in TRAIN_OUT/split.json)")
+    export.add_argument("--max-accuracy-drop", type=float, default=1.0, metavar="POINTS",
+                        help="reject a variant losing more accuracy points than this vs the Keras model (default: %(default)s)")
+    export.add_argument("--min-agreement", type=float, default=98.0, metavar="PERCENT",
+                        help="reject a variant whose top-1 agrees with the Keras model on fewer photos (default: %(default)s)")
+    export.add_argument("--seed", type=int, default=0, help="seed of the calibration sample (default: %(default)s)")
+    export.add_argument("--description", type=str, default="", help="metadata description (default: generated)")
+    export.add_argument("--model-version", type=str, default="1.0.0", help="metadata version (default: %(default)s)")
+    export.add_argument("--author", type=str, default="edgekit", help="metadata author (default: %(default)s)")
+    export.add_argument("--license", type=str, default="Apache-2.0", help="metadata licence (default: %(default)s)")
+    export.add_argument("--quiet", action="store_true", help="no progress bars or per-variant lines")
+
+    bench = commands.add_parser("benchmark", help="size, latency and accuracy of .tflite models")
+    bench.add_argument("models", type=Path, nargs="+", metavar="MODEL.tflite")
+    bench.add_argument("--data", type=Path, metavar="DIR", help="one folder per class, for accuracy and agreement")
+    bench.add_argument("--threads", type=str, default="1,2,4", help="thread counts (default: %(default)s)")
+    bench.add_argument("--keras", type=Path, metavar="PATH",
+                       help="TRAIN_OUT/model.keras (or TRAIN_OUT): its latency is the baseline, its answers the reference")
+    bench.add_argument("--out", type=Path, metavar="DIR", help="where to write benchmark.{md,json,png} (default: the first model's folder)")
+    bench.add_argument("--limit", type=int, metavar="N", help="use at most N photos from --data (every class represented)")
+    bench.add_argument("--runs", type=int, default=50, help="timed runs per model and thread count (default: %(default)s)")
+    bench.add_argument("--warmup", type=int, default=5, help="untimed runs first (default: %(default)s)")
+    bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from .export import ExportOptions, export
+    from .gate import Thresholds
+    from .metadata import ModelInfo
+    from .quantize import parse_variants
+
+    options = ExportOptions(
+        variants=parse_variants(args.variants),
+        calibration_data=args.calibration_data,
+        calibration_size=args.calibration_size,
+        eval_data=args.eval_data,
+        thresholds=Thresholds(args.max_accuracy_drop, args.min_agreement),
+        seed=args.seed,
+        info=ModelInfo(args.description, args.model_version, args.author, args.license),
+    )
+    log = (lambda _m: None) if args.quiet else (lambda m: print(m, flush=True))
+    result = export(args.train_out, args.out, options, log=log, progress=not args.quiet)
+    accepted = [v.variant for v in result.variants if v.status == "accepted"]
+    refused = [f"{v.variant} ({v.status})" for v in result.variants if v.status != "accepted"]
+    print(f"{PROG}: {len(accepted)}/{len(result.variants)} variants accepted"
+          + (f"; not accepted: {', '.join(refused)}" if refused else "")
+          + f"; report: {Path(args.out) / 'report.md'}")
+    return 0 if result.all_accepted else 1
+
+
+def run_benchmark(args: argparse.Namespace) -> int:
+    from .benchmark import benchmark, benchmark_markdown, parse_threads, write_benchmark
+
+    if args.limit is not None and args.limit < 1:
+        raise ConvertError(f"`--limit` must be a positive number of photos, received {args.limit}")
+    result = benchmark(args.models, data=args.data, threads=parse_threads(args.threads), keras_path=args.keras,
+                       limit=args.limit, runs=args.runs, warmup=args.warmup, progress=not args.quiet)
+    print(benchmark_markdown(result))
+    written = write_benchmark(result, args.out or Path(args.models[0]).parent)
+    print(f"{PROG}: wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run_export(args) if args.command == "export" else run_benchmark(args)
+    except (ConvertError, ModelError, ContractError, RuntimeUnavailable) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; every file already written is complete, run the same command again to resume",
+              file=sys.stderr)
+        return 130

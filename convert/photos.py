@@ -1,0 +1,204 @@
+"""Listing and decoding the photos the converter calibrates and evaluates on.
+
+Every photo goes through :func:`edge_runner.image.preprocess`, the runner's own
+preprocessing, so calibration and the accuracy gate see exactly the pixels the
+model will see on the device. An unreadable photo is skipped with a warning line
+naming it; a set with no usable photo is a ``ConvertError``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from edge_runner.image import ImageError, is_image_path, preprocess
+from edge_runner.spec import InputSpec
+
+from .errors import ConvertError
+
+Warn = Callable[[str], None]
+MIN_CALIBRATION = 10
+
+
+def warn_stderr(message: str) -> None:
+    """The default warning sink: one line on stderr."""
+    print(f"convert: warning: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A photo file and its true label (``None`` when unlabelled, e.g. calibration)."""
+
+    path: Path
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """Photos decoded for the model.
+
+    Attributes:
+        photos: the photos that decoded, in order.
+        pixels: ``uint8`` ``(len(photos), H, W, 3)`` RGB 0–255 from ``preprocess``.
+        skipped: ``"PATH: reason"`` for each photo that could not be decoded.
+    """
+
+    photos: tuple[Photo, ...]
+    pixels: np.ndarray
+    skipped: tuple[str, ...]
+
+
+def _visible(path: Path) -> bool:
+    return not path.name.startswith(".")
+
+
+def images_under(root: Path) -> list[Path]:
+    """Every image file under ``root`` (recursive, hidden entries ignored), sorted."""
+    return sorted(
+        p for p in root.rglob("*")
+        if p.is_file() and is_image_path(p) and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+
+
+def labelled_folder(root: Path, labels: Sequence[str], what: str = "--eval-data") -> list[Photo]:
+    """Photos in a one-folder-per-class directory whose folder names are among ``labels``.
+
+    Raises ``ConvertError`` when ``root`` is missing, has no class folders, names a
+    class the model does not know, or holds no image files.
+    """
+    if not root.is_dir():
+        raise ConvertError(f"{what}: {root} is not a directory")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and _visible(p))
+    if not folders:
+        raise ConvertError(f"{what}: {root} has no class folders (expected one sub-folder per class: {', '.join(labels)})")
+    unknown = [p.name for p in folders if p.name not in labels]
+    if unknown:
+        raise ConvertError(
+            f"{what}: {root} has class folders the model does not know: {', '.join(unknown)} "
+            f"(the model's classes: {', '.join(labels)})"
+        )
+    photos = [Photo(path, folder.name) for folder in folders for path in images_under(folder)]
+    if not photos:
+        raise ConvertError(f"{what}: {root} has no image files in its class folders ({', '.join(p.name for p in folders)})")
+    return photos
+
+
+def split_photos(entries: Iterable[dict], labels: Sequence[str], source: str) -> list[Photo]:
+    """``split.json`` entries ``{"path": ..., "label": ...}`` → photos; unknown labels are a ``ConvertError``."""
+    photos = []
+    for entry in entries:
+        try:
+            path, label = Path(entry["path"]), str(entry["label"])
+        except (KeyError, TypeError):
+            raise ConvertError(f"{source}: each entry needs \"path\" and \"label\", received {entry!r}") from None
+        if label not in labels:
+            raise ConvertError(f"{source}: label {label!r} of {path} is not a class the model knows ({', '.join(labels)})")
+        photos.append(Photo(path, label))
+    return photos
+
+
+def _decode_one(photo: Photo, spec: InputSpec, draft: bool) -> np.ndarray | str:
+    try:
+        return preprocess(photo.path, spec, draft=draft).array
+    except ImageError as exc:
+        return str(exc)
+
+
+def decode(photos: Sequence[Photo], spec: InputSpec, *, draft: bool = True, warn: Warn = warn_stderr,
+           progress: str | None = None) -> Decoded:
+    """Decode photos with ``preprocess`` (threads: Pillow releases the GIL), skipping unreadable ones.
+
+    Args:
+        photos: what to decode.
+        spec: the model's contract (size, resize, crop).
+        draft: passed to ``preprocess`` (JPEG reduced-size decoding).
+        warn: called with ``"PATH: reason (skipped)"`` per unreadable photo.
+        progress: a tqdm description, or None for no bar.
+    """
+    results: list[np.ndarray | str]
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        iterator = pool.map(lambda p: _decode_one(p, spec, draft), photos)
+        if progress:
+            from tqdm import tqdm
+
+            iterator = tqdm(iterator, total=len(photos), desc=progress, unit="photo", leave=False, disable=None)
+        results = list(iterator)
+    kept, arrays, skipped = [], [], []
+    for photo, result in zip(photos, results):
+        if isinstance(result, str):
+            skipped.append(result)
+            warn(f"{result} (skipped)")
+        else:
+            kept.append(photo)
+            arrays.append(result)
+    pixels = np.stack(arrays) if arrays else np.zeros((0, spec.height, spec.width, 3), np.uint8)
+    return Decoded(tuple(kept), pixels, tuple(skipped))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A seeded sample of training photos for int8 calibration.
+
+    Attributes:
+        pixels: float32 ``(size, H, W, 3)`` raw 0–255 RGB, exactly the runner's input values.
+        paths: the photos used, in order.
+        skipped: unreadable photos passed over (``"PATH: reason"``).
+        pinned_range: True when one pixel was set to 0 and one to 255 so the input range is exactly 0..255.
+    """
+
+    pixels: np.ndarray
+    paths: tuple[str, ...]
+    skipped: tuple[str, ...]
+    pinned_range: bool
+
+
+def check_calibration_size(candidates: Sequence[Path], size: int, source: str) -> None:
+    """Raise ``ConvertError`` when ``candidates`` cannot give ``size`` photos (checked before any work)."""
+    if size < MIN_CALIBRATION:
+        raise ConvertError(f"`--calibration-size` must be at least {MIN_CALIBRATION}, received {size}")
+    if len(candidates) < size:
+        raise ConvertError(
+            f"calibration set too small: {source} has {len(candidates)} photos, `--calibration-size` is {size} "
+            f"(add photos or lower --calibration-size, minimum {MIN_CALIBRATION})"
+        )
+
+
+def sample_calibration(candidates: Sequence[Path], spec: InputSpec, size: int, seed: int, source: str,
+                       *, warn: Warn = warn_stderr, progress: bool = True) -> Calibration:
+    """Decode a seeded random sample of ``size`` readable photos from ``candidates``.
+
+    The order of ``candidates`` does not matter (they are sorted first); unreadable
+    photos are replaced by the next ones of the same seeded shuffle.
+    """
+    from .quantize import pin_input_range
+
+    check_calibration_size(candidates, size, source)
+    order = sorted(str(p) for p in candidates)
+    random.Random(seed).shuffle(order)
+    chosen: list[str] = []
+    arrays: list[np.ndarray] = []
+    skipped: list[str] = []
+    position = 0
+    while len(chosen) < size and position < len(order):
+        batch = order[position: position + size - len(chosen)]
+        position += len(batch)
+        decoded = decode([Photo(Path(p)) for p in batch], spec, warn=warn,
+                         progress="calibration photos" if progress else None)
+        chosen.extend(str(p.path) for p in decoded.photos)
+        arrays.extend(decoded.pixels)
+        skipped.extend(decoded.skipped)
+    if len(chosen) < size:
+        raise ConvertError(
+            f"calibration set too small: {source} has {len(chosen)} readable photos ({len(skipped)} unreadable), "
+            f"`--calibration-size` is {size} (add photos or lower --calibration-size, minimum {MIN_CALIBRATION})"
+        )
+    pixels = np.stack(arrays).astype(np.float32)
+    pinned = pin_input_range(pixels)
+    return Calibration(pixels, tuple(chosen), tuple(skipped), pinned)

@@ -1,0 +1,44 @@
+"""Keeping TensorFlow's start-up and converter log lines off the user's terminal.
+
+TensorFlow prints absl/oneDNN/CUDA notices on import and the converter prints a
+screenful per call, straight from C++ to file descriptors 1 and 2, where
+``TF_CPP_MIN_LOG_LEVEL`` does not reach them all. Exceptions still propagate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import warnings
+from typing import Any, Callable
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def silenced(function: Callable[[], Any]) -> Any:
+    """Call ``function()`` with fds 1 and 2 (and Python's stdout and warnings) sent to /dev/null."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    try:
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            return function()
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+
+
+def import_tensorflow() -> Any:
+    """``import tensorflow`` without its start-up notices; returns the module."""
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    import importlib
+
+    return silenced(lambda: importlib.import_module("tensorflow"))

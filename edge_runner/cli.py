@@ -1,0 +1,421 @@
+"""``python -m edge_runner``: classify photos, a camera or a video with a TFLite model.
+
+    python -m edge_runner photo.jpg more/ '*.png' --model M.tflite [--json] [--top-k K] [--threshold T]
+    python -m edge_runner --camera [SOURCE] [--max-frames N]
+    python -m edge_runner --benchmark
+    python -m edge_runner serve ...          (the web page and JSON API: see edge_runner.server)
+
+Exit status: 0 all inputs classified, 1 some inputs (or the camera) failed,
+2 usage or model error. Errors are one line on stderr,
+``edge_runner: error: PATH: reason``; a bad photo never stops a batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence, TextIO
+
+if TYPE_CHECKING:
+    from .model import Classifier
+
+PROG = "edge_runner"
+MODEL_ENV = "EDGEKIT_MODEL"
+SHIPPED_MODEL_NAME = "cats_dogs_int8.tflite"
+RUNTIME_CHOICES = ("ai-edge-litert", "tflite-runtime", "tensorflow")  # == runtime.RUNTIMES, without importing numpy
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A command line that cannot run (exit status 2)."""
+
+
+def shipped_model_path() -> Path:
+    """``<repo>/models/cats_dogs_int8.tflite``, next to the package (it may not exist)."""
+    return Path(__file__).resolve().parent.parent / "models" / SHIPPED_MODEL_NAME
+
+
+def resolve_model(model: str | os.PathLike[str] | None) -> Path:
+    """The model to load: ``--model``, else ``$EDGEKIT_MODEL``, else the shipped model if present.
+
+    Raises ``UsageError`` saying ``--model`` is required when none applies.
+    """
+    if model:
+        return Path(model)
+    from_env = os.environ.get(MODEL_ENV, "").strip()
+    if from_env:
+        return Path(from_env)
+    shipped = shipped_model_path()
+    if shipped.is_file():
+        return shipped
+    raise UsageError(
+        f"--model is required: no model given, ${MODEL_ENV} is not set, and there is no shipped model at {shipped}"
+    )
+
+
+def default_workers() -> int:
+    """Batch workers: one per usable core, at most 4 (each holds an interpreter and its tensor arena)."""
+    try:
+        cores = len(os.sched_getaffinity(0))  # respects taskset/cgroup cpusets, unlike cpu_count()
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, received {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, received {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, received {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, received {value}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, received {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, received {value}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage line says ``python -m edge_runner``; errors say ``edge_runner: error: …`` like all others."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{PROG}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m edge_runner",
+        description="Classify photos, a camera or a video with a TFLite image classifier (no TensorFlow needed). "
+        "Use `python -m edge_runner serve --help` for the web page and JSON API.",
+        epilog="Exit status: 0 all good, 1 some inputs failed, 2 usage or model error.",
+    )
+    parser.add_argument(
+        "inputs", nargs="*", metavar="INPUT",
+        help="image files, directories (searched recursively) and glob patterns (quote them: '*.jpg', 'photos/**/*.png')",
+    )
+    parser.add_argument(
+        "--model", "-m", metavar="MODEL.tflite",
+        help=f"the .tflite model (its input contract is embedded or beside it as NAME.contract.json); "
+        f"default: ${MODEL_ENV}, else the shipped models/{SHIPPED_MODEL_NAME}",
+    )
+    output = parser.add_argument_group("output")
+    output.add_argument("--json", action="store_true", help="print one JSON object per input (or frame) instead of text")
+    output.add_argument(
+        "--top-k", type=_positive_int, default=None, metavar="K",
+        help="keep the K best labels (JSON `top_k`; text output then lists them too); default 3 in JSON, 1 in text",
+    )
+    output.add_argument(
+        "--threshold", type=_probability, default=0.0, metavar="T",
+        help="below this top score (0-1) the label is 'unknown' (default 0: always the best label)",
+    )
+    output.add_argument("--verbose", "-v", action="store_true", help="say which runtime, model and settings are used")
+    runtime = parser.add_argument_group("speed")
+    runtime.add_argument(
+        "--threads", type=_positive_int, default=None, metavar="N",
+        help="threads per interpreter (default: the runtime's choice, 1 for LiteRT)",
+    )
+    runtime.add_argument(
+        "--workers", type=_non_negative_int, default=default_workers(), metavar="N",
+        help="photos decoded and classified in parallel, each worker with its own interpreter "
+        "(default: CPU cores, at most 4: %(default)s here; 0 = one at a time)",
+    )
+    runtime.add_argument(
+        "--runtime", choices=RUNTIME_CHOICES, default=None,
+        help="use exactly this TFLite runtime (default: the first importable, in this order)",
+    )
+    camera = parser.add_argument_group("camera")
+    camera.add_argument(
+        "--camera", nargs="?", const="0", default=None, metavar="SOURCE",
+        help="classify live frames: no value or 0 = the default camera, 1 = the second, "
+        "or a video file / stream URL (picamera2 is used on a Raspberry Pi when installed)",
+    )
+    camera.add_argument("--max-frames", type=_positive_int, default=None, metavar="N", help="stop after N frames")
+    parser.add_argument(
+        "--benchmark", action="store_true",
+        help="measure the model: latency p50/p90/p99 at 1, 2 and 4 threads, cold start and peak memory "
+        "(uses the first INPUT as the photo if given)",
+    )
+    return parser
+
+
+# -- output ------------------------------------------------------------------
+
+
+def _print_error(message: str) -> None:
+    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+
+
+def format_prediction(source: str, prediction, top_k: int | None) -> str:
+    """``source  label  0.973`` (plus ``[a 0.97, b 0.02]`` when ``--top-k`` was given)."""
+    line = f"{source}  {prediction.label}  {prediction.score:.3f}"
+    if top_k is not None:
+        line += "  [" + ", ".join(f"{item.label} {item.score:.3f}" for item in prediction.top_k) + "]"
+    return line
+
+
+# -- modes ------------------------------------------------------------------
+
+# What the TFLite runtimes print on every start; noise for a command-line user.
+_NATIVE_NOISE = ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",)
+
+
+@contextlib.contextmanager
+def _quiet_native_info():
+    """Drop the runtime's start-up INFO line from fd 2, passing every other native message through.
+
+    The C++ runtime writes to the stderr file descriptor directly, so
+    ``sys.stderr`` redirection cannot catch it.
+    """
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # pytest capture, IDEs: nothing to filter
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), fd)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, fd)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode("utf-8", "replace")
+            kept = [line for line in text.splitlines() if line.strip() not in _NATIVE_NOISE]
+            if kept:
+                print("\n".join(kept), file=sys.stderr, flush=True)
+
+
+def load_classifier(model: Path, threads: int | None, runtime_name: str | None, verbose: bool) -> Classifier:
+    """Load the model (warnings become ``edge_runner: warning:`` lines); errors propagate to :func:`main`."""
+    from .model import Classifier
+    from .runtime import load_runtime
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with _quiet_native_info():
+                runtime = load_runtime(runtime_name)
+                classifier = Classifier(model, num_threads=threads, runtime=runtime)
+        finally:  # shown even when loading fails: a warning may explain the failure
+            for warning in caught:
+                print(f"{PROG}: warning: {warning.message}", file=sys.stderr)
+    if verbose:
+        spec = classifier.spec
+        print(f"runtime: {runtime.name} {runtime.version}", file=sys.stderr)
+        print(
+            f"model: {model} ({classifier.variant}, {classifier.size_bytes / 1e6:.2f} MB, "
+            f"input {spec.width}x{spec.height} {classifier.input_dtype}, labels: {', '.join(spec.labels)})",
+            file=sys.stderr,
+        )
+        print(f"interpreter threads: {threads if threads is not None else 'runtime default'}", file=sys.stderr)
+    return classifier
+
+
+def run_files(
+    classifier: Classifier, inputs: Sequence[str], *, as_json: bool, top_k: int | None, threshold: float,
+    workers: int, out: TextIO,
+) -> int:
+    """Classify files/directories/globs, print one line per input; return the exit status."""
+    from PIL.Image import DecompressionBombWarning
+
+    from .batch import classify_paths, collect_inputs
+
+    collected = collect_inputs(inputs)
+    for error in collected.errors:
+        _print_error(error)
+    failed = len(collected.errors)
+    dumps = None
+    if as_json:
+        import json
+
+        dumps = json.dumps
+    k = top_k if top_k is not None else (3 if as_json else 1)
+    done = 0
+    with warnings.catch_warnings():
+        # Pillow warns about images between its pixel limit and twice it; preprocessing
+        # refuses them with a one-line error, so the warning would only repeat it.
+        warnings.simplefilter("ignore", DecompressionBombWarning)
+        try:
+            for result in classify_paths(classifier, collected.paths, top_k=k, threshold=threshold, workers=workers):
+                if result.error is not None:
+                    failed += 1
+                    _print_error(result.error)
+                    continue
+                if dumps is not None:
+                    print(dumps(result.prediction.to_dict(result.source)), file=out, flush=True)
+                else:
+                    print(format_prediction(result.source, result.prediction, top_k), file=out, flush=True)
+                done += 1
+        except KeyboardInterrupt:
+            print(f"{PROG}: interrupted after {done} of {len(collected.paths)} inputs", file=sys.stderr)
+            return 130
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def run_camera(
+    classifier: Classifier, source: str | None, *, as_json: bool, top_k: int | None, threshold: float,
+    max_frames: int | None, verbose: bool, out: TextIO,
+) -> int:
+    """Classify frames until the stream ends, ``max_frames``, or Ctrl-C; print a summary; return the exit status."""
+    from .camera import CameraError, StreamStats, classify_frames, open_camera
+
+    spec = classifier.spec
+    try:
+        camera = open_camera(source, size=spec.size)
+    except CameraError as exc:
+        _print_error(str(exc))
+        return EXIT_FAILED
+    dumps = None
+    if as_json:
+        import json
+
+        dumps = json.dumps
+    k = top_k if top_k is not None else (3 if as_json else 1)
+    stats = StreamStats()
+    status, ending = EXIT_OK, None
+    if verbose:
+        print(f"camera: {camera.name}", file=sys.stderr)
+    try:
+        with camera:
+            for item in classify_frames(classifier, camera, max_frames=max_frames, top_k=k, threshold=threshold, stats=stats):
+                if dumps is not None:
+                    record = item.prediction.to_dict(camera.name)
+                    record.update(frame=item.frame, fps=round(item.fps, 2))
+                    print(dumps(record), file=out, flush=True)
+                else:
+                    line = format_prediction(f"frame {item.frame}", item.prediction, top_k)
+                    print(f"{line}  {item.fps:.1f} fps", file=out, flush=True)
+            if max_frames is not None and stats.frames >= max_frames:
+                ending = f"--max-frames {max_frames}"
+            else:
+                reason = getattr(camera, "end_reason", None) or "no more frames"
+                if getattr(camera, "is_file", False) and stats.frames > 0:
+                    ending = reason  # the normal end of a video file
+                else:
+                    _print_error(f"{camera.name}: {reason}")
+                    status = EXIT_FAILED
+    except KeyboardInterrupt:
+        ending = "interrupted"
+    except CameraError as exc:
+        _print_error(str(exc))
+        status = EXIT_FAILED
+    summary = f"{camera.name}: {stats.frames} frames in {stats.seconds:.1f} s, mean {stats.mean_fps:.1f} FPS"
+    print(f"{summary}{f' ({ending})' if ending else ''}", file=sys.stderr, flush=True)
+    return status
+
+
+def run_benchmark_mode(model: Path, inputs: Sequence[str], out: TextIO) -> int:
+    from .batch import collect_inputs
+    from .benchmark import format_report, run_benchmark
+
+    image = None
+    if inputs:
+        collected = collect_inputs(inputs)
+        for error in collected.errors:
+            _print_error(error)
+        if not collected.paths:
+            return EXIT_FAILED
+        image = collected.paths[0]
+    with _quiet_native_info():
+        report = run_benchmark(model, image=image)
+    print(format_report(report), file=out, flush=True)
+    return EXIT_OK
+
+
+# -- entry point ---------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status (0 ok, 1 some inputs failed, 2 usage or model error)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "serve":
+        # Imported only here: the web server's modules cost nothing to a plain classification.
+        from . import server
+
+        return server.main(argv[1:])
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed by argparse
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    out = sys.stdout
+    try:
+        if args.camera is not None and (args.inputs or args.benchmark):
+            raise UsageError("--camera takes no INPUT files and cannot be combined with --benchmark")
+        if args.camera is None and not args.inputs and not args.benchmark:
+            raise UsageError("nothing to do: give image files, directories or globs, --camera, or --benchmark")
+        if args.max_frames is not None and args.camera is None:
+            raise UsageError("--max-frames only applies with --camera")
+        model = resolve_model(args.model)
+        if args.benchmark:
+            return run_benchmark_mode(model, args.inputs, out)
+        classifier = load_classifier(model, args.threads, args.runtime, args.verbose)
+        if args.camera is not None:
+            return run_camera(
+                classifier, args.camera, as_json=args.json, top_k=args.top_k, threshold=args.threshold,
+                max_frames=args.max_frames, verbose=args.verbose, out=out,
+            )
+        if args.verbose:
+            print(f"workers: {args.workers}", file=sys.stderr)
+        return run_files(
+            classifier, args.inputs, as_json=args.json, top_k=args.top_k, threshold=args.threshold,
+            workers=args.workers, out=out,
+        )
+    except UsageError as exc:
+        parser.print_usage(sys.stderr)
+        _print_error(str(exc))
+        return EXIT_USAGE
+    except BrokenPipeError:
+        # `python -m edge_runner dir/ | head`: the reader left; stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        return _model_error(exc)
+
+
+def _model_error(exc: Exception) -> int:
+    """Known model/runtime/contract errors → one line and exit 2; anything else is a bug and propagates."""
+    from .benchmark import BenchmarkError
+    from .image import ImageError
+    from .model import ModelError
+    from .runtime import RuntimeUnavailable
+    from .spec import ContractError
+
+    if isinstance(exc, (ModelError, ContractError, RuntimeUnavailable)):
+        _print_error(str(exc))
+        return EXIT_USAGE
+    if isinstance(exc, (ImageError, BenchmarkError)):
+        _print_error(str(exc))
+        return EXIT_FAILED
+    raise exc

@@ -1,0 +1,190 @@
+// edgekit's page: pick or drop photos, see each one's top labels; watch the live camera.
+// Plain browser JavaScript, no build step and nothing fetched from elsewhere: it runs offline on a Pi.
+"use strict";
+
+const state = { model: null, maxUpload: 10 * 1024 * 1024, queue: [], running: 0 };
+const PARALLEL_UPLOADS = 2;
+
+function $(id) { return document.getElementById(id); }
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;  // textContent only: names from files are never parsed as HTML
+  return node;
+}
+
+function formatSize(bytes) {
+  if (bytes >= 1024 * 1024) return (bytes / (1024 * 1024)).toFixed(1) + " MB";
+  if (bytes >= 1024) return Math.round(bytes / 1024) + " KB";
+  return bytes + " bytes";
+}
+
+function percent(score) { return (score * 100).toFixed(1) + "%"; }
+
+async function loadModel() {
+  try {
+    const response = await fetch("/api/model");
+    if (!response.ok) throw new Error("HTTP " + response.status);
+    const model = await response.json();
+    state.model = model;
+    state.maxUpload = model.max_upload_bytes;
+    $("model").textContent =
+      `${model.name} · ${model.labels.length} labels (${model.labels.join(", ")}) · ${model.variant} · ` +
+      `${model.runtime.name} ${model.runtime.version}`;
+    $("limit").textContent = `Photos up to ${formatSize(model.max_upload_bytes)}, classified on this device` +
+      (model.archive ? "; the server keeps a copy of each upload." : "; nothing is kept after the answer.");
+    if (model.camera) startCamera();
+  } catch (error) {
+    $("model").textContent = "Cannot reach the server: " + error.message;
+  }
+}
+
+// -- uploads ------------------------------------------------------------------
+
+function addCard(file) {
+  const card = el("article", "card");
+  const thumb = el("img", "thumb");
+  thumb.alt = file.name;
+  const url = URL.createObjectURL(file);
+  thumb.src = url;
+  thumb.addEventListener("load", () => URL.revokeObjectURL(url), { once: true });
+  thumb.addEventListener("error", () => { URL.revokeObjectURL(url); thumb.classList.add("broken"); }, { once: true });
+  const body = el("div", "card-body");
+  body.append(el("h3", "name", file.name || "photo"), el("p", "status muted", "waiting…"));
+  card.append(thumb, body);
+  $("results").prepend(card);
+  return card;
+}
+
+function showError(card, message) {
+  card.classList.add("failed");
+  const status = card.querySelector(".status");
+  status.className = "status error";
+  status.textContent = message;
+}
+
+function showPrediction(card, result, roundTripMs) {
+  const body = card.querySelector(".card-body");
+  card.querySelector(".status").remove();
+  const list = el("ol", "bars");
+  result.top_k.forEach((item, index) => {
+    const row = el("li", index === 0 ? "bar top" : "bar");
+    const label = el("span", "bar-label", item.label);
+    const value = el("span", "bar-value", percent(item.score));
+    const track = el("span", "bar-track");
+    const fill = el("span", "bar-fill");
+    fill.style.width = Math.max(0, Math.min(100, item.score * 100)).toFixed(1) + "%";
+    track.append(fill);
+    row.append(label, value, track);
+    list.append(row);
+  });
+  const timing = el("p", "timing muted small",
+    `inference ${result.latency_ms.toFixed(1)} ms · round trip ${Math.round(roundTripMs)} ms`);
+  const answer = el("p", "answer", result.label);
+  answer.dataset.label = result.label;
+  body.append(answer, list, timing);
+  card.classList.add("done");
+}
+
+async function classify(file, card) {
+  if (file.size > state.maxUpload) {
+    showError(card, `${file.name}: the photo is ${formatSize(file.size)}; the limit is ${formatSize(state.maxUpload)}.`);
+    return;
+  }
+  if (file.size === 0) {
+    showError(card, `${file.name}: the file is empty.`);
+    return;
+  }
+  card.querySelector(".status").textContent = "classifying…";
+  const form = new FormData();
+  form.append("file", file, file.name);
+  const started = performance.now();
+  let response;
+  try {
+    response = await fetch("/api/classify", { method: "POST", body: form });
+  } catch (error) {
+    showError(card, `${file.name}: could not reach the server (${error.message}).`);
+    return;
+  }
+  const roundTrip = performance.now() - started;
+  let payload = null;
+  try { payload = await response.json(); } catch (ignored) { /* a proxy's HTML error page */ }
+  if (!response.ok) {
+    const reason = payload && payload.error ? payload.error : `the server answered ${response.status} ${response.statusText}`;
+    showError(card, reason);
+    return;
+  }
+  showPrediction(card, payload, roundTrip);
+}
+
+function pump() {
+  while (state.running < PARALLEL_UPLOADS && state.queue.length) {
+    const job = state.queue.shift();
+    state.running += 1;
+    classify(job.file, job.card).finally(() => { state.running -= 1; pump(); });
+  }
+}
+
+function enqueue(files) {
+  for (const file of files) {
+    state.queue.push({ file, card: addCard(file) });
+  }
+  pump();
+}
+
+function setUpUploads() {
+  const input = $("files");
+  const drop = $("drop");
+  input.addEventListener("change", () => { enqueue(Array.from(input.files)); input.value = ""; });
+  ["dragenter", "dragover"].forEach((name) => drop.addEventListener(name, (event) => {
+    event.preventDefault();
+    drop.classList.add("over");
+  }));
+  ["dragleave", "drop"].forEach((name) => drop.addEventListener(name, () => drop.classList.remove("over")));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    if (event.dataTransfer && event.dataTransfer.files.length) enqueue(Array.from(event.dataTransfer.files));
+  });
+  // A photo dropped beside the zone must not make the browser navigate away from the page.
+  window.addEventListener("dragover", (event) => event.preventDefault());
+  window.addEventListener("drop", (event) => event.preventDefault());
+}
+
+// -- live camera ----------------------------------------------------------------
+
+function startCamera() {
+  $("camera").hidden = false;
+  const image = $("live");
+  let snapshots = null;
+  image.addEventListener("error", () => {
+    // The MJPEG stream was refused (too many viewers) or dropped: fall back to snapshots.
+    if (snapshots) return;
+    snapshots = setInterval(() => { image.src = "/api/camera/frame.jpg?t=" + Date.now(); }, 700);
+  });
+  image.src = "/camera.mjpg";
+  const caption = $("live-state");
+  async function poll() {
+    try {
+      const response = await fetch("/api/camera");
+      const live = await response.json();
+      if (live.error) {
+        caption.className = "error";
+        caption.textContent = live.error;
+      } else if (live.label !== null) {
+        caption.className = "";
+        caption.textContent = `${live.label} ${percent(live.score)} · ${live.fps.toFixed(1)} fps`;
+      }
+    } catch (error) {
+      caption.className = "error";
+      caption.textContent = "Cannot reach the server: " + error.message;
+    }
+  }
+  poll();
+  setInterval(poll, 1000);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  setUpUploads();
+  loadModel();
+});

@@ -1,0 +1,158 @@
+"""``python -m train``: fine-tune a pretrained CNN on a folder of labelled photos.
+
+Thin layer: flags → :class:`train.config.TrainConfig` → :func:`train.run_training`.
+Errors become exit codes here only: 2 for bad arguments or unusable data,
+130 for Ctrl-C (the checkpoints let ``--resume`` continue).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from .backbones import BACKBONES
+from .config import CLASS_WEIGHT_CHOICES, FINE_TUNE_MODES, STRATEGIES, TrainConfig
+from .errors import TrainError
+
+DEFAULTS = TrainConfig(data="", out="")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m train",
+        description="Fine-tune a pretrained CNN on a folder of labelled photos; writes a Keras model, its input "
+        "contract, labels, an evaluation report and plots into --out.",
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", required=True, metavar="DIR",
+                      help="photos: DIR/<class>/*.jpg, or DIR/train/<class>/ + DIR/validation/<class>/, "
+                      "or a flat folder with --labels-from-filename")
+    data.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    data.add_argument("--labels-from-filename", action="store_true",
+                      help="take labels from file names such as cat.123.jpg (flat folder)")
+    data.add_argument("--validation-fraction", type=float, default=DEFAULTS.validation_fraction, metavar="F",
+                      help="share of each class held out when there is no validation/ folder (default %(default)s)")
+    data.add_argument("--class-weights", choices=CLASS_WEIGHT_CHOICES, default=DEFAULTS.class_weights,
+                      help="weight classes by inverse frequency: auto = when imbalanced (default)")
+    data.add_argument("--imbalance-ratio", type=float, default=DEFAULTS.imbalance_ratio, metavar="R",
+                      help="largest/smallest class count from which the training set counts as imbalanced "
+                      "(default %(default)s)")
+    data.add_argument("--cache-dir", metavar="DIR", default=None,
+                      help="where decoded photos and backbone activations are cached "
+                      "(default $EDGEKIT_CACHE_DIR or ~/.cache/edgekit)")
+    data.add_argument("--workers", type=int, default=DEFAULTS.workers, metavar="N", help="decoding threads (0: one per CPU)")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--backbone", choices=sorted(BACKBONES), default=DEFAULTS.backbone)
+    model.add_argument("--alpha", type=float, default=DEFAULTS.alpha, help="width multiplier (default %(default)s)")
+    model.add_argument("--image-size", type=int, default=DEFAULTS.image_size, metavar="PX",
+                       help="square input side in pixels (default %(default)s)")
+    model.add_argument("--weights", default=DEFAULTS.weights, metavar="imagenet|none|PATH",
+                       help="imagenet (Keras download, default), none (from scratch) or a local weights file")
+    model.add_argument("--dropout", type=float, default=DEFAULTS.dropout, metavar="RATE")
+    model.add_argument("--name", default=None, help="model name in the contract (default: from the labels)")
+
+    fit = parser.add_argument_group("training")
+    fit.add_argument("--epochs", type=int, default=DEFAULTS.epochs, metavar="N", help="head epochs (default %(default)s)")
+    fit.add_argument("--fine-tune-epochs", type=int, default=DEFAULTS.fine_tune_epochs, metavar="N",
+                     help="fine-tuning epochs, 0 to skip (default %(default)s)")
+    fit.add_argument("--fine-tune-layers", type=int, default=DEFAULTS.fine_tune_layers, metavar="N",
+                     help="backbone layers trained in phase 2, rounded up to a block boundary (default %(default)s)")
+    fit.add_argument("--fine-tune-mode", choices=FINE_TUNE_MODES, default=DEFAULTS.fine_tune_mode,
+                     help="cached: train the top layers on cached activations of --augment-views views per photo "
+                     "(fast); full: every step through the whole network with fresh augmentation (slow)")
+    fit.add_argument("--augment-views", type=int, default=DEFAULTS.augment_views, metavar="N",
+                     help="views per training photo in cached mode: itself, its mirror image, then random "
+                     "augmentations (default %(default)s)")
+    fit.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, metavar="N")
+    fit.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate, metavar="LR",
+                     help="head phase (and from-scratch) Adam learning rate (default %(default)s)")
+    fit.add_argument("--fine-tune-learning-rate", type=float, default=DEFAULTS.fine_tune_learning_rate, metavar="LR",
+                     help="fine-tuning Adam learning rate (default %(default)s)")
+    fit.add_argument("--patience", type=int, default=DEFAULTS.patience, metavar="N",
+                     help="early stopping: epochs without a lower validation loss (default %(default)s)")
+    fit.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    fit.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
+    fit.add_argument("--overwrite", action="store_true", help="replace a previous run in --out")
+    fit.add_argument("--strategy", choices=STRATEGIES, default=DEFAULTS.strategy,
+                     help="mirrored: tf.distribute.MirroredStrategy over all GPUs (same code path on a CPU)")
+    fit.add_argument("--no-determinism", dest="deterministic", action="store_false",
+                     help="skip tf.config.experimental.enable_op_determinism()")
+    fit.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        data=args.data,
+        out=args.out,
+        backbone=args.backbone,
+        alpha=args.alpha,
+        image_size=args.image_size,
+        weights=args.weights,
+        epochs=args.epochs,
+        fine_tune_epochs=args.fine_tune_epochs,
+        fine_tune_layers=args.fine_tune_layers,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        resume=args.resume,
+        labels_from_filename=args.labels_from_filename,
+        validation_fraction=args.validation_fraction,
+        learning_rate=args.learning_rate,
+        fine_tune_learning_rate=args.fine_tune_learning_rate,
+        dropout=args.dropout,
+        patience=args.patience,
+        class_weights=args.class_weights,
+        imbalance_ratio=args.imbalance_ratio,
+        fine_tune_mode=args.fine_tune_mode,
+        augment_views=args.augment_views,
+        strategy=args.strategy,
+        name=args.name,
+        cache_dir=args.cache_dir,
+        workers=args.workers,
+        overwrite=args.overwrite,
+        deterministic=args.deterministic,
+        verbose=0 if args.quiet else 1,
+    )
+
+
+def _configure_logging(verbose: int) -> logging.Handler:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("train")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    logger.propagate = False
+    return handler
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    config = config_from_args(args)
+    # TensorFlow's C++ start-up chatter and retracing notices are not for users.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    handler = _configure_logging(config.verbose)
+    try:
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        from .training import run_training
+
+        with logging_redirect_tqdm(loggers=[logging.getLogger("train")]):
+            result = run_training(config)
+    except TrainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted: finished epochs are checkpointed in {args.out}/checkpoints; "
+            "run the same command with --resume to continue",
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        logging.getLogger("train").removeHandler(handler)
+    print(result.summary_line())
+    return 0

@@ -1,0 +1,109 @@
+"""PNG plots of a training run (matplotlib, no display needed: figures render with Agg)."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from sklearn.metrics import ConfusionMatrixDisplay
+
+from edge_runner.spec import write_atomic
+
+from .evaluate import Evaluation
+
+
+def _save(figure: Figure, path: str | os.PathLike[str]) -> Path:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return write_atomic(path, buffer.getvalue())
+
+
+def plot_history(histories: dict[str, dict[str, list[float]]], path: str | os.PathLike[str]) -> Path:
+    """Loss and accuracy per epoch, training and validation, phases one after the other."""
+    figure = Figure(figsize=(10, 4))
+    axes = figure.subplots(1, 2)
+    offset = 0
+    titles = {"head": "head", "fine_tune": "fine-tune"}
+    for phase, history in histories.items():
+        count = len(history.get("loss", []))
+        if not count:
+            continue
+        epochs = np.arange(offset + 1, offset + count + 1)
+        for ax, metric in zip(axes, ("loss", "accuracy")):
+            ax.plot(epochs, history.get(metric, [math.nan] * count), "o-", ms=3, label=f"{titles.get(phase, phase)} train")
+            ax.plot(epochs, history.get(f"val_{metric}", [math.nan] * count), "s--", ms=3, label=f"{titles.get(phase, phase)} validation")
+            if offset:
+                ax.axvline(offset + 0.5, color="grey", lw=0.8, ls=":")
+        offset += count
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        ax.set_xlabel("epoch (all phases)")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    axes[0].set_title("cross-entropy")
+    axes[1].set_title("accuracy")
+    return _save(figure, path)
+
+
+def plot_confusion(evaluation: Evaluation, path: str | os.PathLike[str]) -> Path:
+    size = max(4.0, 0.6 * len(evaluation.labels) + 2.5)
+    figure = Figure(figsize=(size, size))
+    ax = figure.subplots()
+    display = ConfusionMatrixDisplay(evaluation.confusion, display_labels=list(evaluation.labels))
+    display.plot(ax=ax, colorbar=False, values_format="d", cmap="Blues", xticks_rotation=45 if len(evaluation.labels) > 4 else "horizontal")
+    ax.set_title(f"validation: accuracy {evaluation.accuracy * 100:.2f}% ({len(evaluation.y_true)} photos)")
+    return _save(figure, path)
+
+
+def plot_roc(evaluation: Evaluation, path: str | os.PathLike[str]) -> Path:
+    """The ROC curve of the binary score ``p(labels[1])``."""
+    figure = Figure(figsize=(4.5, 4.5))
+    ax = figure.subplots()
+    ax.plot(evaluation.roc_fpr, evaluation.roc_tpr, lw=2, label=f"AUC = {evaluation.roc_auc:.4f}")
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+    ax.set_xlabel(f"false positive rate ({evaluation.labels[0]} called {evaluation.labels[1]})")
+    ax.set_ylabel(f"true positive rate ({evaluation.labels[1]})")
+    ax.set_title("ROC on the validation photos")
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    return _save(figure, path)
+
+
+def plot_mistakes(
+    evaluation: Evaluation,
+    pixels: np.ndarray,
+    names: list[str],
+    path: str | os.PathLike[str],
+    count: int = 16,
+) -> Path:
+    """A grid of the misclassified photos with the most confident wrong scores.
+
+    Args:
+        pixels: ``uint8`` ``(N, H, W, 3)`` the photos as the model saw them, in evaluation order.
+        names: file names in the same order.
+    """
+    worst = evaluation.worst_mistakes(count)
+    if len(worst) == 0:
+        figure = Figure(figsize=(5, 1.5))
+        figure.text(0.5, 0.5, f"no mistakes on {len(evaluation.y_true)} validation photos", ha="center", va="center")
+        return _save(figure, path)
+    columns = min(4, len(worst))
+    rows = math.ceil(len(worst) / columns)
+    figure = Figure(figsize=(3.0 * columns, 3.3 * rows))
+    axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
+    predicted = evaluation.predictions
+    for ax in axes:
+        ax.axis("off")
+    for ax, index in zip(axes, worst):
+        ax.imshow(pixels[index])
+        true_label = evaluation.labels[evaluation.y_true[index]]
+        wrong_label = evaluation.labels[predicted[index]]
+        score = evaluation.probabilities[index, predicted[index]]
+        ax.set_title(f"{Path(names[index]).name}\ntrue {true_label}, said {wrong_label} {score:.3f}", fontsize=8)
+    figure.suptitle("worst mistakes on the validation photos (most confident first)")
+    return _save(figure, path)

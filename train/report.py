@@ -1,0 +1,184 @@
+"""``report.json`` and ``report.md``: what was trained, on what, how well, and how long it took."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+from edge_runner.spec import write_atomic
+
+from .config import TrainConfig
+from .data import DataSplit
+from .evaluate import Evaluation
+
+REPORT_FORMAT = "edgekit.train-report"
+TIMING_NAMES = {
+    "decode": "decode photos (or read the cache)",
+    "features": "frozen backbone features, view 0, training + validation",
+    "head_phase": "head phase (the features above + head epochs)",
+    "fine_tune_phase": "fine-tuning phase (extra views + epochs)",
+    "evaluate": "save, reload and evaluate model.keras",
+    "total": "whole run",
+}
+
+
+def environment() -> dict[str, Any]:
+    import keras
+    import tensorflow as tf
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def build_report(
+    *,
+    config: TrainConfig,
+    split: DataSplit,
+    evaluation: Evaluation,
+    model_info: dict[str, Any],
+    phases: dict[str, dict[str, Any]],
+    timings: dict[str, float],
+    elapsed_s: float,
+    class_weights: dict[str, float] | None,
+    files: dict[str, str],
+    notes: list[str],
+) -> dict[str, Any]:
+    return {
+        "format": REPORT_FORMAT,
+        "version": 1,
+        "summary": {
+            "val_accuracy": evaluation.accuracy,
+            "val_loss": evaluation.loss,
+            "macro_f1": evaluation.macro_f1,
+            "roc_auc": evaluation.roc_auc,
+            "elapsed_s": round(elapsed_s, 2),
+        },
+        "command": config.to_command(),
+        "config": config.to_dict(),
+        "data": {
+            "dir": str(split.data_dir),
+            "layout": split.layout,
+            "labels": list(split.labels),
+            "counts": {"train": split.counts("train"), "validation": split.counts("validation")},
+            "skipped": len(split.skipped),
+            "imbalance_ratio": round(split.imbalance(), 4),
+            "class_weights": class_weights,
+        },
+        "model": model_info,
+        "phases": phases,
+        "validation": evaluation.to_dict(),
+        "timings_s": {key: round(value, 2) for key, value in timings.items()},
+        "elapsed_s": round(elapsed_s, 2),
+        "environment": environment(),
+        "files": files,
+        "notes": notes,
+    }
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.2f}%"
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The human-readable report."""
+    data, model, validation = report["data"], report["model"], report["validation"]
+    lines = [
+        f"# Training report: {model.get('name', '')}",
+        "",
+        f"**Validation accuracy {_pct(validation['accuracy'])}** on {validation['count']} photos "
+        f"({validation['errors']} mistakes), macro F1 {validation['macro_f1']:.4f}"
+        + (f", ROC AUC {validation['roc_auc']:.4f}" if validation["roc_auc"] is not None else "")
+        + f"; whole run {report['elapsed_s'] / 60:.1f} min.",
+        "",
+        "Repeat it with:",
+        "",
+        "```",
+        report["command"],
+        "```",
+        "",
+        "## Data",
+        "",
+        f"- folder: `{data['dir']}` ({data['layout']})",
+        f"- skipped (unreadable or not images): {data['skipped']} (listed in `skipped.txt`)",
+        f"- imbalance (largest / smallest training class): {data['imbalance_ratio']:.2f}"
+        + (f"; class weights {data['class_weights']}" if data["class_weights"] else "; no class weights"),
+        "",
+        "| class | training photos | validation photos |",
+        "| --- | ---: | ---: |",
+    ]
+    for label in data["labels"]:
+        lines.append(f"| {label} | {data['counts']['train'][label]} | {data['counts']['validation'][label]} |")
+    lines += [
+        "",
+        "## Model",
+        "",
+        f"- backbone `{model['backbone']}`, weights `{model['weights']}`, input {model['image_size']}x{model['image_size']} RGB 0–255 "
+        "(normalisation inside the graph)",
+        f"- fine-tuned: the top {model['fine_tuned_layers']} backbone layers above `{model['cut_layer']}` "
+        f"({model['fine_tune_mode']} mode), BatchNorm {model['batchnorm']}",
+        f"- parameters: {model['parameters']:,} in all; trainable: head {model['trainable_parameters']['head']:,}, "
+        f"fine-tuning {model['trainable_parameters']['fine_tune']:,}",
+        "",
+        "## Training",
+        "",
+        "| phase | epochs run | best epoch (lowest val loss) | stopped early | time |",
+        "| --- | ---: | ---: | --- | ---: |",
+    ]
+    for name, phase in report["phases"].items():
+        lines.append(
+            f"| {name} | {phase['epochs_run']} of {phase['epochs']} | {phase['best_epoch']} | "
+            f"{'yes' if phase['stopped_early'] else 'no'} | {phase['seconds']:.1f} s |"
+        )
+    lines += ["", "| step | seconds |", "| --- | ---: |"]
+    lines += [f"| {TIMING_NAMES.get(key, key)} | {value:.1f} |" for key, value in report["timings_s"].items()]
+    lines += [
+        "",
+        "![training curves](training_curves.png)",
+        "",
+        "## Validation",
+        "",
+        "| class | precision | recall | F1 | photos |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for item in validation["per_class"]:
+        lines.append(f"| {item['label']} | {item['precision']:.4f} | {item['recall']:.4f} | {item['f1']:.4f} | {item['support']} |")
+    lines.append(
+        f"| **macro average** | {validation['macro_precision']:.4f} | {validation['macro_recall']:.4f} | "
+        f"{validation['macro_f1']:.4f} | {validation['count']} |"
+    )
+    labels = validation["confusion_matrix"]["labels"]
+    matrix = validation["confusion_matrix"]["rows_true_columns_predicted"]
+    lines += ["", "Confusion matrix (rows: true class, columns: predicted):", ""]
+    lines.append("| true \\ predicted | " + " | ".join(labels) + " |")
+    lines.append("| --- | " + " | ".join("---:" for _ in labels) + " |")
+    lines += [f"| {label} | " + " | ".join(str(v) for v in row) + " |" for label, row in zip(labels, matrix)]
+    lines += ["", "![confusion matrix](confusion_matrix.png)"]
+    if "roc" in report["files"]:
+        lines += ["", "![ROC](roc.png)"]
+    lines += ["", "![worst mistakes](worst_mistakes.png)", ""]
+    if report["notes"]:
+        lines += ["## Notes", ""] + [f"- {note}" for note in report["notes"]] + [""]
+    env = report["environment"]
+    lines += [
+        "## Environment",
+        "",
+        f"Python {env['python']}, TensorFlow {env['tensorflow']}, Keras {env['keras']}, {env['platform']}, "
+        f"{env['cpu_count']} CPUs.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(out_dir: Path, report: dict[str, Any]) -> tuple[Path, Path]:
+    json_path = write_atomic(out_dir / "report.json", (json.dumps(report, indent=2) + "\n").encode("utf-8"))
+    md_path = write_atomic(out_dir / "report.md", render_markdown(report).encode("utf-8"))
+    return json_path, md_path
