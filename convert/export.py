@@ -231,6 +231,27 @@ def _verify_embedding(bare: bytes, final: bytes, spec: InputSpec) -> None:
         raise ConversionFailed("embedding the metadata changed the model's outputs")
 
 
+def _write_variant(model: Any, source: TrainingOutput, variant: str, key: str, calibration: Calibration | None,
+                   info: ModelInfo, path: Path) -> GraphCheck:
+    """Convert, check, embed metadata + labels + contract, verify, and write ``path`` and its sidecar.
+
+    Raises ``ConversionFailed`` (nothing written) when the graph breaks the variant's invariants.
+    """
+    bare = convert(model, variant, calibration.pixels if variant in CALIBRATED and calibration else None)
+    graph = check_graph(bare, variant)
+    require_valid(graph, variant)
+    spec = _variant_spec(source, variant, key, graph, calibration)
+    metadata = classifier_metadata(spec, variant, float_input=graph.input.dtype.startswith("float"), info=info)
+    content = embed(bare, metadata, {
+        LABELS_FILENAME: spec.labels_text().encode("utf-8"),
+        CONTRACT_FILENAME: spec.to_json().encode("utf-8"),
+    })
+    _verify_embedding(bare, content, spec)
+    write_atomic(path, content)
+    spec.save(contract_path_for(path))
+    return graph
+
+
 def export(train_dir: str | Path, out_dir: str | Path, options: ExportOptions = ExportOptions(), *,
            warn: Warn = warn_stderr, log: Callable[[str], None] = print, progress: bool = True) -> ExportResult:
     """Convert, gate and report every variant in ``options.variants``.
@@ -298,19 +319,7 @@ def export(train_dir: str | Path, out_dir: str | Path, options: ExportOptions = 
                     calibration = sample_calibration(candidates, spec, options.calibration_size, options.seed,
                                                      calibration_source, warn=warn, progress=progress)
                 log(f"{variant}: converting ...")
-                bare = convert(model, variant, calibration.pixels if variant in CALIBRATED and calibration else None)
-                result.graph = check_graph(bare, variant)
-                require_valid(result.graph, variant)
-                variant_spec = _variant_spec(source, variant, key, result.graph, calibration)
-                metadata = classifier_metadata(variant_spec, variant, float_input=result.graph.input.dtype.startswith("float"),
-                                               info=options.info)
-                content = embed(bare, metadata, {
-                    LABELS_FILENAME: variant_spec.labels_text().encode("utf-8"),
-                    CONTRACT_FILENAME: variant_spec.to_json().encode("utf-8"),
-                })
-                _verify_embedding(bare, content, variant_spec)
-                write_atomic(path, content)
-                variant_spec.save(contract_path_for(path))
+                result.graph = _write_variant(model, source, variant, key, calibration, options.info, path)
             require_valid(result.graph, variant)
         except ConversionFailed as exc:
             result.error = str(exc)

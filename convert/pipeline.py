@@ -157,8 +157,8 @@ def run_pipeline(config: PipelineConfig) -> int:
         train_cmd += ["--epochs", str(config.epochs)]
     if config.fine_tune_epochs is not None:
         train_cmd += ["--fine-tune-epochs", str(config.fine_tune_epochs)]
-    if config.resume and (train_out / "checkpoints").exists():
-        train_cmd.append("--resume")
+    # A repeated `make all` starts over; --resume continues an interrupted run instead.
+    train_cmd.append("--resume" if config.resume and (train_out / "checkpoints").exists() else "--overwrite")
     times.append(StageTime("train", run_stage("train", train_cmd)))
 
     export_cmd = [python, "-m", "convert", "export", str(train_out), "--out", str(tflite_out), "--variants", config.variants]
@@ -201,7 +201,7 @@ def print_summary(out, bench_out, train_out, tflite_out, accuracy, correct, tota
     bench = json.loads((bench_out / "benchmark.json").read_text()) if (bench_out / "benchmark.json").exists() else {}
     train_report = json.loads((train_out / "report.json").read_text())
     print("\n=== summary")
-    print(f"Keras float model: validation accuracy {100 * train_report['accuracy']:.2f}%")
+    print(f"Keras float model: validation accuracy {100 * train_report['summary']['val_accuracy']:.2f}%")
     print(f"{'variant':<10} {'accepted':>8} {'accuracy':>9} {'agree':>7} {'size MB':>8} {'p50 ms (1 thr)':>15}")
     latency = {row.get("variant"): row for row in bench.get("models", [])}
     for row in report.get("variants", []):

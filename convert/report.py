@@ -79,7 +79,7 @@ def export_markdown(result: ExportResult) -> str:
     lines += [
         "",
         f"- Source: `{result.source}` (model.keras sha256 `{result.model_sha256[:16]}…`), written to `{result.out_dir}`.",
-        f"- Gate: a variant is rejected when it loses more than {th.max_accuracy_drop:g} accuracy points against the "
+        f"- Gate: a variant is rejected when its accuracy is more than {th.max_accuracy_drop:g} points below the "
         f"float Keras model or agrees with its top-1 answer on fewer than {th.min_agreement:g}% of the photos.",
         f"- Evaluated on {ref.photos} photos from {result.eval_source}, decoded once with "
         "`edge_runner.image.preprocess` (draft decoding on, as the runner) and run through "

@@ -251,6 +251,7 @@ def test_cli_labels_from_filename_full_mode_mirrored(tmp_path, tiny_weights, cap
     assert "already holds a training run" in capsys.readouterr().err
 
 
+@pytest.mark.filterwarnings("ignore:Skipping nested container:UserWarning")
 def test_weights_file_that_does_not_fit_the_backbone(tmp_path, two_class_data, tiny_weights):
     config = tiny_config(two_class_data, tmp_path / "out", tiny_weights, alpha=0.5)
     with pytest.raises(TrainError, match=r"^--weights .*tiny_mobilenet_v2_0.35.weights.h5: does not fit mobilenet_v2 alpha 0.5"):

@@ -32,6 +32,11 @@ from .errors import TrainError
 
 log = logging.getLogger(__name__)
 
+# Keras' MobileNetV2 keeps BatchNorm statistics with momentum 0.999, which needs
+# thousands of steps to forget its initial (0, 1) statistics: a network trained
+# from scratch for a few hundred steps then predicts one class in inference mode.
+SCRATCH_BATCHNORM_MOMENTUM = 0.9
+
 # Small geometric and photometric changes: a cat stays a cat. Rotation is a
 # fraction of a full turn (0.05 ≈ ±18°).
 AUGMENTATION = {"flip": "horizontal", "rotation": 0.05, "zoom": 0.1, "contrast": 0.1}
@@ -232,6 +237,8 @@ def freeze_backbone(network: Network) -> None:
     for i, layer in enumerate(network.base.layers):
         if network.from_scratch:
             layer.trainable = True
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = SCRATCH_BATCHNORM_MOMENTUM
         else:
             layer.trainable = i > network.cut and not isinstance(layer, keras.layers.BatchNormalization)
 

@@ -168,7 +168,7 @@ def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None
     replace(config, resume=False, overwrite=False).save(out / CONFIG_FILENAME)
     split.save(out / SPLIT_FILENAME)
     write_atomic(out / SKIPPED_FILENAME, split.skipped_text().encode("utf-8"))
-    _log_data(split, decoded.from_cache, out)
+    _log_data(split, out)
     weights_by_class = class_weights_for(split, config)
     if split.imbalance() >= config.imbalance_ratio:
         log.warning(
@@ -320,74 +320,28 @@ def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None
 
     # -- outputs ---------------------------------------------------------------
     start = time.perf_counter()
-    model_path = out / MODEL_FILENAME
-    tmp_model = out / f".tmp-{os.getpid()}-{MODEL_FILENAME}"
     export = export_model(network)
-    export.save(tmp_model)
-    os.replace(tmp_model, model_path)
+    model_path = _save_model(export, out / MODEL_FILENAME)
     contract_path = spec.save(out / CONTRACT_FILENAME)
     labels_path = spec.save_labels(out / LABELS_FILENAME)
-
+    # Evaluate what was written, reloaded as a user would load it.
     saved = keras.saving.load_model(model_path)
     probabilities = _predict(saved, decoded.array, val_rows, batch, progress)
     timings["evaluate"] = time.perf_counter() - start
 
     from .evaluate import evaluate_probabilities
-    from .plots import plot_confusion, plot_history, plot_mistakes, plot_roc
     from .report import build_report, write_report
 
     evaluation = evaluate_probabilities(probabilities, y_val, split.labels)
-    files = {"model": MODEL_FILENAME, "contract": CONTRACT_FILENAME, "labels": LABELS_FILENAME, "split": SPLIT_FILENAME,
-             "config": CONFIG_FILENAME, "skipped": SKIPPED_FILENAME, "checkpoints": CHECKPOINT_DIR + "/"}
-    plot_history({name: states[name].history for name in ("head", "fine_tune")}, out / PLOTS["training_curves"])
-    plot_confusion(evaluation, out / PLOTS["confusion_matrix"])
-    files.update(training_curves=PLOTS["training_curves"], confusion_matrix=PLOTS["confusion_matrix"])
-    if evaluation.roc_fpr.size:
-        plot_roc(evaluation, out / PLOTS["roc"])
-        files["roc"] = PLOTS["roc"]
-    elif (out / PLOTS["roc"]).exists():
-        (out / PLOTS["roc"]).unlink()
-    plot_mistakes(evaluation, _VirtualRows(decoded.array, val_rows), [s.path for s in split.validation], out / PLOTS["worst_mistakes"])
-    files["worst_mistakes"] = PLOTS["worst_mistakes"]
-
+    files = _write_plots(out, evaluation, states, _VirtualRows(decoded.array, val_rows), [s.path for s in split.validation])
     elapsed = time.perf_counter() - started
-    phases = {
-        name: {
-            "ran": name == "head" and run_head or name == "fine_tune" and run_fine_tune,
-            "epochs": config.epochs if name == "head" else config.fine_tune_epochs,
-            "epochs_run": states[name].epoch,
-            "best_epoch": states[name].best_epoch,
-            "best_val_loss": states[name].best_loss,
-            "stopped_early": states[name].stopped_early,
-            "seconds": round(states[name].seconds, 2),
-            "learning_rate": config.learning_rate if name == "head" or config.from_scratch else config.fine_tune_learning_rate,
-            "history": states[name].history,
-        }
-        for name in ("head", "fine_tune")
-    }
-    model_info = {
-        "name": spec.name,
-        "backbone": network.backbone_tag,
-        "weights": config.weights,
-        "image_size": config.image_size,
-        "cut_layer": network.cut_name,
-        "fine_tuned_layers": network.fine_tuned_layers,
-        "fine_tune_mode": "full (from scratch)" if config.from_scratch else config.fine_tune_mode,
-        "augment_views": config.augment_views,
-        "batchnorm": "trained (from scratch)" if config.from_scratch else "frozen, inference mode",
-        "parameters": int(export.count_params()),
-        "trainable_parameters": {
-            "head": trainable_parameter_count(network.head),
-            "fine_tune": trainable_parameter_count(network.augmented if config.from_scratch else network.fine_tune),
-        },
-    }
     timings["total"] = elapsed
     report = build_report(
         config=config,
         split=split,
         evaluation=evaluation,
-        model_info=model_info,
-        phases=phases,
+        model_info=_model_info(config, network, spec, export),
+        phases=_phase_summary(config, states, {"head": run_head, "fine_tune": run_fine_tune}),
         timings=timings,
         elapsed_s=elapsed,
         class_weights=weights_by_class,
@@ -414,6 +368,74 @@ def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None
     )
 
 
+def _save_model(model: Any, path: Path) -> Path:
+    """``model.save`` via a temporary ``.keras`` file and a rename: never a half-written model."""
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _write_plots(out: Path, evaluation: Any, states: dict, pixels: Any, names: list[str]) -> dict[str, str]:
+    """The PNG plots; returns ``{kind: file name}`` of everything in ``out`` (for the report)."""
+    from .plots import plot_confusion, plot_history, plot_mistakes, plot_roc
+
+    files = {"model": MODEL_FILENAME, "contract": CONTRACT_FILENAME, "labels": LABELS_FILENAME, "split": SPLIT_FILENAME,
+             "config": CONFIG_FILENAME, "skipped": SKIPPED_FILENAME, "checkpoints": CHECKPOINT_DIR + "/"}
+    plot_history({name: states[name].history for name in ("head", "fine_tune")}, out / PLOTS["training_curves"])
+    plot_confusion(evaluation, out / PLOTS["confusion_matrix"])
+    files.update(training_curves=PLOTS["training_curves"], confusion_matrix=PLOTS["confusion_matrix"])
+    if evaluation.roc_fpr.size:
+        plot_roc(evaluation, out / PLOTS["roc"])
+        files["roc"] = PLOTS["roc"]
+    else:
+        (out / PLOTS["roc"]).unlink(missing_ok=True)
+    plot_mistakes(evaluation, pixels, names, out / PLOTS["worst_mistakes"])
+    files["worst_mistakes"] = PLOTS["worst_mistakes"]
+    return files
+
+
+def _phase_summary(config: TrainConfig, states: dict, ran: dict[str, bool]) -> dict[str, dict[str, Any]]:
+    return {
+        name: {
+            "ran": ran[name],
+            "epochs": config.epochs if name == "head" else config.fine_tune_epochs,
+            "epochs_run": states[name].epoch,
+            "best_epoch": states[name].best_epoch,
+            "best_val_loss": states[name].best_loss,
+            "stopped_early": states[name].stopped_early,
+            "seconds": round(states[name].seconds, 2),
+            "learning_rate": config.learning_rate if name == "head" or config.from_scratch else config.fine_tune_learning_rate,
+            "history": states[name].history,
+        }
+        for name in ("head", "fine_tune")
+    }
+
+
+def _model_info(config: TrainConfig, network: Any, spec: InputSpec, export: Any) -> dict[str, Any]:
+    from .model import trainable_parameter_count
+
+    return {
+        "name": spec.name,
+        "backbone": network.backbone_tag,
+        "weights": config.weights,
+        "image_size": config.image_size,
+        "cut_layer": network.cut_name,
+        "fine_tuned_layers": network.fine_tuned_layers,
+        "fine_tune_mode": "full (from scratch)" if config.from_scratch else config.fine_tune_mode,
+        "augment_views": config.augment_views,
+        "batchnorm": "trained (from scratch)" if config.from_scratch else "frozen, inference mode",
+        "parameters": int(export.count_params()),
+        "trainable_parameters": {
+            "head": trainable_parameter_count(network.head),
+            "fine_tune": trainable_parameter_count(network.augmented if config.from_scratch else network.fine_tune),
+        },
+    }
+
+
 def _writable_dir(path: Path, flag: str) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -425,7 +447,7 @@ def _writable_dir(path: Path, flag: str) -> Path:
     return path
 
 
-def _log_data(split: DataSplit, from_cache: bool, out: Path) -> None:
+def _log_data(split: DataSplit, out: Path) -> None:
     train, val = split.counts("train"), split.counts("validation")
     for label in split.labels:
         log.info("  %-20s %6d training, %5d validation photos", label, train[label], val[label])

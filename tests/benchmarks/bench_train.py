@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--limit", type=int, default=256, help="photos to use")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--fine-tune-layers", type=int, default=29)
+    parser.add_argument("--fine-tune-layers", type=int, default=TrainConfig(data="", out="").fine_tune_layers)
     args = parser.parse_args(argv)
 
     import keras
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fine-tuned: top {net.fine_tuned_layers} layers above {net.cut_name}; cached activation {net.cut_shape}")
 
     def fit(model, x):
-        model.fit(x, labels, batch_size=args.batch_size, epochs=1, verbose=0, shuffle=False)
+        model.fit(x, labels[: len(x)], batch_size=args.batch_size, epochs=1, verbose=0, shuffle=False)
 
     # Warm up every model once (tracing is a one-off cost, not an epoch cost).
     frozen = [layer.trainable for layer in net.base.layers]

@@ -1,0 +1,117 @@
+"""The model card's figures: each shipped variant on the validation photos, through the runner.
+
+    python tests/benchmarks/eval_shipped.py [--data ../shared/data/cats_and_dogs_filtered/validation]
+
+Prints markdown: accuracy and per-class precision / recall / F1 for every
+``models/*.tflite`` (decode → resize → invoke, exactly the runner's path), the
+int8-vs-float16 agreement, and the scores the model gives to inputs that are
+neither a cat nor a dog (generated noise, flat colours, gradients, shapes), so
+the card can say what ``--threshold`` buys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from edge_runner import Classifier, preprocess  # noqa: E402
+from edge_runner.image import is_image_path  # noqa: E402
+
+
+def photos_with_labels(root: Path) -> list[tuple[Path, str]]:
+    return sorted((p, p.parent.name) for p in root.rglob("*") if p.is_file() and is_image_path(p))
+
+
+def neither_images(seed: int = 0, count: int = 40) -> list[Image.Image]:
+    """Inputs that are no cat and no dog: noise, flat colours, gradients, shapes, stripes."""
+    rng = np.random.default_rng(seed)
+    images = []
+    for i in range(count):
+        kind = i % 5
+        if kind == 0:
+            array = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
+        elif kind == 1:
+            array = np.full((224, 224, 3), rng.integers(0, 256, 3), dtype=np.uint8)
+        elif kind == 2:
+            ramp = np.linspace(0, 255, 224, dtype=np.float32)
+            array = np.stack([np.tile(ramp, (224, 1)), np.tile(ramp[:, None], (1, 224)), np.full((224, 224), rng.integers(0, 256))], -1).astype(np.uint8)
+        elif kind == 3:
+            image = Image.new("RGB", (224, 224), tuple(int(v) for v in rng.integers(0, 256, 3)))
+            draw = ImageDraw.Draw(image)
+            for _ in range(6):
+                x0, y0 = (int(v) for v in rng.integers(0, 180, 2))
+                draw.rectangle((x0, y0, x0 + 40, y0 + 40), fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+            images.append(image)
+            continue
+        else:
+            stripes = (np.arange(224)[None, :] // int(rng.integers(4, 32)) % 2) * 255
+            array = np.repeat(np.repeat(stripes, 224, 0)[..., None], 3, -1).astype(np.uint8)
+        images.append(Image.fromarray(array))
+    return images
+
+
+def metrics(truth: list[str], predicted: list[str], labels: tuple[str, ...]) -> dict:
+    from sklearn.metrics import precision_recall_fscore_support
+
+    precision, recall, f1, support = precision_recall_fscore_support(truth, predicted, labels=list(labels), zero_division=0)
+    accuracy = float(np.mean([t == p for t, p in zip(truth, predicted)]))
+    return {"accuracy": accuracy, "precision": precision, "recall": recall, "f1": f1, "support": support}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "cats_and_dogs_filtered" / "validation")
+    parser.add_argument("--models", type=Path, nargs="*", default=sorted((REPO / "models").glob("*.tflite")))
+    args = parser.parse_args(argv)
+    photos = photos_with_labels(args.data)
+    if not photos:
+        print(f"eval_shipped: error: {args.data}: no photos", file=sys.stderr)
+        return 2
+    top_labels: dict[str, list[str]] = {}
+    print(f"{len(photos)} photos from {args.data}\n")
+    print("| Variant | File (MB) | Accuracy | Class | Precision | Recall | F1 | Photos |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|")
+    neither = neither_images()
+    neither_scores, photo_scores = {}, {}
+    for model_path in args.models:
+        classifier = Classifier(model_path, num_threads=1)
+        spec = classifier.spec
+        predictions = [classifier.classify(preprocess(path, spec).array) for path, _ in photos]
+        predicted = [p.label for p in predictions]
+        photo_scores[classifier.variant] = np.array([p.score for p in predictions])
+        top_labels[classifier.variant] = predicted
+        result = metrics([label for _, label in photos], predicted, spec.labels)
+        for i, label in enumerate(spec.labels):
+            head = (classifier.variant, f"{classifier.size_bytes / 1e6:.2f}", f"{100 * result['accuracy']:.2f}%") if i == 0 else ("", "", "")
+            print(
+                f"| {' | '.join(head)} | {label} | {100 * result['precision'][i]:.2f}% | "
+                f"{100 * result['recall'][i]:.2f}% | {100 * result['f1'][i]:.2f}% | {result['support'][i]} |"
+            )
+        scores = [classifier.classify(np.asarray(image.resize(spec.size, Image.Resampling.BILINEAR))).score for image in neither]
+        neither_scores[classifier.variant] = np.array(scores)
+    variants = list(top_labels)
+    if len(variants) >= 2:
+        a, b = variants[0], variants[1]
+        agree = np.mean([x == y for x, y in zip(top_labels[a], top_labels[b])])
+        print(f"\nTop-1 agreement {a} vs {b}: {100 * agree:.2f}%")
+    print(f"\nTop score on {len(neither)} generated inputs that are neither cat nor dog (noise, flat colours, gradients, shapes, stripes):\n")
+    print("| Inputs | Variant | min | median | max | share ≥ 0.8 | share ≥ 0.9 |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for name, table in (("neither (generated)", neither_scores), ("validation photos", photo_scores)):
+        for variant, scores in table.items():
+            print(
+                f"| {name} | {variant} | {scores.min():.3f} | {np.median(scores):.3f} | {scores.max():.3f} | "
+                f"{100 * np.mean(scores >= 0.8):.1f}% | {100 * np.mean(scores >= 0.9):.1f}% |"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""The model the kit ships in models/: consistent files, and its accuracy through the runner."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_runner import Classifier, InputSpec
+from edge_runner.model import read_contract, read_packed_files
+from edge_runner.spec import contract_path_for
+from conftest import REPO, draw_photo
+
+MODELS = REPO / "models"
+SHIPPED = {"int8": MODELS / "cats_dogs_int8.tflite", "float16": MODELS / "cats_dogs_float16.tflite"}
+LABELS = ("cats", "dogs")
+
+
+@pytest.mark.parametrize("variant", sorted(SHIPPED))
+def test_shipped_files_are_consistent(variant):
+    path = SHIPPED[variant]
+    content = path.read_bytes()
+    packed = read_packed_files(content)
+    embedded = InputSpec.from_json(packed["contract.json"])
+    assert embedded == InputSpec.load(contract_path_for(path)) == read_contract(path)
+    assert embedded.labels == LABELS
+    assert embedded.extra["variant"] == variant
+    assert packed["labels.txt"].decode() == (MODELS / "labels.txt").read_text() == "cats\ndogs\n"
+
+    classifier = Classifier(path)
+    assert classifier.variant == variant
+    assert classifier.input_dtype == (np.uint8 if variant == "int8" else np.float32)
+    if variant == "int8":
+        assert (classifier.input_scale, classifier.input_zero_point) == (1.0, 0.0)
+    prediction = classifier.classify(np.asarray(draw_photo((200, 120, 60), size=(224, 224))), top_k=2)
+    assert prediction.label in LABELS
+    assert abs(sum(item.score for item in prediction.top_k) - 1.0) < 0.01
+
+
+@pytest.mark.parametrize("variant", sorted(SHIPPED))
+def test_shipped_metadata_is_standard_tflite_metadata(variant):
+    pytest.importorskip("flatbuffers")
+    from convert.metadata import read_metadata
+
+    metadata = read_metadata(SHIPPED[variant].read_bytes())
+    assert metadata["name"] == "cats_dogs"
+    (subgraph,) = metadata["subgraph_metadata"]
+    (image,) = subgraph["input_tensor_metadata"]
+    assert image["content"]["content_properties"]["color_space"] == "RGB"
+    assert image["content"]["content_properties"]["default_size"] == {"width": 224, "height": 224}
+    (output,) = subgraph["output_tensor_metadata"]
+    assert [(f["name"], f["type"]) for f in output["associated_files"]] == [("labels.txt", "TENSOR_AXIS_LABELS")]
+
+
+def test_shipped_int8_is_small():
+    assert SHIPPED["int8"].stat().st_size <= 4_000_000
+
+
+def test_runner_defaults_to_the_shipped_int8(tmp_path):
+    photo = tmp_path / "photo.jpg"
+    draw_photo((90, 60, 30), size=(300, 200)).save(photo)
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-m", "edge_runner", "--json", str(photo)], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["label"] in LABELS
+
+
+@pytest.mark.slow
+def test_shipped_int8_accuracy_on_the_validation_photos(shared_data, tmp_path):
+    """≥ 98.5% through the runner's own file pipeline, and ≥ 99.5% agreement with float16."""
+    validation = shared_data / "validation"
+    answers = {}
+    for variant, path in SHIPPED.items():
+        result = subprocess.run(
+            [sys.executable, "-m", "edge_runner", "--json", "--top-k", "1", "--model", str(path), str(validation)],
+            capture_output=True, text=True, cwd=REPO,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        answers[variant] = {r["source"]: r["label"] for r in map(json.loads, result.stdout.splitlines())}
+    int8 = answers["int8"]
+    assert len(int8) == 1000
+    accuracy = np.mean([label == Path(source).parent.name for source, label in int8.items()])
+    agreement = np.mean([int8[source] == answers["float16"][source] for source in int8])
+    assert accuracy >= 0.985, f"int8 accuracy {accuracy:.4f}"
+    assert agreement >= 0.995, f"int8 vs float16 agreement {agreement:.4f}"
