@@ -14,8 +14,12 @@ EXTRAS ?= edge,camera,train,serve,dev
 # Debian packages some tests use: a headless browser (web page test) and the
 # arm64 user-mode emulator (Raspberry Pi test). Installed when we are root.
 SYSTEM_PACKAGES := chromium qemu-user-static debootstrap
+# MediaPipe Tasks (what Android/iOS apps run) checks the exported files; it pins
+# numpy<2 and protobuf 4, so it lives in a side environment of its own.
+MP_VENV ?= .venv-mediapipe
+MP_PY := $(MP_VENV)/bin/python
 
-.PHONY: all model setup system-deps test test-fast clean
+.PHONY: all model setup system-deps mediapipe test test-fast clean
 
 all: setup  ## The main job: data → train → convert + gate → benchmark → runner, with a summary.
 	$(PY) -m convert.pipeline $(if $(DATA),--data $(DATA)) --weights $(WEIGHTS) --out $(OUT) --seed $(SEED)
@@ -23,8 +27,8 @@ all: setup  ## The main job: data → train → convert + gate → benchmark →
 model: setup  ## Reproduce the shipped model and copy it into models/.
 	$(PY) -m convert.pipeline $(if $(DATA),--data $(DATA)) --weights $(WEIGHTS) --out $(OUT) --seed $(SEED) --install
 
-test: setup system-deps  ## The whole test suite (real-photo tests run when ../shared exists).
-	$(PY) -m pytest -q
+test: setup system-deps mediapipe  ## The whole test suite (real-photo tests run when ../shared exists).
+	EDGEKIT_MEDIAPIPE_PYTHON=$(if $(wildcard $(MP_PY)),$(abspath $(MP_PY))) $(PY) -m pytest -q
 
 test-fast: setup  ## Skip the slow real-data tests.
 	$(PY) -m pytest -q -m "not slow"
@@ -37,14 +41,20 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $@
 
+mediapipe: $(MP_VENV)/.installed
+
+$(MP_VENV)/.installed:
+	@($(PYTHON) -m venv $(MP_VENV) && $(MP_PY) -m pip install --quiet mediapipe==0.10.21 && touch $@) \
+		|| (rm -rf $(MP_VENV); echo "warning: could not install mediapipe==0.10.21; the MediaPipe checks will skip")
+
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "installing Debian packages:$$missing"; \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null) \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
 			|| echo "warning: could not install$$missing; the tests that need them will skip"; \
 	else echo "note: not root, so not installing$$missing; the tests that need them will skip"; fi
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(MP_VENV) runs .pytest_cache

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from edge_runner import Classifier, InputSpec
 from edge_runner.model import read_contract, read_packed_files
@@ -87,3 +89,32 @@ def test_shipped_int8_accuracy_on_the_validation_photos(shared_data, tmp_path):
     agreement = np.mean([int8[source] == answers["float16"][source] for source in int8])
     assert accuracy >= 0.985, f"int8 accuracy {accuracy:.4f}"
     assert agreement >= 0.995, f"int8 vs float16 agreement {agreement:.4f}"
+
+
+def test_mediapipe_reads_the_shipped_models(tmp_path):
+    """MediaPipe Tasks' ImageClassifier (what Android/iOS apps call) names the right category with the runner's score."""
+    python = os.environ.get("EDGEKIT_MEDIAPIPE_PYTHON")
+    if not python or not os.access(python, os.X_OK):
+        pytest.skip("EDGEKIT_MEDIAPIPE_PYTHON is not set to a python with mediapipe==0.10.21 (make test sets it up)")
+    script = REPO / "tests" / "mediapipe" / "check_mediapipe.py"
+    images = []
+    for i, colour in enumerate([(200, 120, 60), (40, 40, 40), (230, 230, 220)]):
+        # Already at the model's size and lossless, so MediaPipe's own resize is the identity.
+        path = tmp_path / f"photo{i}.png"
+        draw_photo(colour, size=(224, 224), seed=i).save(path)
+        images.append(path)
+    command = [python, str(script), *[f"--model={p}" for p in SHIPPED.values()], *map(str, images)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    for variant, path in SHIPPED.items():
+        runner = Classifier(path)
+        tolerance = runner.output_scale + 1e-6 if variant == "int8" else 1e-3
+        rows = [r for r in results if r["model"] == str(path) and "image" in r]
+        assert len(rows) == len(images)
+        for row in rows:
+            probabilities = runner.probabilities(np.asarray(Image.open(row["image"]).convert("RGB")))
+            assert row["categories"][0]["category_name"] == LABELS[int(np.argmax(probabilities))]
+            for category in row["categories"]:
+                assert category["category_name"] == LABELS[category["index"]]
+                assert abs(category["score"] - probabilities[category["index"]]) <= tolerance, (variant, row)
