@@ -21,6 +21,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence, TextIO
 
+from .argtypes import non_negative_int, positive_int, probability
+
 if TYPE_CHECKING:
     from .model import Classifier
 
@@ -68,36 +70,6 @@ def default_workers() -> int:
     return max(1, min(4, cores))
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, received {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, received {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, received {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, received {value}")
-    return value
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, received {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, received {value}")
-    return value
-
-
 class _Parser(argparse.ArgumentParser):
     """Usage line says ``python -m edge_runner``; errors say ``edge_runner: error: …`` like all others."""
 
@@ -125,21 +97,21 @@ def build_parser() -> argparse.ArgumentParser:
     output = parser.add_argument_group("output")
     output.add_argument("--json", action="store_true", help="print one JSON object per input (or frame) instead of text")
     output.add_argument(
-        "--top-k", type=_positive_int, default=None, metavar="K",
+        "--top-k", type=positive_int, default=None, metavar="K",
         help="keep the K best labels (JSON `top_k`; text output then lists them too); default 3 in JSON, 1 in text",
     )
     output.add_argument(
-        "--threshold", type=_probability, default=0.0, metavar="T",
+        "--threshold", type=probability, default=0.0, metavar="T",
         help="below this top score (0-1) the label is 'unknown' (default 0: always the best label)",
     )
     output.add_argument("--verbose", "-v", action="store_true", help="say which runtime, model and settings are used")
     runtime = parser.add_argument_group("speed")
     runtime.add_argument(
-        "--threads", type=_positive_int, default=None, metavar="N",
+        "--threads", type=positive_int, default=None, metavar="N",
         help="threads per interpreter (default: the runtime's choice, 1 for LiteRT)",
     )
     runtime.add_argument(
-        "--workers", type=_non_negative_int, default=default_workers(), metavar="N",
+        "--workers", type=non_negative_int, default=default_workers(), metavar="N",
         help="photos decoded and classified in parallel, each worker with its own interpreter "
         "(default: CPU cores, at most 4: %(default)s here; 0 = one at a time)",
     )
@@ -153,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="classify live frames: no value or 0 = the default camera, 1 = the second, "
         "or a video file / stream URL (picamera2 is used on a Raspberry Pi when installed)",
     )
-    camera.add_argument("--max-frames", type=_positive_int, default=None, metavar="N", help="stop after N frames")
+    camera.add_argument("--max-frames", type=positive_int, default=None, metavar="N", help="stop after N frames")
     parser.add_argument(
         "--benchmark", action="store_true",
         help="measure the model: latency p50/p90/p99 at 1, 2 and 4 threads, cold start and peak memory "

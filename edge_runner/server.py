@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Sequence
 from urllib.parse import unquote
 
 from .archive import Archive, ArchiveError
+from .argtypes import port, positive_float, positive_int
 from .cli import MODEL_ENV, UsageError, resolve_model
 from .image import ImageError, preprocess
 from .model import Classifier, ModelError
@@ -545,36 +546,6 @@ def serve(options: ServerOptions) -> None:
 # -- command line ---------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, received {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, received {value}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, received {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, received {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, received {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, received {value}")
-    return value
-
-
 def build_parser(prog: str = "python -m edge_runner serve") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -587,7 +558,7 @@ def build_parser(prog: str = "python -m edge_runner serve") -> argparse.Argument
         help=f"the .tflite model (default: ${MODEL_ENV}, else models/cats_dogs_int8.tflite in the repository)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s; 0.0.0.0 = every network)")
-    parser.add_argument("--port", type=_port, default=8000, help="port (default: %(default)s; 0 = any free port)")
+    parser.add_argument("--port", type=port, default=8000, help="port (default: %(default)s; 0 = any free port)")
     parser.add_argument(
         "--camera",
         nargs="?",
@@ -597,17 +568,17 @@ def build_parser(prog: str = "python -m edge_runner serve") -> argparse.Argument
         help="add a live view: the default camera, or SOURCE = a camera index, a video file or a stream URL",
     )
     parser.add_argument("--archive", type=Path, metavar="DIR", help="keep every uploaded photo in DIR under a generated name (default: keep nothing)")
-    parser.add_argument("--threads", type=_positive_int, default=1, metavar="N", help="interpreter threads per interpreter (default: %(default)s)")
+    parser.add_argument("--threads", type=positive_int, default=1, metavar="N", help="interpreter threads per interpreter (default: %(default)s)")
     parser.add_argument(
         "--interpreters",
-        type=_positive_int,
+        type=positive_int,
         default=min(2, os.cpu_count() or 1),
         metavar="N",
         help="interpreters answering uploads in parallel (default: %(default)s, up to 2 by CPU count)",
     )
-    parser.add_argument("--top-k", type=_positive_int, default=3, metavar="K", help="labels returned per photo (default: %(default)s)")
-    parser.add_argument("--max-upload-mb", type=_positive_float, default=10.0, metavar="MB", help="largest accepted photo in MB (default: %(default)s)")
-    parser.add_argument("--camera-fps", type=_positive_float, default=15.0, metavar="FPS", help="most live-view frames per second (default: %(default)s)")
+    parser.add_argument("--top-k", type=positive_int, default=3, metavar="K", help="labels returned per photo (default: %(default)s)")
+    parser.add_argument("--max-upload-mb", type=positive_float, default=10.0, metavar="MB", help="largest accepted photo in MB (default: %(default)s)")
+    parser.add_argument("--camera-fps", type=positive_float, default=15.0, metavar="FPS", help="most live-view frames per second (default: %(default)s)")
     return parser
 
 
