@@ -76,6 +76,8 @@ def fetch_data(cache_dir: Path | None = None) -> Path:
     """
     import keras
 
+    if cache_dir is not None:
+        cache_dir.mkdir(parents=True, exist_ok=True)  # Keras falls back to /tmp/.keras for a missing folder
     archive = keras.utils.get_file(
         "cats_and_dogs_filtered.zip",
         origin=DATA_URL,
