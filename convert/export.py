@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from edge_runner.image import find_images
 from edge_runner.model import ModelError, read_contract
 from edge_runner.runtime import load_runtime
 from edge_runner.spec import (CONTRACT_FILENAME, LABELS_FILENAME, ContractError, InputSpec, contract_path_for,
@@ -34,7 +35,7 @@ from .errors import ConversionFailed, ConvertError
 from .gate import (Comparison, DraftStudy, Scores, Thresholds, Verdict, compare, judge, predict_keras, predict_tflite,
                    score, study_draft, truth_indices)
 from .metadata import ModelInfo, classifier_metadata, embed
-from .photos import (Calibration, Photo, Warn, check_calibration_size, decode, images_under, labelled_folder,
+from .photos import (Calibration, Photo, Warn, check_calibration_size, decode, labelled_folder,
                      sample_calibration, split_photos, warn_stderr)
 from .quantize import CALIBRATED, DEFAULT_VARIANTS, VARIANTS, GraphCheck, check_graph, convert, require_valid
 from .source import TrainingOutput, load_keras_model, load_training_output
@@ -161,7 +162,7 @@ def _calibration_candidates(source: TrainingOutput, options: ExportOptions) -> t
         root = Path(options.calibration_data)
         if not root.is_dir():
             raise ConvertError(f"--calibration-data: {root} is not a directory")
-        return images_under(root), str(root)
+        return find_images(root), str(root)
     entries = split_photos(source.split_entries("train"), source.spec.labels, f"{source.split_path} (train)")
     return [photo.path for photo in entries], f"{source.split_path} (train split)"
 

@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from edge_runner.image import ImageError, is_image_path, preprocess
+from edge_runner.image import ImageError, find_images, preprocess
 from edge_runner.spec import InputSpec
 
 from .errors import ConvertError
@@ -59,14 +59,6 @@ def _visible(path: Path) -> bool:
     return not path.name.startswith(".")
 
 
-def images_under(root: Path) -> list[Path]:
-    """Every image file under ``root`` (recursive, hidden entries ignored), sorted."""
-    return sorted(
-        p for p in root.rglob("*")
-        if p.is_file() and is_image_path(p) and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
-
-
 def labelled_folder(root: Path, labels: Sequence[str], what: str = "--eval-data") -> list[Photo]:
     """Photos in a one-folder-per-class directory whose folder names are among ``labels``.
 
@@ -84,7 +76,7 @@ def labelled_folder(root: Path, labels: Sequence[str], what: str = "--eval-data"
             f"{what}: {root} has class folders the model does not know: {', '.join(unknown)} "
             f"(the model's classes: {', '.join(labels)})"
         )
-    photos = [Photo(path, folder.name) for folder in folders for path in images_under(folder)]
+    photos = [Photo(path, folder.name) for folder in folders for path in find_images(folder)]
     if not photos:
         raise ConvertError(f"{what}: {root} has no image files in its class folders ({', '.join(p.name for p in folders)})")
     return photos

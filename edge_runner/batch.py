@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
-from .image import IMAGE_SUFFIXES, ImageError, is_image_path, preprocess
+from .image import IMAGE_SUFFIXES, ImageError, find_images, preprocess
 
 if TYPE_CHECKING:
     from .model import Classifier, Prediction
@@ -53,15 +53,6 @@ class Result:
         return self.error is None
 
 
-def _images_under(directory: Path) -> list[str]:
-    """Image files below ``directory`` (recursively, following no hidden folders), sorted."""
-    found = []
-    for root, dirs, files in os.walk(directory):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.extend(os.path.join(root, name) for name in files if is_image_path(Path(name)) and not name.startswith("."))
-    return sorted(found)
-
-
 def collect_inputs(arguments: Iterable[str]) -> CollectedInputs:
     """Expand files, directories (recursively) and glob patterns into image paths.
 
@@ -84,7 +75,7 @@ def collect_inputs(arguments: Iterable[str]) -> CollectedInputs:
     for argument in arguments:
         path = Path(argument)
         if path.is_dir():
-            images = _images_under(path)
+            images = [str(image) for image in find_images(path)]
             if not images:
                 errors.append(f"{argument}: no images in this directory (looked recursively for {suffixes})")
             for image in images:
@@ -96,7 +87,7 @@ def collect_inputs(arguments: Iterable[str]) -> CollectedInputs:
             before = len(paths)
             for match in matches:
                 if os.path.isdir(match):
-                    for image in _images_under(Path(match)):
+                    for image in map(str, find_images(Path(match))):
                         add(image)
                 else:
                     add(match)

@@ -234,3 +234,12 @@ def dequantize_output(values: np.ndarray, scale: float, zero_point: int) -> np.n
 
 def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def find_images(directory: Path) -> list[Path]:
+    """Image files below ``directory``, recursively, skipping hidden files and folders; sorted by path text."""
+    found = []
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found.extend(Path(root, name) for name in files if not name.startswith(".") and is_image_path(Path(name)))
+    return sorted(found, key=str)
