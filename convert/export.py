@@ -34,6 +34,7 @@ from edge_runner.spec import (CONTRACT_FILENAME, LABELS_FILENAME, ContractError,
 from .errors import ConversionFailed, ConvertError
 from .gate import (Comparison, DraftStudy, Scores, Thresholds, Verdict, compare, judge, predict_keras, predict_tflite,
                    score, study_draft, truth_indices)
+from .flatbuffer import PACKING_VERSION
 from .metadata import ModelInfo, classifier_metadata, embed
 from .photos import (Calibration, Photo, Warn, check_calibration_size, decode, labelled_folder,
                      sample_calibration, split_photos, warn_stderr)
@@ -171,6 +172,7 @@ def _conversion_key(source: TrainingOutput, variant: str, options: ExportOptions
     """A digest of everything that determines a variant's bytes (reuse only on an exact match)."""
     parts: dict[str, Any] = {
         "edgekit_convert": __version__,
+        "packing": PACKING_VERSION,
         "model_sha256": source.model_sha256,
         "variant": variant,
         "spec": source.spec.to_dict(),
@@ -212,15 +214,23 @@ def _variant_spec(source: TrainingOutput, variant: str, key: str, graph: GraphCh
     return dataclasses.replace(source.spec, extra=extra)
 
 
+def _tensor_quantization(interpreter: Any) -> list[tuple[str, list[float], list[int], int]]:
+    """Every tensor's name and quantisation as the interpreter built it (scales, zero-points, axis)."""
+    return [(d["name"], d["quantization_parameters"]["scales"].tolist(),
+             d["quantization_parameters"]["zero_points"].tolist(), d["quantization_parameters"]["quantized_dimension"])
+            for d in interpreter.get_tensor_details()]
+
+
 def _verify_embedding(bare: bytes, final: bytes, spec: InputSpec) -> None:
-    """The model with metadata must compute bit-for-bit what the bare converter output computes."""
+    """The packed model with metadata must be the converter's model: same tensor quantisation, same outputs bit for bit."""
     runtime = load_runtime()
     rng = np.random.default_rng(0)
     batch = rng.integers(0, 256, size=(2, spec.height, spec.width, 3)).astype(np.uint8)
-    outputs = []
+    outputs, quantizations = [], []
     for content in (bare, final):
         interpreter = runtime.make_interpreter(content, num_threads=1)
         interpreter.allocate_tensors()
+        quantizations.append(_tensor_quantization(interpreter))
         detail, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
         results = []
         for pixels in batch:
@@ -228,6 +238,8 @@ def _verify_embedding(bare: bytes, final: bytes, spec: InputSpec) -> None:
             interpreter.invoke()
             results.append(interpreter.get_tensor(out["index"]).copy())
         outputs.append(np.stack(results))
+    if quantizations[0] != quantizations[1]:
+        raise ConversionFailed("packing the model changed a tensor's quantisation parameters")
     if not np.array_equal(outputs[0], outputs[1]):
         raise ConversionFailed("embedding the metadata changed the model's outputs")
 

@@ -28,19 +28,12 @@ import numpy as np
 from flatbuffers import number_types as N
 from flatbuffers.table import Table
 
-try:  # the model schema (object API) ships with LiteRT and with TensorFlow
-    from ai_edge_litert import schema_py_generated as _tfl
-except ImportError:  # pragma: no cover - TensorFlow's copy is the same schema
-    from tensorflow.lite.python import schema_py_generated as _tfl  # type: ignore[no-redef]
-
 from edge_runner.spec import CONTRACT_FILENAME, LABELS_FILENAME, InputSpec
+
+from .flatbuffer import pack_model, read_model, schema
 
 METADATA_NAME = "TFLITE_METADATA"
 METADATA_IDENTIFIER = b"M001"
-MODEL_IDENTIFIER = b"TFL3"
-# Weight buffers are re-aligned like the TFLite converter aligns them, so
-# kernels that read constants in place never see a misaligned tensor.
-BUFFER_ALIGNMENT = 16
 
 # -- the subset of metadata_schema.fbs used here ------------------------------
 # Each table lists its fields in declaration order; the index is the vtable slot.
@@ -262,49 +255,13 @@ def decode_metadata(buffer: bytes) -> dict[str, Any]:
 
 def read_metadata(model_bytes: bytes) -> dict[str, Any] | None:
     """The decoded ``TFLITE_METADATA`` of a ``.tflite`` file's bytes, or None without one."""
-    model = _tfl.Model.GetRootAs(model_bytes, 0)
+    model = schema.Model.GetRootAs(model_bytes, 0)
     for i in range(model.MetadataLength()):
         entry = model.Metadata(i)
         if entry.Name() and entry.Name().decode("utf-8") == METADATA_NAME:
             data = model.Buffers(entry.Buffer()).DataAsNumpy()
             return decode_metadata(np.asarray(data, dtype=np.uint8).tobytes())
     return None
-
-
-def _model_flatbuffer_end(model_bytes: bytes) -> bytes:
-    """The model without any zip of associated files appended after the flatbuffer."""
-    if b"PK\x05\x06" not in model_bytes[-65_600:]:
-        return model_bytes
-    try:
-        with zipfile.ZipFile(io.BytesIO(model_bytes)) as archive:
-            first = min((info.header_offset for info in archive.infolist()), default=None)
-    except zipfile.BadZipFile:
-        return model_bytes
-    return model_bytes if first is None else model_bytes[:first]
-
-
-class _AlignedBuffer:
-    """Stands in for ``BufferT`` at pack time: same fields, data aligned like the converter's."""
-
-    def __init__(self, buffer: Any) -> None:
-        self.buffer = buffer
-
-    def Pack(self, builder: flatbuffers.Builder) -> int:  # noqa: N802 - the object API's name
-        data = self.buffer.data
-        vector = None
-        if data is not None and len(data) > 0:
-            payload = np.asarray(data, dtype=np.uint8).tobytes()
-            builder.StartVector(1, len(payload), BUFFER_ALIGNMENT)
-            builder.head = builder.head - len(payload)
-            builder.Bytes[builder.head: builder.head + len(payload)] = payload
-            builder.vectorNumElems = len(payload)
-            vector = builder.EndVector()
-        _tfl.BufferStart(builder)
-        if vector is not None:
-            _tfl.BufferAddData(builder, vector)
-        _tfl.BufferAddOffset(builder, self.buffer.offset)
-        _tfl.BufferAddSize(builder, self.buffer.size)
-        return _tfl.BufferEnd(builder)
 
 
 def embed(model_bytes: bytes, metadata: dict[str, Any], files: dict[str, bytes]) -> bytes:
@@ -320,9 +277,8 @@ def embed(model_bytes: bytes, metadata: dict[str, Any], files: dict[str, bytes])
     if set(named) != set(files):
         raise ValueError(f"metadata names associated files {sorted(named)}, but {sorted(files)} were given")
     metadata_bytes = encode_metadata(metadata)
-    flat = _model_flatbuffer_end(model_bytes)
-    model = _tfl.ModelT.InitFromObj(_tfl.Model.GetRootAs(flat, 0))
-    buffer = _tfl.BufferT()
+    model = read_model(model_bytes)
+    buffer = schema.BufferT()
     buffer.data = np.frombuffer(metadata_bytes, dtype=np.uint8)
     model.buffers = list(model.buffers or [])
     model.metadata = list(model.metadata or [])
@@ -331,15 +287,12 @@ def embed(model_bytes: bytes, metadata: dict[str, Any], files: dict[str, bytes])
         model.buffers[existing[0].buffer] = buffer
     else:
         model.buffers.append(buffer)
-        entry = _tfl.MetadataT()
+        entry = schema.MetadataT()
         entry.name = METADATA_NAME
         entry.buffer = len(model.buffers) - 1
         model.metadata.append(entry)
-    model.buffers = [_AlignedBuffer(b) for b in model.buffers]
-    builder = flatbuffers.Builder(len(flat) + len(metadata_bytes) + 4096)
-    builder.Finish(model.Pack(builder), file_identifier=MODEL_IDENTIFIER)
     stream = io.BytesIO()
-    stream.write(builder.Output())
+    stream.write(pack_model(model))
     # Appending a zip to the flatbuffer, as MetadataPopulator does: readers
     # locate it from the end-of-central-directory record.
     with zipfile.ZipFile(stream, "a", compression=zipfile.ZIP_STORED) as archive:
