@@ -4,8 +4,8 @@
         [--limit 200] [--long-side 4032] [--model models/cats_dogs_int8.tflite]
 
 The validation photos are ~500 px, too small for the runner's draft decoding
-(a JPEG is decoded at a reduced DCT scale only when it is at least
-``DRAFT_MARGIN`` × the model's input on both sides). So each photo is enlarged
+(Pillow decodes a JPEG at a reduced DCT scale only down to ``DRAFT_MARGIN`` × the
+model's input, so for a 224 px model a photo needs 896 px on both sides). So each photo is enlarged
 (Lanczos) to a phone camera's size (default 4032 px on the long side, 4:3 as a
 phone shoots) and re-encoded as a quality-90 JPEG in a temporary folder; then
 every copy is classified through the runner's path with ``draft=True`` (the
