@@ -98,7 +98,8 @@ def open_image(source: ImageSource, *, draft_size: tuple[int, int] | None = None
                 side = max(draft_size) * DRAFT_MARGIN  # square: EXIF may swap width and height
                 image.draft("RGB", (side, side))
             image.load()
-            image = ImageOps.exif_transpose(image)
+            # In place: an upright photo (most of them) is not copied.
+            ImageOps.exif_transpose(image, in_place=True)
             return to_rgb(image)
     except ImageError:
         raise
