@@ -212,6 +212,9 @@ def test_real_sigint_in_a_subprocess(tiny_models, tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "edge_runner", "--camera", str(path), "--model", str(tiny_models["int8"]), "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+        # As from a terminal: a job started in the background (`make test &`, some CI
+        # runners) inherits SIGINT ignored, and Python then leaves it ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     first = json.loads(process.stdout.readline())
     assert first["frame"] == 1
