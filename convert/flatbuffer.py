@@ -22,8 +22,6 @@ The converter's output is re-packed once, when the metadata goes in
 
 from __future__ import annotations
 
-import io
-import zipfile
 from typing import Any
 
 import flatbuffers
@@ -41,21 +39,12 @@ BUFFER_ALIGNMENT = 16
 PACKING_VERSION = 2
 
 
-def strip_packed_files(model_bytes: bytes) -> bytes:
-    """The model flatbuffer without any zip of associated files appended after it."""
-    if b"PK\x05\x06" not in model_bytes[-65_600:]:
-        return model_bytes
-    try:
-        with zipfile.ZipFile(io.BytesIO(model_bytes)) as archive:
-            first = min((info.header_offset for info in archive.infolist()), default=None)
-    except zipfile.BadZipFile:
-        return model_bytes
-    return model_bytes if first is None else model_bytes[:first]
-
-
 def read_model(model_bytes: bytes) -> Any:
-    """``model_bytes`` (a ``.tflite``, packed files allowed) as the schema's mutable ``ModelT``."""
-    return schema.ModelT.InitFromObj(schema.Model.GetRootAs(strip_packed_files(model_bytes), 0))
+    """``model_bytes`` (a ``.tflite``) as the schema's mutable ``ModelT``.
+
+    Files packed after the flatbuffer are not part of it, so they are left out.
+    """
+    return schema.ModelT.InitFromObj(schema.Model.GetRootAs(model_bytes, 0))
 
 
 def pack_model(model: Any) -> bytes:
