@@ -103,7 +103,7 @@ def classify_paths(
     paths: Sequence[str],
     *,
     top_k: int = 3,
-    threshold: float = 0.0,
+    threshold: float | None = None,
     workers: int = 2,
     draft: bool = True,
 ) -> Iterator[Result]:
@@ -124,7 +124,7 @@ def classify_paths(
         classifier: the loaded model; copies share its runtime, contract and thread count.
         paths: image files (see :func:`collect_inputs`).
         top_k: how many best labels each prediction keeps.
-        threshold: below this top score (0–1) the label is ``"unknown"``.
+        threshold: below this top score (0–1) the label is ``"unknown"``; ``None``: the contract's.
         workers: pool threads (and interpreters); ``0`` does everything in the calling thread.
         draft: let JPEGs much larger than the input decode at reduced size.
 

@@ -262,7 +262,7 @@ def classify_frames(
     *,
     max_frames: int | None = None,
     top_k: int = 3,
-    threshold: float = 0.0,
+    threshold: float | None = None,
     stats: StreamStats | None = None,
 ) -> Iterator[FrameResult]:
     """Read, preprocess and classify frames until the source ends or ``max_frames`` is reached.

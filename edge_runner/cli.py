@@ -101,8 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the K best labels (JSON `top_k`; text output then lists them too); default 3 in JSON, 1 in text",
     )
     output.add_argument(
-        "--threshold", type=probability, default=0.0, metavar="T",
-        help="below this top score (0-1) the label is 'unknown' (default 0: always the best label)",
+        "--threshold", type=probability, default=None, metavar="T",
+        help="below this top score (0-1) the label is 'unknown' (default: the model's recommended threshold from its contract, else 0)",
     )
     output.add_argument("--verbose", "-v", action="store_true", help="say which runtime, model and settings are used")
     runtime = parser.add_argument_group("speed")
@@ -211,7 +211,7 @@ def load_classifier(model: Path, threads: int | None, runtime_name: str | None, 
 
 
 def run_files(
-    classifier: Classifier, inputs: Sequence[str], *, as_json: bool, top_k: int | None, threshold: float,
+    classifier: Classifier, inputs: Sequence[str], *, as_json: bool, top_k: int | None, threshold: float | None,
     workers: int, out: TextIO,
 ) -> int:
     """Classify files/directories/globs, print one line per input; return the exit status."""
@@ -252,7 +252,7 @@ def run_files(
 
 
 def run_camera(
-    classifier: Classifier, source: str | None, *, as_json: bool, top_k: int | None, threshold: float,
+    classifier: Classifier, source: str | None, *, as_json: bool, top_k: int | None, threshold: float | None,
     max_frames: int | None, verbose: bool, out: TextIO,
 ) -> int:
     """Classify frames until the stream ends, ``max_frames``, or Ctrl-C; print a summary; return the exit status."""

@@ -21,7 +21,7 @@ import numpy as np
 
 from .image import dequantize_output, quantize_input
 from .runtime import Runtime, RuntimeUnavailable, load_runtime
-from .spec import CONTRACT_FILENAME, ContractError, InputSpec, contract_path_for
+from .spec import CONTRACT_FILENAME, UNKNOWN_LABEL, ContractError, InputSpec, contract_path_for
 
 TFLITE_IDENTIFIER = b"TFL3"
 
@@ -46,6 +46,8 @@ class Prediction:
         top_k: the ``k`` best ``LabelScore`` in descending order of score.
         latency_ms: time spent in the interpreter (quantise, invoke, dequantise).
         probabilities: float32 ``(num_classes,)``, in label order.
+        detected: whether something of interest was seen: ``False`` when the label
+            is the contract's background label or ``"unknown"``.
     """
 
     label: str
@@ -53,12 +55,14 @@ class Prediction:
     top_k: tuple[LabelScore, ...]
     latency_ms: float
     probabilities: np.ndarray = field(repr=False, compare=False)
+    detected: bool = True
 
     def to_dict(self, source: str) -> dict:
         """The runner's ``--json`` object (and the web API's answer)."""
         return {
             "source": source,
             "label": self.label,
+            "detected": self.detected,
             "score": round(float(self.score), 6),
             "top_k": [{"label": item.label, "score": round(float(item.score), 6)} for item in self.top_k],
             "latency_ms": round(self.latency_ms, 3),
@@ -195,11 +199,14 @@ class Classifier:
             raw = self._interpreter.get_tensor(self._output["index"])
         return dequantize_output(raw.reshape(-1), self.output_scale, int(self.output_zero_point))
 
-    def classify(self, pixels: np.ndarray, *, top_k: int = 3, threshold: float = 0.0) -> Prediction:
+    def classify(self, pixels: np.ndarray, *, top_k: int = 3, threshold: float | None = None) -> Prediction:
         """Classify one preprocessed image (see :meth:`probabilities`).
 
-        ``threshold`` (0–1): when the best score is below it, the label is ``"unknown"``.
+        ``threshold`` (0–1): when the best score is below it, the label is ``"unknown"``;
+        ``None`` takes the contract's recommended threshold (0 when it has none).
         """
+        if threshold is None:
+            threshold = self.spec.threshold or 0.0
         start = time.perf_counter()
         probs = self.probabilities(pixels)
         latency_ms = (time.perf_counter() - start) * 1000.0
@@ -207,6 +214,6 @@ class Classifier:
         order = np.argsort(-probs, kind="stable")[:k]
         best = order[0]
         score = float(probs[best])
-        label = self.labels[best] if score >= threshold else "unknown"
+        label = self.labels[best] if score >= threshold else UNKNOWN_LABEL
         top = tuple(LabelScore(self.labels[i], float(probs[i])) for i in order)
-        return Prediction(label, score, top, latency_ms, probs)
+        return Prediction(label, score, top, latency_ms, probs, detected=self.spec.is_detection(label))

@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 CONTRACT_FORMAT = "edgekit.input-contract"
-CONTRACT_VERSION = 1
+# Version 2 added ``background_label`` and ``threshold``; version 1 contracts
+# (without them) still load and mean "no background class, no threshold".
+CONTRACT_VERSION = 2
 # The name of the contract inside a .tflite's packed associated files and the
 # suffix of the JSON written beside a model (``model.tflite`` -> ``model.contract.json``).
 CONTRACT_FILENAME = "contract.json"
@@ -29,6 +31,8 @@ LABELS_FILENAME = "labels.txt"
 COLOR_ORDERS = ("RGB",)
 RESIZE_METHODS = ("bilinear", "bicubic", "nearest", "lanczos")
 CROPS = ("none", "center")
+# The label a prediction gets when its best score is below the threshold.
+UNKNOWN_LABEL = "unknown"
 
 
 class ContractError(ValueError):
@@ -50,6 +54,10 @@ class InputSpec:
             own ``Rescaling`` layer normalises, so callers feed raw pixels.
         name: a short model name (shown by the runner and in metadata).
         backbone: the network it was built on, e.g. ``"mobilenet_v2_1.0_224"``.
+        background_label: the label (one of ``labels``) that means "nothing of
+            interest here", or ``None`` when every class is of interest. (v2)
+        threshold: the recommended score (0-1) below which the runner answers
+            ``unknown``, chosen by the training run; ``None``: no threshold. (v2)
         version: contract format version; a newer one is refused.
     """
 
@@ -62,6 +70,8 @@ class InputSpec:
     value_range: tuple[float, float] = (0.0, 255.0)
     name: str = "edgekit-classifier"
     backbone: str = ""
+    background_label: str | None = None
+    threshold: float | None = None
     version: int = CONTRACT_VERSION
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -69,11 +79,25 @@ class InputSpec:
         # Normalise sequences so a contract read from JSON equals the one written.
         object.__setattr__(self, "labels", tuple(str(label) for label in self.labels))
         object.__setattr__(self, "value_range", tuple(float(v) for v in self.value_range))
+        if isinstance(self.threshold, int) and not isinstance(self.threshold, bool):
+            object.__setattr__(self, "threshold", float(self.threshold))
         self.validate()
 
     @property
     def num_classes(self) -> int:
         return len(self.labels)
+
+    @property
+    def interest_labels(self) -> tuple[str, ...]:
+        """The labels that mean something was seen: every label but the background one."""
+        return tuple(label for label in self.labels if label != self.background_label)
+
+    def is_detection(self, label: str) -> bool:
+        """Whether a predicted ``label`` means something of interest was seen.
+
+        ``False`` for the background label and for ``UNKNOWN_LABEL`` (below the threshold).
+        """
+        return label in self.labels and label != self.background_label
 
     @property
     def size(self) -> tuple[int, int]:
@@ -104,6 +128,20 @@ class InputSpec:
             # The kit keeps normalisation inside the graph; a different range would
             # mean the runner has to normalise, which it deliberately never does.
             raise ContractError(f"contract: `value_range` must be (0.0, 255.0) (normalisation lives in the graph), received {self.value_range!r}")
+        if self.background_label is not None and self.background_label not in self.labels:
+            raise ContractError(
+                f"contract: `background_label` must be one of the labels {list(self.labels)} or null, "
+                f"received {self.background_label!r}"
+            )
+        if UNKNOWN_LABEL in self.labels:
+            raise ContractError(
+                f"contract: `labels` must not contain {UNKNOWN_LABEL!r} (the runner's answer below the threshold), "
+                f"received {list(self.labels)!r}"
+            )
+        if self.threshold is not None and (
+            not isinstance(self.threshold, float) or not 0.0 <= self.threshold <= 1.0
+        ):
+            raise ContractError(f"contract: `threshold` must be a number from 0 to 1 or null, received {self.threshold!r}")
         if not isinstance(self.version, int) or self.version < 1:
             raise ContractError(f"contract: `version` must be a positive integer, received {self.version!r}")
         if self.version > CONTRACT_VERSION:
