@@ -12,8 +12,9 @@ OUT ?= runs/cats_dogs
 SEED ?= 0
 EXTRAS ?= edge,camera,train,serve,dev
 # Debian packages some tests use: a headless browser (web page test) and the
-# arm64 user-mode emulator (Raspberry Pi test). Installed when we are root.
-SYSTEM_PACKAGES := chromium qemu-user-static debootstrap
+# arm64 user-mode emulator (Raspberry Pi test), an MQTT broker (camera watcher
+# test). Installed when we are root.
+SYSTEM_PACKAGES := chromium qemu-user-static debootstrap mosquitto
 # MediaPipe Tasks (what Android/iOS apps run) checks the exported files; it pins
 # numpy<2 and protobuf 4, so it lives in a side environment of its own.
 MP_VENV ?= .venv-mediapipe
