@@ -78,7 +78,7 @@ def test_camera_loop_on_a_video_file(tiny_models, video, capsys):
     assert code == 0, err
     records = [json.loads(line) for line in out.splitlines()]
     assert [r["frame"] for r in records] == list(range(1, 13))
-    assert all(set(r) == {"source", "label", "score", "top_k", "latency_ms", "frame", "fps"} for r in records)
+    assert all(set(r) == {"source", "label", "detected", "score", "top_k", "latency_ms", "frame", "fps"} for r in records)
     assert all(r["source"] == str(path) and r["fps"] > 0 for r in records)
     # The same frames through the API give the same labels and scores.
     classifier = Classifier(model, num_threads=1)

@@ -68,9 +68,10 @@ def test_json_is_one_prediction_dict_per_input(tiny_models, gallery, capsys):
     records = [json.loads(line) for line in out.splitlines()]
     assert len(records) == 6
     for record in records:
-        assert set(record) == {"source", "label", "score", "top_k", "latency_ms"}
+        assert set(record) == {"source", "label", "detected", "score", "top_k", "latency_ms"}
         want = expected(model, record["source"]).to_dict(record["source"])
         assert record["label"] == want["label"]
+        assert record["detected"] is True  # no background label, no threshold: every answer is a detection
         assert record["score"] == pytest.approx(want["score"], abs=1e-5)
         assert [item["label"] for item in record["top_k"]] == [item["label"] for item in want["top_k"]]
         assert len(record["top_k"]) == 3  # the default in JSON

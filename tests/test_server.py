@@ -169,7 +169,7 @@ def test_classify_multipart_matches_the_classifier(server, reference, photos):
         result = answer.json()
         assert without_latency(result) == expected(reference, data, name)
         assert result["latency_ms"] >= 0
-        assert list(result) == ["source", "label", "score", "top_k", "latency_ms"]
+        assert list(result) == ["source", "label", "detected", "score", "top_k", "latency_ms"]
 
 
 def test_classify_raw_body_and_client_name_is_display_only(server, reference, photos):
