@@ -52,8 +52,8 @@ def _probe() -> tuple[MediaPipeVenv | None, str, bool]:
     configured = os.environ.get(ENV_VAR, "").strip()
     python = Path(configured) if configured else DEFAULT_PYTHON
     if not python.exists():
-        where = f"{ENV_VAR}={configured}" if configured else f"no {DEFAULT_PYTHON}"
-        return None, f"{where}: no MediaPipe venv (`make mediapipe` creates it)", bool(configured)
+        where = f"{ENV_VAR}={configured} does not exist" if configured else f"no MediaPipe venv at {python}"
+        return None, f"{where} (`make mediapipe` creates .venv-mediapipe/)", bool(configured)
     if not os.access(python, os.X_OK):
         return None, f"{python} is not executable", True
     try:
