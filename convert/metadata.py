@@ -39,8 +39,8 @@ METADATA_IDENTIFIER = b"M001"
 
 # Which generated class a nested dict or list of dicts becomes (the object API's
 # attributes are untyped), which fields hold an enum, and which union member
-# each union's ``*_type`` field selects. The binary layout is not here: a wrong
-# class fails at pack time with an unknown-field error.
+# each union's ``*_type`` field selects. The binary layout is not here (a wrong
+# class here fails with an unknown-field error, never writes a wrong slot).
 _TABLES: dict[str, type] = {
     "subgraph_metadata": fb.SubGraphMetadataT,
     "input_tensor_metadata": fb.TensorMetadataT,
