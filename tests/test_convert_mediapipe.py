@@ -22,9 +22,9 @@ pytest.importorskip("tensorflow", reason="convert/ needs TensorFlow (pip install
 
 from mediapipe_venv import require_mediapipe  # noqa: E402
 from test_convert import LABELS, make_train_out  # noqa: E402
+from test_metadata import swap_field_ids  # noqa: E402
 
 from convert import metadata as md  # noqa: E402
-from convert.schema import metadata_generated as fb  # noqa: E402
 from convert.cli import main  # noqa: E402
 from edge_runner import Classifier, preprocess  # noqa: E402
 from edge_runner.model import read_packed_files  # noqa: E402
@@ -95,13 +95,7 @@ def test_mediapipe_sees_a_swapped_field_id(mediapipe_python, tiny_models, tmp_pa
     spec = tiny_models["spec"]
     metadata = md.classifier_metadata(spec, "float32", float_input=True, info=md.ModelInfo())
     files = {"labels.txt": spec.labels_text().encode(), "contract.json": spec.to_json().encode()}
-    add_mean, add_std = fb.NormalizationOptionsAddMean, fb.NormalizationOptionsAddStd
-    monkeypatch.setattr(fb, "NormalizationOptionsAddMean", add_std)
-    monkeypatch.setattr(fb, "NormalizationOptionsAddStd", add_mean)
-    reader = dict(vars(fb.NormalizationOptions))  # a copy: the loop below changes the class
-    for name in [n for n in reader if n.startswith(("Mean", "Std"))]:
-        other = "Std" + name[4:] if name.startswith("Mean") else "Mean" + name[3:]
-        monkeypatch.setattr(fb.NormalizationOptions, name, reader[other])
+    swap_field_ids(monkeypatch, "NormalizationOptions", "Mean", "Std")
     swapped = tmp_path / "swapped.tflite"
     swapped.write_bytes(md.embed(content, metadata, files))
     assert read_packed_files(swapped.read_bytes())["labels.txt"] == files["labels.txt"]

@@ -153,6 +153,18 @@ def test_classifier_metadata_as_an_app_reads_it(flatc, schema, tmp_path, float_i
     assert seen == {**written, "min_parser_version": "1.0.0"}
 
 
+def swap_field_ids(monkeypatch, table: str, first: str, second: str) -> None:
+    """Make the generated writer and reader of ``table`` put ``first`` in ``second``'s slot and back."""
+    add_first, add_second = getattr(fb, f"{table}Add{first}"), getattr(fb, f"{table}Add{second}")
+    monkeypatch.setattr(fb, f"{table}Add{first}", add_second)
+    monkeypatch.setattr(fb, f"{table}Add{second}", add_first)
+    reader = getattr(fb, table)
+    accessors = {n: f for n, f in vars(reader).items() if n.startswith((first, second))}  # Max, MaxAsNumpy, ...
+    for name in accessors:
+        other = second + name[len(first):] if name.startswith(first) else first + name[len(second):]
+        monkeypatch.setattr(reader, name, accessors[other])
+
+
 # (generated table, field, field) of the same type: uint, [float], string.
 SWAPS = [
     ("ImageSize", "Width", "Height",
@@ -165,14 +177,7 @@ SWAPS = [
 @pytest.mark.parametrize("table, first, second, path", SWAPS, ids=[s[0] for s in SWAPS])
 def test_a_swapped_field_id_passes_the_round_trip_but_not_flatc(flatc, tmp_path, monkeypatch, table, first, second, path):
     """Writer and reader patched alike, as a wrong id in a shared schema table would be."""
-    add_first, add_second = getattr(fb, f"{table}Add{first}"), getattr(fb, f"{table}Add{second}")
-    monkeypatch.setattr(fb, f"{table}Add{first}", add_second)
-    monkeypatch.setattr(fb, f"{table}Add{second}", add_first)
-    reader = getattr(fb, table)
-    accessors = {n: f for n, f in vars(reader).items() if n.startswith((first, second))}
-    for name in accessors:
-        other = second + name[len(first):] if name.startswith(first) else first + name[len(second):]
-        monkeypatch.setattr(reader, name, accessors[other])
+    swap_field_ids(monkeypatch, table, first, second)
     buffer = md.encode_metadata(RICH)
     assert md.decode_metadata(buffer) == RICH  # the blind spot of a round trip
     seen = flatc_read(flatc, SCHEMA, buffer, tmp_path)
