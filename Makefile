@@ -13,8 +13,9 @@ SEED ?= 0
 EXTRAS ?= edge,camera,train,serve,dev
 # Debian packages some tests use: a headless browser (web page test) and the
 # arm64 user-mode emulator (Raspberry Pi test), an MQTT broker (camera watcher
-# test). Installed when we are root.
-SYSTEM_PACKAGES := chromium qemu-user-static debootstrap mosquitto
+# test), flatc (reads the TFLite metadata independently of convert/metadata.py).
+# Installed when we are root.
+SYSTEM_PACKAGES := chromium qemu-user-static debootstrap mosquitto flatbuffers-compiler
 # MediaPipe Tasks (what Android/iOS apps run) checks the exported files; it pins
 # numpy<2 and protobuf 4, so it lives in a side environment of its own.
 MP_VENV ?= .venv-mediapipe
@@ -28,6 +29,7 @@ all: setup  ## The main job: data → train → convert + gate → benchmark →
 model: setup  ## Reproduce the shipped model and copy it into models/.
 	$(PY) -m convert.pipeline $(if $(DATA),--data $(DATA)) --weights $(WEIGHTS) --out $(OUT) --seed $(SEED) --install
 
+# The MediaPipe tests find .venv-mediapipe at the repo root themselves; the variable covers MP_VENV=elsewhere.
 test: setup system-deps mediapipe  ## The whole test suite (real-photo tests run when ../shared exists).
 	EDGEKIT_MEDIAPIPE_PYTHON=$(if $(wildcard $(MP_PY)),$(abspath $(MP_PY))) $(PY) -m pytest -q
 

@@ -1,163 +1,166 @@
-"""Standard TFLite model metadata, written and read in pure Python.
+"""Standard TFLite model metadata, written and read through the flatc-generated object API.
 
 A ``.tflite`` file carries its metadata as a ``TFLITE_METADATA`` entry of the
 model flatbuffer whose buffer holds a second flatbuffer, ``ModelMetadata`` from
-``metadata_schema.fbs`` (tensorflow/tflite-support, file identifier ``M001``).
+tflite-support's ``metadata_schema.fbs`` (file identifier ``M001``).
 Associated files (``labels.txt``, the edgekit ``contract.json``) follow the
 flatbuffer as an uncompressed zip archive, exactly as tflite-support's
 ``MetadataPopulator`` writes them, so MediaPipe Tasks, the TFLite Task Library,
 Android Studio's model binding and :func:`edge_runner.model.read_packed_files`
 all find them.
 
-``tflite-support`` has no wheels for current Python versions, so the subset of
-the metadata schema the kit uses is described once in ``_SCHEMA`` (field slot =
-declaration order in the .fbs) and drives both the encoder and the decoder.
-Decoded metadata uses the same JSON shape as tflite-support's
-``MetadataDisplayer`` (enum and union type names as strings).
+The layout (field ids, types, enum and union values) is that of
+``convert/schema/metadata.fbs``, the subset of the published schema the kit
+writes, compiled by ``flatc`` into ``convert/schema/metadata_generated.py``
+(the command is at the top of the ``.fbs``). This module only translates
+between that object API and plain dicts in the JSON shape of tflite-support's
+``MetadataDisplayer`` (snake_case keys, enum and union type names as strings,
+fields at their default value left out), so it holds no slot or type of its own.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from dataclasses import dataclass
 from typing import Any
 
 import flatbuffers
 import numpy as np
-from flatbuffers import number_types as N
-from flatbuffers.table import Table
 
 from edge_runner.spec import CONTRACT_FILENAME, LABELS_FILENAME, InputSpec
 
 from .flatbuffer import pack_model, read_model, schema
+from .schema import metadata_generated as fb
 
 METADATA_NAME = "TFLITE_METADATA"
 METADATA_IDENTIFIER = b"M001"
 
-# -- the subset of metadata_schema.fbs used here ------------------------------
-# Each table lists its fields in declaration order; the index is the vtable slot.
-# A union ``u`` takes two slots: ``u_type`` (ubyte) then ``u`` (the table).
-# Kinds: "string", "byte", "ubyte", "uint", "int", "float", "[string]",
-# "[float]", "[uint]", a table name, "[TableName]", "union:UnionName".
-_SCHEMA: dict[str, list[tuple[str, str]]] = {
-    "AssociatedFile": [("name", "string"), ("description", "string"), ("type", "enum:AssociatedFileType"),
-                       ("locale", "string"), ("version", "string")],
-    "FeatureProperties": [],
-    "ImageSize": [("width", "uint"), ("height", "uint")],
-    "ImageProperties": [("color_space", "enum:ColorSpaceType"), ("default_size", "ImageSize")],
-    "ValueRange": [("min", "int"), ("max", "int")],
-    "Content": [("content_properties_type", "utype:ContentProperties"),
-                ("content_properties", "union:ContentProperties"), ("range", "ValueRange")],
-    "NormalizationOptions": [("mean", "[float]"), ("std", "[float]")],
-    "ScoreThresholdingOptions": [("global_score_threshold", "float")],
-    "ProcessUnit": [("options_type", "utype:ProcessUnitOptions"), ("options", "union:ProcessUnitOptions")],
-    "Stats": [("max", "[float]"), ("min", "[float]")],
-    "TensorMetadata": [("name", "string"), ("description", "string"), ("dimension_names", "[string]"),
-                       ("content", "Content"), ("process_units", "[ProcessUnit]"), ("stats", "Stats"),
-                       ("associated_files", "[AssociatedFile]")],
-    "SubGraphMetadata": [("name", "string"), ("description", "string"),
-                         ("input_tensor_metadata", "[TensorMetadata]"), ("output_tensor_metadata", "[TensorMetadata]"),
-                         ("associated_files", "[AssociatedFile]"), ("input_process_units", "[ProcessUnit]"),
-                         ("output_process_units", "[ProcessUnit]")],
-    "ModelMetadata": [("name", "string"), ("description", "string"), ("version", "string"),
-                      ("subgraph_metadata", "[SubGraphMetadata]"), ("author", "string"), ("license", "string"),
-                      ("associated_files", "[AssociatedFile]"), ("min_parser_version", "string")],
+# Which generated class a nested dict or list of dicts becomes (the object API's
+# attributes are untyped), which fields hold an enum, and which union member
+# each union's ``*_type`` field selects. The binary layout is not here (a wrong
+# class here fails with an unknown-field error, never writes a wrong slot).
+_TABLES: dict[str, type] = {
+    "subgraph_metadata": fb.SubGraphMetadataT,
+    "input_tensor_metadata": fb.TensorMetadataT,
+    "output_tensor_metadata": fb.TensorMetadataT,
+    "associated_files": fb.AssociatedFileT,
+    "content": fb.ContentT,
+    "range": fb.ValueRangeT,
+    "default_size": fb.ImageSizeT,
+    "process_units": fb.ProcessUnitT,
+    "input_process_units": fb.ProcessUnitT,
+    "output_process_units": fb.ProcessUnitT,
+    "stats": fb.StatsT,
 }
-_ENUMS: dict[str, tuple[str, ...]] = {
-    "AssociatedFileType": ("UNKNOWN", "DESCRIPTIONS", "TENSOR_AXIS_LABELS", "TENSOR_VALUE_LABELS",
-                           "TENSOR_AXIS_SCORE_CALIBRATION", "VOCABULARY"),
-    "ColorSpaceType": ("UNKNOWN", "RGB", "GRAYSCALE"),
-    # Union members, index = type code (0 is NONE).
-    "ContentProperties": ("NONE", "FeatureProperties", "ImageProperties", "BoundingBoxProperties", "AudioProperties"),
-    "ProcessUnitOptions": ("NONE", "NormalizationOptions", "ScoreCalibrationOptions", "ScoreThresholdingOptions",
-                           "BertTokenizerOptions", "SentencePieceTokenizerOptions", "RegexTokenizerOptions"),
+_ENUMS: dict[str, type] = {
+    "type": fb.AssociatedFileType,
+    "color_space": fb.ColorSpaceType,
+    "content_properties_type": fb.ContentProperties,
+    "options_type": fb.ProcessUnitOptions,
 }
-_SCALARS = {
-    "byte": (N.Int8Flags, "PrependInt8Slot"),
-    "ubyte": (N.Uint8Flags, "PrependUint8Slot"),
-    "uint": (N.Uint32Flags, "PrependUint32Slot"),
-    "int": (N.Int32Flags, "PrependInt32Slot"),
-    "float": (N.Float32Flags, "PrependFloat32Slot"),
-}
+_UNIONS = {"content_properties": "content_properties_type", "options": "options_type"}
 
 
-# -- encoding -----------------------------------------------------------------
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
 
-def _enum_code(kind: str, value: Any) -> int:
-    names = _ENUMS[kind.split(":", 1)[1]]
+
+def _enum_names(enum: type) -> dict[str, int]:
+    return {k: v for k, v in vars(enum).items() if not k.startswith("_")}
+
+
+def _enum_code(field: str, value: Any) -> int:
+    names = _enum_names(_ENUMS[field])
     if isinstance(value, str):
         if value not in names:
-            raise ValueError(f"metadata: {kind.split(':', 1)[1]} must be one of {names}, received {value!r}")
-        return names.index(value)
+            raise ValueError(f"metadata: {field}: {_ENUMS[field].__name__} must be one of "
+                             f"{tuple(names)}, received {value!r}")
+        return names[value]
     return int(value)
 
 
-def _encode_table(builder: flatbuffers.Builder, table: str, obj: dict[str, Any]) -> int:
-    fields = _SCHEMA[table]
-    unknown = set(obj) - {name for name, _ in fields}
+# -- dict → object API → bytes -------------------------------------------------
+
+def _to_object(cls: type, data: dict[str, Any], where: str) -> Any:
+    """A dict in MetadataDisplayer shape → an instance of the generated ``cls`` (a ``...T`` class)."""
+    obj = cls()
+    attributes = {_snake(attr): attr for attr in vars(obj)}
+    unknown = set(data) - set(attributes)
     if unknown:
-        raise ValueError(f"metadata: unknown fields {sorted(unknown)} for {table}; allowed: {[n for n, _ in fields]}")
-    # Children first: a flatbuffer table can only point at objects already built.
-    offsets: dict[str, int] = {}
-    for name, kind in fields:
-        value = obj.get(name)
+        raise ValueError(f"metadata: unknown fields {sorted(unknown)} for {where}; allowed: {sorted(attributes)}")
+    for key, value in data.items():
         if value is None:
             continue
-        if kind == "string":
-            offsets[name] = builder.CreateString(str(value))
-        elif kind == "[string]":
-            items = [builder.CreateString(str(v)) for v in value]
-            offsets[name] = _offset_vector(builder, items)
-        elif kind == "[float]":
-            offsets[name] = builder.CreateNumpyVector(np.asarray(value, dtype="<f4").reshape(-1))
-        elif kind == "[uint]":
-            offsets[name] = builder.CreateNumpyVector(np.asarray(value, dtype="<u4").reshape(-1))
-        elif kind.startswith("union:"):
-            member = obj.get(f"{name}_type")
+        if key in _ENUMS:
+            value = _enum_code(key, value)
+        elif key in _UNIONS:
+            member = data.get(_UNIONS[key])
             if member is None:
-                raise ValueError(f"metadata: {table}.{name} needs {name}_type")
-            member_name = member if isinstance(member, str) else _ENUMS[kind[6:]][member]
-            offsets[name] = _encode_table(builder, member_name, value)
-        elif kind.startswith("["):
-            offsets[name] = _offset_vector(builder, [_encode_table(builder, kind[1:-1], v) for v in value])
-        elif kind in _SCHEMA:
-            offsets[name] = _encode_table(builder, kind, value)
-    builder.StartObject(len(fields))
-    for slot, (name, kind) in enumerate(fields):
-        value = obj.get(name)
-        if value is None:
-            continue
-        if name in offsets:
-            builder.PrependUOffsetTRelativeSlot(slot, offsets[name], 0)
-        elif kind.startswith(("enum:", "utype:")):
-            code = _enum_code(kind, value)
-            prepend = builder.PrependInt8Slot if kind.startswith("enum:") else builder.PrependUint8Slot
-            prepend(slot, code, 0)
-        else:
-            _flags, method = _SCALARS[kind]
-            getattr(builder, method)(slot, value, 0)
-    return builder.EndObject()
-
-
-def _offset_vector(builder: flatbuffers.Builder, offsets: list[int]) -> int:
-    builder.StartVector(4, len(offsets), 4)
-    for offset in reversed(offsets):
-        builder.PrependUOffsetTRelative(offset)
-    return builder.EndVector()
+                raise ValueError(f"metadata: {where}.{key} needs {_UNIONS[key]}")
+            code = _enum_code(_UNIONS[key], member)
+            member_name = {v: k for k, v in _enum_names(_ENUMS[_UNIONS[key]]).items()}.get(code)
+            if member_name in (None, "NONE"):
+                raise ValueError(f"metadata: {where}.{_UNIONS[key]}: no such member {member!r}")
+            value = _to_object(getattr(fb, member_name + "T"), value, f"{where}.{key}")
+        elif key in _TABLES:
+            table = _TABLES[key]
+            value = ([_to_object(table, item, f"{where}.{key}[{i}]") for i, item in enumerate(value)]
+                     if isinstance(value, (list, tuple)) else _to_object(table, value, f"{where}.{key}"))
+        elif isinstance(value, (list, tuple)):  # [string] or [float]
+            value = list(value)
+        setattr(obj, attributes[key], value)
+    return obj
 
 
 def encode_metadata(metadata: dict[str, Any]) -> bytes:
     """A ``ModelMetadata`` dict (MetadataDisplayer JSON shape) → the ``M001`` flatbuffer bytes.
 
     ``min_parser_version`` is filled in from the fields used when absent.
+    Raises ``ValueError`` naming the field for an unknown field or enum value.
     """
     metadata = dict(metadata)
     metadata.setdefault("min_parser_version", min_parser_version(metadata))
+    root = _to_object(fb.ModelMetadataT, metadata, "ModelMetadata")
     builder = flatbuffers.Builder(1024)
-    root = _encode_table(builder, "ModelMetadata", metadata)
-    builder.Finish(root, file_identifier=METADATA_IDENTIFIER)
+    builder.Finish(root.Pack(builder), file_identifier=METADATA_IDENTIFIER)
     return bytes(builder.Output())
+
+
+# -- bytes → object API → dict -------------------------------------------------
+
+def _to_dict(obj: Any) -> dict[str, Any]:
+    """An unpacked generated ``...T`` instance → a dict; absent and default-valued fields left out."""
+    out: dict[str, Any] = {}
+    for attr, value in vars(obj).items():
+        key = _snake(attr)
+        if value is None or (isinstance(value, (int, float)) and value == 0):
+            continue  # what the builder never writes, and MetadataDisplayer never shows
+        if key in _ENUMS:
+            value = {v: k for k, v in _enum_names(_ENUMS[key]).items()}.get(value, value)
+        out[key] = _value(value)
+    return out
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, list):
+        return [_value(item) for item in value]
+    if hasattr(value, "Pack"):  # a nested table
+        return _to_dict(value)
+    return value
+
+
+def decode_metadata(buffer: bytes) -> dict[str, Any]:
+    """The ``M001`` flatbuffer → a ``ModelMetadata`` dict (MetadataDisplayer JSON shape)."""
+    if len(buffer) < 8 or not fb.ModelMetadata.ModelMetadataBufferHasIdentifier(buffer, 0):
+        raise ValueError(f"metadata: not a ModelMetadata flatbuffer (identifier {bytes(buffer[4:8])!r}, "
+                         f"expected {METADATA_IDENTIFIER!r})")
+    return _to_dict(fb.ModelMetadataT.InitFromObj(fb.ModelMetadata.GetRootAs(bytearray(buffer), 0)))
 
 
 def min_parser_version(metadata: dict[str, Any]) -> str:
@@ -176,6 +179,10 @@ def min_parser_version(metadata: dict[str, Any]) -> str:
         for item in items or ():
             if item.get("type") in ("VOCABULARY", 5):
                 bump((1, 0, 1))
+            if item.get("type") in ("SCANN_INDEX_FILE", 6):
+                bump((1, 4, 0))
+            if item.get("version") is not None:
+                bump((1, 4, 1))
 
     def units(items: list[dict] | None) -> None:
         for item in items or ():
@@ -198,57 +205,6 @@ def min_parser_version(metadata: dict[str, Any]) -> str:
                 units(subgraph[key])
     files(metadata.get("associated_files"))
     return ".".join(map(str, version))
-
-
-# -- decoding -----------------------------------------------------------------
-
-def _decode_table(table: Table, name: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    types: dict[str, str] = {}
-    for slot, (field, kind) in enumerate(_SCHEMA[name]):
-        o = table.Offset(4 + 2 * slot)
-        if not o:
-            continue
-        pos = o + table.Pos
-        if kind == "string":
-            out[field] = table.String(pos).decode("utf-8")
-        elif kind.startswith(("enum:", "utype:")):
-            flags = N.Int8Flags if kind.startswith("enum:") else N.Uint8Flags
-            code = table.Get(flags, pos)
-            names = _ENUMS[kind.split(":", 1)[1]]
-            out[field] = names[code] if 0 <= code < len(names) else code
-            if kind.startswith("utype:"):
-                types[field.removesuffix("_type")] = out[field]
-        elif kind in _SCALARS:
-            out[field] = table.Get(_SCALARS[kind][0], pos)
-        elif kind.startswith("union:"):
-            member = types.get(field)
-            sub = Table(table.Bytes, 0)
-            table.Union(sub, o)
-            out[field] = _decode_table(sub, member) if member in _SCHEMA else {}
-        elif kind.startswith("["):
-            inner = kind[1:-1]
-            length, start = table.VectorLen(o), table.Vector(o)
-            if inner == "float":
-                out[field] = [float(table.Get(N.Float32Flags, start + 4 * i)) for i in range(length)]
-            elif inner == "uint":
-                out[field] = [int(table.Get(N.Uint32Flags, start + 4 * i)) for i in range(length)]
-            elif inner == "string":
-                out[field] = [table.String(start + 4 * i).decode("utf-8") for i in range(length)]
-            else:
-                out[field] = [_decode_table(Table(table.Bytes, table.Indirect(start + 4 * i)), inner) for i in range(length)]
-        else:
-            out[field] = _decode_table(Table(table.Bytes, table.Indirect(pos)), kind)
-    return out
-
-
-def decode_metadata(buffer: bytes) -> dict[str, Any]:
-    """The ``M001`` flatbuffer → a ``ModelMetadata`` dict (MetadataDisplayer JSON shape)."""
-    if len(buffer) < 8 or buffer[4:8] != METADATA_IDENTIFIER:
-        raise ValueError(f"metadata: not a ModelMetadata flatbuffer (identifier {bytes(buffer[4:8])!r}, expected {METADATA_IDENTIFIER!r})")
-    data = bytearray(buffer)
-    root = flatbuffers.encode.Get(N.UOffsetTFlags.packer_type, data, 0)
-    return _decode_table(Table(data, root), "ModelMetadata")
 
 
 # -- the model flatbuffer -----------------------------------------------------

@@ -391,36 +391,6 @@ def test_int8_without_full_pixel_range_is_refused():
     assert any("float tensors" in p for p in float_graph.problems)
 
 
-def test_metadata_encoder_round_trips_and_versions():
-    metadata = {
-        "name": "m", "description": "d", "version": "1", "author": "a", "license": "l",
-        "subgraph_metadata": [{
-            "name": "main",
-            "input_tensor_metadata": [{
-                "name": "image", "dimension_names": ["h", "w"],
-                "content": {"content_properties_type": "ImageProperties",
-                            "content_properties": {"color_space": "GRAYSCALE", "default_size": {"width": 5, "height": 7}},
-                            "range": {"min": 1, "max": 2}},
-                "process_units": [{"options_type": "NormalizationOptions", "options": {"mean": [127.5], "std": [2.0, 3.0]}}],
-                "stats": {"max": [1.5], "min": [-1.5]},
-            }],
-            "output_tensor_metadata": [{"name": "p", "associated_files": [
-                {"name": "l.txt", "description": "x", "type": "TENSOR_AXIS_LABELS", "locale": "en"}]}],
-        }],
-        "associated_files": [{"name": "c.json", "type": "DESCRIPTIONS"}],
-    }
-    buffer = md.encode_metadata(metadata)
-    assert buffer[4:8] == b"M001"
-    assert md.decode_metadata(buffer) == {**metadata, "min_parser_version": "1.0.0"}
-    vocabulary = {**metadata, "associated_files": [{"name": "v.txt", "type": "VOCABULARY"}]}
-    assert md.min_parser_version(vocabulary) == "1.0.1"
-    with_units = {"subgraph_metadata": [{"input_process_units": []}]}
-    assert md.min_parser_version(with_units) == "1.1.0"
-    with pytest.raises(ValueError, match="ColorSpaceType must be one of"):
-        md.encode_metadata({"subgraph_metadata": [{"input_tensor_metadata": [{"content": {
-            "content_properties_type": "ImageProperties", "content_properties": {"color_space": "BGR"}}}]}]})
-
-
 def test_embedding_keeps_the_graph_and_aligns_weights(tiny_models):
     from ai_edge_litert import schema_py_generated as schema
 

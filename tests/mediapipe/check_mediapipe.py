@@ -12,7 +12,8 @@ For every model it reads the metadata back with MediaPipe's own
 ``mediapipe.tasks.python.vision.ImageClassifier``, the same C++ task Android and
 iOS apps call. It prints one JSON object per line:
 
-* ``{"model": PATH, "metadata": {...}, "packed_files": [...]}`` once per model;
+* ``{"model": PATH, "metadata": {...}, "packed_files": [...], "labels": [...]}`` once per model
+  (``labels``: the lines of the output's ``TENSOR_AXIS_LABELS`` file, as MediaPipe unpacks it);
 * ``{"model": PATH, "image": PATH, "categories": [{"index", "category_name", "score"}, ...]}``
   per image, all categories in descending score order.
 
@@ -30,7 +31,7 @@ import sys
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", action="append", required=True, help="an exported .tflite (repeatable)")
-    parser.add_argument("images", nargs="+", help="photos to classify")
+    parser.add_argument("images", nargs="*", help="photos to classify (none: only read the metadata)")
     return parser
 
 
@@ -41,11 +42,18 @@ def check(model: str, images: list[str]) -> None:
     from mediapipe.tasks.python.vision import ImageClassifier, ImageClassifierOptions
 
     displayer = MetadataDisplayer.with_model_file(model)
+    metadata = json.loads(displayer.get_metadata_json())
+    label_files = [f["name"] for t in metadata["subgraph_metadata"][0].get("output_tensor_metadata", [])
+                   for f in t.get("associated_files", []) if f.get("type") == "TENSOR_AXIS_LABELS"]
+    labels = displayer.get_associated_file_buffer(label_files[0]).decode("utf-8").splitlines() if label_files else None
     print(json.dumps({
         "model": model,
-        "metadata": json.loads(displayer.get_metadata_json()),
+        "metadata": metadata,
         "packed_files": sorted(displayer.get_packed_associated_file_list()),
+        "labels": labels,
     }), flush=True)
+    if not images:
+        return
     options = ImageClassifierOptions(base_options=BaseOptions(model_asset_path=model), max_results=-1)
     with ImageClassifier.create_from_options(options) as classifier:
         for path in images:
