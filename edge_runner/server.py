@@ -126,6 +126,10 @@ class Service:
             "file": template.path.name,
             "labels": list(template.labels),
             "contract": template.spec.to_dict(),
+            # Shortcuts for clients: the label meaning "nothing here" (or null) and the
+            # threshold below which answers are "unknown" (the contract's recommendation, or null).
+            "background_label": template.spec.background_label,
+            "threshold": template.spec.threshold,
             "runtime": {"name": template.runtime.name, "version": template.runtime.version},
             "variant": template.variant,
             "input": {
