@@ -156,7 +156,7 @@ def test_a_wrong_token_is_refused_on_every_route(guarded, method, path, how):
     else:
         path = f"{path}?{urlencode({'token': WRONG})}"
     answer = call(guarded.url, method, path, headers, body)
-    if path in OPEN_PATHS:  # open whatever is sent
+    if path.split("?")[0] in OPEN_PATHS:  # open whatever is sent
         assert answer.status == 200
         return
     assert answer.status == 401, (method, path, how, answer.status)
