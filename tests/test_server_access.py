@@ -16,7 +16,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlencode
@@ -28,7 +27,6 @@ from conftest import CLASS_COLOURS, REPO, draw_photo
 pytest.importorskip("flask", reason="the web server needs Flask (pip install .[serve])")
 pytest.importorskip("waitress", reason="the web server needs waitress (pip install .[serve])")
 
-from edge_runner import server as server_module  # noqa: E402
 from edge_runner.access import (  # noqa: E402
     COOKIE_NAME,
     OPEN_PATHS,
