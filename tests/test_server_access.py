@@ -50,11 +50,12 @@ def app_routes() -> list[tuple[str, str]]:
     app = create_app(Service(options, pool=None))  # the routes only; nothing is loaded
     routes = []
     for rule in app.url_map.iter_rules():
-        path = rule.rule
-        for name, converter in rule._converters.items():
-            kind = type(converter).__name__.removesuffix("Converter").lower()
-            value = SAMPLE_VALUES.get(name) or SAMPLE_VALUES.get(kind, "x")
-            path = re.sub(rf"<(?:[^:<>]+:)?{name}>", value, path)
+        # <name> or <converter:name> or <converter(args):name> -> a sample value
+        path = re.sub(
+            r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>",
+            lambda m: SAMPLE_VALUES.get(m.group(2)) or SAMPLE_VALUES.get(m.group(1) or "string", "x"),
+            rule.rule,
+        )
         for method in sorted(rule.methods):
             routes.append((method, path))
     return routes
