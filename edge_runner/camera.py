@@ -17,8 +17,8 @@ import importlib
 import os
 import sys
 import time
-from collections import deque
-from dataclasses import dataclass
+from collections import Counter, deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Protocol, runtime_checkable
 
@@ -246,10 +246,14 @@ FPS_WINDOW = 10
 
 @dataclass
 class StreamStats:
-    """Running totals of a frame loop; ``mean_fps`` covers the whole run."""
+    """Running totals of a frame loop; ``mean_fps`` covers the whole run.
+
+    ``labels`` counts frames per answered label (including the background label and ``"unknown"``).
+    """
 
     frames: int = 0
     seconds: float = 0.0
+    labels: Counter[str] = field(default_factory=Counter)
 
     @property
     def mean_fps(self) -> float:
@@ -285,6 +289,7 @@ def classify_frames(
         stamps.append(now)
         stats.frames += 1
         stats.seconds = now - start
+        stats.labels[prediction.label] += 1
         fps = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if stamps[-1] > stamps[0] else 0.0
         yield FrameResult(stats.frames, prediction, fps)
 

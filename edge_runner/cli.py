@@ -141,9 +141,39 @@ def _print_error(message: str) -> None:
     print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
 
 
-def format_prediction(source: str, prediction, top_k: int | None) -> str:
-    """``source  label  0.973`` (plus ``[a 0.97, b 0.02]`` when ``--top-k`` was given)."""
-    line = f"{source}  {prediction.label}  {prediction.score:.3f}"
+def threshold_in_force(threshold: float | None, spec) -> tuple[float, str]:
+    """The threshold the runner applies, and where it came from (for ``--verbose``).
+
+    ``--threshold`` wins; else the contract's recommended threshold; else 0 (every
+    answer is a label). Mirrors :meth:`edge_runner.model.Classifier.classify`.
+    """
+    if threshold is not None:
+        return threshold, "--threshold"
+    if spec.threshold is not None:
+        return spec.threshold, "the model's contract (its recommended threshold)"
+    return 0.0, "default: neither --threshold nor the model's contract sets one"
+
+
+def format_prediction(source: str, prediction, top_k: int | None, spec=None, threshold: float | None = None) -> str:
+    """``source  label  0.973`` (plus ``[a 0.97, b 0.02]`` when ``--top-k`` was given).
+
+    With a model whose contract names a background label (``spec``), a "nothing
+    here" answer says so in words, with the score that led to it:
+    ``source  nothing recognised  (other 0.981)`` for the background label, and
+    ``source  nothing recognised with enough confidence  (best: cats 0.412, threshold 0.600)``
+    when the best score was below ``threshold``. Other models print as always.
+    """
+    from .model import nothing_message
+
+    message = nothing_message(prediction.label, spec) if spec is not None else None
+    best = prediction.top_k[0] if prediction.top_k else None
+    if message is None or best is None:
+        line = f"{source}  {prediction.label}  {prediction.score:.3f}"
+    elif prediction.label == spec.background_label:
+        line = f"{source}  {message}  ({best.label} {best.score:.3f})"
+    else:
+        limit = threshold_in_force(threshold, spec)[0]
+        line = f"{source}  {message}  (best: {best.label} {best.score:.3f}, threshold {limit:.3f})"
     if top_k is not None:
         line += "  [" + ", ".join(f"{item.label} {item.score:.3f}" for item in prediction.top_k) + "]"
     return line
@@ -243,7 +273,8 @@ def run_files(
                 if dumps is not None:
                     print(dumps(result.prediction.to_dict(result.source)), file=out, flush=True)
                 else:
-                    print(format_prediction(result.source, result.prediction, top_k), file=out, flush=True)
+                    line = format_prediction(result.source, result.prediction, top_k, classifier.spec, threshold)
+                    print(line, file=out, flush=True)
                 done += 1
         except KeyboardInterrupt:
             print(f"{PROG}: interrupted after {done} of {len(collected.paths)} inputs", file=sys.stderr)
@@ -282,7 +313,7 @@ def run_camera(
                     record.update(frame=item.frame, fps=round(item.fps, 2))
                     print(dumps(record), file=out, flush=True)
                 else:
-                    line = format_prediction(f"frame {item.frame}", item.prediction, top_k)
+                    line = format_prediction(f"frame {item.frame}", item.prediction, top_k, spec, threshold)
                     print(f"{line}  {item.fps:.1f} fps", file=out, flush=True)
             if max_frames is not None and stats.frames >= max_frames:
                 ending = f"--max-frames {max_frames}"
@@ -300,7 +331,27 @@ def run_camera(
         status = EXIT_FAILED
     summary = f"{camera.name}: {stats.frames} frames in {stats.seconds:.1f} s, mean {stats.mean_fps:.1f} FPS"
     print(f"{summary}{f' ({ending})' if ending else ''}", file=sys.stderr, flush=True)
+    if spec.background_label is not None and stats.frames:
+        print(f"{camera.name}: {format_label_counts(stats, spec)}", file=sys.stderr, flush=True)
     return status
+
+
+def format_label_counts(stats, spec) -> str:
+    """``frames per label: cats 12, dogs 0; nothing recognised 85 (other 80, unknown 5)``.
+
+    Every label of interest is listed, even at 0, so a script reading the summary
+    always finds each one; "nothing" adds the background label and ``unknown``.
+    """
+    from .spec import UNKNOWN_LABEL
+
+    counts = stats.labels
+    seen = ", ".join(f"{label} {counts.get(label, 0)}" for label in spec.interest_labels)
+    background = counts.get(spec.background_label, 0)
+    unsure = counts.get(UNKNOWN_LABEL, 0)
+    return (
+        f"frames per label: {seen}; nothing recognised {background + unsure} "
+        f"({spec.background_label} {background}, {UNKNOWN_LABEL} {unsure})"
+    )
 
 
 def run_benchmark_mode(model: Path, inputs: Sequence[str], out: TextIO) -> int:
@@ -349,6 +400,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.benchmark:
             return run_benchmark_mode(model, args.inputs, out)
         classifier = load_classifier(model, args.threads, args.runtime, args.verbose)
+        if args.verbose:
+            value, origin = threshold_in_force(args.threshold, classifier.spec)
+            print(f"threshold: {value:g} (from {origin})", file=sys.stderr)
+            background = classifier.spec.background_label
+            if background is not None:
+                print(f"background label: {background} (answered as 'nothing recognised')", file=sys.stderr)
         if args.camera is not None:
             return run_camera(
                 classifier, args.camera, as_json=args.json, top_k=args.top_k, threshold=args.threshold,

@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .camera import CameraError, FrameSource
 from .image import preprocess_array
-from .model import Classifier, LabelScore
+from .model import Classifier, LabelScore, nothing_message
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class LiveFrame:
         fps: frames per second over the last ``FPS_WINDOW`` frames (capture to publish).
         latency_ms: interpreter time for this frame.
         error: why no camera frame is shown (then ``jpeg`` is a message card), else ``None``.
+        detected: whether something of interest was seen (``Prediction.detected``).
     """
 
     seq: int
@@ -61,6 +62,7 @@ class LiveFrame:
     latency_ms: float
     captured_at: float
     error: str | None = None
+    detected: bool = False
 
 
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -202,6 +204,9 @@ class LiveView:
             "frames": self.frames_processed,
             "seq": frame.seq if frame else 0,
             "label": frame.label if frame and not frame.error else None,
+            "detected": frame.detected if frame and not frame.error else None,
+            # Words for a "nothing here" answer of a model with a background label, else null.
+            "nothing": nothing_message(frame.label, self.classifier.spec) if frame and not frame.error else None,
             "score": round(frame.score, 6) if frame and not frame.error else None,
             "top_k": [{"label": item.label, "score": round(item.score, 6)} for item in frame.top_k] if frame else [],
             "fps": round(frame.fps, 2) if frame else 0.0,
@@ -323,6 +328,9 @@ class LiveView:
         stamps.append(now)
         fps = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 and stamps[-1] > stamps[0] else 0.0
         text = f"{prediction.label} {prediction.score * 100:.1f}%  ·  {fps:.1f} fps"
+        message = nothing_message(prediction.label, self.classifier.spec)
+        if message is not None:
+            text = f"{message}  ·  {text}"
         jpeg = encode_jpeg(annotate(frame, text, max_width=self.max_width), self.jpeg_quality)
         self.frames_processed += 1
         self._publish(
@@ -332,4 +340,5 @@ class LiveView:
             top_k=prediction.top_k,
             fps=fps,
             latency_ms=prediction.latency_ms,
+            detected=prediction.detected,
         )

@@ -69,6 +69,24 @@ class Prediction:
         }
 
 
+# What the runner says instead of a label when a model with a background class saw nothing of interest.
+NOTHING_RECOGNISED = "nothing recognised"
+NOT_CONFIDENT = "nothing recognised with enough confidence"
+
+
+def nothing_message(label: str, spec) -> str | None:
+    """The plain words for a "nothing here" answer, or ``None`` when ``label`` is a detection.
+
+    Only models whose contract names a background label (``spec.background_label``) get
+    words: :data:`NOTHING_RECOGNISED` for the background label, :data:`NOT_CONFIDENT` for
+    ``"unknown"`` (the best score was below the threshold). A model without a
+    background label returns ``None`` for every label, so its output is unchanged.
+    """
+    if spec.background_label is None or spec.is_detection(label):
+        return None
+    return NOTHING_RECOGNISED if label == spec.background_label else NOT_CONFIDENT
+
+
 def read_packed_files(model_bytes: bytes) -> dict[str, bytes]:
     """The associated files packed at the end of a ``.tflite`` (empty if there are none)."""
     if b"PK\x05\x06" not in model_bytes[-65_600:]:

@@ -16,6 +16,10 @@ Routes:
     ``GET /api/camera/frame.jpg`` the latest annotated frame
     ``GET /api/camera``          the live label, score, fps and any camera error
 
+Access: with a token (``--token-file FILE`` or ``$EDGEKIT_TOKEN``) every route
+but ``/healthz`` needs it (see :mod:`edge_runner.access`); a non-loopback
+``--host`` without one is refused unless ``--trusted-network`` is given.
+
 Safety: binds 127.0.0.1 unless ``--host`` says otherwise; uploads over
 ``--max-upload-mb`` get 413, undecodable ones (and decompression bombs) 415,
 always with a JSON ``{"error": ...}`` message; uploads are held in memory and
@@ -39,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 from urllib.parse import unquote
 
+from .access import TOKEN_ENV, AccessError, Token, check_exposure, is_loopback, load_token, protect
 from .archive import Archive, ArchiveError
 from .argtypes import port, positive_float, positive_int
 from .cli import MODEL_ENV, UsageError, resolve_model
@@ -82,6 +87,8 @@ class ServerOptions:
         threads: interpreter threads per interpreter (``None``: the runtime's default).
         interpreters: how many interpreters answer uploads in parallel.
         max_upload_mb: the largest accepted photo, in MiB.
+        token: the access token every route but ``/healthz`` requires, or ``None`` (hidden from ``repr``).
+        trusted_network: serve beyond loopback without a token (an explicit choice).
     """
 
     model: Path
@@ -95,6 +102,8 @@ class ServerOptions:
     max_upload_mb: float = 10.0
     camera_fps: float = 15.0
     max_viewers: int = 4
+    token: Token | None = None
+    trusted_network: bool = False
 
     @property
     def max_upload_bytes(self) -> int:
@@ -126,6 +135,10 @@ class Service:
             "file": template.path.name,
             "labels": list(template.labels),
             "contract": template.spec.to_dict(),
+            # Shortcuts for clients: the label meaning "nothing here" (or null) and the
+            # threshold below which answers are "unknown" (the contract's recommendation, or null).
+            "background_label": template.spec.background_label,
+            "threshold": template.spec.threshold,
             "runtime": {"name": template.runtime.name, "version": template.runtime.version},
             "variant": template.variant,
             "input": {
@@ -154,7 +167,9 @@ def build_service(options: ServerOptions) -> Service:
         ModelError, ContractError, RuntimeUnavailable: the model cannot be served.
         ArchiveError: ``--archive`` cannot be created or written.
         ServerError: a bad option.
+        AccessError: a non-loopback host without a token (and without ``trusted_network``).
     """
+    check_exposure(options.host, options.token, options.trusted_network)
     if options.top_k < 1:
         raise ServerError(f"--top-k must be 1 or more, received {options.top_k}")
     if options.max_upload_mb <= 0:
@@ -235,6 +250,8 @@ def create_app(service: Service):
     app.config["MAX_CONTENT_LENGTH"] = limit + MULTIPART_ALLOWANCE
     app.json.sort_keys = False
     app.extensions["edgekit"] = service
+    if service.options.token is not None:
+        protect(app, service.options.token)  # first: every route, and any blueprint added later, is behind it
     viewers = threading.BoundedSemaphore(service.options.max_viewers)
 
     def error(status: int, message: str):
@@ -515,6 +532,13 @@ def serve(options: ServerOptions) -> None:
         f"{options.interpreters} interpreter(s) x {options.threads or 'default'} thread(s))",
         flush=True,
     )
+    if options.token is not None:
+        print(f"edgekit: access token required (from {options.token.origin}); /healthz stays open", flush=True)
+    elif not is_loopback(options.host):
+        print(
+            "edgekit: warning: no access token (--trusted-network): anyone who can reach this port sees the camera and the API",
+            flush=True,
+        )
     if options.host in ("0.0.0.0", "::", ""):
         address = lan_address()
         where = f"http://{address}:{port}/" if address else f"port {port} of this device's address"
@@ -551,7 +575,8 @@ def build_parser(prog: str = "python -m edge_runner serve") -> argparse.Argument
         prog=prog,
         description="Serve a web page and a JSON API that classify uploaded photos (and, with --camera, a live view).",
         epilog="The page binds to 127.0.0.1 (this device only) unless --host says otherwise: "
-        "--host 0.0.0.0 opens it to the local network.",
+        "--host 0.0.0.0 opens it to the local network, and then needs --token-file FILE "
+        f"(or ${TOKEN_ENV}) unless --trusted-network is given.",
     )
     parser.add_argument(
         "--model",
@@ -579,6 +604,16 @@ def build_parser(prog: str = "python -m edge_runner serve") -> argparse.Argument
     parser.add_argument("--top-k", type=positive_int, default=3, metavar="K", help="labels returned per photo (default: %(default)s)")
     parser.add_argument("--max-upload-mb", type=positive_float, default=10.0, metavar="MB", help="largest accepted photo in MB (default: %(default)s)")
     parser.add_argument("--camera-fps", type=positive_float, default=15.0, metavar="FPS", help="most live-view frames per second (default: %(default)s)")
+    access = parser.add_argument_group("access")
+    access.add_argument(
+        "--token-file", type=Path, metavar="FILE",
+        help=f"require the token in FILE (first line) on every route but /healthz; default: ${TOKEN_ENV} if set, else no token. "
+        "Browsers are asked once and get a cookie; API clients send 'Authorization: Bearer TOKEN'",
+    )
+    access.add_argument(
+        "--trusted-network", action="store_true",
+        help="allow a non-loopback --host without a token (everyone who can reach the port sees the camera)",
+    )
     return parser
 
 
@@ -594,6 +629,8 @@ def options_from_args(args: argparse.Namespace) -> ServerOptions:
         top_k=args.top_k,
         max_upload_mb=args.max_upload_mb,
         camera_fps=args.camera_fps,
+        token=load_token(args.token_file),
+        trusted_network=args.trusted_network,
     )
 
 
@@ -605,6 +642,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     try:
         serve(options_from_args(args))
+    except AccessError as exc:  # a bad token, or an open server nobody asked for
+        print(f"edge_runner serve: error: {exc}", file=sys.stderr)
+        return 2
     except UsageError as exc:  # no --model and no default one
         print(f"error: {exc}", file=sys.stderr)
         return 2

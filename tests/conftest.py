@@ -160,3 +160,49 @@ def shared_weights() -> Path:
     if not SHARED_WEIGHTS.is_file():
         pytest.skip(f"ImageNet MobileNetV2 weights not found at {SHARED_WEIGHTS}")
     return SHARED_WEIGHTS
+
+
+def build_colour_keras(size: int = 32, sharpness: float = 12.0):
+    """A 3-class model that really tells red, green and blue apart, with no training.
+
+    Raw 0–255 RGB in; the mean colour (0–1 per channel) times ``sharpness`` are the
+    logits of ``("red", "green", "blue")``: a red photo scores red highest, a grey
+    one scores all three 1/3. Deterministic, so tests can say which answer a photo gets.
+    """
+    import keras
+
+    inputs = keras.Input((size, size, 3), name="image")
+    x = keras.layers.Rescaling(1.0 / 255.0)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    dense = keras.layers.Dense(3, activation="softmax")
+    outputs = dense(x)
+    model = keras.Model(inputs, outputs, name="colours")
+    dense.set_weights([np.eye(3, dtype=np.float32) * sharpness, np.zeros(3, np.float32)])
+    return model
+
+
+@pytest.fixture(scope="session")
+def background_models(tmp_path_factory):
+    """The colour model with a contract that names a background label and a threshold.
+
+    ``{"float32": Path, "int8": Path, "spec": InputSpec}``: labels red, green, blue;
+    ``background_label="blue"`` (blue means "nothing here"), ``threshold=0.6`` (a grey
+    photo, 1/3 each, is ``unknown``). Needs TensorFlow to build (skips without it).
+    """
+    pytest.importorskip("tensorflow", reason="the tiny test models are built with TensorFlow (pip install .[train])")
+    from edge_runner.spec import InputSpec, contract_path_for
+
+    size = 32
+    root = tmp_path_factory.mktemp("background_models")
+    model = build_colour_keras(size)
+    spec = InputSpec(
+        labels=("red", "green", "blue"), height=size, width=size, name="tiny-background",
+        background_label="blue", threshold=0.6,
+    )
+    result = {"spec": spec}
+    for kind in ("float32", "int8"):
+        path = root / f"background_{kind}.tflite"
+        path.write_bytes(convert_tiny(model, kind, size))
+        spec.save(contract_path_for(path))
+        result[kind] = path
+    return result

@@ -421,7 +421,12 @@ def test_installer_service_unit_is_rendered_and_valid(tmp_path):
     assert "+ systemctl enable --now edgekit.service" in done.stdout
     unit = done.stdout.split("+ write /etc/systemd/system/edgekit.service:\n", 1)[1].split("\n+ ", 1)[0]
     assert not any(placeholder in unit for placeholder in ("@USER@", "@REPO@", "@VENV@"))
-    assert f"ExecStart={tmp_path / 'venv'}/bin/python -m edge_runner serve --camera $EDGEKIT_SERVE_ARGS" in unit
+    assert (
+        f"ExecStart={tmp_path / 'venv'}/bin/python -m edge_runner serve --camera --token-file ${{EDGEKIT_TOKEN_FILE}} $EDGEKIT_SERVE_ARGS"
+        in unit
+    )
+    assert "Environment=EDGEKIT_TOKEN_FILE=/etc/edgekit/token" in unit
+    assert "+ write a new token to /etc/edgekit/token" in done.stdout  # never a real token in a dry run
     if not shutil.which("systemd-analyze"):
         pytest.skip("systemd-analyze is not installed: the rendered unit was not verified")
     # Verify the same template rendered for this machine's user, with a venv whose python exists.

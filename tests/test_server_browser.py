@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -209,6 +210,50 @@ def test_live_camera_view_in_the_browser(browser, colour_model, tmp_path):
         caption = page.inner_text("#live-state")
         assert caption.startswith("green ")  # the video shows green shapes
         keep_screenshot(page, tmp_path, "server_page_camera_phone.png")
+        assert problems == []
+    finally:
+        context.close()
+        server.stop()
+
+
+def test_background_answer_shows_nothing_recognised_instead_of_bars(browser, background_models, tmp_path):
+    """A model whose contract names ``blue`` as its background label: words, not bars, for a blue photo and frame."""
+    cv2 = pytest.importorskip("cv2", reason="the live view reads video through OpenCV (pip install .[camera])")
+    from PIL import Image
+
+    model = background_models["int8"]
+    red, blue, grey = tmp_path / "red photo.jpg", tmp_path / "blue photo.jpg", tmp_path / "grey photo.png"
+    draw_photo(CLASS_COLOURS["red"], size=(320, 240), seed=1).save(red, "JPEG", quality=90)
+    draw_photo(CLASS_COLOURS["blue"], size=(320, 240), seed=2).save(blue, "JPEG", quality=90)
+    Image.new("RGB", (320, 240), (130, 120, 120)).save(grey)  # best score ~0.44, below the contract's 0.6
+    reference = Classifier(model)
+    assert [reference.classify(preprocess(p, reference.spec).array).label for p in (red, blue, grey)] == ["red", "blue", "unknown"]
+    video = tmp_path / "empty-room.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (320, 240))
+    for i in range(10):
+        writer.write(cv2.cvtColor(np.array(draw_photo(CLASS_COLOURS["blue"], size=(320, 240), seed=i)), cv2.COLOR_RGB2BGR))
+    writer.release()
+
+    server = start_server(build_service(ServerOptions(model=model, host="127.0.0.1", port=0, camera=str(video), camera_fps=10.0)))
+    context, page, problems = open_page(browser, server.url + "/", PHONE)
+    try:
+        page.wait_for_function("() => document.querySelector('#model').textContent.includes('tiny-background')")
+        page.set_input_files("#files", [str(red), str(blue), str(grey)])
+        page.wait_for_function("() => document.querySelectorAll('.card.done').length === 3", timeout=30_000)
+        cards = {card.query_selector(".name").inner_text(): card for card in page.query_selector_all(".card.done")}
+        assert cards["red photo.jpg"].query_selector(".answer").inner_text() == "red"
+        assert len(cards["red photo.jpg"].query_selector_all(".bar")) == 3
+        nothing = cards["blue photo.jpg"]
+        assert nothing.query_selector(".answer").inner_text() == "nothing recognised"
+        assert nothing.query_selector_all(".bar") == []  # no bars for the background class
+        assert re.fullmatch(r"blue \d+\.\d%", nothing.query_selector(".nothing-detail").inner_text())
+        unsure = cards["grey photo.png"]
+        assert unsure.query_selector(".answer").inner_text() == "nothing recognised with enough confidence"
+        assert len(unsure.query_selector_all(".bar")) == 3  # below the threshold: the near-misses are still shown
+
+        page.wait_for_function("() => document.querySelector('#live-state').textContent.startsWith('nothing recognised (blue ')", timeout=20_000)
+        assert re.fullmatch(r"nothing recognised \(blue \d+\.\d%\) · \d+\.\d fps", page.inner_text("#live-state"))
+        keep_screenshot(page, tmp_path, "server_page_nothing_recognised_phone.png")
         assert problems == []
     finally:
         context.close()

@@ -11,7 +11,9 @@
 #      are importable in it, and installs the runner and its web page into it
 #      (`pip install -e .[edge,serve]`: editable, so the shipped models/ next to the code is found),
 #   4. runs edge_runner/deploy/device_check.py: the model loads and classifies, the camera opens,
-#   5. with --service, installs and starts edgekit.service (`python -m edge_runner serve --camera`).
+#   5. with --service, generates the web page's access token (once: /etc/edgekit/token, readable by root
+#      and the service's group only; printed once), and installs and starts edgekit.service
+#      (`python -m edge_runner serve --camera --token-file /etc/edgekit/token`).
 #
 # Options:
 #   --venv DIR      where to make the virtual environment (default: <repo>/.venv)
@@ -38,6 +40,7 @@ APT=1
 ANY_OS=0
 DRY_RUN=0
 SUPPORTED_CODENAMES="bookworm trixie"
+TOKEN_FILE=/etc/edgekit/token
 
 say() { printf 'install-pi: %s\n' "$*"; }
 die() { local code=$1; shift; printf 'install-pi: error: %s\n' "$*" >&2; exit "$code"; }
@@ -178,20 +181,50 @@ if [ "$SERVICE" = 1 ]; then
     [ "$DRY_RUN" = 1 ] || "$VPY" -c 'import flask, waitress' 2>/dev/null \
         || die 1 "the web page's libraries (Flask, waitress) are not importable in $VENV; the service could not start"
     service_user=${SUDO_USER:-$(id -un)}
+    service_group=$(id -gn "$service_user")
     unit=/etc/systemd/system/edgekit.service
+
+    # The access token: every page, API call, stream and snapshot needs it (only /healthz is open).
+    # Made once; a re-run keeps it, so phones and scripts that know it keep working.
+    if [ -e "$TOKEN_FILE" ]; then
+        say "keeping the access token in $TOKEN_FILE (see it with: sudo cat $TOKEN_FILE)"
+    else
+        say "generating the access token in $TOKEN_FILE (readable by root and group $service_group only)"
+        as_root install -d -m 0750 -o root -g "$service_group" "$(dirname "$TOKEN_FILE")"
+        # Created empty with its final owner and mode first, so the token is never in a world-readable file.
+        as_root install -m 0640 -o root -g "$service_group" /dev/null "$TOKEN_FILE"
+        if [ "$DRY_RUN" = 1 ]; then
+            printf '+ write a new token to %s\n' "$TOKEN_FILE"
+        else
+            token=$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')
+            printf '%s\n' "$token" | as_root tee "$TOKEN_FILE" >/dev/null
+            say "the access token of the web page and API (shown only now; later: sudo cat $TOKEN_FILE):"
+            printf '\n    %s\n\n' "$token"
+            say "a browser asks for it once (or open http://<this Pi>:8000/?token=TOKEN); scripts send 'Authorization: Bearer TOKEN'"
+            unset token
+        fi
+    fi
     say "installing $unit (runs as $service_user: python -m edge_runner serve --camera)"
     rendered=$(sed -e "s|@USER@|$service_user|g" -e "s|@REPO@|$REPO|g" -e "s|@VENV@|$VENV|g" \
         "$REPO/edge_runner/deploy/edgekit.service")
+    defaults=$(
+        echo "# Arguments for \`python -m edge_runner serve --camera\` (see: $VPY -m edge_runner serve --help)."
+        echo "# --host 0.0.0.0 opens the page to the local network; use 127.0.0.1 to keep it on this Pi."
+        echo "EDGEKIT_SERVE_ARGS=\"--host 0.0.0.0 --port 8000${MODEL:+ --model $MODEL}\""
+    )
+    token_setting=$(
+        echo "# The file holding the access token that every page and API call needs (only /healthz is open)."
+        echo "EDGEKIT_TOKEN_FILE=$TOKEN_FILE"
+    )
     if [ "$DRY_RUN" = 1 ]; then
         printf '+ write %s:\n%s\n' "$unit" "$rendered"
+        [ -e /etc/default/edgekit ] || printf '+ write /etc/default/edgekit:\n%s\n%s\n' "$defaults" "$token_setting"
     else
         printf '%s\n' "$rendered" | as_root tee "$unit" >/dev/null
         if [ ! -e /etc/default/edgekit ]; then
-            {
-                echo "# Arguments for \`python -m edge_runner serve --camera\` (see: $VPY -m edge_runner serve --help)."
-                echo "# --host 0.0.0.0 opens the page to the local network; use 127.0.0.1 to keep it on this Pi."
-                echo "EDGEKIT_SERVE_ARGS=\"--host 0.0.0.0 --port 8000${MODEL:+ --model $MODEL}\""
-            } | as_root tee /etc/default/edgekit >/dev/null
+            printf '%s\n%s\n' "$defaults" "$token_setting" | as_root tee /etc/default/edgekit >/dev/null
+        elif ! grep -q '^EDGEKIT_TOKEN_FILE=' /etc/default/edgekit; then
+            printf '%s\n' "$token_setting" | as_root tee -a /etc/default/edgekit >/dev/null
         fi
     fi
     as_root systemctl daemon-reload
@@ -201,4 +234,9 @@ fi
 
 say "done. Classify a photo:  $VPY -m edge_runner photo.jpg${MODEL:+ --model $MODEL}"
 say "      the camera:        $VPY -m edge_runner --camera${MODEL:+ --model $MODEL}"
-say "      the web page:      $VPY -m edge_runner serve --camera --host 0.0.0.0${MODEL:+ --model $MODEL}"
+if [ "$SERVICE" = 1 ]; then
+    token_hint="--token-file $TOKEN_FILE"
+else
+    token_hint="--token-file FILE  (FILE: a secret of 16+ characters, e.g. from: python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
+fi
+say "      the web page:      $VPY -m edge_runner serve --camera --host 0.0.0.0${MODEL:+ --model $MODEL} $token_hint"

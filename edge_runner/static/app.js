@@ -22,9 +22,24 @@ function formatSize(bytes) {
 
 function percent(score) { return (score * 100).toFixed(1) + "%"; }
 
+// Words for a "nothing here" answer, or null for a detection. Only a model whose contract
+// names a background label says "nothing recognised"; any other model shows its labels as always.
+function nothingMessage(label, detected) {
+  const background = state.model ? state.model.background_label : null;
+  if (background === null || background === undefined || detected !== false) return null;
+  if (label === background) return "nothing recognised";
+  return "nothing recognised with enough confidence";
+}
+
+// The session cookie expired or the server's token changed: reload, and the server asks for the token.
+function checkAccess(response) {
+  if (response.status === 401) { window.location.reload(); throw new Error("the access token is needed again"); }
+  return response;
+}
+
 async function loadModel() {
   try {
-    const response = await fetch("/api/model");
+    const response = checkAccess(await fetch("/api/model"));
     if (!response.ok) throw new Error("HTTP " + response.status);
     const model = await response.json();
     state.model = model;
@@ -67,6 +82,18 @@ function showError(card, message) {
 function showPrediction(card, result, roundTripMs) {
   const body = card.querySelector(".card-body");
   card.querySelector(".status").remove();
+  const timing = el("p", "timing muted small",
+    `inference ${result.latency_ms.toFixed(1)} ms · round trip ${Math.round(roundTripMs)} ms`);
+  const nothing = nothingMessage(result.label, result.detected);
+  if (nothing !== null && result.label === state.model.background_label) {
+    // The background class won: no bars, a plain sentence (and the score behind it).
+    const answer = el("p", "answer nothing", nothing);
+    answer.dataset.label = result.label;
+    const detail = el("p", "nothing-detail muted small", `${result.label} ${percent(result.score)}`);
+    body.append(answer, detail, timing);
+    card.classList.add("done", "nothing-card");
+    return;
+  }
   const list = el("ol", "bars");
   result.top_k.forEach((item, index) => {
     const row = el("li", index === 0 ? "bar top" : "bar");
@@ -79,9 +106,7 @@ function showPrediction(card, result, roundTripMs) {
     row.append(label, value, track);
     list.append(row);
   });
-  const timing = el("p", "timing muted small",
-    `inference ${result.latency_ms.toFixed(1)} ms · round trip ${Math.round(roundTripMs)} ms`);
-  const answer = el("p", "answer", result.label);
+  const answer = el("p", nothing === null ? "answer" : "answer nothing", nothing === null ? result.label : nothing);
   answer.dataset.label = result.label;
   body.append(answer, list, timing);
   card.classList.add("done");
@@ -102,7 +127,7 @@ async function classify(file, card) {
   const started = performance.now();
   let response;
   try {
-    response = await fetch("/api/classify", { method: "POST", body: form });
+    response = checkAccess(await fetch("/api/classify", { method: "POST", body: form }));
   } catch (error) {
     showError(card, `${file.name}: could not reach the server (${error.message}).`);
     return;
@@ -166,11 +191,14 @@ function startCamera() {
   const caption = $("live-state");
   async function poll() {
     try {
-      const response = await fetch("/api/camera");
+      const response = checkAccess(await fetch("/api/camera"));
       const live = await response.json();
       if (live.error) {
         caption.className = "error";
         caption.textContent = live.error;
+      } else if (live.label !== null && live.nothing) {
+        caption.className = "nothing";
+        caption.textContent = `${live.nothing} (${live.label} ${percent(live.score)}) · ${live.fps.toFixed(1)} fps`;
       } else if (live.label !== null) {
         caption.className = "";
         caption.textContent = `${live.label} ${percent(live.score)} · ${live.fps.toFixed(1)} fps`;
