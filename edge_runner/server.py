@@ -15,6 +15,7 @@ Routes:
     ``GET /camera.mjpg``         with ``--camera``: the annotated live view as an MJPEG stream
     ``GET /api/camera/frame.jpg`` the latest annotated frame
     ``GET /api/camera``          the live label, score, fps and any camera error
+    ``GET /events``, ``GET /api/events``  with ``--camera``: the watcher's recent events and snapshots (edge_runner.gallery)
 
 Safety: binds 127.0.0.1 unless ``--host`` says otherwise; uploads over
 ``--max-upload-mb`` get 413, undecodable ones (and decompression bombs) 415,
@@ -46,10 +47,12 @@ from .image import ImageError, preprocess
 from .model import Classifier, ModelError
 from .pool import ClassifierPool
 from .runtime import RuntimeUnavailable
+from .settings import WatchError, WatchSettings, add_watch_arguments, build_recorder, settings_from_args
 from .spec import ContractError
 
 if TYPE_CHECKING:
     from .live import LiveView
+    from .recorder import Recorder
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +98,7 @@ class ServerOptions:
     max_upload_mb: float = 10.0
     camera_fps: float = 15.0
     max_viewers: int = 4
+    watch: WatchSettings | None = None  # the watcher's settings with --camera (edge_runner.settings)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -112,6 +116,7 @@ class Service:
     pool: ClassifierPool
     archive: Archive | None = None
     live: LiveView | None = None  # only with --camera
+    recorder: Recorder | None = None  # the watcher's events, only with --camera
     started_at: float = field(default_factory=time.time)
 
     @property
@@ -145,6 +150,9 @@ class Service:
     def close(self) -> None:
         if self.live is not None:
             self.live.stop()
+        if self.recorder is not None:
+            self.recorder.finish()  # an open visit gets its `left`
+            self.recorder.close()
 
 
 def build_service(options: ServerOptions) -> Service:
@@ -165,7 +173,7 @@ def build_service(options: ServerOptions) -> Service:
         raise ServerError(f"--threads must be 1 or more, received {options.threads}")
     archive = Archive(options.archive) if options.archive is not None else None
     pool = ClassifierPool(options.model, size=options.interpreters, num_threads=options.threads)
-    live = None
+    live = recorder = None
     if options.camera is not None:
         from .camera import open_camera
         from .live import LiveView
@@ -178,7 +186,15 @@ def build_service(options: ServerOptions) -> Service:
             max_fps=options.camera_fps,
             source_name="camera" if source is None else (f"camera {source}" if str(source).isdigit() else str(source)),
         )
-    return Service(options, pool, archive, live)
+        recorder = _watch_camera(live, options.watch or WatchSettings())
+    return Service(options, pool, archive, live, recorder)
+
+
+def _watch_camera(live: LiveView, settings: WatchSettings) -> Recorder:
+    """Run the watcher's tracker on the live view's frames (events printed as readable lines)."""
+    recorder = build_recorder(settings, live.classifier.spec, source_name=live.source_name, out=sys.stdout)
+    live.on_frame = lambda t, frame, prediction: recorder.observe(t, prediction.label, prediction.score, frame)
+    return recorder
 
 
 # -- the Flask application ----------------------------------------------------
@@ -236,6 +252,9 @@ def create_app(service: Service):
     app.json.sort_keys = False
     app.extensions["edgekit"] = service
     viewers = threading.BoundedSemaphore(service.options.max_viewers)
+    from .gallery import create_blueprint
+
+    app.register_blueprint(create_blueprint(service))  # /events, /api/events, snapshots
 
     def error(status: int, message: str):
         response = jsonify({"error": message, "status": status})
@@ -579,6 +598,7 @@ def build_parser(prog: str = "python -m edge_runner serve") -> argparse.Argument
     parser.add_argument("--top-k", type=positive_int, default=3, metavar="K", help="labels returned per photo (default: %(default)s)")
     parser.add_argument("--max-upload-mb", type=positive_float, default=10.0, metavar="MB", help="largest accepted photo in MB (default: %(default)s)")
     parser.add_argument("--camera-fps", type=positive_float, default=15.0, metavar="FPS", help="most live-view frames per second (default: %(default)s)")
+    add_watch_arguments(parser)  # the watcher's smoothing, snapshots and actions, used with --camera
     return parser
 
 
@@ -594,6 +614,7 @@ def options_from_args(args: argparse.Namespace) -> ServerOptions:
         top_k=args.top_k,
         max_upload_mb=args.max_upload_mb,
         camera_fps=args.camera_fps,
+        watch=settings_from_args(args),
     )
 
 
@@ -606,6 +627,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         serve(options_from_args(args))
     except UsageError as exc:  # no --model and no default one
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except WatchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (ModelError, ContractError, RuntimeUnavailable, ArchiveError, ServerError) as exc:
