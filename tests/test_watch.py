@@ -327,3 +327,24 @@ def tmp_models_no_background(tiny_models):
 def test_missing_video_is_a_camera_error(colour_model, tmp_path, capsys):
     code, out, err = run_watch(["--camera", tmp_path / "nope.avi", "--model", colour_model], capsys)
     assert code == 1 and "no such video file" in err
+
+
+def test_systemd_unit_runs_the_watcher_with_settings_from_etc_default():
+    import shlex
+
+    from conftest import REPO
+
+    unit = (REPO / "edge_runner" / "deploy" / "edgekit-watch.service").read_text()
+    lines = [line for line in unit.splitlines() if line and not line.startswith("#")]
+    exec_start = next(line for line in lines if line.startswith("ExecStart="))
+    assert exec_start == "ExecStart=@VENV@/bin/python -m edge_runner watch $EDGEKIT_WATCH_ARGS"
+    assert "EnvironmentFile=-/etc/default/edgekit" in lines and "Environment=EDGEKIT_WATCH_ARGS=--camera" in lines
+    assert "Restart=on-failure" in lines and "StateDirectory=edgekit" in lines
+    # The documented example settings are a valid command line.
+    from edge_runner.settings import settings_from_args
+    from edge_runner.watch import build_parser
+
+    example = unit.split('EDGEKIT_WATCH_ARGS="', 1)[1].split('"', 1)[0].replace("\\\n#", " ")
+    args = build_parser().parse_args(shlex.split(example))
+    settings = settings_from_args(args)
+    assert args.camera == "0" and settings.mqtt == "192.168.1.10" and settings.snapshot_max_mb == 200
