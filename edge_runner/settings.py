@@ -12,6 +12,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 from .argtypes import non_negative_int, positive_float, positive_int
 from .notify import COMMAND_TIMEOUT_S, WEBHOOK_RETRIES, WEBHOOK_TIMEOUT_S, ActionWorker, CommandAction, WebhookAction
@@ -141,7 +142,8 @@ def build_recorder(
             actions.append(ActionWorker(f"--on-event {settings.on_event}", CommandAction(settings.on_event, settings.on_event_timeout)))
         if settings.webhook:
             webhook = WebhookAction(settings.webhook, timeout=settings.webhook_timeout, retries=settings.webhook_retries)
-            actions.append(ActionWorker(f"--webhook {settings.webhook}", webhook))
+            # Named by host only: a webhook's path often holds its secret id, which must not reach the logs.
+            actions.append(ActionWorker(f"--webhook {urlsplit(settings.webhook).hostname}", webhook))
     except (ValueError, SnapshotError) as exc:
         raise WatchError(str(exc)) from None
     mqtt = None

@@ -81,18 +81,22 @@ class SnapshotStore:
         path = self.directory / name
         return path if path.is_file() else None
 
+    def _entries(self) -> list[tuple[float, str, int]]:
+        """``(mtime, name, size)`` of every generated snapshot, oldest first; raises ``OSError``."""
+        entries = []
+        with os.scandir(self.directory) as scan:
+            for entry in scan:
+                if NAME_PATTERN.match(entry.name) and entry.is_file():
+                    stat = entry.stat()
+                    entries.append((stat.st_mtime, entry.name, stat.st_size))
+        return sorted(entries)
+
     def names(self) -> list[str]:
         """Snapshot names, oldest first (by modification time, then name)."""
-        entries = []
         try:
-            with os.scandir(self.directory) as scan:
-                for entry in scan:
-                    if NAME_PATTERN.match(entry.name) and entry.is_file():
-                        stat = entry.stat()
-                        entries.append((stat.st_mtime, entry.name, stat.st_size))
+            return [name for _, name, _ in self._entries()]
         except OSError:
             return []
-        return [name for _, name, _ in sorted(entries)]
 
     def encode(self, frame: np.ndarray) -> bytes:
         """RGB ``uint8`` ``(H, W, 3)`` → JPEG bytes, scaled to at most ``max_width`` wide."""
@@ -130,17 +134,11 @@ class SnapshotStore:
 
     def prune(self, keep: str | None = None) -> list[str]:
         """Remove the oldest snapshots beyond ``max_files``/``max_bytes``; returns the names removed."""
-        entries = []
         try:
-            with os.scandir(self.directory) as scan:
-                for entry in scan:
-                    if NAME_PATTERN.match(entry.name) and entry.is_file():
-                        stat = entry.stat()
-                        entries.append((stat.st_mtime, entry.name, stat.st_size))
+            entries = self._entries()
         except OSError as exc:
             logger.warning("snapshots: cannot list %s (%s)", self.directory, exc.strerror or exc)
             return []
-        entries.sort()
         total = sum(size for _, _, size in entries)
         removed = []
         for _, name, size in entries:

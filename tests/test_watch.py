@@ -348,3 +348,34 @@ def test_systemd_unit_runs_the_watcher_with_settings_from_etc_default():
     args = build_parser().parse_args(shlex.split(example))
     settings = settings_from_args(args)
     assert args.camera == "0" and settings.mqtt == "192.168.1.10" and settings.snapshot_max_mb == 200
+
+
+def test_live_reader_hands_out_only_the_newest_frame():
+    from edge_runner.watch import LatestFrame
+
+    class Counting:
+        name = "fake camera"
+
+        def __init__(self):
+            self.n = 0
+
+        def read(self):
+            if self.n >= 200:
+                return None
+            self.n += 1
+            time.sleep(0.002)  # a 500 fps camera
+            return np.full((2, 2, 3), self.n % 256, np.uint8)
+
+    source = Counting()
+    reader = LatestFrame(source)
+    seen = []
+    while True:
+        item = reader.get(timeout=2.0)
+        if item is None and reader.ended:
+            break
+        if item is not None:
+            seen.append(int(item.frame[0, 0, 0]))
+            time.sleep(0.02)  # a slow classifier: ten camera frames per classified one
+    reader.stop()
+    assert seen == sorted(seen) and len(seen) < 100  # in order, most frames skipped
+    assert reader.read_count == 200 and reader.dropped == 200 - len(seen)

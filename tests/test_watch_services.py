@@ -204,3 +204,30 @@ def test_api_events_without_camera_says_how_to_turn_it_on(tiny_models):
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"{server.url}/api/events", timeout=5)
         assert refused.value.code == 404 and "--camera" in json.load(refused.value)["error"]
+
+
+def test_sigterm_closes_the_open_visit_before_exiting(colour_model, tmp_path):
+    """systemd stops the service with SIGTERM: the visit in progress still gets its `left` event."""
+    import signal
+
+    clip = write_clip(tmp_path / "long.avi", [BLUE] * 5 + [RED] * 300)  # a cat that stays for 30 s
+    events_file = tmp_path / "events.jsonl"
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "edge_runner", "watch", "--camera", str(clip), "--model", str(colour_model), "--realtime",
+         "--events", str(events_file)],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (events_file.exists() and events_file.read_text()):
+            time.sleep(0.1)
+        watcher.send_signal(signal.SIGTERM)
+        out, err = watcher.communicate(timeout=20)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.communicate()
+    assert watcher.returncode == 0, err
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    assert [(e["event"], e["label"]) for e in events] == [("arrived", "cat"), ("left", "cat")]
+    assert "cat left after" in out and "(interrupted)" in err

@@ -48,7 +48,8 @@ from edge_runner.watch import WatchStats, file_frames, run_watch  # noqa: E402
 
 SHARED = Path(os.environ.get("EDGEKIT_SHARED", REPO.parent / "shared"))
 FRAME_SIZE = (320, 240)
-SETTINGS = [(2, 3, 1.0), (2, 3, 2.0), (3, 5, 1.0), (3, 5, 2.0), (3, 5, 3.0), (4, 6, 2.0), (5, 8, 2.0)]
+SETTINGS = [(2, 3, 1.0), (2, 3, 2.0), (3, 5, 1.0), (3, 5, 2.0), (3, 5, 3.0), (4, 6, 2.0), (5, 8, 2.0),
+            (3, 5, 2.0, 0.8), (5, 8, 2.0, 0.8)]
 DEFAULT = (3, 5, 2.0)
 
 
@@ -89,11 +90,15 @@ def classify_clip(classifier: Classifier, path: Path) -> list[tuple[float, str, 
     return out
 
 
-def replay(spec, labels, k, n, hold):
-    """Events of one classified clip under one setting: ``[(event, label, t_emitted), …]``."""
+def replay(spec, labels, k, n, hold, threshold=0.0):
+    """Events of one classified clip under one setting: ``[(event, label, t_emitted), …]``.
+
+    ``threshold``: a frame whose top score is below it counts as ``unknown`` (nothing), as ``--threshold`` does.
+    """
     tracker = VisitTracker(spec.is_detection, k=k, n=n, hold_s=hold, clock="video")
     events = []
     for t, label, score in labels:
+        label = label if score >= threshold else "unknown"
         events += [(e.event, e.label, t) for e in tracker.update(t, label, score)]
     events += [(e.event, e.label, None) for e in tracker.finish()]
     return events
@@ -148,13 +153,14 @@ def main() -> int:
             bg_frames = [label for labels in empties for _, label, _ in labels]
             print(f"per-frame: pet frames labelled as the right pet {sum(l == e for l, e in pet_frames) / len(pet_frames):.1%}, "
                   f"background frames labelled background {sum(l == spec.background_label for l in bg_frames) / len(bg_frames):.1%}")
-            print(f"{'K/N':>5} {'hold':>5} {'visits 1+1':>11} {'missed':>7} {'extra ev.':>10} {'wrong label':>12} "
-                  f"{'bg-only ev.':>12} {'delay frames med/max':>21} {'delay s med/max':>16}")
-            for k, n, hold in SETTINGS:
+            print(f"{'K/N':>5} {'hold':>5} {'thr':>4} {'visits 1+1':>11} {'missed':>7} {'extra ev.':>10} {'wrong label':>12} "
+                  f"{'bg-only ev.':>12} {'bg clips w/ ev.':>16} {'delay frames med/max':>21} {'delay s med/max':>16}")
+            for setting in SETTINGS:
+                k, n, hold, threshold = (*setting, 0.0)[:4]
                 exact = missed = extra = wrong = 0
                 delays = []
                 for labels, expected, _ in visits:
-                    events = replay(spec, labels, k, n, hold)
+                    events = replay(spec, labels, k, n, hold, threshold)
                     arrived = [e for e in events if e[0] == "arrived"]
                     if not arrived:
                         missed += 1
@@ -166,13 +172,14 @@ def main() -> int:
                     if arrived[0][1] != expected:
                         wrong += 1
                     delays.append(arrived[0][2] - args.before)
-                bg_events = sum(len(replay(spec, labels, k, n, hold)) for labels in empties)
+                bg_counts = [len(replay(spec, labels, k, n, hold, threshold)) for labels in empties]
+                bg_events, bg_clips = sum(bg_counts), sum(count > 0 for count in bg_counts)
                 dframes = [round(d * fps) for d in delays]
-                mark = "  <- default" if (k, n, hold) == DEFAULT else ""
+                mark = "  <- default" if (k, n, hold) == DEFAULT and not threshold else ""
                 delay_f = f"{statistics.median(dframes):.0f}/{max(dframes)}" if dframes else "-"
                 delay_s = f"{statistics.median(delays):.2f}/{max(delays):.2f}" if delays else "-"
-                print(f"{k}/{n:<3} {hold:>5.1f} {exact:>5}/{len(visits):<5} {missed:>7} {extra:>10} {wrong:>12} "
-                      f"{bg_events:>12} {delay_f:>21} {delay_s:>16}{mark}")
+                print(f"{k}/{n:<3} {hold:>5.1f} {threshold or '-':>4} {exact:>5}/{len(visits):<5} {missed:>7} {extra:>10} "
+                      f"{wrong:>12} {bg_events:>12} {bg_clips:>10}/{len(empties):<5} {delay_f:>21} {delay_s:>16}{mark}")
         # Live: a clip played as a camera at 15 (and 30) fps, newest frame only.
         print("\n== live source (a clip played in real time through the watcher's newest-frame reader)")
         pet = load(pets[0])
