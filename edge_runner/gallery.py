@@ -59,7 +59,7 @@ def create_blueprint(service: Any):
         if found is None:
             from .server import UploadError
 
-            raise UploadError(404, "no watcher: start the server with --camera [SOURCE] to record events")
+            raise UploadError(404, "no events are recorded: they need --camera [SOURCE] and a model whose contract has a background label (or a threshold)")
         return found
 
     @blueprint.get("/api/events")

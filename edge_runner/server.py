@@ -190,8 +190,15 @@ def build_service(options: ServerOptions) -> Service:
     return Service(options, pool, archive, live, recorder)
 
 
-def _watch_camera(live: LiveView, settings: WatchSettings) -> Recorder:
-    """Run the watcher's tracker on the live view's frames (events printed as readable lines)."""
+def _watch_camera(live: LiveView, settings: WatchSettings) -> Recorder | None:
+    """Run the watcher's tracker on the live view's frames (events printed as readable lines).
+
+    ``None`` for a model that cannot say "nothing here" (no background label, no threshold).
+    """
+    spec = live.classifier.spec
+    if spec.background_label is None and spec.threshold is None:
+        logger.warning("no events: %s has no background label or threshold in its contract", spec.name)
+        return None
     recorder = build_recorder(settings, live.classifier.spec, source_name=live.source_name, out=sys.stdout)
     live.on_frame = lambda t, frame, prediction: recorder.observe(t, prediction.label, prediction.score, frame)
     return recorder

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import sys
 import threading
 import time
@@ -137,14 +138,18 @@ def test_full_disk_is_reported_and_the_watcher_goes_on(colour_model, tmp_path, m
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(SnapshotStore, "_write", full)
+    # /dev/full answers every write with ENOSPC: a real full disk for the events file.
+    events_file = "/dev/full" if os.path.exists("/dev/full") else str(tmp_path / "events.jsonl")
     code = cli.main(["watch", "--camera", str(clip), "--model", str(model), "--json", "--hold", "1",
-                     "--snapshots", str(tmp_path / "snaps")])
+                     "--snapshots", str(tmp_path / "snaps"), "--events", events_file])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     events = [json.loads(line) for line in captured.out.splitlines()]
     assert [(e["event"], e["label"]) for e in events] == [("arrived", "cat"), ("left", "cat"), ("arrived", "dog"), ("left", "dog")]
     assert all(e["snapshot"] is None for e in events)
     assert "No space left on device" in captured.err and "goes on" in captured.err
+    if events_file == "/dev/full":
+        assert captured.err.count("event not written") == 4
 
 
 # -- actions ---------------------------------------------------------------------------

@@ -206,6 +206,18 @@ def test_api_events_without_camera_says_how_to_turn_it_on(tiny_models):
         assert refused.value.code == 404 and "--camera" in json.load(refused.value)["error"]
 
 
+def test_serve_camera_with_a_model_without_background_records_no_events(tiny_models, tmp_path):
+    from edge_runner.server import ServerOptions, build_service
+
+    pytest.importorskip("cv2", reason="the clip is written with OpenCV (pip install .[camera])")
+    clip = write_clip(tmp_path / "c.avi", [BLUE] * 3)
+    service = build_service(ServerOptions(model=tiny_models["int8"], host="127.0.0.1", port=0, camera=str(clip)))
+    try:
+        assert service.live is not None and service.recorder is None and service.live.on_frame is None
+    finally:
+        service.close()
+
+
 def test_sigterm_closes_the_open_visit_before_exiting(colour_model, tmp_path):
     """systemd stops the service with SIGTERM: the visit in progress still gets its `left` event."""
     import signal
