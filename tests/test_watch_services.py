@@ -243,3 +243,38 @@ def test_sigterm_closes_the_open_visit_before_exiting(colour_model, tmp_path):
     events = [json.loads(line) for line in events_file.read_text().splitlines()]
     assert [(e["event"], e["label"]) for e in events] == [("arrived", "cat"), ("left", "cat")]
     assert "cat left after" in out and "(interrupted)" in err
+
+
+def test_events_page_in_a_real_browser(colour_model, tmp_path):
+    """Debian's chromium opens /events (from the live page's link): the visit is listed and its snapshot shows."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs Playwright (pip install playwright)")
+    from test_server_browser import CHROMIUM_ARGS, PHONE, find_chromium
+
+    from edge_runner.server import ServerOptions, build_service, start_server
+    from edge_runner.settings import WatchSettings
+
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip("no chromium browser installed (apt-get install chromium); set EDGEKIT_CHROMIUM to use another path")
+    clip = visit_clip(tmp_path / "visit.avi", before=5, visit=20, after=15)
+    options = ServerOptions(model=colour_model, host="127.0.0.1", port=0, camera=str(clip), camera_fps=30.0,
+                            watch=WatchSettings(hold_s=0.3, snapshots=tmp_path / "snaps"))
+    with start_server(build_service(options)) as server, sync_api.sync_playwright() as playwright:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not server.service.recorder.state()["events"][1:]:
+            time.sleep(0.2)
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(**PHONE).new_page()
+            problems: list[str] = []
+            page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+            page.goto(server.url + "/")
+            page.click("text=Recent events and snapshots")
+            page.wait_for_url("**/events")
+            assert page.locator("h2", has_text="cat left").count() >= 1
+            image = page.locator("img[alt^='best frame of cat']").first
+            image.wait_for()
+            assert page.evaluate("(img) => img.complete && img.naturalWidth > 0", image.element_handle())
+            assert not problems, problems  # no Content-Security-Policy refusal, no broken image
+        finally:
+            browser.close()
