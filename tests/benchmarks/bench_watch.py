@@ -171,7 +171,11 @@ def main() -> int:
                         extra += len(events) - 2
                     if arrived[0][1] != expected:
                         wrong += 1
-                    delays.append(arrived[0][2] - args.before)
+                    # Delay: to the first `arrived` at or after the first pet frame (a visit the
+                    # background caused earlier is already counted as an extra event).
+                    after_pet = [e[2] for e in arrived if e[2] >= args.before - 1e-6]
+                    if after_pet:
+                        delays.append(after_pet[0] - args.before)
                 bg_counts = [len(replay(spec, labels, k, n, hold, threshold)) for labels in empties]
                 bg_events, bg_clips = sum(bg_counts), sum(count > 0 for count in bg_counts)
                 dframes = [round(d * fps) for d in delays]
