@@ -109,6 +109,8 @@ class MqttPublisher:
         client.max_queued_messages_set(MAX_QUEUED)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
+        self._failing = False  # a failed attempt was reported; quiet until the next success
         self._client = client
         # connect_async + loop_start: the network thread makes the first connection
         # and every later one, retrying while the broker is down.
@@ -185,11 +187,17 @@ class MqttPublisher:
             logger.warning("MQTT %s:%s refused the connection (%s); retrying", self.host, self.port, reason_code)
             return
         self.connected = True
+        self._failing = False
         self.connections += 1
         for topic, config in self.discovery_messages().items():
             self._publish(topic, config, retain=True)
         self._publish(self.topic("state"), self._state, retain=True)
         client.publish(self.topic("availability"), "online", qos=1, retain=True)
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        if not self._failing:
+            self._failing = True
+            logger.warning("MQTT %s:%s: cannot connect; retrying every 1-30 s (events are queued meanwhile)", self.host, self.port)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:
         if self.connected:

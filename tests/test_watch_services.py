@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -40,11 +41,16 @@ class Broker:
     def __init__(self, root: Path, port: int) -> None:
         self.port = port
         self.config = root / "mosquitto.conf"
-        self.config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        self.log = root / "mosquitto.log"  # every PUBLISH the broker receives is logged here
+        self.config.write_text(
+            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            "log_dest stdout\nlog_type all\n"
+        )
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen([MOSQUITTO, "-c", str(self.config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with self.log.open("ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen([MOSQUITTO, "-c", str(self.config)], stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -278,3 +284,37 @@ def test_events_page_in_a_real_browser(colour_model, tmp_path):
             assert not problems, problems  # no Content-Security-Policy refusal, no broken image
         finally:
             browser.close()
+
+
+@pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto not found (Debian: apt install mosquitto; `make test` installs it as root)")
+def test_mqtt_broker_down_at_start_gets_the_queued_event_once_it_is_up(tmp_path, caplog):
+    pytest.importorskip("paho.mqtt", reason="the MQTT publisher needs paho-mqtt (pip install .[watch])")
+    from edge_runner.mqtt import MqttPublisher
+
+    port = free_port()
+    broker = Broker(tmp_path, port)
+    publisher = MqttPublisher("127.0.0.1", port, ["cat", "dog"], prefix="edgekit/late")
+    try:
+        publisher.publish_event({"event": "arrived", "label": "cat", "visit": 1, "start": 5.0, "peak_score": 0.9})
+        time.sleep(1.5)  # at least one failed attempt
+        assert not publisher.connected and "cannot connect" in caplog.text
+        broker.start()
+        subscriber = Subscriber(port, ["edgekit/late/#", "homeassistant/#"])
+        try:
+            # The state and the discovery configs arrive (live, or retained when the publisher
+            # reconnected before the subscriber) ...
+            state = subscriber.wait_for(lambda m: m[0] == "edgekit/late/state", 40, "with the state")
+            assert json.loads(state[-1][1])["label"] == "cat"
+            subscriber.wait_for(lambda m: m[0] == "homeassistant/sensor/edgekit_late/label/config", 10, "discovery")
+        finally:
+            subscriber.close()
+        assert publisher.connected and publisher.connections == 1
+        # ... and the event queued while the broker was down reached it (the broker's own log says so;
+        # it is flushed when the broker stops).
+        publisher.close()
+        broker.process.terminate()
+        broker.process.wait(10)
+        assert re.search(r"Received PUBLISH from edgekit_late-\d+ \(d0, q1, r0, m\d+, 'edgekit/late/event'", broker.log.read_text())
+    finally:
+        publisher.close()
+        broker.kill()
