@@ -6,7 +6,9 @@ wrong (a blurred paw, a shadow). :class:`VisitTracker` smooths that out:
 * a label of interest becomes *present* once it has won at least ``k`` of the
   last ``n`` classified frames (so with ``k >= 2`` one wrong frame never opens a visit);
 * a present label is *gone* once it has not won any frame for ``hold_s`` seconds
-  (so one wrong frame in the middle of a visit never closes it).
+  (so one wrong frame in the middle of a visit never closes it); another label
+  can only become present after that, so a cat that the model calls "dog" for a
+  few frames stays one visit.
 
 Frames whose label is the contract's background label, ``unknown`` (below the
 threshold) or any label that is not of interest count as "nothing". Times are
@@ -194,13 +196,14 @@ class VisitTracker:
         if visit is not None and seen.label == visit.label:
             visit.add(t, seen.score, frame)
             return events
-        if visit is not None and t - visit.last_seen >= self.hold_s:
+        if visit is not None:
+            if t - visit.last_seen < self.hold_s:
+                # Another label winning frames does not end a visit: a cat the model calls "dog"
+                # for a few frames is still one visit. It can start once this one is gone.
+                return events
             events.append(self._close(visit))
-            visit = None
         winner = self._winner()
-        if winner is not None and (visit is None or winner != visit.label):
-            if visit is not None:  # another label took over (a cat replaced by a dog): close the old visit
-                events.append(self._close(visit))
+        if winner is not None:
             events.append(self._open(winner))
         return events
 

@@ -72,13 +72,16 @@ def test_open_visit_is_closed_at_the_end_of_the_source():
     assert [(e.event, e.label, e.frames) for e in closing] == [("left", "dog", 10)]
 
 
-def test_a_new_label_replaces_the_present_one_and_hold_closes_on_tick():
+def test_another_label_never_splits_a_visit_and_starts_once_it_is_gone():
     tracker = VisitTracker(INTEREST, k=3, n=5, hold_s=2.0)
+    visit = ["cat"] * 30
+    visit[10:13] = ["dog"] * 3  # the model calls the cat "dog" for three frames in a row
     events = []
-    for i, label in enumerate(["cat"] * 10 + ["dog"] * 10):
+    for i, label in enumerate(visit + ["dog"] * 40):  # then a dog stays
         events += tracker.update(i / 10, label, 0.9)
     assert [(e.event, e.label) for e in events] == [("arrived", "cat"), ("left", "cat"), ("arrived", "dog")]
-    assert tracker.current == "dog" and tracker.tick(2.5) == []
+    assert events[1].end == pytest.approx(2.9) and events[2].start == pytest.approx(4.5)  # dog: its wins in the window
+    assert tracker.current == "dog" and tracker.tick(7.0) == []
     assert [(e.event, e.label) for e in tracker.tick(100.0)] == [("left", "dog")] and tracker.current is None
 
 
