@@ -26,7 +26,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .argtypes import positive_float, positive_int, probability
+from .argtypes import positive_int, probability
 from .camera import CameraError, FrameSource, open_camera
 from .cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, PROG, RUNTIME_CHOICES, UsageError, _Parser, _print_error
 from .image import preprocess_array
