@@ -146,6 +146,21 @@ class OpenCVSource(_Source):
             self._capture.release()
             self._capture = None
 
+    def position_s(self) -> float | None:
+        """The time stamp of the frame last read, in seconds from the start of a video file
+        (``CAP_PROP_POS_MSEC``); ``None`` for a live source or when the container has none."""
+        if self._capture is None or not self.is_file:
+            return None
+        msec = self._capture.get(self._cv2.CAP_PROP_POS_MSEC)
+        return msec / 1000.0 if msec is not None and msec >= 0 else None
+
+    def frame_rate(self) -> float | None:
+        """The container's frames per second, or ``None`` when it does not say."""
+        if self._capture is None:
+            return None
+        fps = self._capture.get(self._cv2.CAP_PROP_FPS)
+        return float(fps) if fps and 0 < fps < 1000 else None
+
 
 def _bgr_to_rgb(frame: np.ndarray, cv2: Any) -> np.ndarray:
     if frame.ndim == 2:

@@ -4,6 +4,7 @@
     python -m edge_runner --camera [SOURCE] [--max-frames N]
     python -m edge_runner --benchmark
     python -m edge_runner serve ...          (the web page and JSON API: see edge_runner.server)
+    python -m edge_runner watch --camera SOURCE ...   (arrival/departure events: see edge_runner.watch)
 
 Exit status: 0 all inputs classified, 1 some inputs (or the camera) failed,
 2 usage or model error. Errors are one line on stderr,
@@ -82,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m edge_runner",
         description="Classify photos, a camera or a video with a TFLite image classifier (no TensorFlow needed). "
-        "Use `python -m edge_runner serve --help` for the web page and JSON API.",
+        "Use `python -m edge_runner serve --help` for the web page and JSON API, `python -m edge_runner watch --help` for arrival/departure events.",
         epilog="Exit status: 0 all good, 1 some inputs failed, 2 usage or model error.",
     )
     parser.add_argument(
@@ -383,6 +384,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from . import server
 
         return server.main(argv[1:])
+    if argv and argv[0] == "watch":
+        from . import watch
+
+        return watch.main(argv[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

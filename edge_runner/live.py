@@ -143,6 +143,7 @@ class LiveView:
         max_width: int = 640,
         jpeg_quality: int = 80,
         source_name: str = "camera",
+        on_frame: Callable[[float, np.ndarray, object], None] | None = None,
     ) -> None:
         if max_fps <= 0:
             raise ValueError(f"max_fps must be > 0, received {max_fps!r}")
@@ -154,6 +155,9 @@ class LiveView:
         self.max_width = max_width
         self.jpeg_quality = jpeg_quality
         self.source_name = source_name
+        # ``on_frame(unix_time, rgb_frame, prediction)`` for every classified frame (the
+        # watcher's recorder); with it the loop runs even without a viewer.
+        self.on_frame = on_frame
         self._cond = threading.Condition()
         self._frame: LiveFrame | None = None
         self._seq = 0
@@ -265,6 +269,8 @@ class LiveView:
                 logger.exception("live view: closing %s failed", self.source_name)
 
     def _wanted(self) -> bool:
+        if self.on_frame is not None:
+            return True
         return time.monotonic() - self._last_demand < self.idle_after_s
 
     def _run(self) -> None:
@@ -324,6 +330,11 @@ class LiveView:
     def _process(self, frame: np.ndarray, stamps: deque[float]) -> None:
         pixels = preprocess_array(frame, self.classifier.spec)
         prediction = self.classifier.classify(pixels, top_k=self.top_k)
+        if self.on_frame is not None:
+            try:
+                self.on_frame(time.time(), frame, prediction)
+            except Exception:  # the recorder must never stop the live view
+                logger.exception("live view: recording the frame failed")
         now = time.monotonic()
         stamps.append(now)
         fps = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 and stamps[-1] > stamps[0] else 0.0

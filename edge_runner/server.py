@@ -15,6 +15,7 @@ Routes:
     ``GET /camera.mjpg``         with ``--camera``: the annotated live view as an MJPEG stream
     ``GET /api/camera/frame.jpg`` the latest annotated frame
     ``GET /api/camera``          the live label, score, fps and any camera error
+    ``GET /events``, ``GET /api/events``  with ``--camera``: the watcher's recent events and snapshots (edge_runner.gallery)
 
 Access: with a token (``--token-file FILE`` or ``$EDGEKIT_TOKEN``) every route
 but ``/healthz`` needs it (see :mod:`edge_runner.access`); a non-loopback
@@ -51,10 +52,12 @@ from .image import ImageError, preprocess
 from .model import Classifier, ModelError
 from .pool import ClassifierPool
 from .runtime import RuntimeUnavailable
+from .settings import WatchError, WatchSettings, add_watch_arguments, build_recorder, settings_from_args
 from .spec import ContractError
 
 if TYPE_CHECKING:
     from .live import LiveView
+    from .recorder import Recorder
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +107,7 @@ class ServerOptions:
     max_viewers: int = 4
     token: Token | None = None
     trusted_network: bool = False
+    watch: WatchSettings | None = None  # the watcher's settings with --camera (edge_runner.settings)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -121,6 +125,7 @@ class Service:
     pool: ClassifierPool
     archive: Archive | None = None
     live: LiveView | None = None  # only with --camera
+    recorder: Recorder | None = None  # the watcher's events, only with --camera
     started_at: float = field(default_factory=time.time)
 
     @property
@@ -158,6 +163,9 @@ class Service:
     def close(self) -> None:
         if self.live is not None:
             self.live.stop()
+        if self.recorder is not None:
+            self.recorder.finish()  # an open visit gets its `left`
+            self.recorder.close()
 
 
 def build_service(options: ServerOptions) -> Service:
@@ -180,7 +188,7 @@ def build_service(options: ServerOptions) -> Service:
         raise ServerError(f"--threads must be 1 or more, received {options.threads}")
     archive = Archive(options.archive) if options.archive is not None else None
     pool = ClassifierPool(options.model, size=options.interpreters, num_threads=options.threads)
-    live = None
+    live = recorder = None
     if options.camera is not None:
         from .camera import open_camera
         from .live import LiveView
@@ -193,7 +201,22 @@ def build_service(options: ServerOptions) -> Service:
             max_fps=options.camera_fps,
             source_name="camera" if source is None else (f"camera {source}" if str(source).isdigit() else str(source)),
         )
-    return Service(options, pool, archive, live)
+        recorder = _watch_camera(live, options.watch or WatchSettings())
+    return Service(options, pool, archive, live, recorder)
+
+
+def _watch_camera(live: LiveView, settings: WatchSettings) -> Recorder | None:
+    """Run the watcher's tracker on the live view's frames (events printed as readable lines).
+
+    ``None`` for a model that cannot say "nothing here" (no background label, no threshold).
+    """
+    spec = live.classifier.spec
+    if spec.background_label is None and spec.threshold is None:
+        logger.warning("no events: %s has no background label or threshold in its contract", spec.name)
+        return None
+    recorder = build_recorder(settings, live.classifier.spec, source_name=live.source_name, out=sys.stdout)
+    live.on_frame = lambda t, frame, prediction: recorder.observe(t, prediction.label, prediction.score, frame)
+    return recorder
 
 
 # -- the Flask application ----------------------------------------------------
@@ -253,6 +276,9 @@ def create_app(service: Service):
     if service.options.token is not None:
         protect(app, service.options.token)  # first: every route, and any blueprint added later, is behind it
     viewers = threading.BoundedSemaphore(service.options.max_viewers)
+    from .gallery import create_blueprint
+
+    app.register_blueprint(create_blueprint(service))  # /events, /api/events, snapshots
 
     def error(status: int, message: str):
         response = jsonify({"error": message, "status": status})
@@ -614,6 +640,7 @@ def build_parser(prog: str = "python -m edge_runner serve") -> argparse.Argument
         "--trusted-network", action="store_true",
         help="allow a non-loopback --host without a token (everyone who can reach the port sees the camera)",
     )
+    add_watch_arguments(parser)  # the watcher's smoothing, snapshots and actions, used with --camera
     return parser
 
 
@@ -631,6 +658,7 @@ def options_from_args(args: argparse.Namespace) -> ServerOptions:
         camera_fps=args.camera_fps,
         token=load_token(args.token_file),
         trusted_network=args.trusted_network,
+        watch=settings_from_args(args),
     )
 
 
@@ -646,6 +674,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"edge_runner serve: error: {exc}", file=sys.stderr)
         return 2
     except UsageError as exc:  # no --model and no default one
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except WatchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (ModelError, ContractError, RuntimeUnavailable, ArchiveError, ServerError) as exc:
