@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
     from .model import Classifier
 
 SUFFIX = ".explain.png"
-EXPLAIN_QUERY_VALUES = ("1", "true", "yes")
+EXPLAIN_YES = ("1", "true", "yes")
+EXPLAIN_NO = ("0", "false", "no", "")
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,34 @@ def make_occluder(classifier: Classifier) -> Occluder:
     return Occluder(classifier)
 
 
-def wants_explanation(value: str | None) -> bool:
-    """Whether a query value such as ``explain=1`` asks for an explanation."""
-    return value is not None and value.strip().lower() in EXPLAIN_QUERY_VALUES
+def explain_requested(value: str | None) -> bool:
+    """Whether the query value of ``explain`` asks for an explanation (absent: no).
+
+    Raises:
+        ValueError: a value that is neither yes nor no (names the allowed values and what was received).
+    """
+    if value is None:
+        return False
+    text = value.strip().lower()
+    if text in EXPLAIN_YES:
+        return True
+    if text in EXPLAIN_NO:
+        return False
+    raise ValueError(f"explain must be one of {', '.join(EXPLAIN_YES + EXPLAIN_NO)}, received {value!r}")
+
+
+# One occluder per served model, made at the first ?explain=1 (it holds its own interpreter).
+_occluders: "weakref.WeakKeyDictionary[Classifier, Occluder]" = weakref.WeakKeyDictionary()
+_occluders_lock = threading.Lock()
+
+
+def explain_upload(classifier: Classifier, data: bytes, name: str) -> dict:
+    """The web API's ``explanation`` object for an uploaded photo (already decoded once successfully).
+
+    ``{"png": "data:image/png;base64,…", "grid": [[…]], "rows", "cols", "label", "score", "measure", …}``.
+    """
+    with _occluders_lock:
+        occluder = _occluders.get(classifier)
+        if occluder is None:
+            occluder = _occluders[classifier] = make_occluder(classifier)
+    return explain_source(occluder, data, name=name).to_api()

@@ -124,8 +124,8 @@ def patch_boxes(height: int, width: int, grid: int, patch_cells: float = DEFAULT
         cy = (r + 0.5) * height / grid
         for c in range(grid):
             cx = (c + 0.5) * width / grid
-            top, left = max(0, round(cy - ph / 2)), max(0, round(cx - pw / 2))
-            boxes.append((top, left, min(height, top + ph), min(width, left + pw)))
+            top, left = round(cy - ph / 2), round(cx - pw / 2)
+            boxes.append((max(0, top), max(0, left), min(height, top + ph), min(width, left + pw)))
     return boxes
 
 
@@ -272,17 +272,14 @@ class Occluder:
                 copy[top:bottom, left:right] = FILL_VALUE
             drops[first:first + len(part)] = base[class_index] - self.scores(copies)[:, class_index]
         elapsed = (time.perf_counter() - start) * 1000.0
-        patch = (boxes[0][2] - boxes[0][0], boxes[0][3] - boxes[0][1])
-        if grid > 1:  # the first box is clipped at the corner; an inner one has the full size
-            inner = boxes[len(boxes) // 2]
-            patch = (inner[2] - inner[0], inner[3] - inner[1])
+        ph, pw = max(1, round(spec.height / grid * patch_cells)), max(1, round(spec.width / grid * patch_cells))
         return OcclusionMap(
             grid=drops.reshape(grid, grid),
             label=self.classifier.labels[class_index],
             class_index=int(class_index),
             score=float(probs[class_index]),
             measure=self.measure,
-            patch=patch,
+            patch=(ph, pw),
             input_size=(spec.height, spec.width),
             batch_size=self.batch_size,
             elapsed_ms=elapsed,

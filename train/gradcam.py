@@ -159,6 +159,21 @@ class GradCamExplainer:
         logits = tf.matmul(output, self._dense.kernel) + (self._dense.bias if self._dense.use_bias else 0.0)
         return logits, tf.nn.softmax(logits)
 
+    def scores(self, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
+        """float32 ``(N, K)`` logit margins ``z_c - mean(z_j, j != c)`` of raw 0–255 images ``(N, H, W, 3)``.
+
+        The same score Grad-CAM explains (the deletion check measures its drop).
+        """
+        from edge_runner.occlusion import margins
+
+        rows = []
+        for start in range(0, len(images), batch_size):
+            batch = tf.convert_to_tensor(np.asarray(images[start:start + batch_size], dtype=np.float32))
+            _, output = self._run(batch)
+            logits, _ = self._logits_and_probs(output)
+            rows.append(margins(np.asarray(logits, dtype=np.float32)))
+        return np.concatenate(rows)
+
     def explain(self, pixels: np.ndarray, class_index: int | None = None) -> GradCam:
         """Grad-CAM of one image.
 
