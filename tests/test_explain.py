@@ -174,3 +174,159 @@ def test_deletion_gradcam_beats_random(trained):
     print(summary.line("Grad-CAM (generated)"))
     assert summary.share >= MIN_SHARE, summary.line("Grad-CAM")
     assert summary.mean_map_drop > MIN_RATIO * max(summary.mean_random_drop, 1e-6), summary.line("Grad-CAM")
+
+
+# -- the runner's --explain and the web API -------------------------------------------
+
+
+def _write_photos(folder: Path, trained, count: int = 3) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        path = folder / f"{LABELS[trained['y'][i * 8]]}.{i}.png"
+        Image.fromarray(trained["x"][i * 8]).save(path)
+        paths.append(path)
+    return paths
+
+
+def test_cli_explain_writes_overlays_and_json_gets_the_path(trained, tmp_path, capsys):
+    from edge_runner.cli import main
+
+    paths = _write_photos(tmp_path / "in", trained)
+    bad = tmp_path / "in" / "broken.jpg"
+    bad.write_bytes(b"not a photo")
+    out_dir = tmp_path / "maps"
+    code = main([*map(str, paths), str(bad), "--model", str(trained["tflite"]), "--explain", str(out_dir), "--json",
+                 "--workers", "0"])
+    captured = capsys.readouterr()
+    assert code == 1  # the broken photo fails, the others go on
+    assert "broken.jpg" in captured.err
+    records = [json.loads(line) for line in captured.out.splitlines()]
+    assert len(records) == 3
+    for record, path in zip(records, paths):
+        written = Path(record["explanation"])
+        assert written == out_dir / f"{path.stem}.explain.png"
+        with Image.open(written) as image:
+            assert image.format == "PNG" and image.size == (SIZE, SIZE)  # the photo's own size (under 448 px)
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(f"{p.stem}.explain.png" for p in paths)  # no temp files
+
+
+def test_cli_explain_usage_errors(trained, tmp_path, capsys):
+    from edge_runner.cli import main
+
+    photo = _write_photos(tmp_path / "in", trained, 1)[0]
+    not_a_dir = tmp_path / "file.txt"
+    not_a_dir.write_text("x")
+    assert main([str(photo), "--model", str(trained["tflite"]), "--explain", str(not_a_dir)]) == 2
+    assert f"--explain {not_a_dir}: exists and is not a directory" in capsys.readouterr().err
+    assert main(["--camera", "--model", str(trained["tflite"]), "--explain", str(tmp_path)]) == 2
+    assert "--explain only applies to INPUT files" in capsys.readouterr().err
+
+
+def test_api_explain_returns_png_and_grid(trained):
+    pytest.importorskip("flask", reason="the web server needs Flask (pip install .[serve])")
+    pytest.importorskip("waitress", reason="the web server needs waitress (pip install .[serve])")
+    import urllib.error
+    import urllib.request
+
+    from edge_runner.server import ServerOptions, build_service, start_server
+
+    buffer = io.BytesIO()
+    Image.fromarray(trained["x"][0]).save(buffer, format="PNG")
+    running = start_server(build_service(ServerOptions(model=trained["tflite"], host="127.0.0.1", port=0)))
+    try:
+        def post(query: str):
+            request = urllib.request.Request(f"{running.url}/api/classify{query}", data=buffer.getvalue(),
+                                             headers={"Content-Type": "image/png"}, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    return response.status, json.loads(response.read())
+            except urllib.error.HTTPError as exc:
+                return exc.code, json.loads(exc.read())
+
+        status, plain = post("")
+        assert status == 200 and "explanation" not in plain
+        status, answer = post("?explain=1")
+        assert status == 200
+        explanation = answer["explanation"]
+        assert explanation["label"] == answer["label"] == LABELS[trained["y"][0]]
+        assert explanation["rows"] == explanation["cols"] == 7 and len(explanation["grid"]) == 7
+        assert explanation["measure"] == "logit_margin"
+        prefix = "data:image/png;base64,"
+        assert explanation["png"].startswith(prefix)
+        with Image.open(io.BytesIO(base64.b64decode(explanation["png"][len(prefix):]))) as image:
+            assert image.format == "PNG"
+        expected = Occluder(Classifier(trained["tflite"])).explain(trained["x"][0]).grid
+        np.testing.assert_allclose(np.array(explanation["grid"]), expected, atol=1e-3)
+        status, error = post("?explain=maybe")
+        assert status == 400 and error["error"] == "explain must be one of 1, true, yes, 0, false, no, , received 'maybe'"
+    finally:
+        running.stop()
+
+
+def test_page_has_an_explain_button():
+    script = (REPO / "edge_runner" / "static" / "app.js").read_text()
+    assert "/api/classify?explain=1" in script and 'el("button", "explain", "explain")' in script
+
+
+# -- Grad-CAM in train -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backbone", ["mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0"])
+def test_gradcam_finds_the_last_feature_map_of_every_backbone(backbone, tmp_path):
+    pytest.importorskip("tensorflow", reason="Grad-CAM needs TensorFlow (pip install .[train])")
+    import keras
+
+    from train.backbones import BACKBONES
+    from train.config import TrainConfig
+    from train.gradcam import GradCamExplainer
+    from train.model import build_network, export_model
+
+    assert backbone in BACKBONES
+    config = TrainConfig(data="x", out="y", backbone=backbone, weights="none", image_size=64, fine_tune_epochs=0)
+    export_model(build_network(config, 2)).save(tmp_path / "model.keras")
+    model = keras.saving.load_model(tmp_path / "model.keras")  # as a run's model.keras: the backbone is nested
+    explainer = GradCamExplainer(model)
+    assert explainer.feature.path[0] is not explainer.feature.layer  # found inside the nested backbone
+    assert explainer.feature.shape[:2] == (2, 2)  # 64 px / 32: the last stage, not an earlier map
+    pixels = np.random.default_rng(0).integers(0, 256, size=(64, 64, 3)).astype(np.uint8)
+    cam = explainer.explain(pixels)
+    np.testing.assert_allclose(cam.probabilities, model.predict(pixels[None].astype("float32"), verbose=0)[0], atol=1e-5)
+    assert cam.grid.shape == (2, 2) and (cam.grid >= 0).all()
+
+
+def test_train_explain_cli_writes_gradcam_pngs(trained, tmp_path, capsys):
+    from train.cli import main
+
+    paths = _write_photos(tmp_path / "in", trained, 2)
+    out_dir = tmp_path / "cams"
+    code = main(["explain", str(trained["run"]), str(paths[0]), str(paths[1]), str(tmp_path / "missing.jpg"),
+                 "--out", str(out_dir)])
+    captured = capsys.readouterr()
+    assert code == 1 and "missing.jpg" in captured.err
+    lines = captured.out.splitlines()
+    assert len(lines) == 2
+    for line, path in zip(lines, paths):
+        source, label, score, written = line.split("  ")
+        assert source == str(path) and label == path.stem.split(".")[0] and 0 < float(score) <= 1
+        assert Path(written) == out_dir / f"{path.stem}.gradcam.png" and Path(written).is_file()
+    assert main(["explain", str(tmp_path), str(paths[0]), "--out", str(out_dir)]) == 2
+    assert f"RUN {tmp_path}: model.keras not found" in capsys.readouterr().err
+    assert main(["explain", str(trained["run"]), str(paths[0]), "--out", str(out_dir), "--label", "purple"]) == 2
+    assert "--label must be one of ['red', 'green', 'blue', 'none'], received 'purple'" in capsys.readouterr().err
+
+
+def test_report_grid_shows_mistakes_and_correct_photos(trained, tmp_path):
+    from train.evaluate import evaluate_probabilities
+    from train.explain import GRID_FILENAME, pick_examples, write_report_grid
+
+    x, y = trained["x"], trained["y"].copy()
+    y[0] = (y[0] + 1) % 3  # one deliberate mistake
+    evaluation = evaluate_probabilities(trained["keras"].predict(x.astype("float32"), verbose=0), y, LABELS)
+    chosen = pick_examples(evaluation, mistakes=8, per_class=2)
+    assert chosen[0] == (0, True) and sum(wrong for _, wrong in chosen) == 1
+    assert len(chosen) == 1 + 2 * 3  # two correct per class that has photos ("none" has none here)
+    files = write_report_grid(tmp_path, trained["keras"], evaluation, x, [f"p{i}.png" for i in range(len(x))])
+    assert files == {"gradcam": GRID_FILENAME}
+    with Image.open(tmp_path / GRID_FILENAME) as image:
+        assert image.format == "PNG" and image.width > 600
