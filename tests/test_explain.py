@@ -11,8 +11,6 @@ import base64
 import io
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -330,3 +328,68 @@ def test_report_grid_shows_mistakes_and_correct_photos(trained, tmp_path):
     assert files == {"gradcam": GRID_FILENAME}
     with Image.open(tmp_path / GRID_FILENAME) as image:
         assert image.format == "PNG" and image.width > 600
+
+
+# -- real photos (slow) ---------------------------------------------------------------
+
+REAL_PHOTOS_PER_CLASS = 15  # 30 photos: ~50 inferences each; minutes on a busy 2-core machine
+SHIPPED_INT8 = REPO / "models" / "cats_dogs_int8.tflite"
+RUN_ENV = "EDGEKIT_EXPLAIN_RUN"
+
+
+def real_photos(shared_data: Path, per_class: int, spec) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    chosen = []
+    for folder in sorted(p for p in (shared_data / "validation").iterdir() if p.is_dir()):
+        files = find_images(folder)
+        chosen += [files[i] for i in sorted(rng.choice(len(files), size=per_class, replace=False))]
+    return [preprocess(path, spec).array for path in chosen]
+
+
+@pytest.mark.slow
+def test_real_photos_occlusion_deletion_with_the_shipped_int8_model(shared_data):
+    if not SHIPPED_INT8.is_file():
+        pytest.skip(f"the shipped model is not at {SHIPPED_INT8}")
+    occluder = Occluder(Classifier(SHIPPED_INT8, num_threads=1))
+    images = real_photos(shared_data, REAL_PHOTOS_PER_CLASS, occluder.classifier.spec)
+    summary = _deletion(occluder.scores, [occluder.explain(p).grid for p in images], images)
+    print(summary.line("occlusion (real, shipped int8)"))
+    assert summary.share > 0.5, summary.line("occlusion")
+    assert summary.mean_map_drop > MIN_RATIO * summary.mean_random_drop, summary.line("occlusion")
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory) -> Path:
+    """A cats/dogs run of ``python -m train``: ``$EDGEKIT_EXPLAIN_RUN``, else a 2-epoch head-only run trained here."""
+    from conftest import SHARED_DATA, SHARED_WEIGHTS
+
+    given = os.environ.get(RUN_ENV)
+    if given:
+        if not (Path(given) / "model.keras").is_file():
+            pytest.fail(f"${RUN_ENV}={given}: no model.keras there")
+        return Path(given)
+    if not SHARED_DATA.is_dir() or not SHARED_WEIGHTS.is_file():
+        pytest.skip(f"no trained model: set ${RUN_ENV} to a `python -m train` output, or provide {SHARED_DATA} and "
+                    f"{SHARED_WEIGHTS} so the test can train one")
+    pytest.importorskip("tensorflow", reason="Grad-CAM needs TensorFlow (pip install .[train])")
+    from train import TrainConfig, run_training
+
+    out = tmp_path_factory.mktemp("real_run") / "run"
+    run_training(TrainConfig(data=str(SHARED_DATA), out=str(out), weights=str(SHARED_WEIGHTS), epochs=2,
+                             fine_tune_epochs=0, verbose=0))
+    return out
+
+
+@pytest.mark.slow
+def test_real_photos_gradcam_deletion_with_a_trained_model(shared_data, real_run):
+    import keras
+
+    from train.gradcam import GradCamExplainer
+
+    model = keras.saving.load_model(real_run / "model.keras")
+    explainer = GradCamExplainer(model)
+    images = real_photos(shared_data, REAL_PHOTOS_PER_CLASS, InputSpec.load(real_run / "contract.json"))
+    summary = _deletion(explainer.scores, [explainer.explain(p).grid for p in images], images)
+    print(summary.line("Grad-CAM (real)"))
+    assert summary.share > 0.5, summary.line("Grad-CAM")
+    assert summary.mean_map_drop > MIN_RATIO * summary.mean_random_drop, summary.line("Grad-CAM")

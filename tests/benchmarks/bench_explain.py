@@ -162,7 +162,7 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     cams = deletion(f"Grad-CAM {explainer.feature.shape[0]}x{explainer.feature.shape[1]}, {args.run.name}/model.keras",
                     lambda p: explainer.explain(p).grid, explainer.scores,
-                    lambda images: model.predict(np.asarray(images, dtype=np.float32), verbose=0), run_pixels, args.seed)
+                    lambda images: np.asarray(model(np.asarray(images, dtype=np.float32), training=False)), run_pixels, args.seed)
     gradcam_ms = (time.perf_counter() - start) * 1000 / len(photos)
     with tempfile.TemporaryDirectory() as folder:
         run_occluder = Occluder(Classifier(float_tflite(model, spec, Path(folder)), num_threads=1))
