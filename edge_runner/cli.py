@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument(
         "--explain", metavar="DIR", default=None,
         help="also write DIR/<photo>.explain.png: an occlusion map of what the answer depended on "
-        "(7x7 grid, 50 inferences per photo; JSON gets its path as 'explanation')",
+        "(7x7 grid: 50 inferences per photo; JSON gets its path as 'explanation')",
     )
     output.add_argument("--verbose", "-v", action="store_true", help="say which runtime, model and settings are used")
     runtime = parser.add_argument_group("speed")
@@ -253,7 +253,7 @@ def run_files(
                     failed += 1
                     _print_error(result.error)
                     continue
-                record, line = result.prediction.to_dict(result.source), None
+                record = result.prediction.to_dict(result.source)
                 if writer is not None:
                     explained, error = writer.try_write(result.source)
                     if error:
@@ -264,7 +264,9 @@ def run_files(
                     print(dumps(record), file=out, flush=True)
                 else:
                     line = format_prediction(result.source, result.prediction, top_k)
-                    print(line + (f"  {record['explanation']}" if record.get("explanation") else ""), file=out, flush=True)
+                    if record.get("explanation"):
+                        line += f"  {record['explanation']}"
+                    print(line, file=out, flush=True)
                 done += 1
         except KeyboardInterrupt:
             print(f"{PROG}: interrupted after {done} of {len(collected.paths)} inputs", file=sys.stderr)

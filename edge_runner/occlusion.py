@@ -201,12 +201,13 @@ class Occluder:
             interpreter.allocate_tensors()
         return interpreter
 
-    def _run(self, images: np.ndarray, want_scores: bool) -> np.ndarray:
+    def _run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(probabilities, scores)``, both float32 ``(N, num_classes)``, from one pass over ``images``."""
         images = np.asarray(images)
         if images.ndim != 4:
             raise OcclusionError(f"images must be (N, height, width, 3), received shape {images.shape}")
         classifier = self.classifier
-        rows = []
+        probs, scores = [], []
         with self._lock:
             for start in range(0, len(images), self.batch_size):
                 chunk = images[start:start + self.batch_size]
@@ -216,22 +217,22 @@ class Occluder:
                 tensor = quantize_input(chunk, classifier.input_dtype, classifier.input_scale, int(classifier.input_zero_point))
                 self._interpreter.set_tensor(self._input["index"], tensor)
                 self._interpreter.invoke()
-                if want_scores and self._logits is not None:
+                raw = self._interpreter.get_tensor(self._output["index"]).reshape(self.batch_size, -1)[:count]
+                probs.append(dequantize_output(raw, classifier.output_scale, int(classifier.output_zero_point)))
+                if self._logits is not None:
                     raw = self._interpreter.get_tensor(self._logits["index"]).reshape(self.batch_size, -1)[:count]
                     scale, zero = self._logits["quantization"]
-                    rows.append(margins(dequantize_output(raw, float(scale or 1.0), int(zero))))
-                else:
-                    raw = self._interpreter.get_tensor(self._output["index"]).reshape(self.batch_size, -1)[:count]
-                    rows.append(dequantize_output(raw, classifier.output_scale, int(classifier.output_zero_point)))
-        return np.concatenate(rows)
+                    scores.append(margins(dequantize_output(raw, float(scale or 1.0), int(zero))))
+        probabilities = np.concatenate(probs)
+        return probabilities, (np.concatenate(scores) if scores else probabilities)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """float32 ``(N, num_classes)`` probabilities for ``uint8`` ``(N, height, width, 3)`` preprocessed images."""
-        return self._run(images, want_scores=False)
+        return self._run(images)[0]
 
     def scores(self, images: np.ndarray) -> np.ndarray:
         """float32 ``(N, num_classes)``: logit margins when readable (see ``measure``), else probabilities."""
-        return self._run(images, want_scores=True)
+        return self._run(images)[1]
 
     def explain(
         self,
@@ -256,8 +257,7 @@ class Occluder:
             )
         boxes = patch_boxes(spec.height, spec.width, grid, patch_cells)
         start = time.perf_counter()
-        probs = self.probabilities(pixels[np.newaxis])[0]
-        base = self.scores(pixels[np.newaxis])[0] if self.measure != "probability" else probs
+        probs, base = (row[0] for row in self._run(pixels[np.newaxis]))
         if class_index is None:
             class_index = int(np.argmax(probs))
         elif not 0 <= class_index < len(base):

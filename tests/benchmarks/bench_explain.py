@@ -81,8 +81,8 @@ def cost(model: Path, photo: Path, grids: list[int], repeats: int) -> None:
     for grid in grids:
         a = median_ms(lambda: one_at_a_time.explain(pixels, grid=grid), repeats)
         b = median_ms(lambda: batched.explain(pixels, grid=grid), repeats) if batched.batch_size == 8 else float("nan")
-        print(f"{grid:>2}x{grid:<2} {grid * grid + 2:>12} {a:>14.1f} {b:>14.1f} {b / a:>15.2f} {a / single:>26.1f}")
-    print("(inferences: the grid, plus the photo itself for probabilities and for logits)")
+        print(f"{grid:>2}x{grid:<2} {grid * grid + 1:>12} {a:>14.1f} {b:>14.1f} {b / a:>15.2f} {a / single:>26.1f}")
+    print("(inferences: one per grid cell, plus the photo itself)")
 
 
 def deletion(name: str, explain, margins, probabilities, photos: list[np.ndarray], seed: int) -> list[np.ndarray]:
