@@ -47,6 +47,7 @@ def parse_args(argv=None):
     parser.add_argument("--grids", default="4,7,10,14", help="grid sizes to time (default %(default)s)")
     parser.add_argument("--repeats", type=int, default=5, help="timed maps per setting (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cost-only", action="store_true", help="only part 1 (the cost of one map)")
     return parser.parse_args(argv)
 
 
@@ -137,8 +138,10 @@ def main(argv=None) -> int:
     if not args.data.is_dir():
         print(f"bench_explain: error: --data {args.data}: not a directory (set EDGEKIT_SHARED)", file=sys.stderr)
         return 2
-    photos = pick_photos(args.data, args.n, args.seed)
+    photos = pick_photos(args.data, max(2, args.n), args.seed)
     cost(args.model, photos[0], [int(g) for g in args.grids.split(",")], args.repeats)
+    if args.cost_only:
+        return 0
 
     classifier = Classifier(args.model, num_threads=1)
     occluder = Occluder(classifier)
