@@ -153,9 +153,13 @@ def main(argv=None) -> int:
         print("(no --run: Grad-CAM and the agreement need a training run's model.keras)")
         return 0
 
+    import warnings
+
     import keras
 
     from edge_runner.spec import InputSpec
+
+    warnings.filterwarnings("ignore", message="The structure of `inputs`")  # Keras, about a plain array input
     from train.gradcam import GradCamExplainer
 
     model = keras.saving.load_model(args.run / "model.keras")
