@@ -105,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--threshold", type=probability, default=None, metavar="T",
         help="below this top score (0-1) the label is 'unknown' (default: the model's recommended threshold from its contract, else 0)",
     )
+    output.add_argument(
+        "--explain", metavar="DIR", default=None,
+        help="also write DIR/<photo>.explain.png: an occlusion map of what the answer depended on "
+        "(7x7 grid: 50 inferences per photo; JSON gets its path as 'explanation')",
+    )
     output.add_argument("--verbose", "-v", action="store_true", help="say which runtime, model and settings are used")
     runtime = parser.add_argument_group("speed")
     runtime.add_argument(
@@ -243,7 +248,7 @@ def load_classifier(model: Path, threads: int | None, runtime_name: str | None, 
 
 def run_files(
     classifier: Classifier, inputs: Sequence[str], *, as_json: bool, top_k: int | None, threshold: float | None,
-    workers: int, out: TextIO,
+    workers: int, out: TextIO, explain: str | None = None,
 ) -> int:
     """Classify files/directories/globs, print one line per input; return the exit status."""
     from PIL.Image import DecompressionBombWarning
@@ -261,6 +266,14 @@ def run_files(
         dumps = json.dumps
     k = top_k if top_k is not None else (3 if as_json else 1)
     done = 0
+    writer = None
+    if explain is not None:
+        from .explanation import open_writer
+
+        try:
+            writer = open_writer(explain, classifier)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     with warnings.catch_warnings():
         # Pillow warns about images between its pixel limit and twice it; preprocessing
         # refuses them with a one-line error, so the warning would only repeat it.
@@ -271,10 +284,19 @@ def run_files(
                     failed += 1
                     _print_error(result.error)
                     continue
+                record = result.prediction.to_dict(result.source)
+                if writer is not None:
+                    explained, error = writer.try_write(result.source)
+                    if error:
+                        failed += 1
+                        _print_error(error)
+                    record["explanation"] = explained
                 if dumps is not None:
-                    print(dumps(result.prediction.to_dict(result.source)), file=out, flush=True)
+                    print(dumps(record), file=out, flush=True)
                 else:
                     line = format_prediction(result.source, result.prediction, top_k, classifier.spec, threshold)
+                    if record.get("explanation"):
+                        line += f"  {record['explanation']}"
                     print(line, file=out, flush=True)
                 done += 1
         except KeyboardInterrupt:
@@ -401,6 +423,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError("nothing to do: give image files, directories or globs, --camera, or --benchmark")
         if args.max_frames is not None and args.camera is None:
             raise UsageError("--max-frames only applies with --camera")
+        if args.explain is not None and (args.camera is not None or args.benchmark):
+            raise UsageError("--explain only applies to INPUT files, not to --camera or --benchmark")
         model = resolve_model(args.model)
         if args.benchmark:
             return run_benchmark_mode(model, args.inputs, out)
@@ -420,7 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"workers: {args.workers}", file=sys.stderr)
         return run_files(
             classifier, args.inputs, as_json=args.json, top_k=args.top_k, threshold=args.threshold,
-            workers=args.workers, out=out,
+            workers=args.workers, out=out, explain=args.explain,
         )
     except UsageError as exc:
         parser.print_usage(sys.stderr)

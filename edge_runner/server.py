@@ -48,6 +48,7 @@ from .access import TOKEN_ENV, AccessError, Token, check_exposure, is_loopback, 
 from .archive import Archive, ArchiveError
 from .argtypes import port, positive_float, positive_int
 from .cli import MODEL_ENV, UsageError, resolve_model
+from .explanation import explain_requested, explain_upload
 from .image import ImageError, preprocess
 from .model import Classifier, ModelError
 from .pool import ClassifierPool
@@ -379,6 +380,10 @@ def create_app(service: Service):
     @app.post("/api/classify")
     def classify():
         top_k = parse_top_k()
+        try:  # ?explain=1: add the occlusion map (see edge_runner.explanation)
+            explain = explain_requested(request.args.get("explain"))
+        except ValueError as exc:
+            raise UploadError(400, str(exc)) from None
         data, name = read_upload()
         try:
             pixels = preprocess(data, service.spec, name=name)
@@ -387,7 +392,7 @@ def create_app(service: Service):
         with service.pool.acquire() as classifier:
             prediction = classifier.classify(pixels.array, top_k=top_k)
         result = prediction.to_dict(name)
-        response = jsonify(result)
+        response = jsonify({**result, "explanation": explain_upload(service.pool.template, data, name)} if explain else result)
         if service.archive is not None:
             try:
                 kept = service.archive.keep(data, client_name=name, prediction=result)

@@ -90,7 +90,7 @@ def test_run_writes_the_model_contract_and_report(baseline, two_class_data):
     config, result = baseline
     out = result.out_dir
     for name in ("model.keras", "contract.json", "labels.txt", "split.json", "config.json", "skipped.txt", "report.json",
-                 "report.md", "training_curves.png", "confusion_matrix.png", "roc.png", "worst_mistakes.png"):
+                 "report.md", "training_curves.png", "confusion_matrix.png", "roc.png", "worst_mistakes.png", "gradcam.png"):
         assert (out / name).is_file(), name
     assert result.model_path == out / "model.keras" and result.contract_path == out / "contract.json"
     assert result.epochs == {"head": 2, "fine_tune": 2}

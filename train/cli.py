@@ -129,6 +129,11 @@ def _configure_logging(verbose: int) -> logging.Handler:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["explain"]:  # `python -m train explain RUN photo.jpg … --out DIR`
+        from .explain import main as explain_main
+
+        return explain_main(argv[1:])
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
     # TensorFlow's C++ start-up chatter and retracing notices are not for users.

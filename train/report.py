@@ -165,6 +165,9 @@ def render_markdown(report: dict[str, Any]) -> str:
     if "roc" in report["files"]:
         lines += ["", "![ROC](roc.png)"]
     lines += ["", "![worst mistakes](worst_mistakes.png)", ""]
+    if "gradcam" in report["files"]:
+        lines += ["Grad-CAM: where the model looked (worst mistakes, then correct photos):", "",
+                  f"![Grad-CAM]({report['files']['gradcam']})", ""]
     if report["notes"]:
         lines += ["## Notes", ""] + [f"- {note}" for note in report["notes"]] + [""]
     env = report["environment"]

@@ -44,6 +44,7 @@ PLOTS = {
     "confusion_matrix": "confusion_matrix.png",
     "roc": "roc.png",
     "worst_mistakes": "worst_mistakes.png",
+    "gradcam": "gradcam.png",
 }
 # Files a run writes into --out; --overwrite removes exactly these (and checkpoints/).
 RUN_FILES = (
@@ -333,7 +334,7 @@ def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None
     from .report import build_report, write_report
 
     evaluation = evaluate_probabilities(probabilities, y_val, split.labels)
-    files = _write_plots(out, evaluation, states, _VirtualRows(decoded.array, val_rows), [s.path for s in split.validation])
+    files = _write_plots(out, evaluation, states, _VirtualRows(decoded.array, val_rows), [s.path for s in split.validation], saved)
     elapsed = time.perf_counter() - started
     timings["total"] = elapsed
     report = build_report(
@@ -379,7 +380,7 @@ def _save_model(model: Any, path: Path) -> Path:
     return path
 
 
-def _write_plots(out: Path, evaluation: Any, states: dict, pixels: Any, names: list[str]) -> dict[str, str]:
+def _write_plots(out: Path, evaluation: Any, states: dict, pixels: Any, names: list[str], model: Any = None) -> dict[str, str]:
     """The PNG plots; returns ``{kind: file name}`` of everything in ``out`` (for the report)."""
     from .plots import plot_confusion, plot_history, plot_mistakes, plot_roc
 
@@ -395,6 +396,10 @@ def _write_plots(out: Path, evaluation: Any, states: dict, pixels: Any, names: l
         (out / PLOTS["roc"]).unlink(missing_ok=True)
     plot_mistakes(evaluation, pixels, names, out / PLOTS["worst_mistakes"])
     files["worst_mistakes"] = PLOTS["worst_mistakes"]
+    if model is not None:
+        from .explain import write_report_grid
+
+        files.update(write_report_grid(out, model, evaluation, pixels, names))
     return files
 
 

@@ -141,6 +141,39 @@ async function classify(file, card) {
     return;
   }
   showPrediction(card, payload, roundTrip);
+  addExplainButton(card, file);
+}
+
+// "explain": ask the server for the occlusion map (POST /api/classify?explain=1) and show it over the photo.
+function addExplainButton(card, file) {
+  const button = el("button", "explain", "explain");
+  button.type = "button";
+  const note = el("p", "explain-note muted small");
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    note.className = "explain-note muted small";
+    note.textContent = "finding which part of the photo mattered…";
+    const form = new FormData();
+    form.append("file", file, file.name);
+    try {
+      const response = await fetch("/api/classify?explain=1", { method: "POST", body: form });
+      const payload = await response.json();
+      if (!response.ok) throw new Error(payload.error || `HTTP ${response.status}`);
+      const map = payload.explanation;
+      const image = el("img", "thumb heatmap");
+      image.alt = `occlusion map of ${file.name}: bright = the parts that made it say ${map.label}`;
+      image.src = map.png;
+      card.querySelector(".thumb").replaceWith(image);
+      note.textContent = `bright = hiding it lowers "${map.label}" most (${map.rows}×${map.cols} grid, ` +
+        `${map.evaluations} runs, ${Math.round(map.elapsed_ms)} ms)`;
+      button.remove();
+    } catch (error) {
+      note.className = "explain-note error small";
+      note.textContent = `could not explain: ${error.message}`;
+      button.disabled = false;
+    }
+  });
+  card.querySelector(".card-body").append(button, note);
 }
 
 function pump() {
