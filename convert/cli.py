@@ -13,6 +13,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from edge_runner.extras import missing_extra  # noqa: E402
 from edge_runner.model import ModelError  # noqa: E402
 from edge_runner.runtime import RuntimeUnavailable  # noqa: E402
 from edge_runner.spec import ContractError  # noqa: E402
@@ -102,6 +103,10 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    missing = missing_extra("train")
+    if missing:
+        print(f"{PROG}: error: {missing}", file=sys.stderr)
+        return 2
     try:
         return run_export(args) if args.command == "export" else run_benchmark(args)
     except (ConvertError, ModelError, ContractError, RuntimeUnavailable) as exc:

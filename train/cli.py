@@ -12,6 +12,8 @@ import logging
 import os
 import sys
 
+from edge_runner.extras import missing_extra
+
 from .backbones import BACKBONES
 from .config import CLASS_WEIGHT_CHOICES, FINE_TUNE_MODES, STRATEGIES, TrainConfig
 from .errors import TrainError
@@ -130,6 +132,10 @@ def _configure_logging(verbose: int) -> logging.Handler:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    missing = missing_extra("train")
+    if missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return 2
     config = config_from_args(args)
     # TensorFlow's C++ start-up chatter and retracing notices are not for users.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
