@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--calibration-data", type=Path, metavar="DIR",
                         help="photos for int8 calibration (default: the training split in TRAIN_OUT/split.json)")
     export.add_argument("--calibration-size", type=int, default=300, metavar="N",
-                        help="photos sampled for calibration (default: %(default)s)")
+                        help="photos sampled for int8 calibration (default: %(default)s); with fewer available, all of "
+                        "them are used (at least 10)")
     export.add_argument("--eval-data", type=Path, metavar="DIR",
                         help="one folder per class to gate on (default: the validation split in TRAIN_OUT/split.json)")
     export.add_argument("--max-accuracy-drop", type=float, default=1.0, metavar="POINTS",

@@ -367,6 +367,7 @@ def export(train_dir: str | Path, out_dir: str | Path, options: ExportOptions = 
         if calibration is not None:
             calibration_info.update(
                 used=len(calibration.paths),
+                all_photos=calibration.all_photos,
                 skipped=list(calibration.skipped),
                 pinned_range=calibration.pinned_range,
                 input_min=float(calibration.pixels.min()),
