@@ -7,8 +7,9 @@ Everything is found through the installed packages (``importlib.resources``), so
   as the data package ``edgekit_models`` (``pyproject.toml``: ``[tool.setuptools] package-dir``);
 * the web page (``static/``) and the deploy files (``deploy/``) are package data of ``edge_runner``.
 
-Only when ``edgekit_models`` is not importable (a source checkout run with ``PYTHONPATH`` or
-``python -m`` from the repository root, never installed) is ``<repo>/models`` used instead.
+When this code runs from a source checkout (an editable install, ``PYTHONPATH``, or
+``python -m`` from the repository root: ``pyproject.toml`` sits beside the package), the
+models come from the same checkout, ``<repo>/models``, so code and models always match.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import importlib.resources
 from pathlib import Path
 
 MODELS_PACKAGE = "edgekit_models"
-SOURCE_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
+SOURCE_MODELS_DIR = SOURCE_ROOT / "models"
 
 
 def _directory(traversable: object) -> Path:
@@ -28,12 +30,19 @@ def _directory(traversable: object) -> Path:
     return path
 
 
+def running_from_checkout() -> bool:
+    """True when ``edge_runner`` is imported from a source tree (``<repo>/pyproject.toml`` and ``models/``)."""
+    return (SOURCE_ROOT / "pyproject.toml").is_file() and SOURCE_MODELS_DIR.is_dir()
+
+
 def models_dir() -> Path:
-    """The directory of the shipped models: the ``edgekit_models`` package, else ``<repo>/models``."""
+    """The directory of the shipped models: ``<repo>/models`` in a checkout, else the ``edgekit_models`` package."""
+    if running_from_checkout():
+        return SOURCE_MODELS_DIR
     try:
         return _directory(importlib.resources.files(MODELS_PACKAGE))
     except (ModuleNotFoundError, FileNotFoundError):
-        return SOURCE_MODELS_DIR
+        return SOURCE_MODELS_DIR  # an install without its models package: the error names this path
 
 
 def shipped_model(name: str) -> Path:

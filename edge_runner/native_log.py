@@ -6,6 +6,12 @@ absl's C++ logging before it is initialised, on every ``import tensorflow``, wha
 the variable says. :func:`filtered_stderr` captures fd 2 for the duration of a block
 and replays every line except the INFO-level ones, so warnings and errors (``W…``,
 ``E…``, ``F…`` lines, Python tracebacks) still reach the user, in order.
+
+After start-up, the kit's commands keep ``TF_CPP_MIN_LOG_LEVEL=3`` unless the user set it:
+TensorFlow 2.21 logs harmless ERROR lines during training ("NodeDef mentions attribute
+use_unbounded_threadpool ... Unknown attributes will be ignored", "failed call to cuInit"
+without a GPU), and an error that stops the run is raised as a Python exception, which is
+printed whatever the level. ``TF_CPP_MIN_LOG_LEVEL=0`` shows everything again.
 """
 
 from __future__ import annotations
@@ -71,7 +77,7 @@ def import_quietly(name: str = "tensorflow") -> Any:
     """
     if name in sys.modules:
         return sys.modules[name]
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's own (non-absl) INFO and WARNING lines
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # after start-up; see the module docstring
     drop = INFO_NOISE if has_nvidia_driver() else INFO_NOISE + NO_GPU_NOISE
     with filtered_stderr(drop):
         module = importlib.import_module(name)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -54,7 +55,9 @@ def test_train_log_redirected_to_a_file_has_lines_not_bars(tmp_path, random_weig
     # Each stage that had a bar says once that it finished.
     assert sum(line.startswith("decode photos: 24 photos in ") for line in lines) == 1
     assert any(line.startswith("evaluate saved model: 6 photos in ") for line in lines)
-    assert not [line for line in lines if line.startswith("I0000") or "absl::InitializeLog" in line], text
+    # No absl C++ log lines (I/W/E + date): neither the start-up INFO notices nor TensorFlow 2.21's
+    # harmless per-epoch "NodeDef mentions attribute use_unbounded_threadpool" ERROR lines.
+    assert not [line for line in lines if re.match(r"^[IWE]\d{4} ", line) or "absl::InitializeLog" in line], text
     assert len(lines) <= 12 + 3 * (EPOCHS + FINE_TUNE_EPOCHS), text
     assert lines[-1].startswith("validation accuracy ")
 

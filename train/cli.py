@@ -137,8 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {missing}", file=sys.stderr)
         return 2
     config = config_from_args(args)
-    # TensorFlow's C++ start-up chatter and retracing notices are not for users; its errors are.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow's C++ log lines are not for users (see edge_runner.native_log); failures still raise.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     handler = _configure_logging(config.verbose)
     try:
