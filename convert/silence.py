@@ -40,3 +40,12 @@ def import_tensorflow() -> Any:
     from edge_runner.native_log import import_quietly
 
     return import_quietly("tensorflow")
+
+
+def quiet_classifier(*args: Any, **kwargs: Any) -> Any:
+    """``edge_runner.Classifier(*args, **kwargs)`` without LiteRT's "Created ... XNNPACK delegate" INFO line."""
+    from edge_runner.model import Classifier
+    from edge_runner.native_log import LITERT_NOISE, filtered_stderr
+
+    with filtered_stderr(LITERT_NOISE):
+        return Classifier(*args, **kwargs)

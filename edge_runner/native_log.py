@@ -30,6 +30,8 @@ INFO_NOISE: tuple[Pattern[str], ...] = (
     re.compile(r"^I\d{4} [\d:.]+\s+\d+ \S+:\d+\] "),
     re.compile(r"^WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$"),
 )
+# LiteRT/TFLite's one INFO line per process, printed when the first interpreter is built.
+LITERT_NOISE: tuple[Pattern[str], ...] = (re.compile(r"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$"),)
 # TensorFlow's GPU build logs an ERROR when CUDA fails to start. On a machine with no NVIDIA
 # driver at all that is the expected outcome (it then runs on the CPU), not an error.
 NO_GPU_NOISE: tuple[Pattern[str], ...] = (re.compile(r"^E\d{4} [\d:.]+\s+\d+ cuda_\w+\.cc:\d+\] failed call to cuInit"),)
