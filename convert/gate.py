@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.metrics import accuracy_score, recall_score
 
-from .silence import quiet_classifier
+from edge_runner.model import Classifier
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ def predict_keras(model: Any, pixels: np.ndarray, batch_size: int = 32) -> np.nd
 def predict_tflite(path: str | Path, pixels: np.ndarray, *, num_threads: int | None = None,
                    progress: str | None = None) -> np.ndarray:
     """The runner's probabilities (``Classifier.probabilities``) for uint8 ``(K, H, W, 3)`` → float32 ``(K, N)``."""
-    classifier = quiet_classifier(path, num_threads=num_threads)
+    classifier = Classifier(path, num_threads=num_threads)
     iterator: Any = pixels
     if progress:
         from tqdm import tqdm
