@@ -20,11 +20,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from edge_runner.model import Classifier
-
 from .errors import ConvertError
 from .gate import compare, predict_keras, predict_tflite, score, truth_indices
 from .photos import Photo, Warn, decode, labelled_folder, warn_stderr
+from .silence import quiet_classifier
 
 BENCHMARK_MD = "benchmark.md"
 BENCHMARK_JSON = "benchmark.json"
@@ -180,7 +179,7 @@ def benchmark(models: Sequence[str | Path], *, data: Path | None = None, threads
         raise ConvertError("benchmark: give at least one MODEL.tflite")
     if runs < 1 or warmup < 0:
         raise ConvertError(f"`--runs` must be >= 1 and `--warmup` >= 0, received {runs} and {warmup}")
-    classifiers = [Classifier(path, num_threads=1) for path in models]
+    classifiers = [quiet_classifier(path, num_threads=1) for path in models]
     spec = classifiers[0].spec
     for c in classifiers[1:]:
         if (c.spec.labels, c.spec.height, c.spec.width) != (spec.labels, spec.height, spec.width):
@@ -217,7 +216,7 @@ def benchmark(models: Sequence[str | Path], *, data: Path | None = None, threads
     bar = tqdm(total=steps, desc="benchmark", unit="round", disable=None if progress else True)
     for count in threads:
         bar.set_postfix_str(f"{count} thread{'s' if count > 1 else ''}")
-        timed = [Classifier(c.path, num_threads=count) for c in classifiers]
+        timed = [quiet_classifier(c.path, num_threads=count) for c in classifiers]
         calls: list[Callable[[], Any]] = [lambda t=t: t.probabilities(sample) for t in timed]
         times = time_interleaved(calls, runs, warmup, on_round=bar.update)
         for entry, measured in zip(results, times):

@@ -11,8 +11,9 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # see edge_runner.native_log: failures still raise
 
+from edge_runner.extras import missing_extra  # noqa: E402
 from edge_runner.model import ModelError  # noqa: E402
 from edge_runner.runtime import RuntimeUnavailable  # noqa: E402
 from edge_runner.spec import ContractError  # noqa: E402
@@ -34,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--calibration-data", type=Path, metavar="DIR",
                         help="photos for int8 calibration (default: the training split in TRAIN_OUT/split.json)")
     export.add_argument("--calibration-size", type=int, default=300, metavar="N",
-                        help="photos sampled for calibration (default: %(default)s)")
+                        help="photos sampled for int8 calibration (default: %(default)s); with fewer available, all of "
+                        "them are used (at least 10)")
     export.add_argument("--eval-data", type=Path, metavar="DIR",
                         help="one folder per class to gate on (default: the validation split in TRAIN_OUT/split.json)")
     export.add_argument("--max-accuracy-drop", type=float, default=1.0, metavar="POINTS",
@@ -102,6 +104,10 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    missing = missing_extra("train")
+    if missing:
+        print(f"{PROG}: error: {missing}", file=sys.stderr)
+        return 2
     try:
         return run_export(args) if args.command == "export" else run_benchmark(args)
     except (ConvertError, ModelError, ContractError, RuntimeUnavailable) as exc:

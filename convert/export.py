@@ -27,6 +27,7 @@ import numpy as np
 
 from edge_runner.image import find_images
 from edge_runner.model import ModelError, read_contract
+from edge_runner.native_log import LITERT_NOISE, filtered_stderr
 from edge_runner.runtime import load_runtime
 from edge_runner.spec import (CONTRACT_FILENAME, LABELS_FILENAME, ContractError, InputSpec, contract_path_for,
                               write_atomic)
@@ -323,7 +324,8 @@ def export(train_dir: str | Path, out_dir: str | Path, options: ExportOptions = 
             if _existing_key(path) == key:
                 result.reused = True
                 content = path.read_bytes()
-                result.graph = check_graph(content, variant)
+                with filtered_stderr(LITERT_NOISE):  # the first interpreter's XNNPACK INFO line
+                    result.graph = check_graph(content, variant)
                 # The sidecar may be missing if the earlier run stopped right after the model.
                 read_contract(path, content).save(contract_path_for(path))
                 log(f"{variant}: reusing {path} (same source model and settings)")
@@ -332,7 +334,8 @@ def export(train_dir: str | Path, out_dir: str | Path, options: ExportOptions = 
                     calibration = sample_calibration(candidates, spec, options.calibration_size, options.seed,
                                                      calibration_source, warn=warn, progress=progress)
                 log(f"{variant}: converting ...")
-                result.graph = _write_variant(model, source, variant, key, calibration, options.info, path)
+                with filtered_stderr(LITERT_NOISE):  # the first interpreter's XNNPACK INFO line
+                    result.graph = _write_variant(model, source, variant, key, calibration, options.info, path)
             require_valid(result.graph, variant)
         except ConversionFailed as exc:
             result.error = str(exc)
@@ -367,6 +370,7 @@ def export(train_dir: str | Path, out_dir: str | Path, options: ExportOptions = 
         if calibration is not None:
             calibration_info.update(
                 used=len(calibration.paths),
+                all_photos=calibration.all_photos,
                 skipped=list(calibration.skipped),
                 pinned_range=calibration.pinned_range,
                 input_min=float(calibration.pixels.min()),

@@ -24,6 +24,10 @@ from edge_runner.spec import InputSpec
 from .errors import ConvertError
 
 Warn = Callable[[str], None]
+# The fewest photos int8 calibration runs on. The converter records each activation's
+# min/max over the calibration set; with fewer than about ten photos those ranges are set
+# by one or two images and clip everything else (the TFLite guide asks for ~100-500).
+# Fewer than --calibration-size but at least this many: every photo is used, with a note.
 MIN_CALIBRATION = 10
 
 
@@ -139,58 +143,75 @@ class Calibration:
     """A seeded sample of training photos for int8 calibration.
 
     Attributes:
-        pixels: float32 ``(size, H, W, 3)`` raw 0–255 RGB, exactly the runner's input values.
+        pixels: float32 ``(used, H, W, 3)`` raw 0–255 RGB, exactly the runner's input values.
         paths: the photos used, in order.
         skipped: unreadable photos passed over (``"PATH: reason"``).
         pinned_range: True when one pixel was set to 0 and one to 255 so the input range is exactly 0..255.
+        requested: ``--calibration-size``; more than ``len(paths)`` when the set had fewer readable photos
+            (then every one of them was used).
     """
 
     pixels: np.ndarray
     paths: tuple[str, ...]
     skipped: tuple[str, ...]
     pinned_range: bool
+    requested: int = 0
+
+    @property
+    def all_photos(self) -> bool:
+        """True when fewer photos than requested were available, so all readable ones were used."""
+        return len(self.paths) < self.requested
 
 
-def check_calibration_size(candidates: Sequence[Path], size: int, source: str) -> None:
-    """Raise ``ConvertError`` when ``candidates`` cannot give ``size`` photos (checked before any work)."""
+def check_calibration_size(candidates: Sequence[Path], size: int, source: str) -> int:
+    """How many photos calibration will sample: ``min(size, len(candidates))`` (checked before any work).
+
+    Raises ``ConvertError`` when ``size`` is below ``MIN_CALIBRATION`` or ``candidates`` has
+    fewer than ``MIN_CALIBRATION`` photos.
+    """
     if size < MIN_CALIBRATION:
         raise ConvertError(f"`--calibration-size` must be at least {MIN_CALIBRATION}, received {size}")
-    if len(candidates) < size:
+    if len(candidates) < MIN_CALIBRATION:
         raise ConvertError(
-            f"calibration set too small: {source} has {len(candidates)} photos, `--calibration-size` is {size} "
-            f"(add photos or lower --calibration-size, minimum {MIN_CALIBRATION})"
+            f"calibration set too small: {source} has {len(candidates)} photos, int8 calibration needs at least "
+            f"{MIN_CALIBRATION} (add photos, pass --calibration-data DIR, or leave out the int8 variants)"
         )
+    return min(size, len(candidates))
 
 
 def sample_calibration(candidates: Sequence[Path], spec: InputSpec, size: int, seed: int, source: str,
                        *, warn: Warn = warn_stderr, progress: bool = True) -> Calibration:
     """Decode a seeded random sample of ``size`` readable photos from ``candidates``.
 
-    The order of ``candidates`` does not matter (they are sorted first); unreadable
-    photos are replaced by the next ones of the same seeded shuffle.
+    With fewer readable photos than ``size`` (but at least ``MIN_CALIBRATION``) every
+    readable one is used and ``warn`` gets one line saying so. The order of ``candidates``
+    does not matter (they are sorted first); unreadable photos are replaced by the next
+    ones of the same seeded shuffle.
     """
     from .quantize import pin_input_range
 
-    check_calibration_size(candidates, size, source)
+    target = check_calibration_size(candidates, size, source)
     order = sorted(str(p) for p in candidates)
     random.Random(seed).shuffle(order)
     chosen: list[str] = []
     arrays: list[np.ndarray] = []
     skipped: list[str] = []
     position = 0
-    while len(chosen) < size and position < len(order):
-        batch = order[position: position + size - len(chosen)]
+    while len(chosen) < target and position < len(order):
+        batch = order[position: position + target - len(chosen)]
         position += len(batch)
         decoded = decode([Photo(Path(p)) for p in batch], spec, warn=warn,
                          progress="calibration photos" if progress else None)
         chosen.extend(str(p.path) for p in decoded.photos)
         arrays.extend(decoded.pixels)
         skipped.extend(decoded.skipped)
-    if len(chosen) < size:
+    if len(chosen) < MIN_CALIBRATION:
         raise ConvertError(
             f"calibration set too small: {source} has {len(chosen)} readable photos ({len(skipped)} unreadable), "
-            f"`--calibration-size` is {size} (add photos or lower --calibration-size, minimum {MIN_CALIBRATION})"
+            f"int8 calibration needs at least {MIN_CALIBRATION} (add photos or pass --calibration-data DIR)"
         )
+    if len(chosen) < size:
+        warn(f"calibrating on all {len(chosen)} readable photos of {source}: fewer than `--calibration-size` {size}")
     pixels = np.stack(arrays).astype(np.float32)
     pinned = pin_input_range(pixels)
-    return Calibration(pixels, tuple(chosen), tuple(skipped), pinned)
+    return Calibration(pixels, tuple(chosen), tuple(skipped), pinned, requested=size)

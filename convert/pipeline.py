@@ -19,8 +19,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_runner.assets import models_dir
+from edge_runner.extras import missing_extra
+
 REPO = Path(__file__).resolve().parent.parent
-MODELS_DIR = REPO / "models"
+# A source checkout keeps its runs in <repo>/runs; an installed kit (edgekit-pipeline) in ./runs.
+DEFAULT_OUT = (REPO if (REPO / "pyproject.toml").is_file() else Path()) / "runs" / "cats_dogs"
 DATA_URL = "https://storage.googleapis.com/mledu-datasets/cats_and_dogs_filtered.zip"
 # The archive itself is not checksummed upstream, so the download is verified by
 # its content: SHA-256 over `sha256sum` lines of every known photo, sorted by
@@ -116,7 +120,7 @@ def run_stage(name: str, argv: list[str], *, stdout=None) -> float:
     """Run one stage's command line with live output; returns its duration in seconds."""
     print(f"\n=== {name}: {' '.join(argv)}", flush=True)
     start = time.perf_counter()
-    result = subprocess.run(argv, stdout=stdout, cwd=REPO)
+    result = subprocess.run(argv, stdout=stdout)
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         raise PipelineError(f"{name}: `{' '.join(argv)}` exited with status {result.returncode}; its output is above")
@@ -189,13 +193,14 @@ def run_pipeline(config: PipelineConfig) -> int:
 
 def install_models(tflite_out: Path, name: str) -> None:
     """Copy the shipped variants (and their contracts) into ``models/``."""
-    MODELS_DIR.mkdir(exist_ok=True)
+    target = models_dir()  # <repo>/models in a checkout or editable install
+    target.mkdir(exist_ok=True)
     for variant in SHIPPED_VARIANTS:
         for suffix in (".tflite", ".contract.json"):
             source = tflite_out / f"{name}_{variant}{suffix}"
-            shutil.copy2(source, MODELS_DIR / source.name)
-    shutil.copy2(tflite_out / "labels.txt", MODELS_DIR / "labels.txt")
-    print(f"installed {', '.join(SHIPPED_VARIANTS)} into {MODELS_DIR}")
+            shutil.copy2(source, target / source.name)
+    shutil.copy2(tflite_out / "labels.txt", target / "labels.txt")
+    print(f"installed {', '.join(SHIPPED_VARIANTS)} into {target}")
 
 
 def print_summary(out, bench_out, train_out, tflite_out, accuracy, correct, total, times) -> None:
@@ -227,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a cats_and_dogs_filtered folder (train/ + validation/); default: download the public archive")
     parser.add_argument("--weights", default="imagenet",
                         help="'imagenet' (Keras download), 'none', or a local MobileNetV2 no-top .h5 (default: imagenet)")
-    parser.add_argument("--out", type=Path, default=REPO / "runs" / "cats_dogs", help="output directory (default: runs/cats_dogs)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory (default: runs/cats_dogs)")
     parser.add_argument("--image-size", type=int, default=224, choices=(96, 128, 160, 192, 224))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=None, help="head epochs (default: the trainer's)")
@@ -240,6 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    missing = missing_extra("train")
+    if missing:
+        print(f"pipeline: error: {missing}", file=sys.stderr)
+        return 2
     config = PipelineConfig(
         data=args.data, weights=args.weights, out=args.out, image_size=args.image_size, seed=args.seed,
         epochs=args.epochs, fine_tune_epochs=args.fine_tune_epochs, variants=args.variants,

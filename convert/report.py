@@ -10,6 +10,7 @@ from edge_runner.image import DRAFT_MARGIN
 from edge_runner.spec import InputSpec
 
 from .export import ExportResult, VariantResult
+from .photos import MIN_CALIBRATION
 
 
 def _plain(value: Any) -> Any:
@@ -154,6 +155,8 @@ def export_markdown(result: ExportResult) -> str:
                 f"{c['used']} photos sampled with seed {c['seed']} from {c['source']} ({c['candidates']} candidates), "
                 f"decoded with {c['preprocessing']}. Input values {c['input_min']:g}..{c['input_max']:g}: {pinned}."
                 + (f" Unreadable, passed over: {'; '.join(c['skipped'][:10])}." if c.get("skipped") else "")
+                + (f" Fewer photos than `--calibration-size` {c['size']} were available, so all {c['used']} were used "
+                   f"(the minimum is {MIN_CALIBRATION})." if c.get("all_photos") else "")
             )
 
     d = result.draft

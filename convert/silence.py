@@ -14,7 +14,7 @@ import sys
 import warnings
 from typing import Any, Callable
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # see edge_runner.native_log: failures still raise
 
 
 def silenced(function: Callable[[], Any]) -> Any:
@@ -36,9 +36,16 @@ def silenced(function: Callable[[], Any]) -> Any:
 
 
 def import_tensorflow() -> Any:
-    """``import tensorflow`` without its start-up notices; returns the module."""
-    if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"]
-    import importlib
+    """``import tensorflow`` without its INFO start-up notices (warnings and errors still show); returns the module."""
+    from edge_runner.native_log import import_quietly
 
-    return silenced(lambda: importlib.import_module("tensorflow"))
+    return import_quietly("tensorflow")
+
+
+def quiet_classifier(*args: Any, **kwargs: Any) -> Any:
+    """``edge_runner.Classifier(*args, **kwargs)`` without LiteRT's "Created ... XNNPACK delegate" INFO line."""
+    from edge_runner.model import Classifier
+    from edge_runner.native_log import LITERT_NOISE, filtered_stderr
+
+    with filtered_stderr(LITERT_NOISE):
+        return Classifier(*args, **kwargs)

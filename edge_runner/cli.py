@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence, TextIO
 
 from .argtypes import non_negative_int, positive_int, probability
+from .assets import shipped_model
 
 if TYPE_CHECKING:
     from .model import Classifier
@@ -40,8 +41,8 @@ class UsageError(Exception):
 
 
 def shipped_model_path() -> Path:
-    """``<repo>/models/cats_dogs_int8.tflite``, next to the package (it may not exist)."""
-    return Path(__file__).resolve().parent.parent / "models" / SHIPPED_MODEL_NAME
+    """The installed ``edgekit_models/cats_dogs_int8.tflite`` (``<repo>/models/`` in a checkout; it may not exist)."""
+    return shipped_model(SHIPPED_MODEL_NAME)
 
 
 def resolve_model(model: str | os.PathLike[str] | None) -> Path:

@@ -47,6 +47,7 @@ from urllib.parse import unquote
 from .access import TOKEN_ENV, AccessError, Token, check_exposure, is_loopback, load_token, protect
 from .archive import Archive, ArchiveError
 from .argtypes import port, positive_float, positive_int
+from .assets import static_dir
 from .cli import MODEL_ENV, UsageError, resolve_model
 from .explanation import explain_requested, explain_upload
 from .image import ImageError, preprocess
@@ -62,7 +63,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATIC_DIR = static_dir()
 # Room for the multipart framing around a file of exactly --max-upload-mb.
 MULTIPART_ALLOWANCE = 64 * 1024
 # Bodies up to this multiple of the limit are read and answered with a JSON 413;
@@ -611,7 +612,7 @@ def build_parser(prog: str = "python -m edge_runner serve") -> argparse.Argument
     )
     parser.add_argument(
         "--model",
-        help=f"the .tflite model (default: ${MODEL_ENV}, else models/cats_dogs_int8.tflite in the repository)",
+        help=f"the .tflite model (default: ${MODEL_ENV}, else the shipped cats_dogs_int8.tflite)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s; 0.0.0.0 = every network)")
     parser.add_argument("--port", type=port, default=8000, help="port (default: %(default)s; 0 = any free port)")

@@ -133,7 +133,7 @@ def test_int8_takes_raw_pixels_exactly_and_is_all_int8(exported):
     # Calibration photos (generated: noise + a shape) never reach 0 and 255; the
     # range was pinned and the report says so.
     calibration = json.loads((out / "report.json").read_text())["calibration"]
-    assert calibration["used"] == 30 and calibration["pinned_range"] is True
+    assert calibration["used"] == 30 and calibration["pinned_range"] is True and calibration["all_photos"] is False
     assert (calibration["input_min"], calibration["input_max"]) == (0.0, 255.0)
 
 
@@ -347,20 +347,34 @@ def test_eval_dir_without_class_folders(train_out_for_errors, tmp_path, capsys):
     assert "no class folders" in err
 
 
-@pytest.mark.parametrize("size, message", [("500", "calibration set too small: "), ("3", "must be at least 10")])
-def test_calibration_set_too_small(train_out_for_errors, tmp_path, capsys, size, message):
+def test_calibration_size_below_the_minimum_is_refused(train_out_for_errors, tmp_path, capsys):
     out = tmp_path / "out"
-    err = run_bad(["export", str(train_out_for_errors), "--out", str(out), "--calibration-size", size], capsys, out)
-    assert message in err
+    err = run_bad(["export", str(train_out_for_errors), "--out", str(out), "--calibration-size", "3"], capsys, out)
+    assert "`--calibration-size` must be at least 10, received 3" in err
 
 
-def test_calibration_dir_too_small(train_out_for_errors, tmp_path, capsys):
+def test_calibration_dir_below_the_minimum_is_refused(train_out_for_errors, tmp_path, capsys):
     calibration = tmp_path / "few"
-    write_photos(calibration, 2, (64, 48), seed=3)
+    write_photos(calibration, 3, (64, 48), seed=3)  # 9 photos: one fewer than MIN_CALIBRATION
     out = tmp_path / "out"
     err = run_bad(["export", str(train_out_for_errors), "--out", str(out), "--calibration-data", str(calibration),
                    "--calibration-size", "20"], capsys, out)
-    assert f"calibration set too small: {calibration} has 6 photos" in err
+    assert f"calibration set too small: {calibration} has 9 photos, int8 calibration needs at least 10" in err
+
+
+def test_calibration_uses_every_photo_when_fewer_than_asked(train_out_for_errors, tmp_path, capsys):
+    """36 training photos, --calibration-size 300 (the default): all 36 calibrate, one line and the report say so."""
+    out = tmp_path / "out"
+    code = main(["export", str(train_out_for_errors), "--out", str(out), "--variants", "float32,int8", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    notes = [line for line in err.splitlines() if "calibrating on all" in line]
+    assert notes == [f"convert: warning: calibrating on all 36 readable photos of {train_out_for_errors / 'split.json'} "
+                     "(train split): fewer than `--calibration-size` 300"]
+    calibration = json.loads((out / "report.json").read_text())["calibration"]
+    assert (calibration["used"], calibration["size"], calibration["all_photos"]) == (36, 300, True)
+    assert "Fewer photos than `--calibration-size` 300 were available, so all 36 were used (the minimum is 10)." in (
+        out / "report.md").read_text()
 
 
 # -- units ------------------------------------------------------------------------

@@ -87,6 +87,7 @@ def test_unit_passes_the_token_file_to_serve(tmp_path):
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
     (venv / "bin" / "python").symlink_to(sys.executable)
+    (venv / "bin" / "edge-runner").symlink_to(sys.executable)  # systemd-analyze checks that ExecStart exists
     for key, value in {"@USER@": getpass.getuser(), "@REPO@": str(REPO), "@VENV@": str(venv)}.items():
         unit = unit.replace(key, value)
     (tmp_path / "edgekit.service").write_text(unit)

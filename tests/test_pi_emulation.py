@@ -376,7 +376,8 @@ def test_installer_plans_venv_install_and_check_on_64_bit_pi_os(tmp_path, os_nam
     out = done.stdout
     assert "device: Raspberry Pi 5 Model B Rev 1.0" in out
     assert f"+ python3 -m venv --system-site-packages {tmp_path / 'venv'}" in out
-    assert f"+ {tmp_path / 'venv'}/bin/python -m pip install --disable-pip-version-check -e {REPO}[edge,serve]\n" in out
+    # A plain install (not -e): the wheel carries the shipped model, the web page and the deploy files.
+    assert f"+ {tmp_path / 'venv'}/bin/python -m pip install --disable-pip-version-check {REPO}[edge,serve]\n" in out
     assert f"+ {tmp_path / 'venv'}/bin/python {DEPLOY / 'device_check.py'}" in out
     assert "systemctl" not in out  # the service only with --service
 
@@ -385,7 +386,7 @@ def test_installer_keeps_apt_numpy_1_for_the_camera_stack(tmp_path):
     done = run_installer(tmp_path, "pios64-bookworm", "arm64", "aarch64", numpy="1.24.2")
     assert done.returncode == 0, done.stderr
     assert "keeping numpy < 2" in done.stdout
-    assert f"-e {REPO}[edge,serve] -c " in done.stdout
+    assert f"--disable-pip-version-check {REPO}[edge,serve] -c " in done.stdout
 
 
 @pytest.mark.parametrize(
@@ -422,7 +423,7 @@ def test_installer_service_unit_is_rendered_and_valid(tmp_path):
     unit = done.stdout.split("+ write /etc/systemd/system/edgekit.service:\n", 1)[1].split("\n+ ", 1)[0]
     assert not any(placeholder in unit for placeholder in ("@USER@", "@REPO@", "@VENV@"))
     assert (
-        f"ExecStart={tmp_path / 'venv'}/bin/python -m edge_runner serve --camera --token-file ${{EDGEKIT_TOKEN_FILE}} $EDGEKIT_SERVE_ARGS"
+        f"ExecStart={tmp_path / 'venv'}/bin/edge-runner serve --camera --token-file ${{EDGEKIT_TOKEN_FILE}} $EDGEKIT_SERVE_ARGS"
         in unit
     )
     assert "Environment=EDGEKIT_TOKEN_FILE=/etc/edgekit/token" in unit
@@ -433,6 +434,7 @@ def test_installer_service_unit_is_rendered_and_valid(tmp_path):
     venv = tmp_path / "venv-for-verify"
     (venv / "bin").mkdir(parents=True)
     (venv / "bin" / "python").symlink_to(sys.executable)
+    (venv / "bin" / "edge-runner").symlink_to(sys.executable)  # systemd-analyze checks that ExecStart exists
     rendered = (DEPLOY / "edgekit.service").read_text()
     for key, value in {"@USER@": getpass.getuser(), "@REPO@": str(REPO), "@VENV@": str(venv)}.items():
         rendered = rendered.replace(key, value)

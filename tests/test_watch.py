@@ -345,7 +345,7 @@ def test_systemd_unit_runs_the_watcher_with_settings_from_etc_default():
     unit = (REPO / "edge_runner" / "deploy" / "edgekit-watch.service").read_text()
     lines = [line for line in unit.splitlines() if line and not line.startswith("#")]
     exec_start = next(line for line in lines if line.startswith("ExecStart="))
-    assert exec_start == "ExecStart=@VENV@/bin/python -m edge_runner watch $EDGEKIT_WATCH_ARGS"
+    assert exec_start == "ExecStart=@VENV@/bin/edge-runner watch $EDGEKIT_WATCH_ARGS"
     assert "EnvironmentFile=-/etc/default/edgekit" in lines and "Environment=EDGEKIT_WATCH_ARGS=--camera" in lines
     assert "Restart=on-failure" in lines and "StateDirectory=edgekit" in lines
     # The documented example settings are a valid command line.

@@ -12,6 +12,8 @@ import logging
 import os
 import sys
 
+from edge_runner.extras import missing_extra
+
 from .backbones import BACKBONES
 from .config import CLASS_WEIGHT_CHOICES, FINE_TUNE_MODES, STRATEGIES, TrainConfig
 from .errors import TrainError
@@ -135,8 +137,12 @@ def main(argv: list[str] | None = None) -> int:
 
         return explain_main(argv[1:])
     args = build_parser().parse_args(argv)
+    missing = missing_extra("train")
+    if missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return 2
     config = config_from_args(args)
-    # TensorFlow's C++ start-up chatter and retracing notices are not for users.
+    # TensorFlow's C++ log lines are not for users (see edge_runner.native_log); failures still raise.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     handler = _configure_logging(config.verbose)

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from tqdm import tqdm
 
 from .model import Network, make_augmentation
+from .progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def compute_activations(
     else:
         out = np.empty(shape, dtype=ACTIVATION_DTYPE)
     try:
-        with tqdm(total=len(rows), desc=desc, unit="photo", disable=not progress, leave=False) as bar:
+        with Progress(len(rows), desc, "photo", enabled=progress) as bar:
             for start in range(0, len(rows), batch_size):
                 chunk = rows[start : start + batch_size]
                 batch = _view_batch(np.asarray(pixels[chunk]), view)
@@ -149,7 +149,7 @@ def pool_activations(network: Network, activations: np.ndarray, *, batch_size: i
         return np.asarray(activations, dtype=np.float32)
     out = np.empty((len(activations), network.feature_size), dtype=np.float32)
     step = max(batch_size, 64)
-    with tqdm(total=len(activations), desc=desc, unit="photo", disable=not progress, leave=False) as bar:
+    with Progress(len(activations), desc, "photo", enabled=progress) as bar:
         for start in range(0, len(activations), step):
             batch = np.asarray(activations[start : start + step], dtype=np.float32)
             out[start : start + len(batch)] = np.asarray(network.pooled.predict_on_batch(batch))

@@ -26,11 +26,11 @@ from typing import Any, Callable
 import keras
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
 from edge_runner.spec import write_atomic
 
 from .errors import TrainError
+from .progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -170,9 +170,11 @@ def epoch_seed(seed: int, phase: str, epoch: int) -> int:
 
 
 class _ProgressBar(keras.callbacks.Callback):
+    """The steps of one epoch: a bar on a terminal only (in a log, the epoch's own line is enough)."""
+
     def __init__(self, total: int, desc: str, enabled: bool):
         super().__init__()
-        self.bar = tqdm(total=total, desc=desc, unit="step", disable=not enabled, leave=False)
+        self.bar = Progress(total, desc, "step", enabled=enabled, summary=False)
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self.bar.update(1)

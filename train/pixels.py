@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from edge_runner.image import ImageError, preprocess
 from edge_runner.spec import InputSpec, write_atomic
+
+from .progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -121,10 +122,9 @@ def decode_photos(
             # Pillow warns about odd EXIF blocks and huge images; the failures that
             # matter raise, and are listed with their reason.
             warnings.simplefilter("ignore")
-            bar = tqdm(total=len(paths), desc="decode photos", unit="photo", disable=not progress, leave=False)
-            for _ in pool.map(decode, range(len(paths)), chunksize=16):
-                bar.update(1)
-            bar.close()
+            with Progress(len(paths), "decode photos", "photo", enabled=progress) as bar:
+                for _ in pool.map(decode, range(len(paths)), chunksize=16):
+                    bar.update(1)
         if array_path is not None:
             array.flush()
             del array

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edge_runner.native_log import import_quietly
 from edge_runner.spec import CONTRACT_FILENAME, LABELS_FILENAME, InputSpec, write_atomic
 
 from .backbones import get_backbone
@@ -28,6 +29,7 @@ from .config import TrainConfig, TrainResult
 from .data import DataSplit, find_candidates, split_samples
 from .errors import ConfigError
 from .pixels import decode_photos
+from .progress import Progress
 
 if TYPE_CHECKING:
     from .fit import EpochHook
@@ -182,8 +184,8 @@ def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None
         notes.append(f"{len(split.skipped)} files were skipped (unreadable or not images); see {SKIPPED_FILENAME}.")
 
     # -- model -----------------------------------------------------------------
+    tf = import_quietly("tensorflow")  # without absl's INFO start-up lines on stderr
     import keras
-    import tensorflow as tf
 
     from . import features as feats
     from .fit import PHASES, Checkpoints, Phase, PhaseState, run_phase
@@ -543,10 +545,8 @@ def _fixed_batches(array: np.ndarray, labels: np.ndarray, batch_size: int, rows:
 
 def _predict(model: Any, pixels: np.ndarray, rows: np.ndarray, batch_size: int, progress: bool) -> np.ndarray:
     """Softmax outputs ``float32`` ``(len(rows), K)`` of ``model`` on raw 0–255 ``pixels[rows]``."""
-    from tqdm import tqdm
-
     outputs = []
-    with tqdm(total=len(rows), desc="evaluate saved model", unit="photo", disable=not progress, leave=False) as bar:
+    with Progress(len(rows), "evaluate saved model", "photo", enabled=progress) as bar:
         for start in range(0, len(rows), batch_size):
             chunk = rows[start : start + batch_size]
             outputs.append(np.asarray(model.predict_on_batch(np.asarray(pixels[chunk], dtype=np.float32))))

@@ -8,8 +8,9 @@
 #      publishes aarch64 wheels only: there is nothing to install on 32-bit armhf),
 #   2. installs the few apt packages it needs (python3-venv; python3-picamera2 for the camera module),
 #   3. makes a virtual environment with --system-site-packages, so apt's picamera2 and libcamera
-#      are importable in it, and installs the runner and its web page into it
-#      (`pip install -e .[edge,serve]`: editable, so the shipped models/ next to the code is found),
+#      are importable in it, and installs the runner, its web page and the shipped model into it
+#      (`pip install '.[edge,serve]'`, a plain install: the clone can be moved or deleted afterwards;
+#      run this script again after `git pull` to update),
 #   4. runs edge_runner/deploy/device_check.py: the model loads and classifies, the camera opens,
 #   5. with --service, generates the web page's access token (once: /etc/edgekit/token, readable by root
 #      and the service's group only; printed once), and installs and starts edgekit.service
@@ -100,7 +101,7 @@ supported_codename=0
 case " $SUPPORTED_CODENAMES " in *" $OS_CODENAME "*) [ -n "$OS_CODENAME" ] && supported_codename=1 ;; esac
 if [ "$debian_family" != 1 ] || [ "$supported_codename" != 1 ]; then
     msg="unsupported OS: $OS_NAME. This installer supports Raspberry Pi OS (64-bit) or Debian, release bookworm (12) or trixie (13)"
-    [ "$ANY_OS" = 1 ] || die 2 "$msg; pass --any-os to try anyway (any 64-bit Linux with Python 3.10-3.13 can run: pip install -e '.[edge,serve]')"
+    [ "$ANY_OS" = 1 ] || die 2 "$msg; pass --any-os to try anyway (any 64-bit Linux with Python 3.10-3.13 can run: pip install '.[edge,serve]')"
     say "warning: $msg; continuing because of --any-os"
 fi
 
@@ -165,8 +166,10 @@ if [ "${system_numpy%%.*}" = 1 ]; then
     echo 'numpy<2' > "$CONSTRAINTS_FILE"
     constraints=(-c "$CONSTRAINTS_FILE")
 fi
-say "installing the runner: pip install -e '.[$extras]'"
-run "$VPY" -m pip install --disable-pip-version-check -e "${REPO}[${extras}]" ${constraints[@]+"${constraints[@]}"} \
+# A plain (not editable) install: the wheel carries the model, the web page and the deploy files.
+# pip always reinstalls from a directory, so running this again after `git pull` updates the runner.
+say "installing the runner: pip install '.[$extras]'"
+run "$VPY" -m pip install --disable-pip-version-check "${REPO}[${extras}]" ${constraints[@]+"${constraints[@]}"} \
     || die 1 "pip could not install the runner (see above); on a 32-bit or non-ARM64 system there are no ai-edge-litert wheels"
 
 # -- 4. device check -------------------------------------------------------------------------
