@@ -10,7 +10,7 @@ DATA ?= $(if $(wildcard $(SHARED)/data/cats_and_dogs_filtered/train),$(SHARED)/d
 WEIGHTS ?= $(if $(wildcard $(SHARED)/weights/$(WEIGHTS_FILE)),$(SHARED)/weights/$(WEIGHTS_FILE),imagenet)
 OUT ?= runs/cats_dogs
 SEED ?= 0
-EXTRAS ?= edge,camera,train,serve,dev
+EXTRAS ?= edge,camera,train,serve,watch,dev
 # Debian packages some tests use: a headless browser (web page test) and the
 # arm64 user-mode emulator (Raspberry Pi test), an MQTT broker (camera watcher
 # test), flatc (reads the TFLite metadata independently of convert/metadata.py).
