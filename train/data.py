@@ -423,3 +423,24 @@ def _stratified_split(
         validation += [members[i] for i in order[:n_val]]
         train += [members[i] for i in order[n_val:]]
     return train, validation
+
+
+def background_split(
+    background: str | os.PathLike[str],
+    *,
+    label: str = DEFAULT_BACKGROUND_LABEL,
+    validation_fraction: float = 0.2,
+    seed: int = 0,
+    unreadable: frozenset[str] | set[str] = frozenset(),
+) -> tuple[list[Path], list[Path]]:
+    """``(training, held-out)`` photo paths of a ``--background`` folder, split as a training run splits them.
+
+    The same seeded, stratified rule as :func:`split_samples` for a ``--data`` with
+    train/validation folders (the background class is then split on its own), so
+    evaluation scripts and tests can find the photos a model never trained on.
+    ``unreadable`` lists paths the run skipped (its ``skipped.txt``).
+    """
+    root, samples, label, _ = _find_background(background, label, set())
+    samples = [s for s in samples if s.path not in unreadable]
+    train, validation = _stratified_split(samples, (label,), validation_fraction, seed, f"--background {root}")
+    return sorted(Path(s.path) for s in train), sorted(Path(s.path) for s in validation)

@@ -15,6 +15,11 @@ import numpy as np
 
 # The thresholds every report lists (0.0: no threshold, the plain top-1 answer).
 THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+# The recommendation is never below this: under 0.5 the answer is less likely than
+# all the other classes together, which is no answer to raise an alarm on. It also
+# keeps a margin when the validation background photos show no false alarm at all
+# (a few dozen photos cannot show a rate near 0 on photos from other places).
+MIN_RECOMMENDED = 0.5
 
 
 @dataclass(frozen=True)
@@ -101,21 +106,23 @@ def threshold_rows(
 
 
 def recommend(rows: tuple[ThresholdRow, ...], max_false_alarm: float) -> tuple[float, str]:
-    """The lowest threshold whose false-alarm rate is at most ``max_false_alarm``.
+    """The lowest threshold of at least :data:`MIN_RECOMMENDED` whose false-alarm rate is at most ``max_false_alarm``.
 
     Recall only falls as the threshold rises, so the lowest such threshold keeps
     the most recall. When none reaches the target, the threshold with the fewest
     false alarms (the lowest of equals) is taken. Returns ``(threshold, rule)``.
     """
-    meeting = [r for r in rows if r.false_alarm <= max_false_alarm]
+    eligible = [r for r in rows if r.threshold >= MIN_RECOMMENDED] or list(rows)
+    meeting = [r for r in eligible if r.false_alarm <= max_false_alarm]
     if meeting:
         chosen = min(meeting, key=lambda r: r.threshold)
         rule = (
-            f"the lowest threshold whose false-alarm rate on the validation background photos is at most "
-            f"{max_false_alarm:.1%} (--max-false-alarm); recall only falls above it"
+            f"the lowest threshold of at least {MIN_RECOMMENDED:g} whose false-alarm rate on the validation background "
+            f"photos is at most {max_false_alarm:.1%} (--max-false-alarm); recall only falls above it, and below "
+            f"{MIN_RECOMMENDED:g} a label is less likely than all the others together"
         )
     else:
-        chosen = min(rows, key=lambda r: (r.false_alarm, r.threshold))
+        chosen = min(eligible, key=lambda r: (r.false_alarm, r.threshold))
         rule = (
             f"no threshold reached the false-alarm target of {max_false_alarm:.1%} (--max-false-alarm) on the "
             "validation background photos: the one with the fewest false alarms"
