@@ -223,6 +223,7 @@ def test_background_folder_run_exports_and_gates_three_classes(tmp_path, two_cla
     assert main(argv) == 0, capsys.readouterr().err
     spec = InputSpec.load(out / "contract.json")
     assert spec.labels == ("green", "other", "red") and spec.background_label == "other"
+    assert spec.name == "green_red"  # named by what it looks for
     assert spec.threshold in THRESHOLDS and spec.version == 2
     assert (out / "labels.txt").read_text() == "green\nother\nred\n"
 
@@ -258,7 +259,7 @@ def test_background_folder_run_exports_and_gates_three_classes(tmp_path, two_cla
     assert [row["variant"] for row in gate["variants"]] == ["float32", "int8"]
     for row in gate["variants"]:
         assert row["scores"]["photos"] == 14 and set(row["scores"]["per_class"]) == {"green", "other", "red"}
-    int8 = tflite / "green_other_red_int8.tflite"
+    int8 = tflite / "green_red_int8.tflite"
     embedded = InputSpec.from_json(read_packed_files(int8.read_bytes())["contract.json"])
     assert (embedded.background_label, embedded.threshold) == ("other", spec.threshold)
     assert read_packed_files(int8.read_bytes())["labels.txt"].decode() == "green\nother\nred\n"

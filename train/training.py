@@ -60,8 +60,13 @@ RUN_FILES = (
 )
 
 
-def default_name(labels: tuple[str, ...], data_dir: Path) -> str:
-    """``("cats", "dogs")`` → ``"cats_dogs"``; many or long labels → the data folder's name."""
+def default_name(labels: tuple[str, ...], data_dir: Path, background_label: str | None = None) -> str:
+    """``("cats", "dogs")`` → ``"cats_dogs"``; many or long labels → the data folder's name.
+
+    The background class is left out of the name (``("cats", "dogs", "other")`` with
+    background ``other`` → ``"cats_dogs"``): it says what the model looks for.
+    """
+    labels = tuple(label for label in labels if label != background_label) or labels
     joined = "_".join(labels)
     if len(labels) <= 3 and len(joined) <= 32:
         return joined
@@ -155,7 +160,7 @@ def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None
         width=config.image_size,
         resize="bilinear",
         crop="none",
-        name=config.name or default_name(candidates.labels, Path(config.data)),
+        name=config.name or default_name(candidates.labels, Path(config.data), candidates.background_label),
         backbone=backbone.tag(config.alpha, config.image_size),
         background_label=candidates.background_label,
     )
