@@ -136,6 +136,9 @@ def test_threshold_table_counts_recall_and_false_alarms():
     # No false alarm even at 0: still 0.5, the least score that is more likely than the rest together.
     quiet = threshold_table(probabilities[[0, 2, 4]], y_true[[0, 2, 4]], labels, "other", max_false_alarm=0.0)
     assert quiet.row(0.0).false_alarm == 0.0 and quiet.recommended == 0.5
+    # No background photo among the validation ones: nothing to measure, the lowest allowed threshold.
+    blind = threshold_table(probabilities[:4], y_true[:4], labels, "other", max_false_alarm=0.01)
+    assert blind.row(0.0).negatives == 0 and blind.recommended == 0.5 and "no background photos" in blind.rule
 
 
 def test_train_and_validation_folders_keep_their_split(tmp_path):

@@ -113,6 +113,9 @@ def recommend(rows: tuple[ThresholdRow, ...], max_false_alarm: float) -> tuple[f
     false alarms (the lowest of equals) is taken. Returns ``(threshold, rule)``.
     """
     eligible = [r for r in rows if r.threshold >= MIN_RECOMMENDED] or list(rows)
+    if all(r.negatives == 0 for r in rows):
+        chosen = min(eligible, key=lambda r: r.threshold)
+        return chosen.threshold, "the validation split has no background photos to measure false alarms on: the lowest allowed threshold"
     meeting = [r for r in eligible if r.false_alarm <= max_false_alarm]
     if meeting:
         chosen = min(meeting, key=lambda r: r.threshold)
