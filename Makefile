@@ -8,6 +8,8 @@ WEIGHTS_FILE := mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h
 # ImageNet weights are downloaded (and cached) by Keras.
 DATA ?= $(if $(wildcard $(SHARED)/data/cats_and_dogs_filtered/train),$(SHARED)/data/cats_and_dogs_filtered,)
 WEIGHTS ?= $(if $(wildcard $(SHARED)/weights/$(WEIGHTS_FILE)),$(SHARED)/weights/$(WEIGHTS_FILE),imagenet)
+# Photos with no cat or dog in them: trained as the background class "other".
+OTHER ?= $(if $(wildcard $(SHARED)/data/other),$(SHARED)/data/other,)
 OUT ?= runs/cats_dogs
 SEED ?= 0
 EXTRAS ?= edge,camera,train,serve,watch,dev
@@ -24,10 +26,10 @@ MP_PY := $(MP_VENV)/bin/python
 .PHONY: all model setup system-deps mediapipe test test-fast clean
 
 all: setup  ## The main job: data → train → convert + gate → benchmark → runner, with a summary.
-	$(PY) -m convert.pipeline $(if $(DATA),--data $(DATA)) --weights $(WEIGHTS) --out $(OUT) --seed $(SEED)
+	$(PY) -m convert.pipeline $(if $(DATA),--data $(DATA)) $(if $(OTHER),--background $(OTHER)) --weights $(WEIGHTS) --out $(OUT) --seed $(SEED)
 
 model: setup  ## Reproduce the shipped model and copy it into models/.
-	$(PY) -m convert.pipeline $(if $(DATA),--data $(DATA)) --weights $(WEIGHTS) --out $(OUT) --seed $(SEED) --install
+	$(PY) -m convert.pipeline $(if $(DATA),--data $(DATA)) $(if $(OTHER),--background $(OTHER)) --weights $(WEIGHTS) --out $(OUT) --seed $(SEED) --install
 
 # The MediaPipe tests find .venv-mediapipe at the repo root themselves; the variable covers MP_VENV=elsewhere.
 test: setup system-deps mediapipe  ## The whole test suite (real-photo tests run when ../shared exists).

@@ -311,6 +311,8 @@ def classifier_metadata(spec: InputSpec, variant: str, *, float_input: bool, inf
     description = info.description or (
         f"Classifies a photo as one of {spec.num_classes} classes ({labels})"
         + (f"; {spec.backbone} fine-tuned with edgekit" if spec.backbone else "; trained with edgekit")
+        + (f". {spec.background_label!r} means nothing of interest was seen" if spec.background_label else "")
+        + (f". Recommended score threshold {spec.threshold:g} (below it: unknown)" if spec.threshold is not None else "")
         + f". Variant: {variant}."
     )
     image: dict[str, Any] = {

@@ -51,6 +51,7 @@ class PipelineConfig:
     variants: str = "float32,float16,dynamic,int8"
     install: bool = False
     resume: bool = False
+    background: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,11 @@ def run_pipeline(config: PipelineConfig) -> int:
         train_cmd += ["--epochs", str(config.epochs)]
     if config.fine_tune_epochs is not None:
         train_cmd += ["--fine-tune-epochs", str(config.fine_tune_epochs)]
+    if config.background is not None:
+        background = config.background.resolve()
+        if not background.is_dir():
+            raise PipelineError(f"--background {config.background}: not a directory of photos")
+        train_cmd += ["--background", str(background)]
     # A repeated `make all` starts over; --resume continues an interrupted run instead.
     train_cmd.append("--resume" if config.resume and (train_out / "checkpoints").exists() else "--overwrite")
     times.append(StageTime("train", run_stage("train", train_cmd)))
@@ -184,11 +190,37 @@ def run_pipeline(config: PipelineConfig) -> int:
         times.append(StageTime("runner", run_stage("runner (int8, validation photos)", runner_cmd, stdout=handle)))
     accuracy, correct, total = runner_accuracy(lines, data / "validation")
 
+    false_alarms = None
+    held_out = background_validation(train_out)
+    if held_out:
+        bg_lines = out / "runner_background.jsonl"
+        with bg_lines.open("w") as handle:
+            runner_cmd = [python, "-m", "edge_runner", "--json", "--model", str(int8), *map(str, held_out)]
+            times.append(StageTime("runner (background)", run_stage(
+                "runner (int8, held-out background photos)", runner_cmd, stdout=handle)))
+        false_alarms = runner_false_alarms(bg_lines)
+
     if config.install:
         install_models(tflite_out, name)
 
-    print_summary(out, bench_out, train_out, tflite_out, accuracy, correct, total, times)
+    print_summary(out, bench_out, train_out, tflite_out, accuracy, correct, total, times, false_alarms)
     return 0
+
+
+def background_validation(train_out: Path) -> list[Path]:
+    """The validation photos of the background class in ``split.json`` (none without a background class)."""
+    split = json.loads((train_out / "split.json").read_text())
+    label = split.get("background_label")
+    return [Path(item["path"]) for item in split["validation"] if label is not None and item["label"] == label]
+
+
+def runner_false_alarms(lines_path: Path) -> tuple[float, int, int]:
+    """Share of the runner's ``--json`` lines (background photos) that say something of interest was seen."""
+    records = [json.loads(line) for line in lines_path.read_text().splitlines() if line.strip()]
+    if not records:
+        raise PipelineError(f"runner: classified no background photos (see {lines_path})")
+    alarms = sum(bool(record["detected"]) for record in records)
+    return alarms / len(records), alarms, len(records)
 
 
 def install_models(tflite_out: Path, name: str) -> None:
@@ -203,7 +235,7 @@ def install_models(tflite_out: Path, name: str) -> None:
     print(f"installed {', '.join(SHIPPED_VARIANTS)} into {target}")
 
 
-def print_summary(out, bench_out, train_out, tflite_out, accuracy, correct, total, times) -> None:
+def print_summary(out, bench_out, train_out, tflite_out, accuracy, correct, total, times, false_alarms=None) -> None:
     report = json.loads((tflite_out / "report.json").read_text())
     bench = json.loads((bench_out / "benchmark.json").read_text()) if (bench_out / "benchmark.json").exists() else {}
     train_report = json.loads((train_out / "report.json").read_text())
@@ -218,9 +250,17 @@ def print_summary(out, bench_out, train_out, tflite_out, accuracy, correct, tota
             f"{row['variant']:<10} {('yes' if row['accepted'] else 'NO'):>8} {100 * row['accuracy']:>8.2f}% "
             f"{100 * row['agreement']:>6.2f}% {row['size_bytes'] / 1e6:>8.2f} {(f'{p50:.1f}' if p50 else '-'):>15}"
         )
-    print(f"runner (int8, decode → resize → invoke): {100 * accuracy:.2f}% ({correct}/{total}) on the validation photos")
+    contract = json.loads((train_out / "contract.json").read_text())
+    threshold = contract.get("threshold")
+    applied = f", threshold {threshold:g}" if threshold is not None else ""
+    print(f"runner (int8, decode → resize → invoke{applied}): {100 * accuracy:.2f}% ({correct}/{total}) on the validation photos")
+    if false_alarms is not None:
+        rate, alarms, count = false_alarms
+        print(f"runner false alarms (held-out {contract.get('background_label')!r} photos given a real label"
+              f"{applied}): {100 * rate:.2f}% ({alarms}/{count})")
     print("time: " + ", ".join(f"{t.name} {t.seconds:.0f}s" for t in times) + f"; total {sum(t.seconds for t in times) / 60:.1f} min")
-    print(f"files: {out} (train/, tflite/, benchmark/, runner_validation.jsonl)")
+    print(f"files: {out} (train/, tflite/, benchmark/, runner_validation.jsonl"
+          + (", runner_background.jsonl)" if false_alarms is not None else ")"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--data", type=Path, default=None,
                         help="a cats_and_dogs_filtered folder (train/ + validation/); default: download the public archive")
+    parser.add_argument("--background", type=Path, default=None, metavar="DIR",
+                        help="a folder of photos with no cat or dog in them: trained as the background class 'other'")
     parser.add_argument("--weights", default="imagenet",
                         help="'imagenet' (Keras download), 'none', or a local MobileNetV2 no-top .h5 (default: imagenet)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory (default: runs/cats_dogs)")
@@ -252,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     config = PipelineConfig(
         data=args.data, weights=args.weights, out=args.out, image_size=args.image_size, seed=args.seed,
         epochs=args.epochs, fine_tune_epochs=args.fine_tune_epochs, variants=args.variants,
-        install=args.install, resume=args.resume,
+        install=args.install, resume=args.resume, background=args.background,
     )
     try:
         return run_pipeline(config)

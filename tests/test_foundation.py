@@ -24,6 +24,32 @@ def test_contract_round_trips_through_json(tmp_path):
     assert json.loads(path.read_text())["format"] == "edgekit.input-contract"
 
 
+def test_contract_with_background_and_threshold_round_trips(tmp_path):
+    spec = InputSpec(labels=("cats", "dogs", "other"), background_label="other", threshold=0.7, extra={"variant": "int8"})
+    path = spec.save(tmp_path / "contract.json")
+    data = json.loads(path.read_text())
+    assert (data["version"], data["background_label"], data["threshold"]) == (2, "other", 0.7)
+    again = InputSpec.load(path)
+    assert again == spec
+    assert (again.background_label, again.threshold) == ("other", 0.7)
+    assert again.interest_labels == ("cats", "dogs")
+    assert again.is_detection("cats") and not again.is_detection("other") and not again.is_detection("unknown")
+
+
+def test_version_1_contract_still_loads(tmp_path):
+    """A contract written before version 2 (no background_label, no threshold) means: every label is of interest."""
+    old = {"format": "edgekit.input-contract", "labels": ["cats", "dogs"], "height": 224, "width": 224,
+           "color_order": "RGB", "resize": "bilinear", "crop": "none", "value_range": [0.0, 255.0],
+           "name": "cats_dogs", "backbone": "mobilenet_v2_1.0_224", "version": 1, "extra": {"variant": "int8"}}
+    path = tmp_path / "old.contract.json"
+    path.write_text(json.dumps(old))
+    spec = InputSpec.load(path)
+    assert spec.version == 1
+    assert spec.background_label is None and spec.threshold is None
+    assert spec.interest_labels == ("cats", "dogs")
+    assert spec.is_detection("cats") and spec.is_detection("dogs") and not spec.is_detection("unknown")
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -35,6 +61,9 @@ def test_contract_round_trips_through_json(tmp_path):
         ({"value_range": [-1, 1]}, "value_range"),
         ({"version": 99}, "newer"),
         ({"colour": "RGB"}, "unknown fields"),
+        ({"background_label": "other"}, "`background_label` must be one of the labels"),
+        ({"labels": ["a", "unknown"]}, "must not contain 'unknown'"),
+        ({"threshold": 1.5}, "`threshold` must be a number from 0 to 1"),
     ],
 )
 def test_contract_errors_name_the_field(change, message):

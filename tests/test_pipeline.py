@@ -44,3 +44,37 @@ def test_fetch_refuses_photos_that_do_not_match(tmp_path, monkeypatch):
 
 def test_content_digest_matches_the_reference_photos(shared_data):
     assert pipeline.content_digest(shared_data) == (pipeline.DATA_CONTENT_SHA256, pipeline.DATA_PHOTOS)
+
+
+def test_background_photos_and_false_alarms_for_the_summary(tmp_path):
+    """The summary's false-alarm rate: the held-out background photos of split.json, counted by the runner's `detected`."""
+    import json
+
+    train_out = tmp_path / "train"
+    train_out.mkdir()
+    split = {"labels": ["cats", "dogs", "other"], "background_label": "other", "train": [{"path": "/o/1.jpg", "label": "other"}],
+             "validation": [{"path": "/c/1.jpg", "label": "cats"}, {"path": "/o/2.jpg", "label": "other"},
+                            {"path": "/o/3.jpg", "label": "other"}]}
+    (train_out / "split.json").write_text(json.dumps(split))
+    assert [str(p) for p in pipeline.background_validation(train_out)] == ["/o/2.jpg", "/o/3.jpg"]
+    (train_out / "split.json").write_text(json.dumps({**split, "background_label": None}))
+    assert pipeline.background_validation(train_out) == []
+
+    lines = tmp_path / "runner.jsonl"
+    records = [{"source": "/o/2.jpg", "label": "other", "detected": False}, {"source": "/o/3.jpg", "label": "cats", "detected": True},
+               {"source": "/o/4.jpg", "label": "unknown", "detected": False}, {"source": "/o/5.jpg", "label": "other", "detected": False}]
+    lines.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert pipeline.runner_false_alarms(lines) == (0.25, 1, 4)
+    lines.write_text("")
+    with pytest.raises(pipeline.PipelineError, match="classified no background photos"):
+        pipeline.runner_false_alarms(lines)
+
+
+def test_pipeline_refuses_a_missing_background_folder(tmp_path, capsys):
+    data = tmp_path / "data"
+    for split in ("train", "validation"):
+        write_class_folders(data / split, ["cats", "dogs"], per_class=2)
+    code = pipeline.main(["--data", str(data), "--background", str(tmp_path / "nope"), "--out", str(tmp_path / "out")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "pipeline: error: --background" in err and "nope: not a directory" in err

@@ -18,6 +18,7 @@ from train.data import (
     LAYOUT_FILENAMES,
     LAYOUT_SPLIT,
     DataSplit,
+    background_split,
     find_candidates,
     label_from_filename,
     split_samples,
@@ -45,6 +46,99 @@ def test_class_folders_are_split_by_a_seeded_stratified_fraction(photo_folders):
     other = split_samples(find_candidates(root), {}, validation_fraction=0.2, seed=2)
     assert [s.path for s in again.validation] == [s.path for s in split.validation]
     assert [s.path for s in other.validation] != [s.path for s in split.validation]
+
+
+def test_background_folder_is_a_class_split_by_the_seeded_rule(tmp_path):
+    """--background DIR (nested) joins as class 'other', split by fraction even though --data has its own split."""
+    write_class_folders(tmp_path / "data" / "train", ["red", "green"], 6)
+    write_class_folders(tmp_path / "data" / "validation", ["red", "green"], 3, seed=1)
+    write_class_folders(tmp_path / "negatives", ["sky"], 6, seed=2)
+    write_class_folders(tmp_path / "negatives" / "deeper", ["sea"], 4, seed=3)
+    (tmp_path / "negatives" / "notes.txt").write_text("not a photo")
+    candidates = find_candidates(tmp_path / "data", background=tmp_path / "negatives")
+    assert candidates.labels == ("green", "other", "red") and candidates.background_label == "other"
+    assert len(candidates.background) == 10 and any("notes.txt" in s.path for s in candidates.skipped)
+
+    split = split_samples(candidates, {}, validation_fraction=0.2, seed=0)
+    assert split.counts("train") == {"green": 6, "other": 8, "red": 6}
+    assert split.counts("validation") == {"green": 3, "other": 2, "red": 3}
+    held_out = sorted(Path(s.path) for s in split.validation if s.label == "other")
+    assert all(str(p).startswith(str((tmp_path / "negatives").resolve())) for p in held_out)
+    # Evaluation scripts find the same held-out photos without the data folder.
+    train, validation = background_split(tmp_path / "negatives", validation_fraction=0.2, seed=0)
+    assert validation == held_out and len(train) == 8 and not set(train) & set(validation)
+    assert background_split(tmp_path / "negatives", validation_fraction=0.2, seed=1)[1] != held_out
+
+    saved = DataSplit.load(split.save(tmp_path / "split.json"))
+    assert saved.background_label == "other" and saved.background_dir == (tmp_path / "negatives").resolve()
+    assert saved.counts("validation") == split.counts("validation")
+
+    named = find_candidates(tmp_path / "data", background=tmp_path / "negatives", background_label="nothing")
+    assert named.labels == ("green", "nothing", "red") and named.background_label == "nothing"
+
+
+def test_background_class_folder_is_found_by_name(photo_folders):
+    root = photo_folders(["cats", "dogs", "other"], per_class=5)
+    assert find_candidates(root).background_label == "other"
+    assert find_candidates(photo_folders(["a", "background"], per_class=3, name="b")).background_label == "background"
+    assert find_candidates(photo_folders(["a", "b"], per_class=3, name="c")).background_label is None
+    assert find_candidates(root, background_label="dogs").background_label == "dogs"
+    with pytest.raises(DataError, match=r"--background-label birds: no class of that name .*'cats', 'dogs', 'other'"):
+        find_candidates(root, background_label="birds")
+    # Split with every class by the same rule; the background class is weighted like any imbalanced class.
+    split = split_samples(find_candidates(root), {}, validation_fraction=0.2, seed=0)
+    assert split.background_label == "other" and split.counts("validation") == {"cats": 1, "dogs": 1, "other": 1}
+
+
+def test_background_errors_name_the_argument(tmp_path, photo_folders):
+    root = photo_folders(["cats", "other"], per_class=3)
+    negatives = write_class_folders(tmp_path / "neg", ["x"], 3)
+    with pytest.raises(DataError, match="--background .*: --data already has a class folder 'other'"):
+        find_candidates(root, background=negatives)
+    with pytest.raises(DataError, match="--background .*missing: no such directory"):
+        find_candidates(root, background=tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="--background .*empty: holds no image files"):
+        find_candidates(root, background=tmp_path / "empty", background_label="nothing")
+    with pytest.raises(DataError, match="a class may not be named 'unknown'"):
+        find_candidates(photo_folders(["cats", "unknown"], per_class=3, name="u"))
+    with pytest.raises(DataError, match="--background-label unknown: a class may not be named 'unknown'"):
+        find_candidates(photo_folders(["cats", "dogs"], per_class=3, name="v"), background=negatives, background_label="unknown")
+    with pytest.raises(ConfigError, match="--background-label must not be 'unknown'"):
+        TrainConfig(data="d", out="o", background_label="unknown").validate()
+    with pytest.raises(ConfigError, match=r"--max-false-alarm must be a number in \[0, 1\], received 2"):
+        TrainConfig(data="d", out="o", max_false_alarm=2).validate()
+    assert main(["--data", str(root), "--out", str(tmp_path / "o"), "--background-label", "unknown"]) == 2
+
+
+def test_threshold_table_counts_recall_and_false_alarms():
+    from train.thresholds import recommend, threshold_table
+
+    labels = ("cats", "dogs", "other")
+    probabilities = np.array([
+        [0.95, 0.03, 0.02],  # cat, right, sure
+        [0.55, 0.40, 0.05],  # cat, right, unsure
+        [0.10, 0.85, 0.05],  # dog, right
+        [0.70, 0.20, 0.10],  # dog called cat
+        [0.05, 0.05, 0.90],  # nothing, right
+        [0.65, 0.05, 0.30],  # nothing called cat at 0.65: a false alarm up to 0.6
+    ])
+    y_true = np.array([0, 0, 1, 1, 2, 2])
+    table = threshold_table(probabilities, y_true, labels, "other", max_false_alarm=0.01)
+    rows = {row.threshold: row for row in table.rows}
+    assert (rows[0.0].correct, rows[0.0].positives, rows[0.0].false_alarms, rows[0.0].negatives) == (3, 4, 1, 2)
+    assert rows[0.5].recall == 0.75 and rows[0.6].recall == 0.5 and rows[0.6].false_alarm == 0.5
+    assert rows[0.7].false_alarm == 0.0 and rows[0.99].recall == 0.0
+    assert table.recommended == 0.7 and "lowest threshold" in table.rule
+    # No threshold reaches the target: the fewest false alarms, the lowest of equals (never below 0.5).
+    fallback, rule = recommend(tuple(r for r in table.rows if r.threshold <= 0.6), 0.01)
+    assert fallback == 0.5 and "no threshold reached" in rule
+    # No false alarm even at 0: still 0.5, the least score that is more likely than the rest together.
+    quiet = threshold_table(probabilities[[0, 2, 4]], y_true[[0, 2, 4]], labels, "other", max_false_alarm=0.0)
+    assert quiet.row(0.0).false_alarm == 0.0 and quiet.recommended == 0.5
+    # No background photo among the validation ones: nothing to measure, the lowest allowed threshold.
+    blind = threshold_table(probabilities[:4], y_true[:4], labels, "other", max_false_alarm=0.01)
+    assert blind.row(0.0).negatives == 0 and blind.recommended == 0.5 and "no background photos" in blind.rule
 
 
 def test_train_and_validation_folders_keep_their_split(tmp_path):

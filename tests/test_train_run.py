@@ -21,6 +21,7 @@ pytest.importorskip("tensorflow", reason="training needs TensorFlow (pip install
 
 from conftest import convert_tiny, draw_photo, write_class_folders  # noqa: E402
 from edge_runner.image import preprocess  # noqa: E402
+from edge_runner.model import read_packed_files  # noqa: E402
 from edge_runner.spec import InputSpec, contract_path_for  # noqa: E402
 from train import ConfigError, TrainConfig, TrainError, run_training  # noqa: E402
 
@@ -122,6 +123,10 @@ def test_run_writes_the_model_contract_and_report(baseline, two_class_data):
     assert report["model"]["fine_tuned_layers"] == 29 and report["model"]["cut_layer"] == "block_13_project_BN"
     assert report["phases"]["head"]["epochs_run"] == 2 and report["command"].startswith("python -m train --data ")
     assert "Validation accuracy" in (out / "report.md").read_text()
+    # No background class: today's behaviour, no threshold in the contract, no threshold table.
+    assert spec.background_label is None and spec.threshold is None and spec.version == 2
+    assert report["thresholds"] is None and report["data"]["background_label"] is None
+    assert not (out / "thresholds.png").exists() and "## Threshold" not in (out / "report.md").read_text()
 
 
 def test_contract_and_model_work_in_the_runner(baseline):
@@ -197,6 +202,70 @@ def test_resume_continues_from_the_last_finished_epoch(baseline, tmp_path):
 
     with pytest.raises(ConfigError, match="trained with other options"):
         run_training(TrainConfig(**{**resumable.to_dict(), "resume": True, "seed": 5}))
+
+
+def test_background_folder_run_exports_and_gates_three_classes(tmp_path, two_class_data, tiny_weights, capsys):
+    """--background DIR: a third class 'other', its photos split and recorded, the threshold table, the
+    recommended threshold in the contract, and `convert export` gating on (and embedding) all three classes."""
+    from convert.cli import main as convert_main
+    from convert.metadata import read_metadata
+    from edge_runner import Classifier
+    from train.cli import main
+    from train.thresholds import THRESHOLDS
+
+    negatives = write_class_folders(tmp_path / "negatives", ["sky"], 6, seed=7)
+    write_class_folders(tmp_path / "negatives" / "more", ["sea"], 4, seed=8)
+    out = tmp_path / "out"
+    argv = ["--data", str(two_class_data), "--out", str(out), "--background", str(negatives), "--alpha", "0.35",
+            "--image-size", str(SIZE), "--weights", str(tiny_weights), "--epochs", "2", "--fine-tune-epochs", "1",
+            "--fine-tune-layers", "29", "--batch-size", "8", "--cache-dir", str(tmp_path / "cache"), "--no-determinism",
+            "--quiet"]
+    assert main(argv) == 0, capsys.readouterr().err
+    spec = InputSpec.load(out / "contract.json")
+    assert spec.labels == ("green", "other", "red") and spec.background_label == "other"
+    assert spec.name == "green_red"  # named by what it looks for
+    assert spec.threshold in THRESHOLDS and spec.version == 2
+    assert (out / "labels.txt").read_text() == "green\nother\nred\n"
+
+    split = json.loads((out / "split.json").read_text())
+    assert split["background_label"] == "other" and split["background_dir"] == str(negatives.resolve())
+    assert split["counts"]["train"] == {"green": 16, "other": 8, "red": 16}
+    assert split["counts"]["validation"] == {"green": 6, "other": 2, "red": 6}
+    held_out = [item["path"] for item in split["validation"] if item["label"] == "other"]
+    assert all(path.startswith(str(negatives.resolve())) for path in held_out)
+
+    report = json.loads((out / "report.json").read_text())
+    table = report["thresholds"]
+    assert [row["threshold"] for row in table["rows"]] == list(THRESHOLDS)
+    assert table["recommended"] == spec.threshold and table["background_label"] == "other"
+    first = table["rows"][0]
+    assert (first["positives"], first["negatives"]) == (12, 2)
+    # Recall and false alarms only fall as the threshold rises.
+    assert all(a["recall"] >= b["recall"] and a["false_alarm"] >= b["false_alarm"] for a, b in zip(table["rows"], table["rows"][1:]))
+    meeting = [row["threshold"] for row in table["rows"] if row["false_alarm"] <= 0.01]
+    assert spec.threshold == (min(meeting) if meeting else spec.threshold)
+    # Imbalanced (16/16/8): class weights, and the report says so.
+    assert report["data"]["class_weights"]["other"] > report["data"]["class_weights"]["green"]
+    assert report["data"]["imbalance_handling"].startswith("class weights")
+    markdown = (out / "report.md").read_text()
+    assert "## Threshold: recall and false alarms" in markdown and "**recommended**" in markdown
+    assert "background class" in markdown and (out / "thresholds.png").stat().st_size > 1000
+
+    tflite = tmp_path / "tflite"
+    code = convert_main(["export", str(out), "--out", str(tflite), "--variants", "float32,int8", "--calibration-size", "20",
+                         "--quiet", "--max-accuracy-drop", "100", "--min-agreement", "0"])
+    assert code == 0, capsys.readouterr().err
+    gate = json.loads((tflite / "report.json").read_text())
+    assert [row["variant"] for row in gate["variants"]] == ["float32", "int8"]
+    for row in gate["variants"]:
+        assert row["scores"]["photos"] == 14 and set(row["scores"]["per_class"]) == {"green", "other", "red"}
+    int8 = tflite / "green_red_int8.tflite"
+    embedded = InputSpec.from_json(read_packed_files(int8.read_bytes())["contract.json"])
+    assert (embedded.background_label, embedded.threshold) == ("other", spec.threshold)
+    assert read_packed_files(int8.read_bytes())["labels.txt"].decode() == "green\nother\nred\n"
+    assert "'other' means nothing of interest" in read_metadata(int8.read_bytes())["description"]
+    classifier = Classifier(int8)
+    assert classifier.spec.threshold == spec.threshold and classifier.spec.interest_labels == ("green", "red")
 
 
 def test_three_classes_from_scratch(tmp_path, photo_folders):

@@ -34,6 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--out", required=True, metavar="DIR", help="output directory")
     data.add_argument("--labels-from-filename", action="store_true",
                       help="take labels from file names such as cat.123.jpg (flat folder)")
+    data.add_argument("--background", metavar="DIR", default=None,
+                      help="a folder (flat or nested) of photos with nothing of interest in them: trained as the "
+                      "background class (not copied), split like the other classes")
+    data.add_argument("--background-label", metavar="NAME", default=None,
+                      help="the class that means 'nothing here' (default: 'other' with --background, else a class "
+                      "folder named 'other' or 'background' if there is one)")
+    data.add_argument("--max-false-alarm", type=float, default=DEFAULTS.max_false_alarm, metavar="RATE",
+                      help="recommended threshold: the lowest whose false-alarm rate on the validation background "
+                      "photos is at most RATE (default %(default)s)")
     data.add_argument("--validation-fraction", type=float, default=DEFAULTS.validation_fraction, metavar="F",
                       help="share of each class held out when there is no validation/ folder (default %(default)s)")
     data.add_argument("--class-weights", choices=CLASS_WEIGHT_CHOICES, default=DEFAULTS.class_weights,
@@ -101,6 +110,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         seed=args.seed,
         resume=args.resume,
         labels_from_filename=args.labels_from_filename,
+        background=args.background,
+        background_label=args.background_label,
+        max_false_alarm=args.max_false_alarm,
         validation_fraction=args.validation_fraction,
         learning_rate=args.learning_rate,
         fine_tune_learning_rate=args.fine_tune_learning_rate,

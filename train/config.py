@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from edge_runner.spec import write_atomic
+from edge_runner.spec import UNKNOWN_LABEL, write_atomic
 
 from .backbones import get_backbone
 from .errors import ConfigError
@@ -53,6 +53,13 @@ class TrainConfig:
         seed: seeds the split, shuffling, augmentation, dropout and initialisation.
         resume: continue the run in ``out`` from its last finished epoch.
         labels_from_filename: labels from names like ``cat.123.jpg`` in a flat folder.
+        background: a folder (flat or nested) of photos with nothing of interest in them,
+            used as the background class without copying (split like the other classes).
+        background_label: the background class's name (default: ``other`` with
+            ``background``; else a class folder named ``other`` or ``background``).
+        max_false_alarm: the recommended threshold is the lowest one whose false-alarm
+            rate (background photos given another label) on the validation split is at
+            most this (0–1); only with a background class.
         validation_fraction: the share of each class held out when the data has no
             ``validation/`` folder.
         learning_rate: the head phase's Adam learning rate (and from-scratch training's).
@@ -89,6 +96,9 @@ class TrainConfig:
     seed: int = 42
     resume: bool = False
     labels_from_filename: bool = False
+    background: str | None = None
+    background_label: str | None = None
+    max_false_alarm: float = 0.01
     validation_fraction: float = 0.2
     learning_rate: float = 1e-3
     fine_tune_learning_rate: float = 1e-5
@@ -167,6 +177,18 @@ class TrainConfig:
         _check_choice("--strategy", self.strategy, STRATEGIES)
         if self.name is not None and (not str(self.name).strip() or "\n" in str(self.name)):
             raise ConfigError(f"--name must be a non-empty single-line name, received {self.name!r}")
+        if self.background_label is not None:
+            label = self.background_label
+            if not isinstance(label, str) or not label.strip() or "\n" in label or "/" in label:
+                raise ConfigError(f"--background-label must be a non-empty single-line class name, received {label!r}")
+            if label == UNKNOWN_LABEL:
+                raise ConfigError(
+                    f"--background-label must not be {UNKNOWN_LABEL!r} (the runner's answer below the threshold), "
+                    f"received {label!r}; use e.g. 'other'"
+                )
+        if self.background is not None and (not isinstance(self.background, str) or not self.background):
+            raise ConfigError(f"--background must be a folder of photos, received {self.background!r}")
+        _check_float("--max-false-alarm", self.max_false_alarm, 0.0, 1.0)
         if not self.data:
             raise ConfigError("--data is required")
         if not self.out:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runner.image import is_image_path
-from edge_runner.spec import write_atomic
+from edge_runner.spec import UNKNOWN_LABEL, write_atomic
 
 from .errors import DataError
 
@@ -38,6 +38,11 @@ FILENAME_LABEL = re.compile(r"(?P<label>.+?)[\s._-]*\(?\d+\)?")
 LAYOUT_SPLIT = "train/validation folders"
 LAYOUT_CLASSES = "class folders"
 LAYOUT_FILENAMES = "labels from file names"
+# A class folder with one of these names is the background class when
+# --background-label is not given ("nothing of interest here").
+BACKGROUND_FOLDER_NAMES = ("other", "background")
+# The background class's name when --background DIR is given without --background-label.
+DEFAULT_BACKGROUND_LABEL = "other"
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,9 @@ class Candidates:
     """The photos found in a data directory, before any has been decoded.
 
     ``validation`` is ``None`` when the layout has no validation folder (the
-    split is then made by :func:`split_samples`).
+    split is then made by :func:`split_samples`). ``background`` holds the
+    photos of a ``--background DIR`` folder (labelled ``background_label``),
+    which are always split by the seeded, stratified fraction.
     """
 
     data_dir: Path
@@ -70,10 +77,13 @@ class Candidates:
     train: list[Sample]
     validation: list[Sample] | None
     skipped: list[Skipped] = field(default_factory=list)
+    background_label: str | None = None
+    background_dir: Path | None = None
+    background: list[Sample] = field(default_factory=list)
 
     @property
     def all_samples(self) -> list[Sample]:
-        return self.train + (self.validation or [])
+        return self.train + (self.validation or []) + self.background
 
 
 @dataclass
@@ -86,6 +96,9 @@ class DataSplit:
         labels: class names in the model's output order (sorted).
         train, validation: readable samples, sorted by label then path.
         skipped: files left out (unreadable, not images, no label), with reasons.
+        background_label: the class meaning "nothing of interest", or ``None``.
+        background_dir: the ``--background`` folder its photos came from, or ``None``
+            (a class folder of the data, or no background class).
     """
 
     data_dir: Path
@@ -94,6 +107,8 @@ class DataSplit:
     train: list[Sample]
     validation: list[Sample]
     skipped: list[Skipped]
+    background_label: str | None = None
+    background_dir: Path | None = None
 
     def counts(self, which: str) -> dict[str, int]:
         """Photos per class in ``"train"`` or ``"validation"``, in label order."""
@@ -115,6 +130,8 @@ class DataSplit:
             "data_dir": str(self.data_dir),
             "layout": self.layout,
             "labels": list(self.labels),
+            "background_label": self.background_label,
+            "background_dir": None if self.background_dir is None else str(self.background_dir),
             "counts": {"train": self.counts("train"), "validation": self.counts("validation")},
             "train": [{"path": s.path, "label": s.label} for s in self.train],
             "validation": [{"path": s.path, "label": s.label} for s in self.validation],
@@ -134,6 +151,8 @@ class DataSplit:
             train=[Sample(item["path"], item["label"]) for item in data["train"]],
             validation=[Sample(item["path"], item["label"]) for item in data["validation"]],
             skipped=[Skipped(item["path"], item["reason"]) for item in data.get("skipped", [])],
+            background_label=data.get("background_label"),
+            background_dir=Path(data["background_dir"]) if data.get("background_dir") else None,
         )
 
     def skipped_text(self) -> str:
@@ -144,11 +163,25 @@ class DataSplit:
 # -- finding photos ------------------------------------------------------------
 
 
-def find_candidates(data_dir: str | os.PathLike[str], *, labels_from_filename: bool = False) -> Candidates:
+def find_candidates(
+    data_dir: str | os.PathLike[str],
+    *,
+    labels_from_filename: bool = False,
+    background: str | os.PathLike[str] | None = None,
+    background_label: str | None = None,
+) -> Candidates:
     """List the labelled photo files under ``data_dir`` (nothing is decoded yet).
 
+    Args:
+        background: a folder (flat or nested) of photos with nothing of interest in
+            them, used as the class ``background_label`` without copying them.
+        background_label: the background class's name; default: ``"other"`` with
+            ``background``, else a class folder named ``other`` or ``background``
+            if there is one, else no background class.
+
     Raises:
-        DataError: the folder is missing, holds no photos, or only one class.
+        DataError: the folder is missing, holds no photos, only one class, a class
+            named ``unknown``, or the background folder/label is unusable.
     """
     root = Path(data_dir).expanduser()
     if not root.exists():
@@ -173,7 +206,20 @@ def find_candidates(data_dir: str | os.PathLike[str], *, labels_from_filename: b
     if labels_from_filename and validation is not None:
         layout = f"{LAYOUT_FILENAMES}, {LAYOUT_SPLIT}"
 
-    labels = tuple(sorted({s.label for s in train}))
+    background_samples: list[Sample] = []
+    background_dir: Path | None = None
+    if background is not None:
+        background_dir, background_samples, background_label, bg_skipped = _find_background(
+            background, background_label, {s.label for s in train}
+        )
+        skipped += bg_skipped
+    labels = tuple(sorted({s.label for s in train} | ({background_label} if background_samples else set())))
+    if UNKNOWN_LABEL in labels:
+        where = f"--background-label {UNKNOWN_LABEL}" if background_samples and background_label == UNKNOWN_LABEL else f"--data {data_dir}"
+        raise DataError(
+            f"{where}: a class may not be named {UNKNOWN_LABEL!r}; the runner answers {UNKNOWN_LABEL!r} below the "
+            "threshold (rename the folder, e.g. to 'other')"
+        )
     if not train:
         hint = (
             "expected names like cat.123.jpg"
@@ -192,7 +238,48 @@ def find_candidates(data_dir: str | os.PathLike[str], *, labels_from_filename: b
             raise DataError(
                 f"--data {data_dir}: validation classes {unknown} have no training photos (training classes: {list(labels)})"
             )
-    return Candidates(root, layout, labels, train, validation, skipped)
+    if background is None:
+        background_label = _background_from_folders(labels, background_label, data_dir)
+    return Candidates(root, layout, labels, train, validation, skipped, background_label, background_dir, background_samples)
+
+
+def _background_from_folders(labels: tuple[str, ...], background_label: str | None, data_dir) -> str | None:
+    """The background class among the data's own classes: ``--background-label``, else ``other``/``background``."""
+    if background_label is not None:
+        if background_label not in labels:
+            raise DataError(
+                f"--background-label {background_label}: no class of that name in --data {data_dir} "
+                f"(classes: {list(labels)}); name one of them, or pass --background DIR"
+            )
+        return background_label
+    return next((name for name in BACKGROUND_FOLDER_NAMES if name in labels), None)
+
+
+def _find_background(
+    folder: str | os.PathLike[str], label: str | None, classes: set[str]
+) -> tuple[Path, list[Sample], str, list[Skipped]]:
+    """The photos of a ``--background`` folder (recursive), labelled ``label`` (default ``other``)."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        reason = "no such directory" if not root.exists() else "not a directory"
+        raise DataError(f"--background {folder}: {reason}")
+    label = DEFAULT_BACKGROUND_LABEL if label is None else label
+    if label in classes:
+        raise DataError(
+            f"--background {folder}: --data already has a class folder {label!r}; put these photos there, or "
+            f"give the background class another name with --background-label"
+        )
+    root = root.resolve()
+    samples: list[Sample] = []
+    skipped: list[Skipped] = []
+    for path in _files_under(root, recursive=True):
+        if is_image_path(path):
+            samples.append(Sample(str(path), label))
+        else:
+            skipped.append(_not_an_image(path))
+    if not samples:
+        raise DataError(f"--background {folder}: holds no image files")
+    return root, samples, label, skipped
 
 
 def _first_dir(root: Path, names: tuple[str, ...]) -> Path | None:
@@ -288,7 +375,10 @@ def split_samples(
         raise DataError(f"--data {candidates.data_dir}: none of the {total} photos could be read (first: {skipped[0].reason})")
     train = [s for s in candidates.train if s.path not in unreadable]
     labels = candidates.labels
-    present = Counter(s.label for s in train)
+    background = [s for s in candidates.background if s.path not in unreadable]
+    if candidates.background and not background:
+        raise DataError(f"--background {candidates.background_dir}: none of its photos could be read")
+    present = Counter(s.label for s in train + background)
     missing = [label for label in labels if present[label] == 0]
     if missing:
         raise DataError(f"--data {candidates.data_dir}: class {missing[0]!r} has no readable training photos")
@@ -296,17 +386,28 @@ def split_samples(
         validation = [s for s in candidates.validation if s.path not in unreadable]
         if not validation:
             raise DataError(f"--data {candidates.data_dir}: none of the validation photos could be read")
+        if background:
+            # The same seeded, stratified rule as a class-folder layout's classes.
+            bg_train, bg_validation = _stratified_split(
+                background, (candidates.background_label,), validation_fraction, seed,
+                f"--background {candidates.background_dir}",
+            )
+            train, validation = train + bg_train, validation + bg_validation
     else:
-        train, validation = _stratified_split(train, labels, validation_fraction, seed, candidates.data_dir)
+        train, validation = _stratified_split(train + background, labels, validation_fraction, seed, f"--data {candidates.data_dir}")
     order = {label: i for i, label in enumerate(labels)}
     key = lambda s: (order[s.label], s.path)  # noqa: E731
     skipped.sort(key=lambda s: s.path)
-    return DataSplit(candidates.data_dir, candidates.layout, labels, sorted(train, key=key), sorted(validation, key=key), skipped)
+    return DataSplit(
+        candidates.data_dir, candidates.layout, labels, sorted(train, key=key), sorted(validation, key=key), skipped,
+        candidates.background_label, candidates.background_dir,
+    )
 
 
 def _stratified_split(
-    samples: list[Sample], labels: tuple[str, ...], fraction: float, seed: int, data_dir: Path
+    samples: list[Sample], labels: tuple[str, ...], fraction: float, seed: int, where: str
 ) -> tuple[list[Sample], list[Sample]]:
+    """Per label (in order), a seeded permutation holds out ``round(n * fraction)`` photos (at least 1)."""
     rng = np.random.default_rng(seed)
     train: list[Sample] = []
     validation: list[Sample] = []
@@ -314,7 +415,7 @@ def _stratified_split(
         members = sorted((s for s in samples if s.label == label), key=lambda s: s.path)
         if len(members) < 2:
             raise DataError(
-                f"--data {data_dir}: class {label!r} has {len(members)} readable photo; at least 2 are needed "
+                f"{where}: class {label!r} has {len(members)} readable photo; at least 2 are needed "
                 "to hold one out for validation"
             )
         n_val = min(len(members) - 1, max(1, round(len(members) * fraction)))
@@ -322,3 +423,24 @@ def _stratified_split(
         validation += [members[i] for i in order[:n_val]]
         train += [members[i] for i in order[n_val:]]
     return train, validation
+
+
+def background_split(
+    background: str | os.PathLike[str],
+    *,
+    label: str = DEFAULT_BACKGROUND_LABEL,
+    validation_fraction: float = 0.2,
+    seed: int = 0,
+    unreadable: frozenset[str] | set[str] = frozenset(),
+) -> tuple[list[Path], list[Path]]:
+    """``(training, held-out)`` photo paths of a ``--background`` folder, split as a training run splits them.
+
+    The same seeded, stratified rule as :func:`split_samples` for a ``--data`` with
+    train/validation folders (the background class is then split on its own), so
+    evaluation scripts and tests can find the photos a model never trained on.
+    ``unreadable`` lists paths the run skipped (its ``skipped.txt``).
+    """
+    root, samples, label, _ = _find_background(background, label, set())
+    samples = [s for s in samples if s.path not in unreadable]
+    train, validation = _stratified_split(samples, (label,), validation_fraction, seed, f"--background {root}")
+    return sorted(Path(s.path) for s in train), sorted(Path(s.path) for s in validation)

@@ -107,3 +107,24 @@ def plot_mistakes(
         ax.set_title(f"{Path(names[index]).name}\ntrue {true_label}, said {wrong_label} {score:.3f}", fontsize=8)
     figure.suptitle("worst mistakes on the validation photos (most confident first)")
     return _save(figure, path)
+
+
+def plot_thresholds(table, path: str | os.PathLike[str]) -> Path:
+    """Recall of the real classes and false alarms on the background class against the threshold.
+
+    ``table`` is a :class:`train.thresholds.ThresholdTable`; the recommended threshold is marked.
+    """
+    thresholds = [row.threshold for row in table.rows]
+    figure = Figure(figsize=(6, 4))
+    ax = figure.subplots()
+    ax.plot(thresholds, [100 * row.recall for row in table.rows], "o-", label="recall of the real classes")
+    ax.plot(thresholds, [100 * row.false_alarm for row in table.rows], "s--",
+            label=f"false alarms ({table.background_label} photos given a real label)")
+    ax.axvline(table.recommended, color="grey", ls=":", label=f"recommended threshold {table.recommended:g}")
+    ax.set_xlabel("threshold (top score below it: unknown)")
+    ax.set_ylabel("% of validation photos")
+    ax.set_ylim(-2, 102)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("recall and false alarms per threshold (validation split)")
+    return _save(figure, path)

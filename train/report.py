@@ -51,7 +51,9 @@ def build_report(
     class_weights: dict[str, float] | None,
     files: dict[str, str],
     notes: list[str],
+    thresholds: Any = None,
 ) -> dict[str, Any]:
+    """``report.json``'s content; ``thresholds`` (a ``ThresholdTable``) only with a background class."""
     return {
         "format": REPORT_FORMAT,
         "version": 1,
@@ -72,7 +74,11 @@ def build_report(
             "skipped": len(split.skipped),
             "imbalance_ratio": round(split.imbalance(), 4),
             "class_weights": class_weights,
+            "background_label": split.background_label,
+            "background_dir": None if split.background_dir is None else str(split.background_dir),
+            "imbalance_handling": _imbalance_handling(class_weights, split.imbalance()),
         },
+        "thresholds": None if thresholds is None else thresholds.to_dict(),
         "model": model_info,
         "phases": phases,
         "validation": evaluation.to_dict(),
@@ -82,6 +88,13 @@ def build_report(
         "files": files,
         "notes": notes,
     }
+
+
+def _imbalance_handling(class_weights: dict[str, float] | None, ratio: float) -> str:
+    if class_weights:
+        return (f"class weights n / (K * n_class) on every training photo's loss (largest/smallest class {ratio:.2f}); "
+                "no photos dropped or repeated")
+    return f"none (largest/smallest class {ratio:.2f})"
 
 
 def _pct(value: float | None) -> str:
@@ -111,6 +124,15 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- skipped (unreadable or not images): {data['skipped']} (listed in `skipped.txt`)",
         f"- imbalance (largest / smallest training class): {data['imbalance_ratio']:.2f}"
         + (f"; class weights {data['class_weights']}" if data["class_weights"] else "; no class weights"),
+    ]
+    if data.get("background_label"):
+        source = f"photos from `{data['background_dir']}`" if data.get("background_dir") else "a class folder"
+        lines += [
+            f"- background class (\"nothing of interest\"): `{data['background_label']}` ({source}, split with the same "
+            "seeded, stratified rule)",
+            f"- imbalance handling: {data['imbalance_handling']}",
+        ]
+    lines += [
         "",
         "| class | training photos | validation photos |",
         "| --- | ---: | ---: |",
@@ -162,6 +184,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines.append("| --- | " + " | ".join("---:" for _ in labels) + " |")
     lines += [f"| {label} | " + " | ".join(str(v) for v in row) + " |" for label, row in zip(labels, matrix)]
     lines += ["", "![confusion matrix](confusion_matrix.png)"]
+    if report.get("thresholds"):
+        lines += _threshold_lines(report["thresholds"])
     if "roc" in report["files"]:
         lines += ["", "![ROC](roc.png)"]
     lines += ["", "![worst mistakes](worst_mistakes.png)", ""]
@@ -179,6 +203,35 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _threshold_lines(table: dict[str, Any]) -> list[str]:
+    """The recall / false-alarm table with the recommended threshold marked."""
+    background = table["background_label"]
+    lines = [
+        "",
+        "## Threshold: recall and false alarms",
+        "",
+        f"Below the threshold the runner answers `unknown`. Recall: photos of a real class given their right label. "
+        f"False alarms: `{background}` photos given a real label. Validation split.",
+        "",
+        "| threshold | recall of the real classes | false alarms | |",
+        "| ---: | ---: | ---: | --- |",
+    ]
+    for row in table["rows"]:
+        mark = "**recommended**" if row["threshold"] == table["recommended"] else ""
+        lines.append(
+            f"| {row['threshold']:.2f} | {_pct(row['recall'])} ({row['correct']}/{row['positives']}) | "
+            f"{_pct(row['false_alarm'])} ({row['false_alarms']}/{row['negatives']}) | {mark} |"
+        )
+    lines += [
+        "",
+        f"Recommended threshold **{table['recommended']:g}** (written into `contract.json`; the runner's default "
+        f"unless `--threshold` overrides it): {table['rule']}.",
+        "",
+        "![recall and false alarms per threshold](thresholds.png)",
+    ]
+    return lines
 
 
 def write_report(out_dir: Path, report: dict[str, Any]) -> tuple[Path, Path]:

@@ -47,6 +47,7 @@ PLOTS = {
     "roc": "roc.png",
     "worst_mistakes": "worst_mistakes.png",
     "gradcam": "gradcam.png",
+    "thresholds": "thresholds.png",
 }
 # Files a run writes into --out; --overwrite removes exactly these (and checkpoints/).
 RUN_FILES = (
@@ -62,8 +63,13 @@ RUN_FILES = (
 )
 
 
-def default_name(labels: tuple[str, ...], data_dir: Path) -> str:
-    """``("cats", "dogs")`` → ``"cats_dogs"``; many or long labels → the data folder's name."""
+def default_name(labels: tuple[str, ...], data_dir: Path, background_label: str | None = None) -> str:
+    """``("cats", "dogs")`` → ``"cats_dogs"``; many or long labels → the data folder's name.
+
+    The background class is left out of the name (``("cats", "dogs", "other")`` with
+    background ``other`` → ``"cats_dogs"``): it says what the model looks for.
+    """
+    labels = tuple(label for label in labels if label != background_label) or labels
     joined = "_".join(labels)
     if len(labels) <= 3 and len(joined) <= 32:
         return joined
@@ -134,6 +140,7 @@ def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None
         config,
         data=str(Path(config.data).expanduser().resolve()),
         out=str(Path(config.out).expanduser().resolve()),
+        background=None if config.background is None else str(Path(config.background).expanduser().resolve()),
         weights=config.weights if config.weights in ("imagenet", "none") else str(Path(config.weights).expanduser().resolve()),
     )
     out = Path(config.out)
@@ -143,7 +150,12 @@ def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None
     notes: list[str] = []
 
     # -- data ------------------------------------------------------------------
-    candidates = find_candidates(config.data, labels_from_filename=config.labels_from_filename)
+    candidates = find_candidates(
+        config.data,
+        labels_from_filename=config.labels_from_filename,
+        background=config.background,
+        background_label=config.background_label,
+    )
     resumed = prepare_out_dir(config)
     spec = InputSpec(
         labels=candidates.labels,
@@ -151,9 +163,16 @@ def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None
         width=config.image_size,
         resize="bilinear",
         crop="none",
-        name=config.name or default_name(candidates.labels, Path(config.data)),
+        name=config.name or default_name(candidates.labels, Path(config.data), candidates.background_label),
         backbone=backbone.tag(config.alpha, config.image_size),
+        background_label=candidates.background_label,
     )
+    if candidates.background_label:
+        log.info(
+            "background class: %r (%s)",
+            candidates.background_label,
+            f"{len(candidates.background)} photos from {candidates.background_dir}" if candidates.background_dir else "a class folder",
+        )
     log.info(
         "data: %d photos in %d classes (%s) under %s",
         len(candidates.all_samples),
@@ -325,7 +344,6 @@ def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None
     start = time.perf_counter()
     export = export_model(network)
     model_path = _save_model(export, out / MODEL_FILENAME)
-    contract_path = spec.save(out / CONTRACT_FILENAME)
     labels_path = spec.save_labels(out / LABELS_FILENAME)
     # Evaluate what was written, reloaded as a user would load it.
     saved = keras.saving.load_model(model_path)
@@ -334,9 +352,22 @@ def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None
 
     from .evaluate import evaluate_probabilities
     from .report import build_report, write_report
+    from .thresholds import threshold_table
 
     evaluation = evaluate_probabilities(probabilities, y_val, split.labels)
-    files = _write_plots(out, evaluation, states, _VirtualRows(decoded.array, val_rows), [s.path for s in split.validation], saved)
+    thresholds = None
+    if split.background_label is not None:
+        thresholds = threshold_table(probabilities, y_val, split.labels, split.background_label, config.max_false_alarm)
+        spec = replace(spec, threshold=thresholds.recommended)
+        _log_thresholds(thresholds)
+        if weights_by_class:
+            notes.append(
+                f"Imbalance: each training photo was weighted by n / (K * n_class) in the loss (class weights "
+                f"{weights_by_class}), so the {split.background_label!r} class counts as much as each real class."
+            )
+    contract_path = spec.save(out / CONTRACT_FILENAME)
+    files = _write_plots(out, evaluation, states, _VirtualRows(decoded.array, val_rows), [s.path for s in split.validation],
+                         thresholds, saved)
     elapsed = time.perf_counter() - started
     timings["total"] = elapsed
     report = build_report(
@@ -350,6 +381,7 @@ def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None
         class_weights=weights_by_class,
         files=files,
         notes=notes,
+        thresholds=thresholds,
     )
     report_path, _ = write_report(out, report)
     return TrainResult(
@@ -382,9 +414,19 @@ def _save_model(model: Any, path: Path) -> Path:
     return path
 
 
-def _write_plots(out: Path, evaluation: Any, states: dict, pixels: Any, names: list[str], model: Any = None) -> dict[str, str]:
+def _log_thresholds(table: Any) -> None:
+    for row in table.rows:
+        log.info(
+            "  threshold %.2f: recall %.2f%% (%d/%d), false alarms %.2f%% (%d/%d)%s",
+            row.threshold, 100 * row.recall, row.correct, row.positives, 100 * row.false_alarm, row.false_alarms,
+            row.negatives, "  <- recommended" if row.threshold == table.recommended else "",
+        )
+
+
+def _write_plots(out: Path, evaluation: Any, states: dict, pixels: Any, names: list[str], thresholds: Any = None,
+                 model: Any = None) -> dict[str, str]:
     """The PNG plots; returns ``{kind: file name}`` of everything in ``out`` (for the report)."""
-    from .plots import plot_confusion, plot_history, plot_mistakes, plot_roc
+    from .plots import plot_confusion, plot_history, plot_mistakes, plot_roc, plot_thresholds
 
     files = {"model": MODEL_FILENAME, "contract": CONTRACT_FILENAME, "labels": LABELS_FILENAME, "split": SPLIT_FILENAME,
              "config": CONFIG_FILENAME, "skipped": SKIPPED_FILENAME, "checkpoints": CHECKPOINT_DIR + "/"}
@@ -398,6 +440,11 @@ def _write_plots(out: Path, evaluation: Any, states: dict, pixels: Any, names: l
         (out / PLOTS["roc"]).unlink(missing_ok=True)
     plot_mistakes(evaluation, pixels, names, out / PLOTS["worst_mistakes"])
     files["worst_mistakes"] = PLOTS["worst_mistakes"]
+    if thresholds is not None:
+        plot_thresholds(thresholds, out / PLOTS["thresholds"])
+        files["thresholds"] = PLOTS["thresholds"]
+    else:
+        (out / PLOTS["thresholds"]).unlink(missing_ok=True)
     if model is not None:
         from .explain import write_report_grid
 
