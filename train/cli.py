@@ -129,6 +129,11 @@ def _configure_logging(verbose: int) -> logging.Handler:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["compare"]:  # python -m train compare ...: see train/compare_cli.py
+        from .compare_cli import main as compare_main
+
+        return compare_main(argv[1:])
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
     # TensorFlow's C++ start-up chatter and retracing notices are not for users.
