@@ -257,7 +257,11 @@ def run_comparison(config: CompareConfig) -> tuple[list[CandidateResult], dict[s
 
     from .compare_report import write_reports
 
+    if not Path(config.data).expanduser().is_dir():
+        raise DataError(f"--data {config.data}: not a directory of photos")
     out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {config.out}: exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     results = []
