@@ -201,17 +201,18 @@ def run_candidate(config: CompareConfig, candidate: Candidate) -> CandidateResul
         raise TrainError(f"{candidate.name}: conversion failed ({'; '.join(failed)})")
     int8 = variants["int8"]
     wrong, photos = _int8_mistakes(Path(int8.path), folder / "train" / "split.json")
+    int8_accuracy = 100.0 * (photos - len(wrong)) / photos
+    if abs(int8_accuracy - int8.scores.accuracy) > 1e-6:
+        log.warning("  %s: int8 accuracy %.2f%% through the runner but %.2f%% in the gate", candidate.name,
+                    int8_accuracy, int8.scores.accuracy)
     result = CandidateResult(
         name=candidate.name, candidate=candidate.to_dict(), keras_accuracy=round(keras_accuracy, 4),
-        float_accuracy=round(variants["float32"].scores.accuracy, 4), int8_accuracy=round(100.0 * (photos - len(wrong)) / photos, 4),
+        float_accuracy=round(variants["float32"].scores.accuracy, 4), int8_accuracy=round(int8_accuracy, 4),
         int8_gate=int8.status, int8_size_bytes=int8.size_bytes, float32_size_bytes=variants["float32"].size_bytes,
         int8_path=str(Path(int8.path).resolve()), train_seconds=round(train_seconds, 2),
         convert_seconds=round(time.perf_counter() - started, 2), photos=photos, wrong=sorted(wrong),
         train_config=identity(train_config),
     )
-    if abs(result.int8_accuracy - int8.scores.accuracy) > 1e-6:
-        log.warning("  %s: int8 accuracy %.2f%% through the runner but %.2f%% in the gate", candidate.name,
-                    result.int8_accuracy, int8.scores.accuracy)
     result.save(result_path)
     log.info("%s: Keras %.2f%%, float32 %.2f%%, int8 %.2f%% (%s), int8 %.2f MB, trained in %.0f s", candidate.name,
              result.keras_accuracy, result.float_accuracy, result.int8_accuracy, result.int8_gate,
