@@ -199,5 +199,7 @@ def test_compare_loop_with_imagenet_weights_from_keras_home(tmp_path, keras_home
     assert all(row["reused"] for row in again["candidates"])
     assert again["recommendation"]["most_accurate"] == smaller
 
-    assert main(argv + ["--epochs", "3"]) == 1  # other options than the finished candidates
-    assert "was measured with other options (epochs)" in capsys.readouterr().err
+    report_md = (out / "report.md").read_bytes()
+    assert main(argv + ["--epochs", "3"]) == 2  # other options than the finished candidates: refused before any work
+    assert f"already holds candidates measured with other options: mobilenet_v2_0.35_{SIZE} (epochs)" in capsys.readouterr().err
+    assert (out / "report.md").read_bytes() == report_md

@@ -249,6 +249,24 @@ def measure_latencies(results: list[CandidateResult], threads: tuple[int, ...], 
         r.latency_p90_ms = {str(t): round(float(np.median(p90[(r.name, t)])), 3) for t in threads}
 
 
+def check_previous(config: CompareConfig) -> None:
+    """Refuse (before any work) finished candidates measured with other training options, unless ``overwrite``."""
+    if config.overwrite:
+        return
+    problems = []
+    for candidate in config.candidates:
+        path = Path(config.out) / "candidates" / candidate.name / RESULT_FILENAME
+        if path.is_file():
+            wanted = identity(train_config_for(config, candidate, path.parent / "train"))
+            done = CandidateResult.load(path).train_config
+            changed = sorted(k for k, v in wanted.items() if done.get(k) != v)
+            if changed:
+                problems.append(f"{candidate.name} ({', '.join(changed)})")
+    if problems:
+        raise ConfigError(f"--out {config.out}: already holds candidates measured with other options: {'; '.join(problems)}; "
+                          "use the same options, pass --overwrite to redo them, or choose another --out")
+
+
 def run_comparison(config: CompareConfig) -> tuple[list[CandidateResult], dict[str, Any]]:
     """Every candidate (a failed one is recorded and the rest go on), then latencies and the report.
 
@@ -263,6 +281,7 @@ def run_comparison(config: CompareConfig) -> tuple[list[CandidateResult], dict[s
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {config.out}: exists and is not a directory")
+    check_previous(config)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     results = []
