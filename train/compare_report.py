@@ -145,6 +145,12 @@ def plot_accuracy_latency(report: dict[str, Any], path: Path) -> Path:
                   color="tab:red", label="Pareto front", zorder=2)
         axes.legend(loc="lower right")
     axes.set_xscale("log")
+    from matplotlib.ticker import FuncFormatter
+
+    plain = FuncFormatter(lambda value, _pos: f"{value:.3g}")  # 2, 5, 10 ms rather than 10^0
+    axes.xaxis.set_major_formatter(plain)
+    axes.xaxis.set_minor_formatter(plain)
+    axes.tick_params(axis="x", which="minor", labelsize=7)
     axes.set_xlabel("int8 latency, p50 at 1 thread (ms, log scale)")
     axes.set_ylabel("int8 validation accuracy (%)")
     axes.set_title("Accuracy against latency (marker area ~ int8 file size)")
