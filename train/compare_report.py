@@ -134,11 +134,12 @@ def plot_accuracy_latency(report: dict[str, Any], path: Path) -> Path:
     rows = [r for r in report["candidates"] if r["status"] == "done" and r["latency_p50_ms"]]
     figure = Figure(figsize=(8, 5))
     axes = figure.subplots()
-    for r in rows:
+    for rank, r in enumerate(sorted(rows, key=lambda r: r["latency_p50_ms"].get("1", 0))):
         x, y = r["latency_p50_ms"].get("1"), r["int8_accuracy"]
         axes.scatter([x], [y], s=30 + 60 * r["int8_size_mb"], color="tab:red" if r["pareto"] else "tab:gray",
                      edgecolor="black", zorder=3)
-        axes.annotate(f"{r['name']}\n{r['int8_size_mb']:.2f} MB", (x, y), textcoords="offset points", xytext=(6, -4), fontsize=8)
+        axes.annotate(f"{r['name']}\n{r['int8_size_mb']:.2f} MB", (x, y), textcoords="offset points",
+                      xytext=(6, -14) if rank % 2 else (6, 4), fontsize=8)  # alternate: neighbours do not overlap
     front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["latency_p50_ms"]["1"])
     if front:
         axes.step([r["latency_p50_ms"]["1"] for r in front], [r["int8_accuracy"] for r in front], where="post",
