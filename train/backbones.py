@@ -38,6 +38,8 @@ class Backbone:
             network expects, or ``None`` when the network normalises inside itself.
         extra_kwargs: further keyword arguments for the constructor.
         min_size: the smallest input side the network accepts.
+        builder: builds the network instead of ``keras.applications`` (``builder(image_size=, weights=)``).
+        pretrained: whether ImageNet weights exist (``False``: only ``--weights none``).
     """
 
     name: str
@@ -46,6 +48,8 @@ class Backbone:
     normalization: Callable[[], Any] | None = None
     extra_kwargs: tuple[tuple[str, Any], ...] = ()
     min_size: int = 32
+    builder: Callable[..., Any] | None = None
+    pretrained: bool = True
 
     def tag(self, alpha: float, image_size: int) -> str:
         """The contract's ``backbone`` string, e.g. ``"mobilenet_v2_1.0_224"``."""
@@ -61,11 +65,38 @@ class Backbone:
         """
         import keras
 
+        if self.builder is not None:
+            return self.builder(image_size=image_size, weights=weights)
         constructor = getattr(keras.applications, self.application)
         kwargs = dict(self.extra_kwargs)
         if len(self.alphas) > 1:
             kwargs["alpha"] = alpha
         return constructor(include_top=False, weights=weights, input_shape=(image_size, image_size, 3), **kwargs)
+
+
+# The from-scratch baseline: (filters per stage); each stage is Conv(3x3, stride 2)
+# → BN → ReLU → Conv(3x3) → BN → ReLU, so 128 px ends at 8x8x128 (about 0.29 M weights).
+BASELINE_STAGES = (16, 32, 64, 128)
+
+
+def build_baseline_cnn(image_size: int, weights: str | None) -> Any:
+    """A small Conv/BatchNorm/ReLU stack trained from scratch: ``(None, S, S, 3)`` in [-1, 1] → ``(None, S/16, S/16, 128)``.
+
+    It is the "train your own CNN" approach as a candidate of ``python -m train compare``,
+    so a comparison shows what ImageNet pretraining buys. It has no pretrained weights.
+    """
+    import keras
+
+    if weights is not None:
+        raise ValueError("the baseline CNN has no pretrained weights; it trains from scratch (use --weights none)")
+    inputs = keras.Input((image_size, image_size, 3), name="baseline_input")
+    x = inputs
+    for stage, filters in enumerate(BASELINE_STAGES, start=1):
+        for conv, stride in enumerate((2, 1), start=1):
+            x = keras.layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, name=f"stage{stage}_conv{conv}")(x)
+            x = keras.layers.BatchNormalization(name=f"stage{stage}_bn{conv}")(x)
+            x = keras.layers.ReLU(name=f"stage{stage}_relu{conv}")(x)
+    return keras.Model(inputs, x, name="baseline_cnn")
 
 
 def _alpha_text(alpha: float) -> str:
@@ -93,6 +124,8 @@ BACKBONES: dict[str, Backbone] = {
             (("include_preprocessing", True), ("minimalistic", False)),
         ),
         Backbone("efficientnet_b0", "EfficientNetB0"),
+        Backbone("baseline", "", normalization=_rescale_minus_one_to_one, builder=build_baseline_cnn,
+                 pretrained=False),
     )
 }
 

@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m train",
         description="Fine-tune a pretrained CNN on a folder of labelled photos; writes a Keras model, its input "
         "contract, labels, an evaluation report and plots into --out.",
+        epilog="python -m train compare --help: train, convert and measure several candidate models (accuracy against "
+        "int8 size and latency).",
     )
     data = parser.add_argument_group("data")
     data.add_argument("--data", required=True, metavar="DIR",
@@ -144,10 +146,15 @@ def _configure_logging(verbose: int) -> logging.Handler:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["explain"]:  # `python -m train explain RUN photo.jpg … --out DIR`
+    # Subcommands by their first word, so `python -m train --data …` keeps working unchanged.
+    if argv[:1] == ["explain"]:  # `python -m train explain RUN photo.jpg … --out DIR`: see train/explain.py
         from .explain import main as explain_main
 
         return explain_main(argv[1:])
+    if argv[:1] == ["compare"]:  # `python -m train compare …`: see train/compare_cli.py
+        from .compare_cli import main as compare_main
+
+        return compare_main(argv[1:])
     args = build_parser().parse_args(argv)
     missing = missing_extra("train")
     if missing:

@@ -143,6 +143,8 @@ class TrainConfig:
         _check_int("--image-size", self.image_size, max(MIN_IMAGE_SIZE, backbone.min_size), MAX_IMAGE_SIZE)
         if not _is_number(self.alpha) or float(self.alpha) not in backbone.alphas:
             raise ConfigError(f"--alpha for {self.backbone} must be one of {list(backbone.alphas)}, received {self.alpha!r}")
+        if not backbone.pretrained and self.weights != "none":
+            raise ConfigError(f"--weights for --backbone {self.backbone} must be 'none' (it has no pretrained weights), received {self.weights!r}")
         if not isinstance(self.weights, str) or not self.weights:
             raise ConfigError(f"--weights must be one of {list(WEIGHTS_CHOICES)} or a weights file path, received {self.weights!r}")
         if self.weights not in WEIGHTS_CHOICES:
