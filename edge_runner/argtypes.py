@@ -33,3 +33,6 @@ non_negative_int = bounded(int, lambda v: v >= 0, "an integer >= 0")
 probability = bounded(float, lambda v: 0.0 <= v <= 1.0, "a number from 0 to 1")
 port = bounded(int, lambda v: 0 <= v <= 65535, "a port number from 0 to 65535")
 positive_float = bounded(float, lambda v: v > 0, "a number > 0")
+
+# The TFLite runtimes ``--runtime`` accepts, in the order they are tried (== runtime.RUNTIMES, without importing numpy).
+RUNTIME_CHOICES = ("ai-edge-litert", "tflite-runtime", "tensorflow")

@@ -8,59 +8,31 @@
 
 Exit status: 0 all inputs classified, 1 some inputs (or the camera) failed,
 2 usage or model error. Errors are one line on stderr,
-``edge_runner: error: PATH: reason``; a bad photo never stops a batch.
+``edge_runner: error: PATH: reason``; a bad photo never stops a batch. These
+conventions are shared with ``serve`` and ``watch`` (:mod:`edge_runner.console`);
+the model is found and loaded by :mod:`edge_runner.loading`. ``serve`` and
+``watch`` are chosen by the first word (:func:`dispatch`), not by argparse
+subparsers, so that ``python -m edge_runner photo.jpg`` needs no subcommand.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence, TextIO
 
-from .argtypes import non_negative_int, positive_int, probability
-from .assets import shipped_model
+from .argtypes import RUNTIME_CHOICES, non_negative_int, positive_int, probability
+from .console import DEFAULT_CAMERA, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, Parser, UsageError, parse_args, print_error
+from .loading import MODEL_ENV, SHIPPED_MODEL_NAME, load_classifier, quiet_native_info, report_model_error, resolve_model
 
 if TYPE_CHECKING:
     from .model import Classifier
 
-PROG = "edge_runner"
-MODEL_ENV = "EDGEKIT_MODEL"
-SHIPPED_MODEL_NAME = "cats_dogs_int8.tflite"
-RUNTIME_CHOICES = ("ai-edge-litert", "tflite-runtime", "tensorflow")  # == runtime.RUNTIMES, without importing numpy
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """A command line that cannot run (exit status 2)."""
-
-
-def shipped_model_path() -> Path:
-    """The installed ``edgekit_models/cats_dogs_int8.tflite`` (``<repo>/models/`` in a checkout; it may not exist)."""
-    return shipped_model(SHIPPED_MODEL_NAME)
-
-
-def resolve_model(model: str | os.PathLike[str] | None) -> Path:
-    """The model to load: ``--model``, else ``$EDGEKIT_MODEL``, else the shipped model if present.
-
-    Raises ``UsageError`` saying ``--model`` is required when none applies.
-    """
-    if model:
-        return Path(model)
-    from_env = os.environ.get(MODEL_ENV, "").strip()
-    if from_env:
-        return Path(from_env)
-    shipped = shipped_model_path()
-    if shipped.is_file():
-        return shipped
-    raise UsageError(
-        f"--model is required: no model given, ${MODEL_ENV} is not set, and there is no shipped model at {shipped}"
-    )
+# The subcommands: the first word of the command line, and the module whose main(argv) runs it.
+SUBCOMMANDS = {"serve": "edge_runner.server", "watch": "edge_runner.watch"}
 
 
 def default_workers() -> int:
@@ -72,16 +44,8 @@ def default_workers() -> int:
     return max(1, min(4, cores))
 
 
-class _Parser(argparse.ArgumentParser):
-    """Usage line says ``python -m edge_runner``; errors say ``edge_runner: error: …`` like all others."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{PROG}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="python -m edge_runner",
         description="Classify photos, a camera or a video with a TFLite image classifier (no TensorFlow needed). "
         "Use `python -m edge_runner serve --help` for the web page and JSON API, `python -m edge_runner watch --help` for arrival/departure events.",
@@ -128,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     camera = parser.add_argument_group("camera")
     camera.add_argument(
-        "--camera", nargs="?", const="0", default=None, metavar="SOURCE",
+        "--camera", nargs="?", const=DEFAULT_CAMERA, default=None, metavar="SOURCE",
         help="classify live frames: no value or 0 = the default camera, 1 = the second, "
         "or a video file / stream URL (picamera2 is used on a Raspberry Pi when installed)",
     )
@@ -145,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _print_error(message: str) -> None:
-    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+    print_error(PROG, message)
 
 
 def threshold_in_force(threshold: float | None, spec) -> tuple[float, str]:
@@ -187,65 +151,6 @@ def format_prediction(source: str, prediction, top_k: int | None, spec=None, thr
 
 
 # -- modes ------------------------------------------------------------------
-
-# What the TFLite runtimes print on every start; noise for a command-line user.
-_NATIVE_NOISE = ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",)
-
-
-@contextlib.contextmanager
-def _quiet_native_info():
-    """Drop the runtime's start-up INFO line from fd 2, passing every other native message through.
-
-    The C++ runtime writes to the stderr file descriptor directly, so
-    ``sys.stderr`` redirection cannot catch it.
-    """
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # pytest capture, IDEs: nothing to filter
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(fd)
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), fd)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, fd)
-            os.close(saved)
-            capture.seek(0)
-            text = capture.read().decode("utf-8", "replace")
-            kept = [line for line in text.splitlines() if line.strip() not in _NATIVE_NOISE]
-            if kept:
-                print("\n".join(kept), file=sys.stderr, flush=True)
-
-
-def load_classifier(model: Path, threads: int | None, runtime_name: str | None, verbose: bool) -> Classifier:
-    """Load the model (warnings become ``edge_runner: warning:`` lines); errors propagate to :func:`main`."""
-    from .model import Classifier
-    from .runtime import load_runtime
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            with _quiet_native_info():
-                runtime = load_runtime(runtime_name)
-                classifier = Classifier(model, num_threads=threads, runtime=runtime)
-        finally:  # shown even when loading fails: a warning may explain the failure
-            for warning in caught:
-                print(f"{PROG}: warning: {warning.message}", file=sys.stderr)
-    if verbose:
-        spec = classifier.spec
-        print(f"runtime: {runtime.name} {runtime.version}", file=sys.stderr)
-        print(
-            f"model: {model} ({classifier.variant}, {classifier.size_bytes / 1e6:.2f} MB, "
-            f"input {spec.width}x{spec.height} {classifier.input_dtype}, labels: {', '.join(spec.labels)})",
-            file=sys.stderr,
-        )
-        print(f"interpreter threads: {threads if threads is not None else 'runtime default'}", file=sys.stderr)
-    return classifier
-
 
 def run_files(
     classifier: Classifier, inputs: Sequence[str], *, as_json: bool, top_k: int | None, threshold: float | None,
@@ -302,7 +207,7 @@ def run_files(
                 done += 1
         except KeyboardInterrupt:
             print(f"{PROG}: interrupted after {done} of {len(collected.paths)} inputs", file=sys.stderr)
-            return 130
+            return EXIT_INTERRUPTED
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -390,7 +295,7 @@ def run_benchmark_mode(model: Path, inputs: Sequence[str], out: TextIO) -> int:
         if not collected.paths:
             return EXIT_FAILED
         image = collected.paths[0]
-    with _quiet_native_info():
+    with quiet_native_info():
         report = run_benchmark(model, image=image)
     print(format_report(report), file=out, flush=True)
     return EXIT_OK
@@ -399,23 +304,34 @@ def run_benchmark_mode(model: Path, inputs: Sequence[str], out: TextIO) -> int:
 # -- entry point ---------------------------------------------------------------
 
 
+def dispatch(argv: Sequence[str]) -> int | None:
+    """Run the subcommand that ``argv[0]`` names (``serve``, ``watch``) and return its exit status; ``None`` if none.
+
+    Why not argparse subparsers: the runner's own arguments start with free
+    positional INPUTs (``python -m edge_runner photo.jpg``), and a subparsers
+    argument is itself a positional that would read ``photo.jpg`` as an unknown
+    command. So the first word chooses: ``serve`` or ``watch`` run that command
+    with the rest of the line (a photo literally named ``serve`` is given as
+    ``./serve``); anything else is the runner. Subcommand modules are imported
+    only here, so a plain classification never loads the web server.
+    """
+    if not argv or argv[0] not in SUBCOMMANDS:
+        return None
+    from importlib import import_module
+
+    return import_module(SUBCOMMANDS[argv[0]]).main(list(argv[1:]))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 some inputs failed, 2 usage or model error)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "serve":
-        # Imported only here: the web server's modules cost nothing to a plain classification.
-        from . import server
-
-        return server.main(argv[1:])
-    if argv and argv[0] == "watch":
-        from . import watch
-
-        return watch.main(argv[1:])
+    status = dispatch(argv)
+    if status is not None:
+        return status
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, or a usage error already printed by argparse
-        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    args = parse_args(parser, argv)
+    if isinstance(args, int):
+        return args
     out = sys.stdout
     try:
         if args.camera is not None and (args.inputs or args.benchmark):
@@ -458,23 +374,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:
-        return _model_error(exc)
-
-
-def _model_error(exc: Exception) -> int:
-    """Known model/runtime/contract errors → one line and exit 2; anything else is a bug and propagates."""
-    from .benchmark import BenchmarkError
-    from .image import ImageError
-    from .model import ModelError
-    from .runtime import RuntimeUnavailable
-    from .spec import ContractError
-
-    if isinstance(exc, (ModelError, ContractError, RuntimeUnavailable)):
-        _print_error(str(exc))
-        return EXIT_USAGE
-    if isinstance(exc, (ImageError, BenchmarkError)):
-        _print_error(str(exc))
-        return EXIT_FAILED
-    raise exc
+        return report_model_error(exc, PROG)

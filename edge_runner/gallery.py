@@ -56,19 +56,15 @@ def create_blueprint(service: Any):
 
     def recorder():
         found = getattr(service, "recorder", None)
-        if found is None:
-            from .server import UploadError
-
-            raise UploadError(404, "no events are recorded: they need --camera [SOURCE] and a model whose contract has a background label (or a threshold)")
+        if found is None:  # the server's HTTP error handler turns abort() into its {"error": ...} JSON
+            abort(404, description="no events are recorded: they need --camera [SOURCE] and a model whose contract has a background label (or a threshold)")
         return found
 
     @blueprint.get("/api/events")
     def events():
         raw = request.args.get("limit", str(DEFAULT_LIMIT))
         if not raw.isdigit() or not 1 <= int(raw) <= RECENT_EVENTS:
-            from .server import UploadError
-
-            raise UploadError(400, f"limit must be an integer from 1 to {RECENT_EVENTS}, received {raw!r}")
+            abort(400, description=f"limit must be an integer from 1 to {RECENT_EVENTS}, received {raw!r}")
         state = recorder().state()
         state["events"] = [_with_url(event, url_for) for event in state["events"][: int(raw)]]
         return jsonify(state)

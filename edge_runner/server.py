@@ -48,9 +48,12 @@ from .access import TOKEN_ENV, AccessError, Token, check_exposure, is_loopback, 
 from .archive import Archive, ArchiveError
 from .argtypes import port, positive_float, positive_int
 from .assets import static_dir
-from .cli import MODEL_ENV, UsageError, resolve_model
+from .console import (
+    DEFAULT_CAMERA, EXIT_FAILED, EXIT_OK, EXIT_USAGE, SERVE_PROG, Parser, UsageError, parse_args, print_error,
+)
 from .explanation import explain_requested, explain_upload
 from .image import ImageError, preprocess
+from .loading import MODEL_ENV, SHIPPED_MODEL_NAME, report_model_error, resolve_model
 from .model import Classifier, ModelError
 from .pool import ClassifierPool
 from .runtime import RuntimeUnavailable
@@ -86,8 +89,8 @@ class ServerOptions:
 
     Attributes:
         model: the ``.tflite`` to serve.
-        camera: ``None`` for no live view, ``""`` for the default camera, else a
-            device index, video file or stream URL (see :func:`edge_runner.camera.open_camera`).
+        camera: ``None`` for no live view, ``"0"`` (what a bare ``--camera`` gives) or ``""`` for
+            the default camera, else a device index, video file or stream URL (see :func:`edge_runner.camera.open_camera`).
         archive: folder that keeps uploads, or ``None`` (the default: keep nothing).
         threads: interpreter threads per interpreter (``None``: the runtime's default).
         interpreters: how many interpreters answer uploads in parallel.
@@ -603,8 +606,9 @@ def serve(options: ServerOptions) -> None:
 
 
 def build_parser(prog: str = "python -m edge_runner serve") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=prog,
+        error_prog=SERVE_PROG,
         description="Serve a web page and a JSON API that classify uploaded photos (and, with --camera, a live view).",
         epilog="The page binds to 127.0.0.1 (this device only) unless --host says otherwise: "
         "--host 0.0.0.0 opens it to the local network, and then needs --token-file FILE "
@@ -619,10 +623,10 @@ def build_parser(prog: str = "python -m edge_runner serve") -> argparse.Argument
     parser.add_argument(
         "--camera",
         nargs="?",
-        const="",
+        const=DEFAULT_CAMERA,
         default=None,
         metavar="SOURCE",
-        help="add a live view: the default camera, or SOURCE = a camera index, a video file or a stream URL",
+        help="add a live view: no value or 0 = the default camera, 1 = the second, or a video file / stream URL",
     )
     parser.add_argument("--archive", type=Path, metavar="DIR", help="keep every uploaded photo in DIR under a generated name (default: keep nothing)")
     parser.add_argument("--threads", type=positive_int, default=1, metavar="N", help="interpreter threads per interpreter (default: %(default)s)")
@@ -669,26 +673,32 @@ def options_from_args(args: argparse.Namespace) -> ServerOptions:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``serve``'s entry point: 0 after a clean stop, 1 when the server cannot start, 2 without a model to serve."""
-    args = build_parser().parse_args(argv)
+    """``serve``'s entry point: 0 after a clean stop, 1 when the server cannot listen, 2 usage or model error.
+
+    Errors are one ``edge_runner serve: error: …`` line (see :mod:`edge_runner.console`).
+    """
+    parser = build_parser()
+    args = parse_args(parser, argv)
+    if isinstance(args, int):
+        return args
     logging.basicConfig(level=logging.WARNING, format="edgekit: %(levelname)s: %(message)s")
     # waitress warns at every queued request under load; the pool already queues by design.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     try:
         serve(options_from_args(args))
-    except AccessError as exc:  # a bad token, or an open server nobody asked for
-        print(f"edge_runner serve: error: {exc}", file=sys.stderr)
-        return 2
     except UsageError as exc:  # no --model and no default one
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except WatchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (ModelError, ContractError, RuntimeUnavailable, ArchiveError, ServerError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+        parser.print_usage(sys.stderr)
+        print_error(SERVE_PROG, str(exc))
+        return EXIT_USAGE
+    except (AccessError, WatchError, ArchiveError) as exc:  # a bad token or open server, watcher settings, --archive DIR
+        print_error(SERVE_PROG, str(exc))
+        return EXIT_USAGE
+    except ServerError as exc:  # cannot listen (port taken, unknown host), or Flask/waitress missing
+        print_error(SERVE_PROG, str(exc))
+        return EXIT_FAILED
+    except (ModelError, ContractError, RuntimeUnavailable) as exc:  # a missing or invalid model: 2, as everywhere
+        return report_model_error(exc, SERVE_PROG)
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ Every classified frame goes to a :class:`~edge_runner.recorder.Recorder`
 (smoothing, snapshots, outputs, actions).
 
 Exit status: 0 the source ended normally (or Ctrl-C/SIGTERM), 1 the camera
-failed, 2 usage or model error.
+failed, 2 usage or model error; errors are ``edge_runner watch: error: …``
+(the conventions of :mod:`edge_runner.console`).
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .argtypes import positive_int, probability
+from .argtypes import RUNTIME_CHOICES, positive_int, probability
 from .camera import CameraError, FrameSource, open_camera
-from .cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, PROG, RUNTIME_CHOICES, UsageError, _Parser, _print_error
+from .console import DEFAULT_CAMERA, EXIT_FAILED, EXIT_OK, EXIT_USAGE, WATCH_PROG, Parser, UsageError, parse_args, print_error
 from .image import preprocess_array
+from .loading import MODEL_ENV, load_classifier, report_model_error, resolve_model
 from .settings import WatchError, add_watch_arguments, build_recorder, settings_from_args
 
 logger = logging.getLogger(__name__)
@@ -176,17 +178,18 @@ def run_watch(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="python -m edge_runner watch",
+        error_prog=WATCH_PROG,
         description="Watch a camera or a video and report when a label of interest arrives and leaves "
         "(events with snapshots, to the terminal, a file, a command, a webhook and MQTT).",
         epilog="Exit status: 0 the source ended (or Ctrl-C), 1 the camera failed, 2 usage or model error.",
     )
     parser.add_argument(
-        "--camera", nargs="?", const="0", default="0", metavar="SOURCE",
-        help="0 = the default camera (default), 1 = the second, or a video file / stream URL",
+        "--camera", nargs="?", const=DEFAULT_CAMERA, default=DEFAULT_CAMERA, metavar="SOURCE",
+        help="no value or 0 = the default camera (also without --camera), 1 = the second, or a video file / stream URL",
     )
-    parser.add_argument("--model", "-m", metavar="MODEL.tflite", help="the .tflite model (default: $EDGEKIT_MODEL, else the shipped model)")
+    parser.add_argument("--model", "-m", metavar="MODEL.tflite", help=f"the .tflite model (default: ${MODEL_ENV}, else the shipped model)")
     parser.add_argument("--json", action="store_true", help="print each event as one JSON object per line")
     parser.add_argument(
         "--threshold", type=probability, default=None, metavar="T",
@@ -207,20 +210,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """``watch``'s entry point; returns the exit status."""
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    args = parse_args(parser, argv)
+    if isinstance(args, int):
+        return args
     with _log_to_stderr():
         return _main(parser, args)
 
 
 def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from .cli import _model_error, load_classifier, resolve_model
-
     try:
         settings = settings_from_args(args)
-        classifier = load_classifier(resolve_model(args.model), args.threads, args.runtime, args.verbose)
+        classifier = load_classifier(resolve_model(args.model), args.threads, args.runtime, args.verbose, prog=WATCH_PROG)
         spec = classifier.spec
         if spec.background_label is None and args.threshold is None and spec.threshold is None:
             raise UsageError(
@@ -231,13 +231,13 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         source = open_camera(args.camera, size=spec.size)
     except (UsageError, WatchError) as exc:
         parser.print_usage(sys.stderr)
-        _print_error(str(exc))
+        print_error(WATCH_PROG, str(exc))
         return EXIT_USAGE
     except CameraError as exc:
-        _print_error(str(exc))
+        print_error(WATCH_PROG, str(exc))
         return EXIT_FAILED
     except Exception as exc:
-        return _model_error(exc)
+        return report_model_error(exc, WATCH_PROG)
     is_file = bool(getattr(source, "is_file", False))
     live = args.realtime or not is_file
     pace = (getattr(source, "frame_rate", lambda: None)() or 30.0) if (is_file and args.realtime) else None
@@ -247,7 +247,7 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         )
     except WatchError as exc:
         source.close()
-        _print_error(str(exc))
+        print_error(WATCH_PROG, str(exc))
         return EXIT_USAGE
     if args.verbose:
         print(f"watching {source.name} ({'live, newest frame' if live else 'every frame of the file'}); "
@@ -265,7 +265,7 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         elif is_file and stats.classified:
             stats.end_reason = reason or "end of video"
         else:
-            _print_error(f"{source.name}: {reason or 'no more frames'}")
+            print_error(WATCH_PROG, f"{source.name}: {reason or 'no more frames'}")
             status = EXIT_FAILED
     except KeyboardInterrupt:
         stats.end_reason = "interrupted"
@@ -283,15 +283,15 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 
 class _LowerLevel(logging.Formatter):
-    """``edge_runner: warning: …`` like the rest of the runner's messages."""
+    """``edge_runner watch: warning: …`` like the rest of the watcher's messages."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return f"{PROG}: {record.levelname.lower()}: {record.getMessage()}"
+        return f"{WATCH_PROG}: {record.levelname.lower()}: {record.getMessage()}"
 
 
 @contextlib.contextmanager
 def _log_to_stderr():
-    """The package's warnings (a full disk, a dead broker) as ``edge_runner: warning: …`` lines on stderr."""
+    """The package's warnings (a full disk, a dead broker) as ``edge_runner watch: warning: …`` lines on stderr."""
     package = logging.getLogger("edge_runner")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_LowerLevel())

@@ -14,7 +14,7 @@ import pytest
 from conftest import CLASS_COLOURS, REPO, draw_photo
 
 from edge_runner import Classifier, preprocess
-from edge_runner import cli
+from edge_runner import cli, loading
 from edge_runner import runtime as runtime_module
 from edge_runner.batch import classify_paths, collect_inputs
 
@@ -179,7 +179,7 @@ def test_verbose_names_the_runtime(tiny_models, gallery, capsys):
 
 def test_default_model_from_env_then_shipped_then_usage_error(tiny_models, gallery, capsys, monkeypatch, tmp_path):
     photo = gallery / "red.0.jpg"
-    monkeypatch.setattr(cli, "shipped_model_path", lambda: tmp_path / "models" / "cats_dogs_int8.tflite")
+    monkeypatch.setattr(loading, "shipped_model_path", lambda: tmp_path / "models" / "cats_dogs_int8.tflite")
     monkeypatch.delenv("EDGEKIT_MODEL", raising=False)
     code, _, err = run([photo], capsys)
     assert code == 2
@@ -188,13 +188,13 @@ def test_default_model_from_env_then_shipped_then_usage_error(tiny_models, galle
     code, out, _ = run([photo], capsys)
     assert code == 0 and out.startswith(str(photo))
     monkeypatch.delenv("EDGEKIT_MODEL")
-    monkeypatch.setattr(cli, "shipped_model_path", lambda: Path(tiny_models["float32"]))
+    monkeypatch.setattr(loading, "shipped_model_path", lambda: Path(tiny_models["float32"]))
     code, out, _ = run([photo], capsys)
     assert code == 0 and out.startswith(str(photo))
 
 
 def test_shipped_model_location_is_next_to_the_package():
-    assert cli.shipped_model_path() == REPO / "models" / "cats_dogs_int8.tflite"
+    assert loading.shipped_model_path() == REPO / "models" / "cats_dogs_int8.tflite"
 
 
 def test_missing_runtime_says_what_to_install(tiny_models, gallery, capsys, monkeypatch):

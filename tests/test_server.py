@@ -579,7 +579,7 @@ def test_parser_defaults_are_safe():
     assert args.port == 8000
     assert args.camera is None and args.archive is None
     assert args.max_upload_mb == 10.0 and args.top_k == 3
-    assert build_parser().parse_args(["--camera"]).camera == ""
+    assert build_parser().parse_args(["--camera"]).camera == "0"  # the default camera, as in the runner and watch
     assert build_parser().parse_args(["--camera", "video.mp4"]).camera == "video.mp4"
 
 
@@ -593,20 +593,39 @@ def test_parser_rejects_bad_values(capsys):
 
 
 def test_without_a_model_serve_says_model_is_required(monkeypatch, tmp_path, capsys):
-    from edge_runner import cli
+    from edge_runner import cli, loading
 
     monkeypatch.delenv("EDGEKIT_MODEL", raising=False)
-    monkeypatch.setattr(cli, "shipped_model_path", lambda: tmp_path / "absent.tflite")
+    monkeypatch.setattr(loading, "shipped_model_path", lambda: tmp_path / "absent.tflite")
     assert cli.main(["serve", "--port", "0"]) == 2
-    assert "--model is required" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("usage: python -m edge_runner serve")
+    assert err.splitlines()[-1].startswith("edge_runner serve: error: --model is required"), err
 
 
-def test_main_reports_errors_as_exit_code_1(capsys, tmp_path, model_path, server):
-    assert main(["--model", str(tmp_path / "missing.tflite"), "--port", "0"]) == 1
-    assert "missing.tflite: model file not found" in capsys.readouterr().err
+def test_main_model_errors_exit_2_and_a_taken_port_exits_1(capsys, tmp_path, model_path, server):
+    """The runner's convention: a missing or invalid model is a usage/model error (2); failing to listen is 1."""
+    assert main(["--model", str(tmp_path / "missing.tflite"), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("edge_runner serve: error: ") and "missing.tflite: model file not found" in err
+    assert err.count("\n") == 1, err
     # The shared server's port is taken.
     assert main(["--model", str(model_path), "--port", str(server.port)]) == 1
-    assert f"cannot listen on 127.0.0.1:{server.port}" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith(f"edge_runner serve: error: cannot listen on 127.0.0.1:{server.port}"), err
+
+
+def test_main_usage_errors_are_one_prefixed_line_and_exit_2(capsys, model_path, tmp_path):
+    assert main(["--port", "70000"]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == "edge_runner serve: error: argument --port: must be a port number from 0 to 65535, received 70000"
+    blocker = tmp_path.resolve() / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["--model", str(model_path), "--archive", str(blocker), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"edge_runner serve: error: {blocker}: --archive must be a folder, but a file has that name\n"
+    assert main(["--help"]) == 0
+    assert capsys.readouterr().out.startswith("usage: python -m edge_runner serve")
 
 
 def test_command_line_serves_until_sigterm(model_path, tmp_path, photos, reference):

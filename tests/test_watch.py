@@ -319,12 +319,15 @@ def test_bad_options_are_one_line_usage_errors(colour_model, tmp_path, capsys, a
     clip = write_clip(tmp_path / "c.avi", [BLUE] * 3)
     code, out, err = run_watch(["--camera", clip, "--model", colour_model, *argv], capsys)
     assert code == 2 and message in err
+    assert err.startswith("usage: python -m edge_runner watch") and err.count("error:") == 1, err
+    assert err.splitlines()[-1].startswith("edge_runner watch: error: "), err
 
 
 def test_model_without_background_class_is_refused(tmp_models_no_background, tmp_path, capsys):
     clip = write_clip(tmp_path / "c.avi", [BLUE] * 3)
     code, out, err = run_watch(["--camera", clip, "--model", tmp_models_no_background], capsys)
     assert code == 2 and "names no background label" in err
+    assert err.splitlines()[-1].startswith("edge_runner watch: error: "), err
 
 
 @pytest.fixture
@@ -335,6 +338,30 @@ def tmp_models_no_background(tiny_models):
 def test_missing_video_is_a_camera_error(colour_model, tmp_path, capsys):
     code, out, err = run_watch(["--camera", tmp_path / "nope.avi", "--model", colour_model], capsys)
     assert code == 1 and "no such video file" in err
+    assert err == f"edge_runner watch: error: {tmp_path / 'nope.avi'}: no such video file or camera\n"
+
+
+def test_missing_model_is_a_model_error_as_in_the_runner_and_serve(tmp_path, capsys):
+    code, out, err = run_watch(["--camera", tmp_path / "nope.avi", "--model", tmp_path / "missing.tflite"], capsys)
+    assert code == 2 and out == ""
+    assert err.startswith("edge_runner watch: error: ") and "missing.tflite: model file not found" in err, err
+    assert err.count("\n") == 1, err
+
+
+def test_bare_camera_means_the_default_camera_in_every_command():
+    """``--camera`` with no value is camera 0 in the runner, ``serve`` and ``watch`` (and ``watch`` defaults to it)."""
+    from edge_runner import cli, server, watch
+    from edge_runner.console import DEFAULT_CAMERA
+
+    assert DEFAULT_CAMERA == "0"
+    assert cli.build_parser().parse_args(["--camera"]).camera == DEFAULT_CAMERA
+    assert cli.build_parser().parse_args(["x.jpg"]).camera is None  # files, not the camera
+    assert server.build_parser().parse_args(["--camera"]).camera == DEFAULT_CAMERA
+    assert server.build_parser().parse_args([]).camera is None  # no live view
+    assert watch.build_parser().parse_args(["--camera"]).camera == DEFAULT_CAMERA
+    assert watch.build_parser().parse_args([]).camera == DEFAULT_CAMERA
+    assert cli.build_parser().parse_args(["--camera", "clip.mp4"]).camera == "clip.mp4"
+    assert server.build_parser().parse_args(["--camera", "1"]).camera == "1"
 
 
 def test_systemd_unit_runs_the_watcher_with_settings_from_etc_default():

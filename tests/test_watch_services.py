@@ -199,6 +199,7 @@ def test_serve_camera_lists_events_and_serves_only_generated_snapshots(colour_mo
         with pytest.raises(urllib.error.HTTPError) as bad_limit:
             urllib.request.urlopen(f"{server.url}/api/events?limit=0", timeout=5)
         assert bad_limit.value.code == 400
+        assert json.load(bad_limit.value) == {"error": "limit must be an integer from 1 to 200, received '0'", "status": 400}
     logged = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     assert logged[0]["event"] == "arrived" and logged[0]["label"] == "cat"
 

@@ -136,7 +136,7 @@ def test_installed_runner_classifies_with_the_shipped_model_from_outside_the_rep
     python = installed / "python"
     located = _run([python, "-c", "import edge_runner.cli as c, tensorflow"], cwd=outside)
     assert "No module named 'tensorflow'" in located.stderr, "the edge+serve install must not bring TensorFlow"
-    where = _run([python, "-c", "from edge_runner.cli import shipped_model_path as p; print(p())"], cwd=outside)
+    where = _run([python, "-c", "from edge_runner.loading import shipped_model_path as p; print(p())"], cwd=outside)
     model = Path(where.stdout.strip())
     assert model.is_file() and REPO not in model.parents and model.parent.name == "edgekit_models", where
     labels = (model.parent / "labels.txt").read_text().split()

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+# The values of edge_runner.console, repeated: this script runs before the package is importable (see main).
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 TIMED_RUNS = 10
 
@@ -93,8 +94,9 @@ def generated_photo(size: tuple[int, int] = (640, 480), seed: int = 0) -> bytes:
 
 def check_model(report: DeviceReport, model: str | None) -> object | None:
     """Load the model and classify a generated photo; fills ``report``; returns the classifier or None."""
-    from edge_runner.cli import UsageError, load_classifier, resolve_model
+    from edge_runner.console import UsageError
     from edge_runner.image import preprocess
+    from edge_runner.loading import load_classifier, resolve_model
     from edge_runner.model import ModelError
     from edge_runner.runtime import RuntimeUnavailable
     from edge_runner.spec import ContractError

@@ -1,0 +1,206 @@
+"""The packages' import graph, read from the source (ast): no cycles, and dependencies pointing one way.
+
+train -> convert -> edge_runner is allowed; edge_runner never imports train or
+convert (at any level) nor TensorFlow/Keras at module level (a Pi has neither);
+convert never imports train; inside edge_runner only ``__main__`` imports the
+runner's command line ``edge_runner.cli`` (the shared conventions live in
+``edge_runner.console`` and ``edge_runner.loading``).
+
+Edges include imports inside functions (a lazy import that closes a loop is
+still a loop for the reader), but not ``if TYPE_CHECKING:`` blocks.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+PACKAGES = ("edge_runner", "train", "convert")
+
+# Import edges in a known cycle that another change of issue 17 removes (convert/export.py imports
+# convert/report.py lazily, which imports export's result classes). Ignored while present;
+# test_known_cycle_edges_still_exist fails once it is gone, so the entry is then deleted.
+KNOWN_CYCLE_EDGES = {("convert.export", "convert.report")}
+NO_TENSORFLOW_ON_A_DEVICE = ("tensorflow", "keras", "tf_keras")
+
+
+def module_files() -> dict[str, Path]:
+    """``{"edge_runner.deploy.device_check": path, "edge_runner": .../__init__.py, …}`` for the first-party packages."""
+    files = {}
+    for package in PACKAGES:
+        for path in sorted((REPO / package).rglob("*.py")):
+            parts = list(path.relative_to(REPO).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            files[".".join(parts)] = path
+    return files
+
+
+MODULES = module_files()
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(tree: ast.AST, module: str, is_package: bool) -> list[tuple[str, bool]]:
+    """``(imported module, at module level)`` for every import under ``tree``, relative ones resolved."""
+    found: list[tuple[str, bool]] = []
+    base = module.split(".") if is_package else module.split(".")[:-1]
+
+    def visit(node: ast.AST, top: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and _is_type_checking(child):
+                for other in child.orelse:
+                    visit(other, top)
+                continue
+            if isinstance(child, ast.Import):
+                found.extend((alias.name, top) for alias in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                if child.level:
+                    anchor = base[: len(base) - (child.level - 1)]
+                    target = ".".join(anchor + ([child.module] if child.module else []))
+                else:
+                    target = child.module or ""
+                submodules = [f"{target}.{alias.name}" for alias in child.names if f"{target}.{alias.name}" in MODULES]
+                if len(submodules) == len(child.names):  # `from . import server`: only the module edge_runner.server
+                    found.extend((name, top) for name in submodules)
+                else:
+                    found.append((target, top))
+            in_function = isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            visit(child, top and not in_function)
+
+    visit(tree, True)
+    return found
+
+
+def import_graph() -> dict[str, list[tuple[str, bool]]]:
+    graph = {}
+    for module, path in MODULES.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        graph[module] = _imports(tree, module, path.name == "__init__.py")
+    return graph
+
+
+GRAPH = import_graph()
+
+
+def _first_party(target: str, known) -> str | None:
+    """The module of ``known`` that ``target`` names (or lies in), else None."""
+    while target:
+        if target in known:
+            return target
+        target = target.rpartition(".")[0]
+    return None
+
+
+def find_cycle(graph: dict[str, list[tuple[str, bool]]], known_edges=frozenset()) -> list[str] | None:
+    """One import cycle among the modules of ``graph``, as ``[a, b, …, a]``, or None; ``known_edges`` are left out."""
+    edges = {
+        module: sorted(
+            {
+                m for t, _ in targets
+                if (m := _first_party(t, graph)) is not None and m != module and (module, m) not in known_edges
+            }
+        )
+        for module, targets in graph.items()
+    }
+    state: dict[str, int] = {}  # 1 on the current path, 2 done
+    path: list[str] = []
+
+    def walk(module: str) -> list[str] | None:
+        state[module] = 1
+        path.append(module)
+        for target in edges[module]:
+            if state.get(target) == 1:
+                return path[path.index(target):] + [target]
+            if target not in state and (cycle := walk(target)):
+                return cycle
+        path.pop()
+        state[module] = 2
+        return None
+
+    for module in sorted(edges):
+        if module not in state and (cycle := walk(module)):
+            return cycle
+    return None
+
+
+def _package(module: str) -> str:
+    return module.split(".", 1)[0]
+
+
+def test_the_graph_is_read_from_every_module():
+    assert {"edge_runner.cli", "edge_runner.console", "edge_runner.loading", "edge_runner.deploy.device_check"} <= set(MODULES)
+    assert ("edge_runner.console", True) in GRAPH["edge_runner.cli"]
+    assert ("edge_runner.cli", True) in GRAPH["edge_runner.__main__"]
+
+
+def test_the_cycle_finder_finds_a_lazy_cycle():
+    """The checker itself: a loop closed by an import inside a function is reported."""
+    fake = {
+        "edge_runner.a": [("edge_runner.b", True)],
+        "edge_runner.b": [("edge_runner.c", False)],
+        "edge_runner.c": [("edge_runner.a", False), ("numpy", True)],
+    }
+    assert find_cycle(fake) == ["edge_runner.a", "edge_runner.b", "edge_runner.c", "edge_runner.a"]
+    assert find_cycle({**fake, "edge_runner.c": [("numpy", True)]}) is None
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_import_cycle(package):
+    graph = {module: targets for module, targets in GRAPH.items() if _package(module) == package}
+    cycle = find_cycle(graph, KNOWN_CYCLE_EDGES)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_no_import_cycle_across_packages():
+    cycle = find_cycle(GRAPH, KNOWN_CYCLE_EDGES)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_known_cycle_edges_still_exist():
+    """Once the convert cycle is gone, delete its entry from KNOWN_CYCLE_EDGES so it cannot come back."""
+    for module, target in KNOWN_CYCLE_EDGES:
+        assert any(_first_party(t, GRAPH) == target for t, _ in GRAPH[module]), f"{module} no longer imports {target}: remove it from KNOWN_CYCLE_EDGES"
+    assert find_cycle(GRAPH) is not None, "the known cycle is gone: empty KNOWN_CYCLE_EDGES"
+
+
+def test_edge_runner_never_imports_train_convert_or_tensorflow_at_module_level():
+    wrong = []
+    for module, targets in GRAPH.items():
+        if _package(module) != "edge_runner":
+            continue
+        for target, top in targets:
+            root = target.split(".", 1)[0]
+            if root in ("train", "convert") or (top and root in NO_TENSORFLOW_ON_A_DEVICE):
+                wrong.append(f"{module} imports {target}{' at module level' if top else ''}")
+    assert not wrong, wrong
+
+
+def test_convert_never_imports_train():
+    wrong = [
+        f"{module} imports {target}"
+        for module, targets in GRAPH.items()
+        if _package(module) == "convert"
+        for target, _ in targets
+        if target.split(".", 1)[0] == "train"
+    ]
+    assert not wrong, wrong
+
+
+def test_only_main_imports_the_runner_command_line():
+    """serve, watch and device_check share edge_runner.console/loading instead of importing the runner's CLI."""
+    wrong = [
+        module
+        for module, targets in GRAPH.items()
+        if _package(module) == "edge_runner" and module != "edge_runner.__main__"
+        and any(target == "edge_runner.cli" for target, _ in targets)
+    ]
+    assert not wrong, f"these import edge_runner.cli: {wrong}"
