@@ -134,16 +134,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     )
 
 
-def _configure_logging(verbose: int) -> logging.Handler:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger = logging.getLogger("train")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO if verbose else logging.WARNING)
-    logger.propagate = False
-    return handler
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Subcommands by their first word, so `python -m train --data …` keeps working unchanged.
@@ -164,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     # TensorFlow's C++ log lines are not for users (see edge_runner.native_log); failures still raise.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    handler = _configure_logging(config.verbose)
+    from .progress import configure_logging
+
+    handler = configure_logging(config.verbose)
     try:
         from tqdm.contrib.logging import logging_redirect_tqdm
 

@@ -90,10 +90,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{flag.replace('_', '-')} must be an integer of at least {low}, received {getattr(args, flag)}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    from .cli import _configure_logging
+    from .progress import configure_logging
     from .compare import CompareConfig, run_comparison
 
-    handler = _configure_logging(1)
+    handler = configure_logging(1)
     try:
         candidates = resolve_weights(parse_candidates(args.candidates), args.weights or ["imagenet"])
         config = CompareConfig(

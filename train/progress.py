@@ -69,3 +69,14 @@ class Progress:
         if kind is not None:
             self.line = False  # the error says what happened; no "done" line
         self.close()
+
+
+def configure_logging(verbose: int) -> logging.Handler:
+    """Send the ``train`` logger's lines (one per stage and epoch) to stderr; returns the handler to remove later."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("train")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    logger.propagate = False
+    return handler
