@@ -1,0 +1,29 @@
+"""The README's Python example runs as written (from the repository root, on a generated photo)."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from conftest import REPO, draw_photo
+
+
+def test_the_readme_python_example_runs(tmp_path, capsys, monkeypatch):
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) == 1, "the README front page has one Python example"
+    example = blocks[0]
+    assert "door.jpg" in example
+    draw_photo((200, 120, 60), size=(320, 240)).save(tmp_path / "door.jpg")
+    # The example's model path is relative to the repository root, its photo to where the user is.
+    example = example.replace('"models/', f'"{REPO.as_posix()}/models/')
+    monkeypatch.chdir(tmp_path)
+    exec(compile(example, "README.md", "exec"), {"__name__": "readme"})
+    label, score, detected = capsys.readouterr().out.split()
+    from edge_runner.spec import InputSpec
+
+    spec = InputSpec.load(REPO / "models" / "cats_dogs_int8.contract.json")
+    assert label in spec.labels + ("unknown",)
+    assert 0.0 <= float(score) <= 1.0
+    assert detected == str(spec.is_detection(label))
+    assert os.getcwd() == str(tmp_path)
