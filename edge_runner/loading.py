@@ -8,10 +8,8 @@ exit status of :mod:`edge_runner.console` (2 for a missing or invalid model).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,37 +47,11 @@ def resolve_model(model: str | os.PathLike[str] | None) -> Path:
     )
 
 
-# What the TFLite runtimes print on every start; noise for a command-line user.
-_NATIVE_NOISE = ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",)
-
-
-@contextlib.contextmanager
 def quiet_native_info():
-    """Drop the runtime's start-up INFO line from fd 2, passing every other native message through.
+    """A block without LiteRT's start-up INFO line on fd 2; every other native message passes (see ``native_log``)."""
+    from .native_log import LITERT_NOISE, filtered_stderr
 
-    The C++ runtime writes to the stderr file descriptor directly, so
-    ``sys.stderr`` redirection cannot catch it.
-    """
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # pytest capture, IDEs: nothing to filter
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(fd)
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), fd)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, fd)
-            os.close(saved)
-            capture.seek(0)
-            text = capture.read().decode("utf-8", "replace")
-            kept = [line for line in text.splitlines() if line.strip() not in _NATIVE_NOISE]
-            if kept:
-                print("\n".join(kept), file=sys.stderr, flush=True)
+    return filtered_stderr(LITERT_NOISE)
 
 
 def load_classifier(

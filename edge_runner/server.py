@@ -616,7 +616,7 @@ def build_parser(prog: str = "python -m edge_runner serve") -> argparse.Argument
     )
     parser.add_argument(
         "--model",
-        help=f"the .tflite model (default: ${MODEL_ENV}, else the shipped cats_dogs_int8.tflite)",
+        help=f"the .tflite model (default: ${MODEL_ENV}, else the shipped {SHIPPED_MODEL_NAME})",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s; 0.0.0.0 = every network)")
     parser.add_argument("--port", type=port, default=8000, help="port (default: %(default)s; 0 = any free port)")

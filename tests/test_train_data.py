@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from conftest import draw_photo, write_class_folders
 from edge_runner.spec import InputSpec
