@@ -13,7 +13,8 @@ Two figures per layer:
   channel's float output (the median over channels): how much of the layer's signal int8
   destroys. A layer whose range is blown up by one outlier channel rounds correctly
   (``rmse_per_scale`` ≈ 0.29) but its step is so coarse that the other channels vanish;
-  this figure finds it. Layers are ranked by it.
+  this figure finds it. Layers are ranked by it, except that the layers where it reaches
+  ``LOST`` come first in graph order (see :func:`_rank_key`).
 
 The same debugger then builds selectively quantised models (``denylisted_nodes``: the
 worst layers kept in float) for :mod:`convert.remedy`.
@@ -35,7 +36,7 @@ from edge_runner.spec import write_atomic
 
 from .silence import import_tensorflow, silenced
 
-PLOT_NAME = "diagnosis.png"
+LOST = 0.5  # relative_rmse at which a layer's int8 output has lost its signal (error ≥ half its spread)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ class Diagnosis:
     Attributes:
         photos: calibration photos the debugger ran.
         layers: every quantised op, in graph order.
-        ranking: tensor names, worst ``relative_rmse`` first.
+        ranking: tensor names: the layers losing the signal (``relative_rmse >= LOST``) in graph order, the
+            first being the likely cause, then the others by ``relative_rmse``.
         seconds: time taken (calibration, instrumented model, runs).
         plot: the PNG written, or None.
     """
@@ -115,6 +117,19 @@ def _relative_rmse(float_values: np.ndarray, quantized: np.ndarray, scale: float
     return float(np.sqrt(np.mean(error ** 2))) / max(float(np.std(values)), float(scale), 1e-12)
 
 
+def _rank_key(layer: LayerError) -> tuple[int, float]:
+    """Layers that lose the signal (``relative_rmse >= LOST``) first, in graph order; then the rest, worst first.
+
+    The float op each NumericVerify compares with reads the *dequantised* int8 input, so a
+    layer downstream of a destroyed tensor computes, in float too, from a signal that is no
+    longer there: its own spread collapses and its ratio explodes. The first layer in graph
+    order to lose the signal is the cause; the ones after it are its consequences.
+    """
+    if layer.relative_rmse >= LOST:
+        return (0, float(layer.position))
+    return (1, -layer.relative_rmse)
+
+
 def _dataset(pixels: np.ndarray) -> Any:
     def generate() -> Iterator[list[np.ndarray]]:
         for sample in pixels:
@@ -138,7 +153,7 @@ class LayerDebugger:
         converter.representative_dataset = _dataset(calibration)
         self._tf = tf
         self._calibration_photos = len(calibration)
-        self.instrumented = b""  # the instrumented int8 model (NumericVerify ops), set by diagnose()
+        self.instrumented = b""  # the int8 model as the debugger quantises it, set by diagnose()
         self._debugger = silenced(lambda: tf.lite.experimental.QuantizationDebugger(
             converter=converter, debug_dataset=_dataset(calibration[:1])))
 
@@ -148,7 +163,9 @@ class LayerDebugger:
         started = time.perf_counter()
         debugger = self._debugger
         debugger.options = tf.lite.experimental.QuantizationDebugOptions()
-        self.instrumented = bytes(debugger.quant_model)
+        # The plain int8 model (float I/O, no NumericVerify): its tensor names are the ones
+        # ``denylisted_nodes`` takes, so the graph walk in ``with_consumers`` uses it.
+        self.instrumented = bytes(silenced(debugger.get_nondebug_quantized_model))
         # A second debugger on the instrumented model's bytes keeps every tensor alive
         # (experimental_preserve_all_tensors), which the float-vs-int8 comparison needs.
         options = tf.lite.experimental.QuantizationDebugOptions(
@@ -167,7 +184,7 @@ class LayerDebugger:
                 scale=scale, rmse=round(rmse, 6), rmse_per_scale=round(rmse / scale, 4) if scale else 0.0,
                 relative_rmse=round(float(np.nan_to_num(float(row["relative_rmse"]))), 5),
             ))
-        ranking = tuple(layer.tensor for layer in sorted(layers, key=lambda l: -np.nan_to_num(l.relative_rmse)))
+        ranking = tuple(layer.tensor for layer in sorted(layers, key=_rank_key))
         return Diagnosis(len(pixels), tuple(layers), ranking, round(time.perf_counter() - started, 2))
 
     def selective(self, denylist: Sequence[str]) -> bytes:
@@ -194,6 +211,7 @@ def plot(diagnosis: Diagnosis, path: Path, *, marked: int = 5, title: str = "") 
     axes.set_yscale("log")
     axes.set_xlabel("quantised op, in graph order")
     axes.set_ylabel("RMSE / std of float output")
+    axes.axhline(LOST, color="#c0392b", linewidth=0.8, linestyle="--")
     axes.set_title(title or f"int8 error per layer ({diagnosis.photos} calibration photos); red: the {marked} worst")
     for layer in layers:
         if layer.tensor in worst:
