@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--alpha", type=float, default=0.05,
                         help="significance level of the one-sided McNemar test: a loss above --max-accuracy-drop "
                              "rejects only when p < alpha (default: %(default)s)")
+    export.add_argument("--confidence", type=float, default=0.95,
+                        help="level of the reported interval of the accuracy change (default: %(default)s)")
     export.add_argument("--diagnose", action="store_true",
                         help="always diagnose int8 layer by layer (default: only when it is rejected or close to the limit)")
     export.add_argument("--diagnose-photos", type=int, default=50, metavar="N",
@@ -85,7 +87,8 @@ def run_export(args: argparse.Namespace) -> int:
         calibration_data=args.calibration_data,
         calibration_size=args.calibration_size,
         eval_data=args.eval_data,
-        thresholds=Thresholds(args.max_accuracy_drop, args.require_agreement, alpha=args.alpha),
+        thresholds=Thresholds(args.max_accuracy_drop, args.require_agreement, alpha=args.alpha,
+                              confidence=args.confidence),
         seed=args.seed,
         diagnose=args.diagnose,
         fix=args.fix,

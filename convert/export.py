@@ -324,20 +324,22 @@ def export(train_dir: str | Path, out_dir: str | Path, options: ExportOptions = 
     unknown = [v for v in options.variants if v not in VARIANTS]
     if unknown or not options.variants:
         raise ConvertError(f"variants must be among {', '.join(VARIANTS)}; received {', '.join(options.variants) or 'none'}")
-    source = load_training_output(train_dir)
-    spec = source.spec
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConvertError(f"--out: {out_dir} exists and is not a directory")
     thresholds = options.thresholds
     if thresholds.min_agreement is not None and not 0.0 <= thresholds.min_agreement <= 100.0:
         raise ConvertError(f"`--require-agreement` must be a percentage from 0 to 100, received {thresholds.min_agreement}")
     if not 0.0 < thresholds.alpha < 1.0:
         raise ConvertError(f"`--alpha` must be between 0 and 1 (exclusive), received {thresholds.alpha}")
+    if not 0.5 <= thresholds.confidence < 1.0:
+        raise ConvertError(f"`--confidence` must be from 0.5 to below 1, received {thresholds.confidence}")
     if options.fix not in ("auto", "always", "never"):
         raise ConvertError(f"`--fix` must be one of auto, always, never; received {options.fix!r}")
     if options.diagnose_photos < 1:
         raise ConvertError(f"`--diagnose-photos` must be a positive number of photos, received {options.diagnose_photos}")
+    source = load_training_output(train_dir)
+    spec = source.spec
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConvertError(f"--out: {out_dir} exists and is not a directory")
     if thresholds.max_accuracy_drop < 0.0:
         raise ConvertError(f"`--max-accuracy-drop` must be >= 0 points, received {thresholds.max_accuracy_drop}")
 

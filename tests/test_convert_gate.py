@@ -199,3 +199,18 @@ def test_diagnosis_names_the_damaged_layer_and_keeping_it_in_float_fixes_int8(tm
     assert "**Chosen: `tiny_int8_float1.tflite`**" in text
     assert "int8: do not ship" in text and "float32: safe to ship" in text
     assert "ship " + fixed["result"]["path"] in capsys.readouterr().out
+
+
+def test_old_flag_name_and_bad_gate_flags(tmp_path, capsys):
+    pytest.importorskip("tensorflow")
+    from convert.cli import build_parser, main
+
+    args = build_parser().parse_args(["export", "x", "--out", "y", "--min-agreement", "97"])
+    assert args.require_agreement == 97.0  # the old name still works
+    assert build_parser().parse_args(["export", "x", "--out", "y"]).require_agreement is None
+    for flags, message in ((["--alpha", "2"], "`--alpha` must be between 0 and 1 (exclusive), received 2.0"),
+                           (["--require-agreement", "120"], "`--require-agreement` must be a percentage from 0 to 100"),
+                           (["--confidence", "1"], "`--confidence` must be from 0.5 to below 1, received 1.0"),
+                           (["--diagnose-photos", "0"], "`--diagnose-photos` must be a positive number")):
+        assert main(["export", str(tmp_path / "missing"), "--out", str(tmp_path / "out"), *flags]) == 2
+        assert message in capsys.readouterr().err
