@@ -4,8 +4,8 @@ Each fix is a new ``.tflite`` that goes through the same gate as every variant
 (:func:`convert.export.gate_file`), in this order, cheapest first; the first accepted one
 is chosen (``--fix always`` tries them even when int8 passes, and ships int8 then):
 
-1. ``int8_calib`` — full int8 again, calibrated on twice the photos (when there are more)
-   plus their mirror images: same size and speed as int8.
+1. ``int8_calib`` — full int8 again, calibrated on twice as many views: twice the photos
+   (when the set has them), half of them mirrored left-right; same size and speed as int8.
 2. ``int8_floatK`` — selective quantisation: the K worst layers of the diagnosis (and the
    ops reading their output) kept in float, K = 1, 2, 4, 8; float32 input/output.
 3. ``int16x8`` — int16 activations, int8 weights: reference kernels, slow on most CPUs.
@@ -84,15 +84,20 @@ class Remedy:
 
 def _wider_calibration(calibration: Calibration, candidates: list[Path], spec: Any, size: int, seed: int,
                        source: str, progress: bool) -> tuple[np.ndarray, str]:
-    """Twice the photos when the set has them (a new seeded sample), plus every photo's mirror image."""
+    """Twice the views: a new seeded sample of twice the photos when the set has them (else the same
+    photos again), the second half mirrored left-right. Costs twice the calibration time."""
     pixels = calibration.pixels
     more = min(len(candidates), 2 * size)
-    words = f"{len(pixels)} photos"
+    photos = max(more, len(pixels))
     if more > len(pixels):
-        wider = sample_calibration(candidates, spec, more, seed + 1, source, warn=lambda _m: None, progress=progress)
-        pixels, words = wider.pixels, f"{len(wider.pixels)} photos"
-    mirrored = np.concatenate([pixels, pixels[:, :, ::-1, :]])
-    return np.ascontiguousarray(mirrored), f"calibrated on {words} + their mirror images ({len(mirrored)} views)"
+        pixels = sample_calibration(candidates, spec, more, seed + 1, source, warn=lambda _m: None,
+                                    progress=progress).pixels
+    else:
+        pixels = np.concatenate([pixels, pixels])
+    half = len(pixels) // 2
+    views = np.concatenate([pixels[:half], pixels[half:, :, ::-1, :]])
+    return (np.ascontiguousarray(views),
+            f"calibrated on {len(views)} views of {photos} photos ({len(views) - half} mirrored)")
 
 
 def _latencies(paths: dict[str, str], pixels: np.ndarray) -> dict[str, float]:

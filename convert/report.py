@@ -9,6 +9,7 @@ from typing import Any
 from edge_runner.image import DRAFT_MARGIN
 from edge_runner.spec import InputSpec
 
+from .diagnosis import LOST
 from .export import ExportResult, VariantResult
 
 
@@ -101,11 +102,17 @@ def _remedy_markdown(result: ExportResult) -> list[str]:
         "quantised op's int8 output against the same op in float. *RMSE / float std* is the median over output "
         "channels of the error relative to the channel's spread (1 means the signal is gone); *RMSE / scale* is the "
         "error in quantisation steps (rounding alone gives about 0.3). Worst first:", "",
-        "| Rank | Layer | Op | Position | RMSE / float std | RMSE / scale | Scale |", "|---:|---|---|---:|---:|---:|---:|",
+        "| Rank | Layer | Op | Position | RMSE / float std | RMSE / scale | Scale | Reading |", "|---:|---|---|---:|---:|---:|---:|---|",
     ]
+    first = True
     for rank, layer in enumerate(remedy.worst, 1):
+        if layer.relative_rmse >= LOST:
+            reading = "first to lose its signal: the likely cause" if first else "after it: computes from what is left"
+            first = False
+        else:
+            reading = ""
         lines.append(f"| {rank} | `{layer.layer}` | {layer.op} | {layer.position} / {len(d.layers)} | "
-                     f"{layer.relative_rmse:.4g} | {layer.rmse_per_scale:.3g} | {layer.scale:.4g} |")
+                     f"{layer.relative_rmse:.4g} | {layer.rmse_per_scale:.3g} | {layer.scale:.4g} | {reading} |")
     if remedy.plot:
         lines += ["", f"![int8 error per layer]({Path(remedy.plot).name})"]
     lines += ["", f"Diagnosis time: {remedy.seconds_diagnosis:.1f} s."]
