@@ -89,11 +89,15 @@ class Diagnosis:
 
 
 def layer_name(tensor: str) -> str:
-    """``'functional_1/block_16_project_BN_1/FusedBatchNormV3;...'`` → ``'block_16_project_BN'``."""
-    first = tensor.split(";")[0]
-    parts = [p for p in first.split("/") if p]
-    name = parts[1] if len(parts) > 1 else (parts[0] if parts else tensor)
-    return re.sub(r"_\d+$", "", name)
+    """The Keras layer a TFLite tensor comes from.
+
+    ``'m_1/mobilenetv2_1.00_224_1/block_16_project_BN_1/batchnorm/add_1;...'`` → ``'block_16_project_BN'``:
+    the innermost scope with Keras' ``_N`` suffix, before the op names (``batchnorm``, ``add_1``).
+    """
+    parts = [p for p in tensor.split(";")[0].split("/") if p]
+    scopes = [p for p in parts[:-1] if re.search(r"_\d+$", p)]
+    name = scopes[-1] if scopes else (parts[0] if parts else tensor)
+    return re.sub(r"_\d+$", "", name) if scopes else name
 
 
 def _relative_rmse(float_values: np.ndarray, quantized: np.ndarray, scale: float, zero_point: int) -> float:
@@ -212,7 +216,8 @@ def plot(diagnosis: Diagnosis, path: Path, *, marked: int = 5, title: str = "") 
     axes.set_xlabel("quantised op, in graph order")
     axes.set_ylabel("RMSE / std of float output")
     axes.axhline(LOST, color="#c0392b", linewidth=0.8, linestyle="--")
-    axes.set_title(title or f"int8 error per layer ({diagnosis.photos} calibration photos); red: the {marked} worst")
+    axes.set_title(title or f"int8 error per layer ({diagnosis.photos} calibration photos); red: the {marked} worst; "
+                   f"dashed: {LOST:g} (signal lost)")
     for layer in layers:
         if layer.tensor in worst:
             axes.annotate(layer.layer, (layer.position, max(layer.relative_rmse, 1e-6)), rotation=60, fontsize=7,

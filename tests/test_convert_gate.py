@@ -182,6 +182,12 @@ def test_diagnosis_names_the_damaged_layer_and_keeping_it_in_float_fixes_int8(tm
     report = json.loads((out / "report.json").read_text())
     int8 = report["variants"][1]
     assert int8["status"] == "rejected" and int8["p_value_loss"] < 0.05
+    paired = int8["paired"]
+    assert paired["photos"] == 24 and paired["lost"] >= 8 and int8["change_interval_points"][1] < 0
+    assert sum(c["lost"] for c in int8["class_changes"]) == paired["lost"]
+    assert [c["label"] for c in int8["class_changes"]] == list(LABELS)
+    assert int8["confident"]["photos"] > 0 and int8["confident_agreement"] < 1.0
+    assert int8["summary"].startswith("int8: do not ship") and report["variants"][0]["summary"].startswith("float32: safe")
     remedy = report["remedy"]
     assert remedy["worst"][0]["layer"] == "outlier", [w["layer"] for w in remedy["worst"]]
     assert Path(remedy["plot"]).is_file() and Path(remedy["plot"]).read_bytes()[:4] == b"\x89PNG"
