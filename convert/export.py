@@ -32,7 +32,7 @@ from edge_runner.spec import (CONTRACT_FILENAME, LABELS_FILENAME, ContractError,
                               write_atomic)
 
 from .errors import ConversionFailed, ConvertError
-from .gate import (Comparison, DraftStudy, Scores, Thresholds, Verdict, evaluate, predict_keras, predict_tflite,
+from .gate import (Comparison, DraftStudy, Scores, Thresholds, Verdict, evaluate, p_text, predict_keras, predict_tflite,
                    score, study_draft, truth_indices)
 from .significance import ClassChange, ConfidentAgreement, PairedTest
 from .flatbuffer import PACKING_VERSION
@@ -404,7 +404,7 @@ def export(train_dir: str | Path, out_dir: str | Path, options: ExportOptions = 
         log(
             f"{variant}: {result.status} — accuracy {result.scores.accuracy:.2f}% "
             f"({result.paired.change_points:+.2f} pt, {100 * thresholds.confidence:g}% interval "
-            f"{result.paired.interval[0]:+.2f} to {result.paired.interval[1]:+.2f}, p = {result.paired.p_value:.3g}), "
+            f"{result.paired.interval[0]:+.2f} to {result.paired.interval[1]:+.2f}, {p_text(result.paired.p_value)}), "
             f"agreement {result.comparison.agreement:.2f}%, {result.size_bytes / 1e6:.2f} MB"
             + (f" ({'; '.join(result.verdict.reasons)})" if result.verdict.reasons else "")
         )

@@ -18,7 +18,7 @@ from sklearn.metrics import accuracy_score, recall_score
 from edge_runner.model import Classifier
 
 from .significance import (DEFAULT_ALPHA, DEFAULT_CONFIDENCE, ClassChange, ConfidentAgreement, PairedTest,
-                           class_changes, confident_agreement, paired_test)
+                           class_changes, confident_agreement, format_p, paired_test)
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def judge(scores: Scores, reference: Scores, comparison: Comparison, thresholds:
         low, high = paired.interval
         close = low < -limit - 1e-9
         evidence = (f"{paired.lost} right→wrong vs {paired.gained} wrong→right, McNemar one-sided "
-                    f"{_p(paired.p_value)}, {100 * paired.confidence:g}% interval {low:+.2f} to {high:+.2f} pt")
+                    f"{p_text(paired.p_value)}, {100 * paired.confidence:g}% interval {low:+.2f} to {high:+.2f} pt")
         if drop > limit + 1e-9 and paired.p_value < thresholds.alpha:
             reasons.append(f"accuracy drops {drop:.2f} points (limit {limit:g}), a significant loss ({evidence})")
         elif drop > limit + 1e-9:
@@ -147,8 +147,8 @@ def judge(scores: Scores, reference: Scores, comparison: Comparison, thresholds:
     return Verdict(not reasons, tuple(reasons), tuple(notes), close)
 
 
-def _p(value: float) -> str:
-    return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
+def p_text(value: float) -> str:
+    return "p < 0.001" if value < 0.001 else f"p = {format_p(value)}"
 
 
 def ship_sentence(variant: str, scores: Scores, reference: Scores, paired: PairedTest, verdict: Verdict,
@@ -170,7 +170,7 @@ def ship_sentence(variant: str, scores: Scores, reference: Scores, paired: Paire
         return f"{variant}: safe to ship — it gives the same right/wrong answer as the float model on all {paired.photos} photos{sure}."
     if verdict.close:
         return (f"{variant}: acceptable, but these photos cannot settle it — accuracy {change:+.2f} pt ({flips}, "
-                f"{_p(paired.p_value)}), yet the {level} interval ({low:+.2f} to {high:+.2f} pt) still allows a loss "
+                f"{p_text(paired.p_value)}), yet the {level} interval ({low:+.2f} to {high:+.2f} pt) still allows a loss "
                 f"larger than the {thresholds.max_accuracy_drop:g} pt limit; check it on more photos{sure}.")
     return (f"{variant}: safe to ship — accuracy {change:+.2f} pt ({flips}); the {level} interval {low:+.2f} to "
             f"{high:+.2f} pt rules out a loss beyond the {thresholds.max_accuracy_drop:g} pt limit{sure}.")

@@ -11,6 +11,7 @@ from edge_runner.spec import InputSpec
 
 from .diagnosis import LOST
 from .export import ExportResult, VariantResult
+from .significance import format_p
 
 
 def _plain(value: Any) -> Any:
@@ -86,7 +87,7 @@ def _measured(v: VariantResult, ref: Any) -> str:
     p, c = v.paired, v.confident
     sure = f"{c.percent:.2f}% of {c.photos}" if c and c.percent is not None else "— (none sure)"
     return (f"{v.scores.accuracy:.2f}% | {v.scores.accuracy - ref.accuracy:+.2f} | {p.interval[0]:+.2f} to "
-            f"{p.interval[1]:+.2f} | {p.lost} / {p.gained} | {p.p_value:.3g} | {v.comparison.agreement:.2f}% | {sure} | "
+            f"{p.interval[1]:+.2f} | {p.lost} / {p.gained} | {format_p(p.p_value)} | {v.comparison.agreement:.2f}% | {sure} | "
             f"{v.comparison.max_probability_difference:.4f}")
 
 
@@ -131,7 +132,7 @@ def _remedy_markdown(result: ExportResult) -> list[str]:
         file = f"`{Path(v.path).name}`" if v.path else "(not written)"
         if v.scores and v.paired:
             measured = (f"{v.scores.accuracy:.2f}% | {v.paired.change_points:+.2f} | {v.paired.interval[0]:+.2f} to "
-                        f"{v.paired.interval[1]:+.2f} | {v.paired.p_value:.3g} | {v.comparison.agreement:.2f}%")
+                        f"{v.paired.interval[1]:+.2f} | {format_p(v.paired.p_value)} | {v.comparison.agreement:.2f}%")
         else:
             measured = f"— | — | — | — | — ({v.error})"
         size = (f"{_mb(v.size_bytes)} | {v.size_bytes / int8.size_bytes:.2f}×" if v.size_bytes and int8 and int8.size_bytes

@@ -110,6 +110,11 @@ def paired_test(reference_right: np.ndarray, variant_right: np.ndarray, *, confi
     )
 
 
+def format_p(value: float) -> str:
+    """``"< 0.001"`` or three decimals: a p-value as the report prints it."""
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
 @dataclass(frozen=True)
 class ConfidentAgreement:
     """Top-1 agreement on the photos where the float model is sure (top score ≥ ``min_score``).
