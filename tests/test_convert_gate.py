@@ -220,3 +220,12 @@ def test_old_flag_name_and_bad_gate_flags(tmp_path, capsys):
                            (["--diagnose-photos", "0"], "`--diagnose-photos` must be a positive number")):
         assert main(["export", str(tmp_path / "missing"), "--out", str(tmp_path / "out"), *flags]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_layer_names_from_tflite_tensor_names():
+    from convert.diagnosis import layer_name
+
+    assert layer_name("m_1/mobilenetv2_0.35_96_1/block_9_project_BN_1/batchnorm/add_1;m_1/x_1/convolution") == \
+        "block_9_project_BN"
+    assert layer_name("tiny_1/outlier_1/BiasAdd;tiny_1/outlier_1/convolution") == "outlier"
+    assert layer_name("StatefulPartitionedCall_1:0") == "StatefulPartitionedCall_1:0"
