@@ -41,8 +41,22 @@ def build_parser() -> argparse.ArgumentParser:
                         help="one folder per class to gate on (default: the validation split in TRAIN_OUT/split.json)")
     export.add_argument("--max-accuracy-drop", type=float, default=1.0, metavar="POINTS",
                         help="reject a variant losing more accuracy points than this vs the Keras model (default: %(default)s)")
-    export.add_argument("--min-agreement", type=float, default=98.0, metavar="PERCENT",
-                        help="reject a variant whose top-1 agrees with the Keras model on fewer photos (default: %(default)s)")
+    export.add_argument("--require-agreement", "--min-agreement", dest="require_agreement", type=float, default=None,
+                        metavar="PERCENT",
+                        help="also reject a variant whose top-1 agrees with the Keras model on fewer photos (default: "
+                             "agreement is reported, not required); --min-agreement is the old name")
+    export.add_argument("--alpha", type=float, default=0.05,
+                        help="significance level of the one-sided McNemar test: a loss above --max-accuracy-drop "
+                             "rejects only when p < alpha (default: %(default)s)")
+    export.add_argument("--confidence", type=float, default=0.95,
+                        help="level of the reported interval of the accuracy change (default: %(default)s)")
+    export.add_argument("--diagnose", action="store_true",
+                        help="always diagnose int8 layer by layer (default: only when it is rejected or close to the limit)")
+    export.add_argument("--diagnose-photos", type=int, default=50, metavar="N",
+                        help="calibration photos the diagnosis runs on (default: %(default)s)")
+    export.add_argument("--fix", type=str, choices=("auto", "always", "never"), default="auto",
+                        help="try fixes (wider calibration, layers kept in float, int16x8) when int8 is rejected "
+                             "(auto), even when it passes (always), or never (default: %(default)s)")
     export.add_argument("--seed", type=int, default=0, help="seed of the calibration sample (default: %(default)s)")
     export.add_argument("--description", type=str, default="", help="metadata description (default: generated)")
     export.add_argument("--model-version", type=str, default="1.0.0", help="metadata version (default: %(default)s)")
@@ -75,8 +89,12 @@ def run_export(args: argparse.Namespace) -> int:
         calibration_data=args.calibration_data,
         calibration_size=args.calibration_size,
         eval_data=args.eval_data,
-        thresholds=Thresholds(args.max_accuracy_drop, args.min_agreement),
+        thresholds=Thresholds(args.max_accuracy_drop, args.require_agreement, alpha=args.alpha,
+                              confidence=args.confidence),
         seed=args.seed,
+        diagnose=args.diagnose,
+        fix=args.fix,
+        diagnose_photos=args.diagnose_photos,
         info=ModelInfo(args.description, args.model_version, args.author, args.license),
     )
     log = (lambda _m: None) if args.quiet else (lambda m: print(m, flush=True))
@@ -86,6 +104,9 @@ def run_export(args: argparse.Namespace) -> int:
     print(f"{PROG}: {len(accepted)}/{len(result.variants)} variants accepted"
           + (f"; not accepted: {', '.join(refused)}" if refused else "")
           + f"; report: {Path(args.out) / 'report.md'}")
+    remedy = result.remedy
+    if remedy is not None and remedy.candidates:
+        print(f"{PROG}: int8 fixes: {remedy.reason}" + (f"; ship {remedy.shipped}" if remedy.shipped else ""))
     return 0 if result.all_accepted else 1
 
 

@@ -33,8 +33,9 @@ from edge_runner.spec import (CONTRACT_FILENAME, LABELS_FILENAME, ContractError,
                               write_atomic)
 
 from .errors import ConversionFailed, ConvertError
-from .gate import (Comparison, DraftStudy, Scores, Thresholds, Verdict, compare, judge, predict_keras, predict_tflite,
+from .gate import (Comparison, DraftStudy, Scores, Thresholds, Verdict, evaluate, p_text, predict_keras, predict_tflite,
                    score, study_draft, truth_indices)
+from .significance import ClassChange, ConfidentAgreement, PairedTest
 from .flatbuffer import PACKING_VERSION
 from .metadata import ModelInfo, classifier_metadata, embed
 from .photos import (Calibration, Photo, Warn, check_calibration_size, decode, labelled_folder,
@@ -63,6 +64,9 @@ class ExportOptions:
         thresholds: the gate.
         seed: the calibration sample's seed.
         info: metadata text (description, version, author, licence).
+        diagnose: always diagnose int8 (otherwise only when it is rejected or close to the limit).
+        fix: ``"auto"`` try fixes when int8 is rejected, ``"always"`` also when it passes, ``"never"``.
+        diagnose_photos: calibration photos the per-layer diagnosis runs on.
     """
 
     variants: tuple[str, ...] = DEFAULT_VARIANTS
@@ -72,6 +76,9 @@ class ExportOptions:
     thresholds: Thresholds = field(default_factory=Thresholds)
     seed: int = 0
     info: ModelInfo = field(default_factory=ModelInfo)
+    diagnose: bool = False
+    fix: str = "auto"
+    diagnose_photos: int = 50
 
 
 @dataclass
@@ -89,6 +96,10 @@ class VariantResult:
         reused: True when an identical earlier conversion was kept.
         seconds: conversion time.
         disagreements: photos whose top-1 differs from the Keras model's.
+        paired: the paired right/wrong table, McNemar p-value and interval of the change.
+        confident: agreement on the photos where the float model is sure.
+        class_changes: per-class accuracy change with counts.
+        summary: one sentence for someone about to ship it.
     """
 
     variant: str
@@ -103,6 +114,10 @@ class VariantResult:
     reused: bool = False
     seconds: float = 0.0
     disagreements: tuple[str, ...] = ()
+    paired: PairedTest | None = None
+    confident: ConfidentAgreement | None = None
+    class_changes: tuple[ClassChange, ...] = ()
+    summary: str = ""
 
 
 @dataclass
@@ -120,6 +135,7 @@ class ExportResult:
         calibration: the calibration sample's summary (None when no calibrated variant).
         variants: per-variant results in the order asked.
         environment: library versions.
+        remedy: int8's diagnosis, the fixes tried and the file chosen (None when not needed).
     """
 
     source: str
@@ -134,6 +150,7 @@ class ExportResult:
     calibration: dict[str, Any] | None
     variants: list[VariantResult]
     environment: dict[str, str]
+    remedy: Any = None
 
     @property
     def all_accepted(self) -> bool:
@@ -252,7 +269,13 @@ def _write_variant(model: Any, source: TrainingOutput, variant: str, key: str, c
     Raises ``ConversionFailed`` (nothing written) when the graph breaks the variant's invariants.
     """
     bare = convert(model, variant, calibration.pixels if variant in CALIBRATED and calibration else None)
-    graph = check_graph(bare, variant)
+    return write_model(bare, source, variant, key, calibration, info, path)
+
+
+def write_model(bare: bytes, source: TrainingOutput, variant: str, key: str, calibration: Calibration | None,
+                info: ModelInfo, path: Path, *, check_as: str | None = None) -> GraphCheck:
+    """Check converted ``bare`` bytes (as ``check_as``, default ``variant``), embed metadata, verify, write atomically."""
+    graph = check_graph(bare, check_as or variant)
     require_valid(graph, variant)
     spec = _variant_spec(source, variant, key, graph, calibration)
     metadata = classifier_metadata(spec, variant, float_input=graph.input.dtype.startswith("float"), info=info)
@@ -266,6 +289,32 @@ def _write_variant(model: Any, source: TrainingOutput, variant: str, key: str, c
     return graph
 
 
+@dataclass(frozen=True)
+class GateContext:
+    """What every candidate is gated against: the decoded photos and the float model's answers."""
+
+    decoded: Any
+    labels: tuple[str, ...]
+    reference_probs: np.ndarray
+    truth: np.ndarray
+    reference: Scores
+    thresholds: Thresholds
+    seed: int
+
+
+def gate_file(result: VariantResult, context: GateContext, *, progress: bool = False) -> None:
+    """Run ``result.path`` through the runner's ``Classifier`` on the evaluation photos and fill in the gate's fields."""
+    decoded = context.decoded
+    probs = predict_tflite(result.path, decoded.pixels, progress=f"gate {result.variant}" if progress else None)
+    gated = evaluate(result.variant, probs, context.reference_probs, context.truth, context.labels,
+                     context.reference, context.thresholds, context.seed)
+    result.scores, result.comparison, result.verdict = gated.scores, gated.comparison, gated.verdict
+    result.paired, result.confident, result.class_changes, result.summary = (
+        gated.paired, gated.confident, gated.class_changes, gated.summary)
+    result.disagreements = tuple(str(decoded.photos[i].path) for i in gated.comparison.disagreements)
+    result.status = "accepted" if gated.verdict.accepted else "rejected"
+
+
 def export(train_dir: str | Path, out_dir: str | Path, options: ExportOptions = ExportOptions(), *,
            warn: Warn = warn_stderr, log: Callable[[str], None] = print, progress: bool = True) -> ExportResult:
     """Convert, gate and report every variant in ``options.variants``.
@@ -276,14 +325,22 @@ def export(train_dir: str | Path, out_dir: str | Path, options: ExportOptions = 
     unknown = [v for v in options.variants if v not in VARIANTS]
     if unknown or not options.variants:
         raise ConvertError(f"variants must be among {', '.join(VARIANTS)}; received {', '.join(options.variants) or 'none'}")
+    thresholds = options.thresholds
+    if thresholds.min_agreement is not None and not 0.0 <= thresholds.min_agreement <= 100.0:
+        raise ConvertError(f"`--require-agreement` must be a percentage from 0 to 100, received {thresholds.min_agreement}")
+    if not 0.0 < thresholds.alpha < 1.0:
+        raise ConvertError(f"`--alpha` must be between 0 and 1 (exclusive), received {thresholds.alpha}")
+    if not 0.5 <= thresholds.confidence < 1.0:
+        raise ConvertError(f"`--confidence` must be from 0.5 to below 1, received {thresholds.confidence}")
+    if options.fix not in ("auto", "always", "never"):
+        raise ConvertError(f"`--fix` must be one of auto, always, never; received {options.fix!r}")
+    if options.diagnose_photos < 1:
+        raise ConvertError(f"`--diagnose-photos` must be a positive number of photos, received {options.diagnose_photos}")
     source = load_training_output(train_dir)
     spec = source.spec
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConvertError(f"--out: {out_dir} exists and is not a directory")
-    thresholds = options.thresholds
-    if not 0.0 <= thresholds.min_agreement <= 100.0:
-        raise ConvertError(f"`--min-agreement` must be a percentage from 0 to 100, received {thresholds.min_agreement}")
     if thresholds.max_accuracy_drop < 0.0:
         raise ConvertError(f"`--max-accuracy-drop` must be >= 0 points, received {thresholds.max_accuracy_drop}")
 
@@ -310,6 +367,7 @@ def export(train_dir: str | Path, out_dir: str | Path, options: ExportOptions = 
         full_probs[differs] = predict_keras(model, full.pixels[differs])
     draft = study_draft(full.pixels, decoded.pixels, full_probs, reference_probs, truth, spec.labels)
     reference = score(reference_probs, truth, spec.labels)
+    context = GateContext(decoded, tuple(spec.labels), reference_probs, truth, reference, thresholds, options.seed)
     log(f"float Keras model: {reference.accuracy:.2f}% on {reference.photos} photos ({eval_source})")
 
     calibration: Calibration | None = None
@@ -345,18 +403,26 @@ def export(train_dir: str | Path, out_dir: str | Path, options: ExportOptions = 
         result.seconds = round(time.perf_counter() - tick, 2)
         result.path = str(path)
         result.size_bytes = path.stat().st_size
-        probs = predict_tflite(path, decoded.pixels, progress=f"gate {variant}" if progress else None)
-        result.scores = score(probs, truth, spec.labels)
-        result.comparison = compare(reference_probs, probs)
-        result.disagreements = tuple(str(decoded.photos[i].path) for i in result.comparison.disagreements)
-        result.verdict = judge(result.scores, reference, result.comparison, thresholds)
-        result.status = "accepted" if result.verdict.accepted else "rejected"
+        gate_file(result, context, progress=progress)
         log(
             f"{variant}: {result.status} — accuracy {result.scores.accuracy:.2f}% "
-            f"({result.scores.accuracy - reference.accuracy:+.2f} pt), agreement {result.comparison.agreement:.2f}%, "
-            f"{result.size_bytes / 1e6:.2f} MB"
+            f"({result.paired.change_points:+.2f} pt, {100 * thresholds.confidence:g}% interval "
+            f"{result.paired.interval[0]:+.2f} to {result.paired.interval[1]:+.2f}, {p_text(result.paired.p_value)}), "
+            f"agreement {result.comparison.agreement:.2f}%, {result.size_bytes / 1e6:.2f} MB"
             + (f" ({'; '.join(result.verdict.reasons)})" if result.verdict.reasons else "")
         )
+
+    remedy = None
+    int8 = next((v for v in results if v.variant == "int8"), None)
+    if int8 is not None and int8.status != "failed" and (
+            options.diagnose or options.fix == "always" or int8.status == "rejected" or int8.verdict.close):
+        from .remedy import remedy_int8
+
+        if calibration is None:
+            calibration = sample_calibration(candidates, spec, options.calibration_size, options.seed,
+                                             calibration_source, warn=warn, progress=progress)
+        remedy = remedy_int8(model, source, options, calibration, candidates, int8, context, out_dir,
+                             log=log, progress=progress)
 
     calibration_info = None
     if needs_calibration:
@@ -387,7 +453,7 @@ def export(train_dir: str | Path, out_dir: str | Path, options: ExportOptions = 
     result = ExportResult(
         source=str(source.root), model_sha256=source.model_sha256, out_dir=str(out_dir), spec=spec, options=options,
         eval_source=eval_source, eval_skipped=decoded.skipped, reference=reference, draft=draft,
-        calibration=calibration_info, variants=results, environment=environment,
+        calibration=calibration_info, variants=results, environment=environment, remedy=remedy,
     )
     from .report import export_json, export_markdown
 

@@ -17,15 +17,28 @@ from sklearn.metrics import accuracy_score, recall_score
 
 from edge_runner.model import Classifier
 
+from .significance import (DEFAULT_ALPHA, DEFAULT_CONFIDENCE, ClassChange, ConfidentAgreement, PairedTest,
+                           class_changes, confident_agreement, format_p, paired_test)
+
 
 @dataclass(frozen=True)
 class Thresholds:
-    """A variant is rejected when it loses more than ``max_accuracy_drop`` points of
-    accuracy against the float Keras model, or agrees with its top-1 on fewer than
-    ``min_agreement`` percent of the photos."""
+    """When a variant is rejected.
+
+    Attributes:
+        max_accuracy_drop: allowed loss in accuracy points against the float Keras model. A variant is
+            rejected when its observed loss is larger than this AND significant: McNemar's exact
+            one-sided p-value (on the photos whose rightness flips) is below ``alpha``.
+        min_agreement: top-1 agreement (percent) required as well; None (the default) reports
+            agreement without requiring it (``--require-agreement``).
+        alpha: significance level of the one-sided loss test (0–1).
+        confidence: level of the reported interval of the accuracy change (0–1).
+    """
 
     max_accuracy_drop: float = 1.0
-    min_agreement: float = 98.0
+    min_agreement: float | None = None
+    alpha: float = DEFAULT_ALPHA
+    confidence: float = DEFAULT_CONFIDENCE
 
 
 @dataclass(frozen=True)
@@ -63,10 +76,20 @@ class Comparison:
 
 @dataclass(frozen=True)
 class Verdict:
-    """Whether a variant passes the gate, and why not."""
+    """Whether a variant passes the gate, and why not.
+
+    Attributes:
+        accepted: passes every requirement.
+        reasons: why it was rejected (empty when accepted).
+        notes: what was measured but did not decide (e.g. a loss above the limit that is within noise).
+        close: the interval's low end reaches below ``-max_accuracy_drop``: these photos cannot rule out
+            a loss larger than allowed, so the variant deserves a diagnosis.
+    """
 
     accepted: bool
     reasons: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+    close: bool = False
 
 
 def truth_indices(labels: Sequence[str], photo_labels: Sequence[str]) -> np.ndarray:
@@ -95,15 +118,97 @@ def compare(reference: np.ndarray, probabilities: np.ndarray) -> Comparison:
     )
 
 
-def judge(scores: Scores, reference: Scores, comparison: Comparison, thresholds: Thresholds) -> Verdict:
-    """Apply the thresholds; the reasons name the measured value and the limit."""
-    reasons = []
+def judge(scores: Scores, reference: Scores, comparison: Comparison, thresholds: Thresholds,
+          paired: PairedTest | None = None) -> Verdict:
+    """Apply the thresholds; the reasons name the measured value and the limit.
+
+    With ``paired`` (the photo-by-photo table), a loss above the limit rejects only when it is
+    significant (one-sided McNemar p < alpha); without it, any loss above the limit rejects.
+    """
+    reasons: list[str] = []
+    notes: list[str] = []
+    limit = thresholds.max_accuracy_drop
     drop = reference.accuracy - scores.accuracy
-    if drop > thresholds.max_accuracy_drop + 1e-9:
-        reasons.append(f"accuracy drops {drop:.2f} points (limit {thresholds.max_accuracy_drop:g})")
-    if comparison.agreement < thresholds.min_agreement - 1e-9:
-        reasons.append(f"top-1 agreement {comparison.agreement:.2f}% (minimum {thresholds.min_agreement:g}%)")
-    return Verdict(not reasons, tuple(reasons))
+    close = False
+    if paired is not None:
+        low, high = paired.interval
+        close = low < -limit - 1e-9
+        evidence = (f"{paired.lost} right→wrong vs {paired.gained} wrong→right, McNemar one-sided "
+                    f"{p_text(paired.p_value)}, {100 * paired.confidence:g}% interval {low:+.2f} to {high:+.2f} pt")
+        if drop > limit + 1e-9 and paired.p_value < thresholds.alpha:
+            reasons.append(f"accuracy drops {drop:.2f} points (limit {limit:g}), a significant loss ({evidence})")
+        elif drop > limit + 1e-9:
+            notes.append(f"accuracy drops {drop:.2f} points (limit {limit:g}) but the loss is not significant "
+                         f"at alpha {thresholds.alpha:g} ({evidence})")
+    elif drop > limit + 1e-9:
+        reasons.append(f"accuracy drops {drop:.2f} points (limit {limit:g})")
+    if thresholds.min_agreement is not None and comparison.agreement < thresholds.min_agreement - 1e-9:
+        reasons.append(f"top-1 agreement {comparison.agreement:.2f}% (required {thresholds.min_agreement:g}%)")
+    return Verdict(not reasons, tuple(reasons), tuple(notes), close)
+
+
+def p_text(value: float) -> str:
+    return "p < 0.001" if value < 0.001 else f"p = {format_p(value)}"
+
+
+def ship_sentence(variant: str, scores: Scores, reference: Scores, paired: PairedTest, verdict: Verdict,
+                  confident: ConfidentAgreement | None, thresholds: Thresholds) -> str:
+    """One plain sentence for someone about to ship ``variant``."""
+    change = scores.accuracy - reference.accuracy
+    low, high = paired.interval
+    level = f"{100 * paired.confidence:g}%"
+    flips = (f"{paired.lost} photo{'s' if paired.lost != 1 else ''} went right→wrong and {paired.gained} wrong→right "
+             f"out of {paired.photos}")
+    sure = ""
+    if confident is not None and confident.photos and confident.agreeing < confident.photos:
+        sure = (f"; it changes {confident.photos - confident.agreeing} of the {confident.photos} answers the float "
+                f"model was sure about (score ≥ {confident.min_score:g})")
+    if not verdict.accepted:
+        why = "; ".join(verdict.reasons)
+        return f"{variant}: do not ship — {why}{sure}."
+    if paired.discordant == 0:
+        return f"{variant}: safe to ship — it gives the same right/wrong answer as the float model on all {paired.photos} photos{sure}."
+    if verdict.close:
+        return (f"{variant}: acceptable, but these photos cannot settle it — accuracy {change:+.2f} pt ({flips}, "
+                f"{p_text(paired.p_value)}), yet the {level} interval ({low:+.2f} to {high:+.2f} pt) still allows a loss "
+                f"larger than the {thresholds.max_accuracy_drop:g} pt limit; check it on more photos{sure}.")
+    return (f"{variant}: safe to ship — accuracy {change:+.2f} pt ({flips}); the {level} interval {low:+.2f} to "
+            f"{high:+.2f} pt rules out a loss beyond the {thresholds.max_accuracy_drop:g} pt limit{sure}.")
+
+
+@dataclass(frozen=True)
+class Gated:
+    """Everything the gate measured on one candidate file.
+
+    Attributes:
+        scores, comparison: accuracy and agreement as before.
+        paired: the paired table, McNemar p-value and interval.
+        confident: agreement where the float model's top score is ≥ 0.9.
+        class_changes: per-class accuracy change with counts.
+        verdict: the decision; summary: one sentence for someone about to ship.
+    """
+
+    scores: Scores
+    comparison: Comparison
+    paired: PairedTest
+    confident: ConfidentAgreement
+    class_changes: tuple[ClassChange, ...]
+    verdict: Verdict
+    summary: str
+
+
+def evaluate(variant: str, probabilities: np.ndarray, reference_probs: np.ndarray, truth: np.ndarray,
+             labels: Sequence[str], reference: Scores, thresholds: Thresholds, seed: int = 0) -> Gated:
+    """Gate float32 ``(K, N)`` ``probabilities`` against the float model's on the same photos."""
+    scores = score(probabilities, truth, labels)
+    comparison = compare(reference_probs, probabilities)
+    reference_right = reference_probs.argmax(axis=1) == truth
+    variant_right = probabilities.argmax(axis=1) == truth
+    paired = paired_test(reference_right, variant_right, confidence=thresholds.confidence, seed=seed)
+    confident = confident_agreement(reference_probs, probabilities)
+    verdict = judge(scores, reference, comparison, thresholds, paired)
+    return Gated(scores, comparison, paired, confident, class_changes(truth, reference_right, variant_right, labels),
+                 verdict, ship_sentence(variant, scores, reference, paired, verdict, confident, thresholds))
 
 
 def predict_keras(model: Any, pixels: np.ndarray, batch_size: int = 32) -> np.ndarray:

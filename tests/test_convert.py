@@ -211,7 +211,8 @@ def test_gate_rejects_an_int8_collapse(tmp_path, capsys):
     assert report["rejected"] == ["int8"]
     int8 = report["variants"][1]
     assert int8["comparison"]["agreement"] < 98.0
-    assert any("agreement" in reason for reason in int8["verdict"]["reasons"])
+    assert any("significant loss" in reason for reason in int8["verdict"]["reasons"])
+    assert int8["p_value_loss"] < 0.05 and int8["change_interval_points"][1] < -1.0
     assert "**Result: REJECTED** — int8:" in (out / "report.md").read_text()
     assert "1/2 variants accepted; not accepted: int8 (rejected)" in capsys.readouterr().out
 
@@ -488,7 +489,7 @@ def test_gate_arithmetic():
     assert comparison.agreement == 75.0 and comparison.disagreements == (2,)
     assert comparison.max_probability_difference == pytest.approx(0.15)
     verdict = judge(var_scores, ref_scores, comparison, Thresholds(max_accuracy_drop=1.0, min_agreement=98.0))
-    assert not verdict.accepted and len(verdict.reasons) == 2
+    assert not verdict.accepted and len(verdict.reasons) == 2  # no paired table: any loss above the limit rejects
     assert judge(Scores(99.5, {}, 4), Scores(100.0, {}, 4), Comparison(99.0, 0.1, 0.1), Thresholds()).accepted
 
 
