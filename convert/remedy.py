@@ -32,6 +32,8 @@ from .diagnosis import Diagnosis, LayerDebugger, LayerError, plot, with_consumer
 from .errors import ConversionFailed
 from .photos import Calibration, sample_calibration
 from .quantize import convert
+from .results import VariantResult, model_path_for
+from .variants import gate_file, write_model
 
 DENYLIST_STEPS = (1, 2, 4, 8)
 WORST_SHOWN = 10
@@ -111,8 +113,6 @@ def _latencies(paths: dict[str, str], pixels: np.ndarray) -> dict[str, float]:
 def remedy_int8(model: Any, source: Any, options: Any, calibration: Calibration, candidates: list[Path], int8: Any,
                 context: Any, out_dir: Path, *, log: Callable[[str], None] = print, progress: bool = False) -> Remedy:
     """Diagnose ``int8`` (a ``VariantResult``) and, when it is rejected or ``options.fix == "always"``, try fixes."""
-    from .export import VariantResult, gate_file, model_path_for, write_model
-
     spec = source.spec
     started = time.perf_counter()
     debug_pixels = calibration.pixels[: options.diagnose_photos]

@@ -10,7 +10,7 @@ from edge_runner.image import DRAFT_MARGIN
 from edge_runner.spec import InputSpec
 
 from .diagnosis import LOST
-from .export import ExportResult, VariantResult
+from .results import ExportResult, VariantResult
 from .photos import MIN_CALIBRATION
 from .significance import format_p
 

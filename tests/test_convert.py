@@ -218,7 +218,7 @@ def test_gate_rejects_an_int8_collapse(tmp_path, capsys):
 
 
 def test_a_failing_conversion_leaves_no_broken_file_and_resumes(tmp_path, monkeypatch):
-    import convert.export as export_module
+    import convert.variants as export_module  # where each variant is converted and written
 
     train_out = make_train_out(tmp_path)
     out = tmp_path / "models"
@@ -241,7 +241,7 @@ def test_a_failing_conversion_leaves_no_broken_file_and_resumes(tmp_path, monkey
 
 
 def test_a_variant_breaking_its_invariants_is_not_written(tmp_path, monkeypatch):
-    import convert.export as export_module
+    import convert.variants as export_module  # where each variant is checked and written
     from convert.quantize import GraphCheck
 
     train_out = make_train_out(tmp_path)
@@ -452,7 +452,7 @@ def _zero_point_vectors(content: bytes) -> tuple[int, set[int]]:
 def test_packing_shares_identical_quantisation_vectors(tiny_models):
     import flatbuffers
 
-    from convert.export import _tensor_quantization
+    from convert.variants import _tensor_quantization
     from convert.flatbuffer import pack_model, read_model
     from edge_runner.runtime import load_runtime
 

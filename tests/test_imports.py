@@ -23,7 +23,6 @@ PACKAGES = ("edge_runner", "train", "convert")
 # Import edges in a known cycle that another change of issue 17 removes (convert/export.py imports
 # convert/report.py lazily, which imports export's result classes). Ignored while present;
 # test_known_cycle_edges_still_exist fails once it is gone, so the entry is then deleted.
-KNOWN_CYCLE_EDGES = {("convert.export", "convert.report")}
 NO_TENSORFLOW_ON_A_DEVICE = ("tensorflow", "keras", "tf_keras")
 
 
@@ -156,20 +155,13 @@ def test_the_cycle_finder_finds_a_lazy_cycle():
 @pytest.mark.parametrize("package", PACKAGES)
 def test_no_import_cycle(package):
     graph = {module: targets for module, targets in GRAPH.items() if _package(module) == package}
-    cycle = find_cycle(graph, KNOWN_CYCLE_EDGES)
+    cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
 def test_no_import_cycle_across_packages():
-    cycle = find_cycle(GRAPH, KNOWN_CYCLE_EDGES)
+    cycle = find_cycle(GRAPH)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
-
-
-def test_known_cycle_edges_still_exist():
-    """Once the convert cycle is gone, delete its entry from KNOWN_CYCLE_EDGES so it cannot come back."""
-    for module, target in KNOWN_CYCLE_EDGES:
-        assert any(_first_party(t, GRAPH) == target for t, _ in GRAPH[module]), f"{module} no longer imports {target}: remove it from KNOWN_CYCLE_EDGES"
-    assert find_cycle(GRAPH) is not None, "the known cycle is gone: empty KNOWN_CYCLE_EDGES"
 
 
 def test_edge_runner_never_imports_train_convert_or_tensorflow_at_module_level():
