@@ -33,7 +33,7 @@ model: setup  ## Reproduce the shipped model and copy it into models/.
 
 # The MediaPipe tests find .venv-mediapipe at the repo root themselves; the variable covers MP_VENV=elsewhere.
 test: setup system-deps mediapipe  ## The whole test suite (real-photo tests run when ../shared exists).
-	EDGEKIT_MEDIAPIPE_PYTHON=$(if $(wildcard $(MP_PY)),$(abspath $(MP_PY))) $(PY) -m pytest -q
+	EDGEKIT_MEDIAPIPE_PYTHON=$(if $(wildcard $(MP_PY)),$(abspath $(MP_PY))) $(PY) -m pytest -q --durations=15
 
 test-fast: setup  ## Skip the slow real-data tests.
 	$(PY) -m pytest -q -m "not slow"
