@@ -206,3 +206,13 @@ def background_models(tmp_path_factory):
         spec.save(contract_path_for(path))
         result[kind] = path
     return result
+
+
+def run_runner(argv, capsys) -> tuple[int, str, str]:
+    """``python -m edge_runner ARGV`` in-process: ``(exit status, stdout, stderr)``; never a traceback."""
+    from edge_runner import cli
+
+    code = cli.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return code, captured.out, captured.err

@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CLASS_COLOURS, draw_photo
+from conftest import CLASS_COLOURS, draw_photo, run_runner
 from PIL import Image
 
-from edge_runner import cli
 from edge_runner.image import preprocess
 from edge_runner.model import Classifier
 from edge_runner.spec import InputSpec, contract_path_for
@@ -27,11 +26,7 @@ from edge_runner.spec import InputSpec, contract_path_for
 GREYISH = (130, 120, 120)  # best label red at about 0.44: below the contract's threshold of 0.6
 
 
-def run(argv, capsys):
-    code = cli.main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err
-    return code, captured.out, captured.err
+run = run_runner  # python -m edge_runner, in-process (tests/conftest.py)
 
 
 @pytest.fixture

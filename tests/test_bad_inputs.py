@@ -12,20 +12,16 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import draw_photo
+from conftest import draw_photo, run_runner
 from PIL import Image
 
-from edge_runner import cli, preprocess
+from edge_runner import preprocess
 from edge_runner.spec import InputSpec, contract_path_for
 
 RED, BLUE = (220, 40, 40), (40, 70, 220)
 
 
-def run(argv, capsys):
-    code = cli.main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err
-    return code, captured.out, captured.err
+run = run_runner  # python -m edge_runner, in-process (tests/conftest.py)
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import types
 
 import numpy as np
 import pytest
-from conftest import CLASS_COLOURS, REPO
+from conftest import CLASS_COLOURS, REPO, run_runner
 
-from edge_runner import Classifier, cli
+from edge_runner import Classifier
 from edge_runner import camera as camera_module
 from edge_runner.camera import CameraError, FrameSource, OpenCVSource, PiCameraSource, open_camera
 from edge_runner.image import preprocess_array
@@ -49,11 +49,7 @@ def video(tmp_path):
     return path, write_video(path)
 
 
-def run(argv, capsys):
-    code = cli.main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err
-    return code, captured.out, captured.err
+run = run_runner  # python -m edge_runner, in-process (tests/conftest.py)
 
 
 def test_video_frames_come_out_rgb(video):

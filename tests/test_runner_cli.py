@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CLASS_COLOURS, REPO, draw_photo
+from conftest import CLASS_COLOURS, REPO, draw_photo, run_runner
 
 from edge_runner import Classifier, preprocess
 from edge_runner import cli, loading
@@ -19,10 +19,7 @@ from edge_runner import runtime as runtime_module
 from edge_runner.batch import classify_paths, collect_inputs
 
 
-def run(argv, capsys):
-    code = cli.main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+run = run_runner  # python -m edge_runner, in-process (tests/conftest.py)
 
 
 @pytest.fixture

@@ -17,19 +17,11 @@ def build_colour_model(root: Path) -> Path:
 
     Its contract names ``other`` as the background label, like a model trained with a background class.
     """
-    import keras
-    from conftest import convert_tiny
+    from conftest import build_colour_keras, convert_tiny
 
     from edge_runner.spec import InputSpec, contract_path_for
 
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((SIZE, SIZE, 3), name="image")
-    x = keras.layers.Rescaling(1.0 / 255.0)(inputs)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    dense = keras.layers.Dense(3, activation="softmax")
-    outputs = dense(x)
-    model = keras.Model(inputs, outputs, name="colour")
-    dense.set_weights([np.eye(3, dtype=np.float32) * 12.0, np.zeros(3, np.float32)])
+    model = build_colour_keras(SIZE, sharpness=12.0)
     path = Path(root) / "colour_float32.tflite"
     path.write_bytes(convert_tiny(model, "float32", SIZE))
     InputSpec(labels=LABELS, height=SIZE, width=SIZE, name="colour", background_label="other").save(contract_path_for(path))
