@@ -194,7 +194,7 @@ def test_compare_loop_with_imagenet_weights_from_keras_home(tmp_path, keras_home
     assert main(argv + ["--max-size-mb", f"{(sizes[0] + sizes[1]) / 2:.4f}"]) == 0
     line = capsys.readouterr().out.splitlines()[0]
     smaller = min(rows.values(), key=lambda r: r["int8_size_mb"])["name"]
-    assert line.startswith(f"Recommendation (size ≤ ") and f": {smaller} (" in line, line
+    assert line.startswith("Recommendation (size ≤ ") and f": {smaller} (" in line, line
     again = json.loads((out / "report.json").read_text())
     assert all(row["reused"] for row in again["candidates"])
     assert again["recommendation"]["most_accurate"] == smaller
