@@ -49,7 +49,7 @@ from edge_runner.watch import WatchStats, file_frames, run_watch  # noqa: E402
 SHARED = Path(os.environ.get("EDGEKIT_SHARED", REPO.parent / "shared"))
 FRAME_SIZE = (320, 240)
 SETTINGS = [(2, 3, 1.0), (2, 3, 2.0), (3, 5, 1.0), (3, 5, 2.0), (3, 5, 3.0), (4, 6, 2.0), (5, 8, 2.0),
-            (3, 5, 2.0, 0.8), (5, 8, 2.0, 0.8)]
+            (3, 5, 2.0, 0.0), (3, 5, 2.0, 0.8), (5, 8, 2.0, 0.8)]  # 0.0: no threshold at all
 DEFAULT = (3, 5, 2.0)
 
 
@@ -156,7 +156,8 @@ def main() -> int:
             print(f"{'K/N':>5} {'hold':>5} {'thr':>4} {'visits 1+1':>11} {'missed':>7} {'extra ev.':>10} {'wrong label':>12} "
                   f"{'bg-only ev.':>12} {'bg clips w/ ev.':>16} {'delay frames med/max':>21} {'delay s med/max':>16}")
             for setting in SETTINGS:
-                k, n, hold, threshold = (*setting, 0.0)[:4]
+                # Without a threshold of its own, a setting uses the model's (its contract's), as `watch` does.
+                k, n, hold, threshold = (*setting, spec.threshold or 0.0)[:4]
                 exact = missed = extra = wrong = 0
                 delays = []
                 for labels, expected, _ in visits:
@@ -177,7 +178,7 @@ def main() -> int:
                 bg_counts = [len(replay(spec, labels, k, n, hold, threshold)) for labels in empties]
                 bg_events, bg_clips = sum(bg_counts), sum(count > 0 for count in bg_counts)
                 dframes = [round(d * fps) for d in delays]
-                mark = "  <- default" if (k, n, hold) == DEFAULT and not threshold else ""
+                mark = "  <- default" if (k, n, hold) == DEFAULT and len(setting) == 3 else ""
                 delay_f = f"{statistics.median(dframes):.0f}/{max(dframes)}" if dframes else "-"
                 delay_s = f"{statistics.median(delays):.2f}/{max(delays):.2f}" if delays else "-"
                 print(f"{k}/{n:<3} {hold:>5.1f} {threshold or '-':>4} {exact:>5}/{len(visits):<5} {missed:>7} {extra:>10} "
