@@ -49,7 +49,7 @@ def _with_url(event: dict, url_for: Any) -> dict:
 
 
 def create_blueprint(service: Any):
-    """The blueprint for a :class:`~edge_runner.server.Service`; its ``recorder`` is ``None`` without ``--camera``."""
+    """The blueprint for a :class:`~edge_runner.service.Service`; its ``recorder`` is ``None`` without ``--camera``."""
     from flask import Blueprint, abort, jsonify, render_template_string, request, send_file, url_for
 
     blueprint = Blueprint("events", __name__)

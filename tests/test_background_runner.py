@@ -186,7 +186,8 @@ def test_camera_summary_without_background_label_is_unchanged(plain_model, clip,
 
 def test_web_api_answers_and_model_description(background_models, photos, tmp_path):
     pytest.importorskip("flask", reason="the web server needs Flask (pip install .[serve])")
-    from edge_runner.server import ServerOptions, build_service, start_server
+    from edge_runner.service import ServerOptions, build_service
+    from edge_runner.server import start_server
 
     model = background_models["int8"]
     clip = write_clip(tmp_path / "blue.avi", [CLASS_COLOURS["blue"]], frames_each=6)
@@ -217,7 +218,8 @@ def test_web_api_answers_and_model_description(background_models, photos, tmp_pa
 
 def test_web_api_of_a_model_without_background_label(plain_model):
     pytest.importorskip("flask", reason="the web server needs Flask (pip install .[serve])")
-    from edge_runner.server import ServerOptions, build_service, start_server
+    from edge_runner.service import ServerOptions, build_service
+    from edge_runner.server import start_server
 
     server = start_server(build_service(ServerOptions(model=plain_model, host="127.0.0.1", port=0)))
     try:

@@ -227,7 +227,8 @@ def test_api_explain_returns_png_and_grid(trained):
     import urllib.error
     import urllib.request
 
-    from edge_runner.server import ServerOptions, build_service, start_server
+    from edge_runner.service import ServerOptions, build_service
+    from edge_runner.server import start_server
 
     buffer = io.BytesIO()
     Image.fromarray(trained["x"][0]).save(buffer, format="PNG")
@@ -401,7 +402,8 @@ def test_browser_explain_button_shows_the_heatmap(trained, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs Playwright (pip install playwright)")
     from test_server_browser import CHROMIUM_ARGS, DESKTOP, find_chromium, keep_screenshot
 
-    from edge_runner.server import ServerOptions, build_service, start_server
+    from edge_runner.service import ServerOptions, build_service
+    from edge_runner.server import start_server
 
     executable = find_chromium()
     if executable is None:

@@ -31,7 +31,8 @@ pytest.importorskip("waitress", reason="the web server needs waitress (pip insta
 
 from edge_runner.image import preprocess  # noqa: E402
 from edge_runner.model import Classifier  # noqa: E402
-from edge_runner.server import ServerOptions, build_parser, build_service, main, start_server  # noqa: E402
+from edge_runner.server import build_parser, main, start_server  # noqa: E402
+from edge_runner.service import ServerOptions, build_service  # noqa: E402
 
 ARCHIVE_NAME = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{32}\.(jpg|png)$")
 

@@ -37,7 +37,9 @@ from edge_runner.access import (  # noqa: E402
     is_loopback,
     load_token,
 )
-from edge_runner.server import ServerOptions, Service, build_service, create_app, main, start_server  # noqa: E402
+from edge_runner.app import create_app  # noqa: E402
+from edge_runner.server import main, start_server  # noqa: E402
+from edge_runner.service import ServerOptions, Service, build_service  # noqa: E402
 
 TOKEN = "k7Qp-" + "x9" * 12 + "Zr"  # 30 characters, as the installer's token_urlsafe(24) would be 32
 WRONG = TOKEN[:-1] + "s"  # one character off

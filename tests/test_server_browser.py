@@ -28,7 +28,8 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test n
 
 from edge_runner.image import preprocess  # noqa: E402
 from edge_runner.model import Classifier  # noqa: E402
-from edge_runner.server import ServerOptions, build_service, start_server  # noqa: E402
+from edge_runner.service import ServerOptions, build_service  # noqa: E402
+from edge_runner.server import start_server  # noqa: E402
 
 CHROMIUM_ARGS = [
     "--headless",

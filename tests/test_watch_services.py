@@ -168,7 +168,8 @@ def test_mqtt_events_state_and_discovery_survive_a_broker_that_dies(colour_model
 
 
 def test_serve_camera_lists_events_and_serves_only_generated_snapshots(colour_model, tmp_path):
-    from edge_runner.server import ServerOptions, build_service, start_server
+    from edge_runner.service import ServerOptions, build_service
+    from edge_runner.server import start_server
     from edge_runner.settings import WatchSettings
 
     clip = visit_clip(tmp_path / "visit.avi", before=5, visit=20, after=15)
@@ -205,7 +206,8 @@ def test_serve_camera_lists_events_and_serves_only_generated_snapshots(colour_mo
 
 
 def test_api_events_without_camera_says_how_to_turn_it_on(tiny_models):
-    from edge_runner.server import ServerOptions, build_service, start_server
+    from edge_runner.service import ServerOptions, build_service
+    from edge_runner.server import start_server
 
     with start_server(build_service(ServerOptions(model=tiny_models["int8"], host="127.0.0.1", port=0))) as server:
         with pytest.raises(urllib.error.HTTPError) as refused:
@@ -214,7 +216,7 @@ def test_api_events_without_camera_says_how_to_turn_it_on(tiny_models):
 
 
 def test_serve_camera_with_a_model_without_background_records_no_events(tiny_models, tmp_path):
-    from edge_runner.server import ServerOptions, build_service
+    from edge_runner.service import ServerOptions, build_service
 
     pytest.importorskip("cv2", reason="the clip is written with OpenCV (pip install .[camera])")
     clip = write_clip(tmp_path / "c.avi", [BLUE] * 3)
@@ -257,7 +259,8 @@ def test_events_page_in_a_real_browser(colour_model, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs Playwright (pip install playwright)")
     from test_server_browser import CHROMIUM_ARGS, PHONE, find_chromium
 
-    from edge_runner.server import ServerOptions, build_service, start_server
+    from edge_runner.service import ServerOptions, build_service
+    from edge_runner.server import start_server
     from edge_runner.settings import WatchSettings
 
     executable = find_chromium()
