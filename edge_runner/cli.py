@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Sequence, TextIO
 from .argtypes import RUNTIME_CHOICES, non_negative_int, positive_int, probability
 from .console import DEFAULT_CAMERA, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, Parser, UsageError, parse_args, print_error
 from .loading import MODEL_ENV, SHIPPED_MODEL_NAME, load_classifier, quiet_native_info, report_model_error, resolve_model
+from .output import format_label_counts, format_prediction, threshold_in_force
 
 if TYPE_CHECKING:
     from .model import Classifier
@@ -105,52 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# -- output ------------------------------------------------------------------
+# -- modes ------------------------------------------------------------------
 
 
 def _print_error(message: str) -> None:
     print_error(PROG, message)
 
-
-def threshold_in_force(threshold: float | None, spec) -> tuple[float, str]:
-    """The threshold the runner applies, and where it came from (for ``--verbose``).
-
-    ``--threshold`` wins; else the contract's recommended threshold; else 0 (every
-    answer is a label). Mirrors :meth:`edge_runner.model.Classifier.classify`.
-    """
-    if threshold is not None:
-        return threshold, "--threshold"
-    if spec.threshold is not None:
-        return spec.threshold, "the model's contract (its recommended threshold)"
-    return 0.0, "default: neither --threshold nor the model's contract sets one"
-
-
-def format_prediction(source: str, prediction, top_k: int | None, spec=None, threshold: float | None = None) -> str:
-    """``source  label  0.973`` (plus ``[a 0.97, b 0.02]`` when ``--top-k`` was given).
-
-    With a model whose contract names a background label (``spec``), a "nothing
-    here" answer says so in words, with the score that led to it:
-    ``source  nothing recognised  (other 0.981)`` for the background label, and
-    ``source  nothing recognised with enough confidence  (best: cats 0.412, threshold 0.600)``
-    when the best score was below ``threshold``. Other models print as always.
-    """
-    from .model import nothing_message
-
-    message = nothing_message(prediction.label, spec) if spec is not None else None
-    best = prediction.top_k[0] if prediction.top_k else None
-    if message is None or best is None:
-        line = f"{source}  {prediction.label}  {prediction.score:.3f}"
-    elif prediction.label == spec.background_label:
-        line = f"{source}  {message}  ({best.label} {best.score:.3f})"
-    else:
-        limit = threshold_in_force(threshold, spec)[0]
-        line = f"{source}  {message}  (best: {best.label} {best.score:.3f}, threshold {limit:.3f})"
-    if top_k is not None:
-        line += "  [" + ", ".join(f"{item.label} {item.score:.3f}" for item in prediction.top_k) + "]"
-    return line
-
-
-# -- modes ------------------------------------------------------------------
 
 def run_files(
     classifier: Classifier, inputs: Sequence[str], *, as_json: bool, top_k: int | None, threshold: float | None,
@@ -261,26 +222,8 @@ def run_camera(
     summary = f"{camera.name}: {stats.frames} frames in {stats.seconds:.1f} s, mean {stats.mean_fps:.1f} FPS"
     print(f"{summary}{f' ({ending})' if ending else ''}", file=sys.stderr, flush=True)
     if spec.background_label is not None and stats.frames:
-        print(f"{camera.name}: {format_label_counts(stats, spec)}", file=sys.stderr, flush=True)
+        print(f"{camera.name}: {format_label_counts(stats.labels, spec)}", file=sys.stderr, flush=True)
     return status
-
-
-def format_label_counts(stats, spec) -> str:
-    """``frames per label: cats 12, dogs 0; nothing recognised 85 (other 80, unknown 5)``.
-
-    Every label of interest is listed, even at 0, so a script reading the summary
-    always finds each one; "nothing" adds the background label and ``unknown``.
-    """
-    from .spec import UNKNOWN_LABEL
-
-    counts = stats.labels
-    seen = ", ".join(f"{label} {counts.get(label, 0)}" for label in spec.interest_labels)
-    background = counts.get(spec.background_label, 0)
-    unsure = counts.get(UNKNOWN_LABEL, 0)
-    return (
-        f"frames per label: {seen}; nothing recognised {background + unsure} "
-        f"({spec.background_label} {background}, {UNKNOWN_LABEL} {unsure})"
-    )
 
 
 def run_benchmark_mode(model: Path, inputs: Sequence[str], out: TextIO) -> int:
