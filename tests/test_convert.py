@@ -178,15 +178,60 @@ def test_unreadable_photo_is_skipped_with_a_warning(exported):
     assert report["reference"]["photos"] == 18
 
 
+def readable_validation(train_out: Path) -> tuple[list[dict], InputSpec]:
+    """The validation photos export evaluates (the broken one left out) and the contract."""
+    split = json.loads((train_out / "split.json").read_text())
+    photos = [e for e in split["validation"] if Path(e["path"]).name != "broken.jpg"]
+    return photos, InputSpec.load(train_out / "contract.json")
+
+
+def keras_probabilities(train_out: Path, pixels: np.ndarray) -> np.ndarray:
+    import keras
+
+    model = keras.saving.load_model(train_out / "model.keras")
+    return model.predict(pixels.astype(np.float32), verbose=0)
+
+
 def test_draft_decoding_is_measured(exported):
-    _, out, _, _ = exported
+    """The report's draft study equals a recomputation: both decodings through preprocess, the Keras model on each."""
+    train_out, out, _, _ = exported
     draft = json.loads((out / "report.json").read_text())["draft"]
-    assert draft["photos"] == 18
-    assert draft["photos_decoded_differently"] == 18  # 256x192 JPEGs are decoded at half size for a 32-px model
-    assert draft["mean_abs_pixel_difference"] > 0
-    assert 0 <= draft["comparison"]["agreement"] <= 100
-    assert isinstance(draft["costs_nothing"], bool)
+    photos, spec = readable_validation(train_out)
+    full = np.stack([preprocess(e["path"], spec, draft=False).array for e in photos])
+    reduced = np.stack([preprocess(e["path"], spec, draft=True).array for e in photos])
+    truth = np.array([LABELS.index(e["label"]) for e in photos])
+    full_top, draft_top = (keras_probabilities(train_out, x).argmax(axis=1) for x in (full, reduced))
+    assert draft["photos"] == len(photos) == 18
+    # 256x192 JPEGs are decoded at half size for a 32-px model, so every photo's pixels change a little.
+    assert draft["photos_decoded_differently"] == int((full != reduced).reshape(18, -1).any(axis=1).sum()) == 18
+    assert draft["mean_abs_pixel_difference"] == pytest.approx(np.abs(full.astype(int) - reduced).mean(), abs=1e-4)
+    assert draft["accuracy_full"] == pytest.approx(100 * np.mean(full_top == truth))
+    assert draft["accuracy_draft"] == pytest.approx(100 * np.mean(draft_top == truth))
+    assert draft["comparison"]["agreement"] == pytest.approx(100 * np.mean(full_top == draft_top))
+    # The colours stay the colours at half size: the trained model gives the same answers, so draft costs nothing.
+    assert draft["comparison"]["agreement"] == 100.0 and draft["costs_nothing"] is True
     assert "## JPEG draft decoding" in (out / "report.md").read_text()
+
+
+# The largest difference from the Keras model's probabilities each variant may have on the validation
+# photos: float32 is the same graph; float16 and dynamic (weights only) round the weights; int8's
+# output is in steps of 1/256, and its rounded activations may add one more step.
+VARIANT_TOLERANCE = {"float32": 1e-5, "float16": 1e-3, "dynamic": 1e-3, "int8": 2 / 256}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_each_variant_answers_as_the_keras_model(exported, variant):
+    """Through the runner, every written variant gives the Keras model's probabilities within its tolerance."""
+    train_out, out, _, _ = exported
+    photos, spec = readable_validation(train_out)
+    pixels = np.stack([preprocess(e["path"], spec).array for e in photos])
+    expected = keras_probabilities(train_out, pixels)
+    classifier = Classifier(out / f"tiny_{variant}.tflite")
+    got = np.stack([classifier.probabilities(x) for x in pixels])
+    np.testing.assert_allclose(got, expected, atol=VARIANT_TOLERANCE[variant])
+    assert [classifier.labels[i] for i in got.argmax(axis=1)] == [e["label"] for e in photos]
+    entry = next(v for v in json.loads((out / "report.json").read_text())["variants"] if v["variant"] == variant)
+    assert entry["comparison"]["max_probability_difference"] == pytest.approx(np.abs(got - expected).max(), abs=1e-5)
 
 
 def test_second_run_reuses_identical_conversions(exported):
@@ -510,10 +555,12 @@ def test_benchmark_writes_table_json_and_chart(exported, tmp_path, capsys):
     for entry in result["models"]:
         assert [lat["threads"] for lat in entry["latencies"]] == [1, 2]
         assert all(lat["p50_ms"] > 0 and lat["p90_ms"] >= lat["p50_ms"] and lat["runs"] == 3 for lat in entry["latencies"])
-        assert entry["accuracy"] is not None and entry["agreement"] is not None
+        # The tiny model names all 18 validation photos right (see test_each_variant_answers_as_the_keras_model),
+        # so on any 8 of them every variant is right and agrees with the Keras model.
+        assert entry["accuracy"] == 100.0 and entry["agreement"] == 100.0
         assert set(entry["latency_ms"]) == {"1", "2"} and entry["latency_ms"]["1"]["p50"] == entry["latencies"][0]["p50_ms"]
     assert result["photos"] == 8  # 9 asked, round-robin over classes; the broken photo is skipped
-    assert result["keras"]["latencies"][0]["p50_ms"] > 0 and result["reference"] == "Keras float model"
+    assert result["keras"]["latencies"][0]["p50_ms"] > 0 and result["keras"]["accuracy"] == 100.0 and result["reference"] == "Keras float model"
     assert result["models"][1]["size_vs_float32"] < 1.0
     assert (bench / "benchmark.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| Model | Variant |" in (bench / "benchmark.md").read_text()

@@ -11,7 +11,7 @@ from PIL import Image
 from edge_runner import Classifier, ContractError, InputSpec, ModelError, preprocess
 from edge_runner.image import quantize_input
 from edge_runner.model import read_contract
-from edge_runner.runtime import load_runtime
+from edge_runner.runtime import RuntimeUnavailable, load_runtime
 from edge_runner.spec import contract_path_for
 
 
@@ -79,8 +79,40 @@ def test_contract_rejects_bad_json(tmp_path):
         InputSpec.load(bad)
 
 
-def test_runtime_prefers_litert():
-    assert load_runtime().name == "ai-edge-litert"
+def test_runtime_is_taken_in_the_order_of_preference(monkeypatch):
+    """The first importable of LiteRT → tflite-runtime → TensorFlow; ``prefer`` (or $EDGEKIT_RUNTIME) takes exactly one."""
+    from edge_runner import runtime as runtime_module
+
+    imported = []
+
+    def importer(name: str, available: bool):
+        def load():
+            imported.append(name)
+            if not available:
+                raise ImportError(f"No module named {name!r}")
+            return runtime_module.Runtime(name, "1.0", object)
+
+        return load
+
+    def install(available: set[str]) -> None:
+        importers = {name: importer(name, name in available) for name in runtime_module.RUNTIMES}
+        monkeypatch.setattr(runtime_module, "_IMPORTERS", importers)
+        monkeypatch.setattr(runtime_module, "_loaded", {})
+        imported.clear()
+
+    monkeypatch.delenv("EDGEKIT_RUNTIME", raising=False)
+    install({"ai-edge-litert", "tflite-runtime", "tensorflow"})
+    assert load_runtime().name == "ai-edge-litert" and imported == ["ai-edge-litert"]  # the others are never imported
+    install({"tensorflow"})
+    assert load_runtime().name == "tensorflow" and imported == ["ai-edge-litert", "tflite-runtime", "tensorflow"]
+    install({"ai-edge-litert", "tensorflow"})
+    monkeypatch.setenv("EDGEKIT_RUNTIME", "tensorflow")
+    assert load_runtime().name == "tensorflow" and imported == ["tensorflow"]
+    install({"ai-edge-litert"})
+    with pytest.raises(RuntimeUnavailable, match=r"cannot import the runtime 'tensorflow'; install one with: pip install"):
+        load_runtime()
+    with pytest.raises(ValueError, match=r"runtime must be one of .*, received 'tflite'"):
+        load_runtime("tflite")
 
 
 @pytest.mark.parametrize("dtype, zero_point", [(np.uint8, 0), (np.int8, -128)])
@@ -105,12 +137,20 @@ def test_float_tflite_matches_keras(tiny_models, tmp_path):
 
 
 def test_int8_model_reads_quantisation_from_interpreter(tiny_models):
+    """uint8 pixels enter as they are (scale 1, zero point 0); the answers are the float Keras model's within 2 output steps."""
     classifier = Classifier(tiny_models["int8"])
     assert classifier.input_dtype == np.uint8
     assert (classifier.input_scale, classifier.input_zero_point) == (1.0, 0.0)
-    prediction = classifier.classify(np.zeros((32, 32, 3), np.uint8), top_k=3)
-    assert prediction.label in tiny_models["spec"].labels
-    assert abs(sum(item.score for item in prediction.top_k) - 1.0) < 0.02
+    assert classifier.output_scale == 1 / 256
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        # Noise like the calibration images', so every activation stays inside its calibrated range.
+        pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        expected = tiny_models["keras"](pixels[np.newaxis].astype(np.float32), training=False).numpy()[0]
+        np.testing.assert_allclose(classifier.probabilities(pixels), expected, atol=2 * classifier.output_scale)
+        prediction = classifier.classify(pixels, top_k=3)
+        assert prediction.label == tiny_models["spec"].labels[int(expected.argmax())]
+        assert abs(sum(item.score for item in prediction.top_k) - 1.0) < 0.02
 
 
 def test_model_without_contract_is_refused(tiny_models, tmp_path):
