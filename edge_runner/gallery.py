@@ -4,7 +4,7 @@ Routes:
     ``GET /events``                      recent visits with their snapshots (a plain HTML page, no script)
     ``GET /api/events``                  ``{"present": label|null, "events": [event, …]}``, newest first;
                                          ``?limit=N`` (1–200, default 50)
-    ``GET /api/events/snapshot/<name>``  a snapshot JPEG
+    ``GET /api/events/snapshot/<name>``  a snapshot JPEG (a best frame or a visit's thumbnail strip)
 
 A snapshot is served only when ``<name>`` is a name the watcher generated and
 an event in memory refers to it: the client never supplies a path.
@@ -36,6 +36,7 @@ _PAGE = """<!doctype html>
 <h2>{{ e.when }} · {{ e.label }} {{ e.event }}</h2>
 <p class="muted">{{ e.detail }}</p>
 {% if e.snapshot_url %}<img src="{{ e.snapshot_url }}" alt="best frame of {{ e.label }} visit {{ e.visit }}">{% endif %}
+{% if e.strip_url %}<img src="{{ e.strip_url }}" alt="{{ e.label }} visit {{ e.visit }} from arrival to departure">{% endif %}
 </section>
 {% endfor %}
 </main></body></html>
@@ -44,7 +45,8 @@ _PAGE = """<!doctype html>
 
 def _with_url(event: dict, url_for: Any) -> dict:
     data = dict(event)
-    data["snapshot_url"] = url_for("events.snapshot", name=event["snapshot"]) if event.get("snapshot") else None
+    for key in ("snapshot", "strip"):
+        data[f"{key}_url"] = url_for("events.snapshot", name=event[key]) if event.get(key) else None
     return data
 
 
@@ -73,7 +75,7 @@ def create_blueprint(service: Any):
     def snapshot(name: str):
         found = recorder()
         store = found.snapshots
-        if store is None or not any(event.get("snapshot") == name for event in found.state()["events"]):
+        if store is None or not any(name in (event.get("snapshot"), event.get("strip")) for event in found.state()["events"]):
             abort(404, description="no such snapshot")
         path = store.path_for(name)  # None for anything but a generated name of an existing file
         if path is None:

@@ -25,7 +25,8 @@ import numpy as np
 
 from .notify import ActionWorker
 from .snapshots import SnapshotStore
-from .visits import ARRIVED, Event, VisitTracker
+from .strip import ThumbnailStrip
+from .visits import ARRIVED, LEFT, Event, VisitTracker
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +44,14 @@ class Recorder:
         as_json: one JSON object per line instead of a readable line.
         actions: workers that each get every event's dict.
         mqtt: an :class:`~edge_runner.mqtt.MqttPublisher` (its own network thread), or ``None``.
+        strip_frames: with ``snapshots``, also save a strip of this many thumbnails spread over each
+            visit (``<snapshot>-strip.jpg``, named in the ``left`` event); 0: none.
     """
 
     def __init__(
         self, tracker: VisitTracker, *, snapshots: SnapshotStore | None = None, events_path: Path | None = None,
         out: TextIO | None = sys.stdout, as_json: bool = False, actions: Iterable[ActionWorker] = (), mqtt: Any = None,
+        strip_frames: int = 0,
     ) -> None:
         self.tracker = tracker
         self.snapshots = snapshots
@@ -62,13 +66,18 @@ class Recorder:
         self._snapshot_names: dict[int, tuple[str, float]] = {}  # visit -> (name, score saved)
         self.last_label: str | None = None
         self.last_score = 0.0
+        self.strip_frames = strip_frames if snapshots is not None else 0
+        self._strip: ThumbnailStrip | None = None  # the open visit's thumbnails
 
     # -- input ------------------------------------------------------------------------
 
     def observe(self, t: float, label: str, score: float, frame: np.ndarray | None = None) -> list[Event]:
         """One classified frame at ``t`` seconds; returns the events it caused, already recorded."""
         self.last_label, self.last_score = label, float(score)
-        return self._record(self.tracker.update(t, label, score, frame))
+        events = self._record(self.tracker.update(t, label, score, frame))
+        if self._strip is not None and label == self.tracker.current:  # the visitor, not the empty scene of the hold time
+            self._strip.offer(t, frame)
+        return events
 
     def tick(self, t: float) -> list[Event]:
         return self._record(self.tracker.tick(t))
@@ -95,7 +104,8 @@ class Recorder:
     def _record(self, events: list[Event]) -> list[Event]:
         recorded = []
         for event in events:
-            event = replace(event, snapshot=self._snapshot(event))
+            snapshot = self._snapshot(event)
+            event = replace(event, snapshot=snapshot, strip=self._thumbnails(event, snapshot))
             data = event.to_dict()
             with self._lock:
                 self.recent.append(data)
@@ -125,6 +135,24 @@ class Recorder:
         if event.event != ARRIVED:
             self._snapshot_names.pop(event.visit, None)
         return name
+
+    def _thumbnails(self, event: Event, snapshot: str | None) -> str | None:
+        """Start the visit's strip at ``arrived``; save it at ``left`` beside ``snapshot`` (returns its file name)."""
+        if not self.strip_frames:
+            return None
+        if event.event == ARRIVED:
+            self._strip = ThumbnailStrip(self.strip_frames)
+            self._strip.offer(event.start, event.frame)
+            return None
+        strip, self._strip = self._strip, None
+        image = strip.image() if strip is not None and event.event == LEFT else None
+        if image is None:
+            return None  # a visit too short for two thumbnails
+        if snapshot is not None:
+            name = snapshot.removesuffix(".jpg") + "-strip.jpg"
+        else:
+            name = self.snapshots.make_name(event.label, event.visit, suffix="-strip")
+        return self.snapshots.save(name, image)
 
     def _print(self, event: Event, data: dict) -> None:
         if self.out is None:

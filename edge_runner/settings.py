@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from .argtypes import non_negative_int, positive_float, positive_int
+from .argtypes import non_negative_int, positive_float, positive_int, probability
 from .notify import COMMAND_TIMEOUT_S, WEBHOOK_RETRIES, WEBHOOK_TIMEOUT_S, ActionWorker, CommandAction, WebhookAction
 from .snapshots import DEFAULT_MAX_FILES, DEFAULT_MAX_MB, SnapshotError, SnapshotStore
-from .visits import DEFAULT_HOLD_S, DEFAULT_K, DEFAULT_N, VisitTracker
+from .strip import DEFAULT_STRIP_FRAMES
+from .visits import DEFAULT_HOLD_S, DEFAULT_K, DEFAULT_MIN_SCORE, DEFAULT_N, VisitTracker
 
 
 class WatchError(ValueError):
@@ -31,9 +32,11 @@ class WatchSettings:
     window: int = DEFAULT_N
     min_wins: int = DEFAULT_K
     hold_s: float = DEFAULT_HOLD_S
+    threshold: float | None = None  # None: see visit_threshold()
     snapshots: Path | None = None
     snapshot_max_files: int = DEFAULT_MAX_FILES
     snapshot_max_mb: float = DEFAULT_MAX_MB
+    strip_frames: int = DEFAULT_STRIP_FRAMES
     events: Path | None = None
     on_event: str | None = None
     on_event_timeout: float = COMMAND_TIMEOUT_S
@@ -47,7 +50,9 @@ class WatchSettings:
 
 def add_watch_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the watcher's flags (smoothing, snapshots, events file, actions) to ``parser``."""
-    smooth = parser.add_argument_group("smoothing (a visit starts after K wins in the last N frames, ends after HOLD s without one)")
+    smooth = parser.add_argument_group(
+        "smoothing (a visit starts after K wins at a score of at least T in the last N frames, ends after HOLD s without one)"
+    )
     smooth.add_argument("--window", type=positive_int, default=DEFAULT_N, metavar="N", help="frames looked at (default: %(default)s)")
     smooth.add_argument(
         "--min-wins", type=positive_int, default=DEFAULT_K, metavar="K",
@@ -56,6 +61,11 @@ def add_watch_arguments(parser: argparse.ArgumentParser) -> None:
     smooth.add_argument(
         "--hold", type=positive_float, default=DEFAULT_HOLD_S, metavar="SECONDS",
         help="a present label is gone after this long without winning a frame (default: %(default)s)",
+    )
+    smooth.add_argument(
+        "--threshold", type=probability, default=None, metavar="T",
+        help=f"a frame counts for its label only at this score or above (default: the model's contract threshold "
+        f"or {DEFAULT_MIN_SCORE:g}, whichever is higher: a camera sees one scene for hours)",
     )
     out = parser.add_argument_group("events and snapshots")
     out.add_argument("--events", type=Path, metavar="FILE", help="append every event to FILE as one JSON object per line")
@@ -67,6 +77,10 @@ def add_watch_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument(
         "--snapshot-max-mb", type=positive_float, default=DEFAULT_MAX_MB, metavar="MB",
         help="keep at most MB megabytes of snapshots, removing the oldest (default: %(default)s)",
+    )
+    out.add_argument(
+        "--strip-frames", type=non_negative_int, default=DEFAULT_STRIP_FRAMES, metavar="N",
+        help="with --snapshots, also save N thumbnails spread over each visit as one JPEG (0: none; default: %(default)s)",
     )
     act = parser.add_argument_group("actions (each on its own thread: never slows the camera)")
     act.add_argument(
@@ -109,15 +123,25 @@ def settings_from_args(args: argparse.Namespace) -> WatchSettings:
             parse_address(args.mqtt)
         except MqttError as exc:
             raise WatchError(str(exc)) from None
+    if args.strip_frames == 1:
+        raise WatchError("--strip-frames must be 0 (no strip) or at least 2, received 1")
     if args.events is not None and args.events.is_dir():
         raise WatchError(f"--events {args.events}: is a directory; give a file to append to")
     return WatchSettings(
-        window=args.window, min_wins=args.min_wins, hold_s=args.hold, snapshots=args.snapshots,
-        snapshot_max_files=args.snapshot_max_files, snapshot_max_mb=args.snapshot_max_mb, events=args.events,
+        window=args.window, min_wins=args.min_wins, hold_s=args.hold, threshold=args.threshold, snapshots=args.snapshots,
+        snapshot_max_files=args.snapshot_max_files, snapshot_max_mb=args.snapshot_max_mb, strip_frames=args.strip_frames, events=args.events,
         on_event=args.on_event, on_event_timeout=args.on_event_timeout, webhook=args.webhook,
         webhook_timeout=args.webhook_timeout, webhook_retries=args.webhook_retries, mqtt=args.mqtt,
         mqtt_prefix=args.mqtt_prefix, ha_discovery_prefix=None if args.no_ha_discovery else args.ha_discovery_prefix,
     )
+
+
+def visit_threshold(settings: WatchSettings, spec: Any) -> float:
+    """The score (0–1) a frame's label needs to count for a visit: ``--threshold``, else the stricter of the
+    contract's threshold and :data:`~edge_runner.visits.DEFAULT_MIN_SCORE`."""
+    if settings.threshold is not None:
+        return settings.threshold
+    return max(spec.threshold or 0.0, DEFAULT_MIN_SCORE)
 
 
 def build_recorder(
@@ -129,7 +153,8 @@ def build_recorder(
 
     try:
         tracker = VisitTracker(
-            spec.is_detection, k=settings.min_wins, n=settings.window, hold_s=settings.hold_s, clock=clock, source=source_name,
+            spec.is_detection, k=settings.min_wins, n=settings.window, hold_s=settings.hold_s,
+            min_score=visit_threshold(settings, spec), clock=clock, source=source_name,
         )
         snapshots = None
         if settings.snapshots is not None:
@@ -159,4 +184,5 @@ def build_recorder(
             raise WatchError(str(exc)) from None
     return Recorder(
         tracker, snapshots=snapshots, events_path=settings.events, out=out, as_json=as_json, actions=actions, mqtt=mqtt,
+        strip_frames=settings.strip_frames,
     )

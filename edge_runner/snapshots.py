@@ -29,7 +29,7 @@ DEFAULT_MAX_FILES = 500
 DEFAULT_MAX_MB = 200.0
 JPEG_QUALITY = 85
 # Only names this module generates are ever listed, served or removed.
-NAME_PATTERN = re.compile(r"^\d{8}-\d{6}-[A-Za-z0-9_-]{1,40}-\d{4,}\.jpg$")
+NAME_PATTERN = re.compile(r"^\d{8}-\d{6}-[A-Za-z0-9_-]{1,40}-\d{4,}(-strip)?\.jpg$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
@@ -68,11 +68,16 @@ class SnapshotStore:
         self._lock = threading.Lock()
 
     @staticmethod
-    def make_name(label: str, visit: int, when: float | None = None) -> str:
-        """``YYYYmmdd-HHMMSS-<label>-<visit>.jpg`` (the label reduced to safe characters)."""
+    def make_name(label: str, visit: int, when: float | None = None, suffix: str = "") -> str:
+        """``YYYYmmdd-HHMMSS-<label>-<visit><suffix>.jpg`` (the label reduced to safe characters).
+
+        ``suffix``: ``""`` for the best frame, ``"-strip"`` for the visit's thumbnail strip.
+        """
+        if suffix not in ("", "-strip"):
+            raise ValueError(f"suffix must be '' or '-strip', received {suffix!r}")
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if when is None else when))
         safe = _UNSAFE.sub("_", label).strip("_")[:40] or "label"
-        return f"{stamp}-{safe}-{visit:04d}.jpg"
+        return f"{stamp}-{safe}-{visit:04d}{suffix}.jpg"
 
     def path_for(self, name: str) -> Path | None:
         """The file of a generated ``name`` if it exists, else ``None`` (any other string is refused)."""

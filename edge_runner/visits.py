@@ -26,11 +26,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-# Defaults measured in tests/benchmarks/bench_watch.py (see the README's watch section):
-# 3 of the last 5 frames opens a visit, 2 s without a win closes it.
-DEFAULT_K = 3
-DEFAULT_N = 5
+# Defaults measured in tests/benchmarks/bench_watch.py (see edge_runner/README.md, "Watch a camera"):
+# 5 of the last 8 frames at a score of at least 0.8 opens a visit, 2 s without a win closes it.
+# A camera shows one scene for hours, so a background the model misreads stays misread frame
+# after frame: smoothing alone cannot remove that, a stricter score than a photo's can.
+DEFAULT_K = 5
+DEFAULT_N = 8
 DEFAULT_HOLD_S = 2.0
+DEFAULT_MIN_SCORE = 0.8
 
 ARRIVED, LEFT = "arrived", "left"
 
@@ -53,6 +56,7 @@ class Event:
         time: when the event was emitted, ISO 8601 with the local UTC offset.
         source: the camera or file it came from.
         snapshot: file name of the visit's best frame in the snapshot folder, or ``None``.
+        strip: ``left`` only: file name of thumbnails spread over the visit, or ``None``.
     """
 
     event: str
@@ -68,6 +72,7 @@ class Event:
     time: str = ""
     source: str = ""
     snapshot: str | None = None
+    strip: str | None = None
     #: the visit's best frame so far (RGB ``uint8``); not part of the JSON.
     frame: np.ndarray | None = field(default=None, repr=False, compare=False)
 
@@ -147,6 +152,7 @@ class VisitTracker:
         is_interest: ``label -> bool``, e.g. ``InputSpec.is_detection``.
         k, n: a label is present once it won ``k`` of the last ``n`` frames (``2 <= k <= n``).
         hold_s: a present label is gone after this many seconds without a win (> 0).
+        min_score: a frame counts for its label only at this score (0–1) or above; below it, as nothing.
         clock: ``"unix"`` or ``"video"`` (copied into every event).
         source: the source's name (copied into every event).
     """
@@ -158,6 +164,7 @@ class VisitTracker:
         k: int = DEFAULT_K,
         n: int = DEFAULT_N,
         hold_s: float = DEFAULT_HOLD_S,
+        min_score: float = 0.0,
         clock: str = "unix",
         source: str = "",
     ) -> None:
@@ -166,7 +173,9 @@ class VisitTracker:
         if hold_s <= 0:
             raise ValueError(f"hold_s must be > 0, received {hold_s}")
         self.is_interest = is_interest
-        self.k, self.n, self.hold_s = k, n, hold_s
+        if not 0.0 <= min_score <= 1.0:
+            raise ValueError(f"min_score must be from 0 to 1, received {min_score}")
+        self.k, self.n, self.hold_s, self.min_score = k, n, hold_s, min_score
         self.clock, self.source = clock, source
         self._window: deque[_Seen] = deque(maxlen=n)
         self._visit: _Visit | None = None
@@ -189,7 +198,8 @@ class VisitTracker:
         ``frame`` (RGB ``uint8``) is kept by reference only while it may become a visit's best frame.
         """
         self.frames += 1
-        seen = _Seen(t, label if self.is_interest(label) else None, float(score), frame)
+        counts = self.is_interest(label) and score >= self.min_score
+        seen = _Seen(t, label if counts else None, float(score), frame)
         self._window.append(seen)
         events: list[Event] = []
         visit = self._visit

@@ -27,12 +27,12 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .argtypes import RUNTIME_CHOICES, positive_int, probability
+from .argtypes import RUNTIME_CHOICES, positive_int
 from .camera import CameraError, FrameSource, open_camera
 from .console import DEFAULT_CAMERA, EXIT_FAILED, EXIT_OK, EXIT_USAGE, WATCH_PROG, Parser, UsageError, parse_args, print_error
 from .image import preprocess_array
 from .loading import MODEL_ENV, load_classifier, report_model_error, resolve_model
-from .settings import WatchError, add_watch_arguments, build_recorder, settings_from_args
+from .settings import WatchError, add_watch_arguments, build_recorder, settings_from_args, visit_threshold
 
 logger = logging.getLogger(__name__)
 
@@ -192,10 +192,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", "-m", metavar="MODEL.tflite", help=f"the .tflite model (default: ${MODEL_ENV}, else the shipped model)")
     parser.add_argument("--json", action="store_true", help="print each event as one JSON object per line")
     parser.add_argument(
-        "--threshold", type=probability, default=None, metavar="T",
-        help="below this score a frame counts as 'unknown' (nothing); default: the model's contract",
-    )
-    parser.add_argument(
         "--realtime", action="store_true",
         help="play a video file at its own frame rate like a live camera (newest frame only; drops what the model cannot keep up with)",
     )
@@ -222,7 +218,7 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         settings = settings_from_args(args)
         classifier = load_classifier(resolve_model(args.model), args.threads, args.runtime, args.verbose, prog=WATCH_PROG)
         spec = classifier.spec
-        if spec.background_label is None and args.threshold is None and spec.threshold is None:
+        if spec.background_label is None and settings.threshold is None and spec.threshold is None:
             raise UsageError(
                 f"{classifier.path.name}: its contract names no background label (a class meaning 'nothing here') "
                 "and no threshold, so every frame would be a visit; use a model trained with a background class "
@@ -251,13 +247,14 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.verbose:
         print(f"watching {source.name} ({'live, newest frame' if live else 'every frame of the file'}); "
-              f"interest: {', '.join(spec.interest_labels)}", file=sys.stderr)
+              f"interest: {', '.join(spec.interest_labels)}; a visit needs {settings.min_wins} of {settings.window} frames "
+              f"at a score of at least {visit_threshold(settings, spec):g}", file=sys.stderr)
     stats = WatchStats()
     status = EXIT_OK
     previous = _terminate_as_interrupt()
     try:
         with source:
-            run_watch(classifier, source, recorder, live=live, pace_fps=pace, threshold=args.threshold,
+            run_watch(classifier, source, recorder, live=live, pace_fps=pace, threshold=visit_threshold(settings, spec),
                       max_frames=args.max_frames, stats=stats)
         reason = getattr(source, "end_reason", None) or ""
         if args.max_frames is not None and stats.classified >= args.max_frames:

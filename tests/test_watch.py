@@ -17,6 +17,7 @@ from watch_helpers import BLUE, GREEN, RED, build_colour_model, visit_clip, writ
 from edge_runner import cli
 from edge_runner.notify import ActionWorker, CommandAction, WebhookAction
 from edge_runner.snapshots import SnapshotStore
+from edge_runner.strip import ThumbnailStrip
 from edge_runner.visits import VisitTracker
 
 INTEREST = {"cat", "dog"}.__contains__
@@ -38,6 +39,32 @@ def test_single_misclassified_frames_never_make_an_event():
     labels = ["other"] * 10 + ["cat"] + ["other"] * 10 + ["dog"] + ["other"] * 3 + ["cat", "other", "other", "dog"] + ["other"] * 20
     events, closing = feed(tracker, labels)
     assert events == [] and closing == []
+
+
+def test_frames_below_the_visit_threshold_count_as_nothing():
+    """A misread background scores low frame after frame: smoothing keeps it, the score threshold removes it."""
+    events = []
+    tracker = VisitTracker(INTEREST, k=5, n=8, hold_s=1.0, min_score=0.8)
+    for i in range(40):  # a scene the model calls "cat" at 0.6-0.79 for 4 s, then a real cat at 0.95 for 2 s
+        events += tracker.update(i / 10, "cat", 0.6 + 0.19 * (i % 2))
+    assert events == []
+    for i in range(40, 60):
+        events += tracker.update(i / 10, "cat", 0.95)
+    assert [(e.event, e.start) for e in events] == [("arrived", 4.0)]  # 5th confident frame, started at the 1st
+    with pytest.raises(ValueError, match="min_score"):
+        VisitTracker(INTEREST, min_score=1.5)
+
+
+def test_watch_threshold_is_the_stricter_of_the_contract_and_the_default_unless_given():
+    from types import SimpleNamespace
+
+    from edge_runner.settings import WatchSettings, visit_threshold
+    from edge_runner.visits import DEFAULT_MIN_SCORE
+
+    assert visit_threshold(WatchSettings(), SimpleNamespace(threshold=0.5)) == DEFAULT_MIN_SCORE == 0.8
+    assert visit_threshold(WatchSettings(), SimpleNamespace(threshold=0.95)) == 0.95
+    assert visit_threshold(WatchSettings(), SimpleNamespace(threshold=None)) == 0.8
+    assert visit_threshold(WatchSettings(threshold=0.3), SimpleNamespace(threshold=0.5)) == 0.3
 
 
 def test_k_of_n_needs_two_wins_at_least():
@@ -242,6 +269,27 @@ def test_webhook_to_a_dead_address_fails_after_its_retries(receiver):
     assert waits == [0.01, 0.02]
 
 
+def test_strip_spreads_its_thumbnails_over_a_visit_of_any_length():
+    """A 3-hour visit keeps as few thumbnails as a 3-second one, spread from its start to its end."""
+    for seconds in (3.0, 3 * 3600.0):
+        strip = ThumbnailStrip(4, width=16)
+        kept = []
+        for t in np.arange(0.0, seconds, 0.1):
+            # The frame's value records its time, so the strip's columns can be read back.
+            if strip.offer(float(t), np.full((24, 32, 3), min(255, int(255 * t / seconds)), np.uint8)):
+                kept.append(t)
+            assert len(strip) <= 8  # 2 * frames at most, however long the visit
+        image = strip.image()
+        assert image.shape == (12, 4 * 16 + 3 * 2, 3)  # scaled to 16 wide (aspect kept), 2 px gaps
+        firsts = [int(image[0, x, 0]) for x in range(0, image.shape[1], 18)]
+        assert firsts == sorted(firsts) and firsts[0] == 0 and firsts[-1] >= 150  # from the start to near the end
+    one = ThumbnailStrip(4)
+    one.offer(0.0, frame())
+    assert one.image() is None  # a single thumbnail makes no strip
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        ThumbnailStrip(1)
+
+
 # -- the whole command on clips ------------------------------------------------------------
 
 
@@ -276,6 +324,14 @@ def test_watch_a_clip_gives_one_visit_with_snapshot_file_and_hooks(colour_model,
     assert arrived["start"] == pytest.approx(2.0, abs=0.01) and arrived["clock"] == "video"
     assert left["end"] == pytest.approx(4.9, abs=0.01) and left["frames"] == 29
     assert arrived["snapshot"] == left["snapshot"] and (tmp_path / "snaps" / left["snapshot"]).stat().st_size > 0
+    # The visit's strip (default 6 thumbnails; 64x48 frames are never scaled up) is named in the `left` event.
+    assert arrived["strip"] is None and left["strip"] == left["snapshot"].replace(".jpg", "-strip.jpg")
+    from PIL import Image
+
+    with Image.open(tmp_path / "snaps" / left["strip"]) as strip:
+        assert strip.size == (6 * 64 + 5 * 2, 48)
+        pixels = np.asarray(strip, np.float32)
+        assert pixels[..., 0].mean() > pixels[..., 2].mean() + 80  # the red visitor, not the blue background
     assert [json.loads(line) for line in events_file.read_text().splitlines()] == events
     assert hook_out.read_text().split() == ["arrived", "left"]  # the watcher waits for its actions at exit
     assert [body["event"] for body in _Receiver.bodies] == ["arrived", "left"]
@@ -308,8 +364,10 @@ def test_watch_realtime_reads_the_newest_frame(colour_model, tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--min-wins", "1"], "--min-wins must be from 2 to --window (5)"),
-        (["--min-wins", "6"], "--min-wins must be from 2"),
+        (["--min-wins", "1"], "--min-wins must be from 2 to --window (8)"),
+        (["--min-wins", "9"], "--min-wins must be from 2"),
+        (["--strip-frames", "1"], "--strip-frames must be 0 (no strip) or at least 2"),
+        (["--threshold", "1.5"], "--threshold"),
         (["--webhook", "ftp://x"], "--webhook must be an http:// or https:// URL"),
         (["--mqtt", "host:99999"], "--mqtt: the port must be a number"),
         (["--hold", "0"], "--hold: must be a number > 0"),

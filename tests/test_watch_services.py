@@ -188,15 +188,16 @@ def test_serve_camera_lists_events_and_serves_only_generated_snapshots(colour_mo
             time.sleep(0.2)
         left = next(e for e in events if e["event"] == "left")
         assert left["label"] == "cat" and left["snapshot"] and left["snapshot_url"].startswith("/api/events/snapshot/")
-        with urllib.request.urlopen(server.url + left["snapshot_url"], timeout=5) as response:
-            assert response.headers["Content-Type"] == "image/jpeg" and response.read(3) == b"\xff\xd8\xff"
+        for url in (left["snapshot_url"], left["strip_url"]):  # the best frame and the visit's thumbnail strip
+            with urllib.request.urlopen(server.url + url, timeout=5) as response:
+                assert response.headers["Content-Type"] == "image/jpeg" and response.read(3) == b"\xff\xd8\xff"
         for bad in ("..%2F..%2Fetc%2Fpasswd", "x.jpg", "20990101-000000-cat-0001.jpg", "%2Fetc%2Fpasswd"):
             with pytest.raises(urllib.error.HTTPError) as refused:
                 urllib.request.urlopen(f"{server.url}/api/events/snapshot/{bad}", timeout=5)
             assert refused.value.code == 404
         with urllib.request.urlopen(f"{server.url}/events", timeout=5) as response:
             page = response.read().decode()
-        assert "cat left" in page and left["snapshot_url"] in page
+        assert "cat left" in page and left["snapshot_url"] in page and left["strip_url"] in page
         with pytest.raises(urllib.error.HTTPError) as bad_limit:
             urllib.request.urlopen(f"{server.url}/api/events?limit=0", timeout=5)
         assert bad_limit.value.code == 400

@@ -42,16 +42,17 @@ sys.path.insert(0, str(REPO))
 from edge_runner.camera import open_camera  # noqa: E402
 from edge_runner.image import preprocess_array  # noqa: E402
 from edge_runner.model import Classifier  # noqa: E402
-from edge_runner.recorder import Recorder  # noqa: E402
-from edge_runner.visits import VisitTracker  # noqa: E402
+from edge_runner.settings import WatchSettings, build_recorder, visit_threshold  # noqa: E402
+from edge_runner.strip import THUMB_WIDTH, thumbnail  # noqa: E402
+from edge_runner.visits import DEFAULT_HOLD_S, DEFAULT_K, DEFAULT_N, VisitTracker  # noqa: E402
 from edge_runner.watch import WatchStats, file_frames, run_watch  # noqa: E402
 
 SHARED = Path(os.environ.get("EDGEKIT_SHARED", REPO.parent / "shared"))
 FRAME_SIZE = (320, 240)
-SETTINGS = [(2, 3, 1.0), (2, 3, 2.0), (3, 5, 1.0), (3, 5, 2.0), (3, 5, 3.0), (4, 6, 2.0), (5, 8, 2.0),
-            (3, 5, 2.0, 0.0), (3, 5, 2.0, 0.8), (5, 8, 2.0, 0.8)]  # 0.0: no threshold at all
-DEFAULT = (3, 5, 2.0)
-
+# (K, N, hold s[, threshold]); without a threshold a row uses the model's contract threshold (a photo's).
+SETTINGS = [(2, 3, 1.0), (3, 5, 1.0), (3, 5, 2.0), (3, 5, 3.0), (4, 6, 2.0), (5, 8, 2.0), (3, 5, 2.0, 0.0)]
+SETTINGS += [(k, n, 2.0, t) for t in (0.6, 0.7, 0.8, 0.9) for k, n in ((3, 5), (5, 8))]
+DEFAULT = (DEFAULT_K, DEFAULT_N, DEFAULT_HOLD_S)
 
 def load(path: Path) -> Image.Image:
     with Image.open(path) as image:
@@ -93,15 +94,23 @@ def classify_clip(classifier: Classifier, path: Path) -> list[tuple[float, str, 
 def replay(spec, labels, k, n, hold, threshold=0.0):
     """Events of one classified clip under one setting: ``[(event, label, t_emitted), …]``.
 
-    ``threshold``: a frame whose top score is below it counts as ``unknown`` (nothing), as ``--threshold`` does.
+    ``threshold``: a frame whose top score is below it counts as nothing, as the watcher's ``--threshold`` does.
     """
-    tracker = VisitTracker(spec.is_detection, k=k, n=n, hold_s=hold, clock="video")
+    tracker = VisitTracker(spec.is_detection, k=k, n=n, hold_s=hold, min_score=threshold, clock="video")
     events = []
     for t, label, score in labels:
-        label = label if score >= threshold else "unknown"
         events += [(e.event, e.label, t) for e in tracker.update(t, label, score)]
     events += [(e.event, e.label, None) for e in tracker.finish()]
     return events
+
+
+def _median_ms(call, repeats: int = 50) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
 
 
 def main() -> int:
@@ -124,6 +133,7 @@ def main() -> int:
     if spec.background_label is None:
         print(f"bench_watch: error: {args.model}: its contract has no background_label", file=sys.stderr)
         return 2
+    default_threshold = visit_threshold(WatchSettings(), spec)
     rng = np.random.default_rng(args.seed)
     others = [p for i, p in enumerate(sorted(args.other.iterdir())) if i % args.other_every == args.other_offset]
     cats = sorted((args.pets / "cats").iterdir())
@@ -178,27 +188,38 @@ def main() -> int:
                 bg_counts = [len(replay(spec, labels, k, n, hold, threshold)) for labels in empties]
                 bg_events, bg_clips = sum(bg_counts), sum(count > 0 for count in bg_counts)
                 dframes = [round(d * fps) for d in delays]
-                mark = "  <- default" if (k, n, hold) == DEFAULT and len(setting) == 3 else ""
+                mark = "  <- default" if (k, n, hold) == DEFAULT and threshold == default_threshold else ""
                 delay_f = f"{statistics.median(dframes):.0f}/{max(dframes)}" if dframes else "-"
                 delay_s = f"{statistics.median(delays):.2f}/{max(delays):.2f}" if delays else "-"
-                print(f"{k}/{n:<3} {hold:>5.1f} {threshold or '-':>4} {exact:>5}/{len(visits):<5} {missed:>7} {extra:>10} "
+                print(f"{k}/{n:<3} {hold:>5.1f} {threshold:>4.1f} {exact:>5}/{len(visits):<5} {missed:>7} {extra:>10} "
                       f"{wrong:>12} {bg_events:>12} {bg_clips:>10}/{len(empties):<5} {delay_f:>21} {delay_s:>16}{mark}")
-        # Live: a clip played as a camera at 15 (and 30) fps, newest frame only.
-        print("\n== live source (a clip played in real time through the watcher's newest-frame reader)")
+        # Live: a clip played as a camera at 15 (and 30) fps, newest frame only, with the default
+        # settings and snapshots (best frame + thumbnail strip) written, as `watch --snapshots` does.
+        print("\n== live source (a clip played in real time through the watcher's newest-frame reader, default settings, "
+              "snapshots and strips on)")
         pet = load(pets[0])
         bg = load(others[0])
         for fps in (15.0, 30.0):
             clip = write_clip(Path(tmp) / f"live{fps:g}.avi", [(bg, 4.0), (pet, 4.0), (bg, 4.0)], fps, 99)
-            tracker = VisitTracker(spec.is_detection, clock="unix")
-            recorder = Recorder(tracker, out=None)
+            recorder = build_recorder(WatchSettings(snapshots=Path(tmp) / f"snaps{fps:g}"), spec, source_name=clip.name)
             stats = WatchStats()
             with open_camera(str(clip)) as source:
-                run_watch(classifier, source, recorder, live=True, pace_fps=fps, stats=stats)
+                run_watch(classifier, source, recorder, live=True, pace_fps=fps, stats=stats,
+                          threshold=default_threshold)
             read = stats.classified + stats.dropped
             print(f"{fps:g} fps source, {stats.seconds:.1f} s: {stats.classified_per_s:.1f} frames classified/s "
                   f"({stats.classified}/{read} frames read, {stats.dropped} stale dropped, "
                   f"{stats.classified / max(read, 1):.1%} of the source), CPU {stats.cpu_share:.1%} of one core "
-                  f"(reading + decoding + classifying), events {recorder.emitted}")
+                  f"(reading + decoding + classifying + snapshots), events {recorder.emitted}, "
+                  f"files {sorted(p.name[-9:] for p in (Path(tmp) / f'snaps{fps:g}').iterdir())}")
+        # What a strip costs the camera loop: one thumbnail per kept frame (at most ~4 a second, fewer
+        # as a visit grows), next to one classification, in the same run.
+        frame = np.asarray(pet.resize((640, 480)))
+        tensor = preprocess_array(frame, spec)
+        classify_ms = _median_ms(lambda: classifier.classify(tensor, top_k=1))
+        thumb_ms = _median_ms(lambda: thumbnail(frame, THUMB_WIDTH))
+        print(f"strip cost: one {THUMB_WIDTH}px thumbnail of a 640x480 frame {thumb_ms:.2f} ms vs one classification "
+              f"{classify_ms:.2f} ms (ratio {thumb_ms / classify_ms:.3f})")
     return 0
 
 
