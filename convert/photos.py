@@ -1,24 +1,23 @@
 """Listing and decoding the photos the converter calibrates and evaluates on.
 
-Every photo goes through :func:`edge_runner.image.preprocess`, the runner's own
-preprocessing, so calibration and the accuracy gate see exactly the pixels the
-model will see on the device. An unreadable photo is skipped with a warning line
-naming it; a set with no usable photo is a ``ConvertError``.
+Every photo goes through the runner's own decoder (:mod:`edge_runner.decoder`, which
+calls :func:`edge_runner.image.preprocess`), so calibration and the accuracy gate see
+exactly the pixels the model will see on the device. An unreadable photo is skipped
+with a warning line naming it; a set with no usable photo is a ``ConvertError``.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from edge_runner.image import ImageError, find_images, preprocess
+from edge_runner.decoder import DecodedPhoto, decode_photos
+from edge_runner.image import find_images, list_folders
 from edge_runner.spec import InputSpec
 
 from .errors import ConvertError
@@ -59,10 +58,6 @@ class Decoded:
     skipped: tuple[str, ...]
 
 
-def _visible(path: Path) -> bool:
-    return not path.name.startswith(".")
-
-
 def labelled_folder(root: Path, labels: Sequence[str], what: str = "--eval-data") -> list[Photo]:
     """Photos in a one-folder-per-class directory whose folder names are among ``labels``.
 
@@ -71,7 +66,7 @@ def labelled_folder(root: Path, labels: Sequence[str], what: str = "--eval-data"
     """
     if not root.is_dir():
         raise ConvertError(f"{what}: {root} is not a directory")
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and _visible(p))
+    folders = list_folders(root)
     if not folders:
         raise ConvertError(f"{what}: {root} has no class folders (expected one sub-folder per class: {', '.join(labels)})")
     unknown = [p.name for p in folders if p.name not in labels]
@@ -100,16 +95,9 @@ def split_photos(entries: Iterable[dict], labels: Sequence[str], source: str) ->
     return photos
 
 
-def _decode_one(photo: Photo, spec: InputSpec, draft: bool) -> np.ndarray | str:
-    try:
-        return preprocess(photo.path, spec, draft=draft).array
-    except ImageError as exc:
-        return str(exc)
-
-
 def decode(photos: Sequence[Photo], spec: InputSpec, *, draft: bool = True, warn: Warn = warn_stderr,
            progress: str | None = None) -> Decoded:
-    """Decode photos with ``preprocess`` (threads: Pillow releases the GIL), skipping unreadable ones.
+    """Decode photos with the kit's decoder (:func:`edge_runner.decoder.decode_photos`), skipping unreadable ones.
 
     Args:
         photos: what to decode.
@@ -118,22 +106,19 @@ def decode(photos: Sequence[Photo], spec: InputSpec, *, draft: bool = True, warn
         warn: called with ``"PATH: reason (skipped)"`` per unreadable photo.
         progress: a tqdm description, or None for no bar.
     """
-    results: list[np.ndarray | str]
-    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-        iterator = pool.map(lambda p: _decode_one(p, spec, draft), photos)
-        if progress:
-            from tqdm import tqdm
+    results: Iterable[DecodedPhoto] = decode_photos([photo.path for photo in photos], spec, draft=draft)
+    if progress:
+        from tqdm import tqdm
 
-            iterator = tqdm(iterator, total=len(photos), desc=progress, unit="photo", leave=False, disable=None)
-        results = list(iterator)
+        results = tqdm(results, total=len(photos), desc=progress, unit="photo", leave=False, disable=None)
     kept, arrays, skipped = [], [], []
     for photo, result in zip(photos, results):
-        if isinstance(result, str):
-            skipped.append(result)
-            warn(f"{result} (skipped)")
+        if not result.ok:
+            skipped.append(result.error)
+            warn(f"{result.error} (skipped)")
         else:
             kept.append(photo)
-            arrays.append(result)
+            arrays.append(result.pixels)
     pixels = np.stack(arrays) if arrays else np.zeros((0, spec.height, spec.width, 3), np.uint8)
     return Decoded(tuple(kept), pixels, tuple(skipped))
 

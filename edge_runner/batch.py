@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import glob
 import os
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
-from .image import IMAGE_SUFFIXES, ImageError, find_images, preprocess
+from .decoder import decode_photo, map_in_order
+from .image import IMAGE_SUFFIXES, find_images
 
 if TYPE_CHECKING:
     from .model import Classifier, Prediction
@@ -135,13 +135,10 @@ def classify_paths(
     spec = classifier.spec
 
     def classify_one(path: str, model: Classifier) -> Result:
-        try:
-            pixels = preprocess(path, spec, draft=draft).array
-        except ImageError as exc:
-            return Result(path, error=str(exc))
-        except MemoryError:
-            return Result(path, error=f"{path}: not enough memory to decode it")
-        return Result(path, prediction=model.classify(pixels, top_k=top_k, threshold=threshold))
+        decoded = decode_photo(path, spec, draft=draft)
+        if not decoded.ok:
+            return Result(path, error=decoded.error)
+        return Result(path, prediction=model.classify(decoded.pixels, top_k=top_k, threshold=threshold))
 
     if workers <= 0 or len(paths) <= 1:
         # One photo (the cold-start case) needs no pool: don't pay for importing or filling one.
@@ -151,7 +148,6 @@ def classify_paths(
 
     import queue
     import threading
-    from concurrent.futures import ThreadPoolExecutor
 
     from .model import Classifier as _Classifier
 
@@ -179,22 +175,4 @@ def classify_paths(
         finally:
             idle.put(model)
 
-    ahead = 2 * workers
-    pending: deque = deque()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="edge_runner-batch") as pool:
-        iterator = iter(paths)
-        try:
-            for path in iterator:
-                pending.append(pool.submit(task, path))
-                if len(pending) >= ahead:
-                    break
-            while pending:
-                future = pending.popleft()
-                for next_path in iterator:
-                    pending.append(pool.submit(task, next_path))
-                    break
-                yield future.result()
-        finally:
-            # Stopped early (Ctrl-C, the consumer closed the generator): drop queued work.
-            for future in pending:
-                future.cancel()
+    yield from map_in_order(task, paths, workers=workers, name="edge_runner-batch")

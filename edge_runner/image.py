@@ -204,43 +204,40 @@ def preprocess_array(frame: np.ndarray, spec: InputSpec) -> np.ndarray:
     return fit(Image.fromarray(frame, mode="RGB"), spec)
 
 
-def quantize_input(pixels: np.ndarray, dtype: np.dtype, scale: float, zero_point: int) -> np.ndarray:
-    """Cast raw 0–255 pixels to a model's input tensor type.
+def is_image_path(path: str | os.PathLike[str]) -> bool:
+    """Whether the file name ends in one of ``IMAGE_SUFFIXES`` (any case)."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
-    ``scale`` and ``zero_point`` are the interpreter's own input quantisation
-    parameters (``real = scale * (q - zero_point)``); they are ignored for float
-    inputs. For the kit's int8 models they are 1.0 and 0 (uint8) or 1.0 and -128
-    (int8), so pixels enter exactly; any other value is honoured, with rounding
-    and clipping to the integer type.
+
+def _visible(name: str) -> bool:
+    return not name.startswith(".")  # .DS_Store, ._IMG_1.jpg (macOS), .thumbnails/
+
+
+def list_files(directory: str | os.PathLike[str], *, recursive: bool = True) -> list[Path]:
+    """The files in ``directory`` whatever their suffix, sorted by path text.
+
+    Hidden files and folders (names starting with ``.``) are left out. With
+    ``recursive`` the sub-folders are searched too, except folders reached through
+    a symbolic link (so a link loop cannot trap the search); a symbolic link to a
+    file counts as that file, a broken one as a file that will not decode.
     """
-    dtype = np.dtype(dtype)
-    if dtype.kind == "f":
-        return pixels.astype(dtype)
-    if dtype == np.uint8 and pixels.dtype == np.uint8 and scale == 1.0 and zero_point == 0:
-        return pixels  # the kit's int8 models: pixels enter as they are
-    info = np.iinfo(dtype)
-    if scale == 1.0:
-        shifted = pixels.astype(np.int32) + int(zero_point)
-    else:
-        shifted = np.round(pixels.astype(np.float32) / np.float32(scale)).astype(np.int32) + int(zero_point)
-    return np.clip(shifted, info.min, info.max).astype(dtype)
-
-
-def dequantize_output(values: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """Integer output tensor → float32 probabilities (float outputs pass through)."""
-    if values.dtype.kind == "f":
-        return values.astype(np.float32)
-    return (values.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)
-
-
-def is_image_path(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES
-
-
-def find_images(directory: Path) -> list[Path]:
-    """Image files below ``directory``, recursively, skipping hidden files and folders; sorted by path text."""
-    found = []
+    found: list[Path] = []
     for root, dirs, files in os.walk(directory):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found.extend(Path(root, name) for name in files if not name.startswith(".") and is_image_path(Path(name)))
+        dirs[:] = [d for d in dirs if _visible(d)] if recursive else []
+        found.extend(Path(root, name) for name in files if _visible(name))
     return sorted(found, key=str)
+
+
+def list_folders(directory: str | os.PathLike[str]) -> list[Path]:
+    """The visible sub-folders of ``directory`` (symbolic links to folders included), sorted by name."""
+    return sorted((p for p in Path(directory).iterdir() if p.is_dir() and _visible(p.name)), key=str)
+
+
+def find_images(directory: str | os.PathLike[str], *, recursive: bool = True) -> list[Path]:
+    """The image files (``IMAGE_SUFFIXES``) of :func:`list_files`, sorted by path text.
+
+    The kit's one photo finder: the runner's directory arguments, the converter's
+    evaluation and calibration folders and the training data's class folders all
+    count the same files.
+    """
+    return [path for path in list_files(directory, recursive=recursive) if is_image_path(path)]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .image import dequantize_output, quantize_input
+from .quantization import dequantize_output, quantize_input
 from .runtime import Runtime, RuntimeUnavailable, load_runtime
 from .spec import CONTRACT_FILENAME, UNKNOWN_LABEL, ContractError, InputSpec, contract_path_for
 

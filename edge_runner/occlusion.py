@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .image import dequantize_output, quantize_input
+from .quantization import dequantize_output, quantize_input
 
 if TYPE_CHECKING:
     from .model import Classifier

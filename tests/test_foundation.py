@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from edge_runner import Classifier, ContractError, InputSpec, ModelError, preprocess
-from edge_runner.image import quantize_input
+from edge_runner.quantization import quantize_input
 from edge_runner.model import read_contract
 from edge_runner.runtime import RuntimeUnavailable, load_runtime
 from edge_runner.spec import contract_path_for

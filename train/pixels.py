@@ -1,7 +1,8 @@
 """Decode every photo once, with the runner's own preprocessing, into a cached array.
 
 Training must see exactly the pixels the runner will see, so each photo goes
-through :func:`edge_runner.image.preprocess` (Pillow decode, EXIF orientation,
+through the runner's own decoder (:mod:`edge_runner.decoder`:
+:func:`edge_runner.image.preprocess` on a few threads; Pillow decode, EXIF orientation,
 RGB, JPEG draft decode, bilinear resize). The result is cached as a ``uint8``
 ``.npy`` file (memory-mapped on reuse) keyed by the file list, each file's size
 and modification time, and the input contract's geometry, so a second run, a
@@ -19,13 +20,12 @@ import logging
 import os
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edge_runner.image import ImageError, preprocess
+from edge_runner.decoder import decode_photos as decode_each
 from edge_runner.spec import InputSpec, write_atomic
 
 from .progress import Progress
@@ -90,6 +90,9 @@ def decode_photos(
         cache_dir: folder for the ``.npy`` cache (``None``: keep the array in memory only).
         workers: decoding threads (0: one per CPU). Pillow releases the GIL while
             decoding and resizing, so threads scale.
+
+    A photo that cannot be decoded leaves its row black and is listed in
+    ``errors`` with the decoder's ``"PATH: reason"``; it never stops the batch.
     """
     start = time.perf_counter()
     shape = (len(paths), spec.height, spec.width, 3)
@@ -109,21 +112,18 @@ def decode_photos(
         array = np.zeros(shape, dtype=np.uint8)
 
     errors: dict[str, str] = {}
-
-    def decode(index: int) -> None:
-        try:
-            array[index] = preprocess(paths[index], spec).array
-        except ImageError as exc:
-            errors[paths[index]] = str(exc)
-
-    workers = workers or os.cpu_count() or 1
     try:
-        with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=workers) as pool:
+        with warnings.catch_warnings():
             # Pillow warns about odd EXIF blocks and huge images; the failures that
             # matter raise, and are listed with their reason.
             warnings.simplefilter("ignore")
             with Progress(len(paths), "decode photos", "photo", enabled=progress) as bar:
-                for _ in pool.map(decode, range(len(paths)), chunksize=16):
+                decoded = decode_each(paths, spec, workers=workers or os.cpu_count() or 1)
+                for index, photo in enumerate(decoded):
+                    if photo.ok:
+                        array[index] = photo.pixels
+                    else:
+                        errors[paths[index]] = photo.error  # the row stays black
                     bar.update(1)
         if array_path is not None:
             array.flush()

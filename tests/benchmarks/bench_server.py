@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from edge_runner.console import UsageError  # noqa: E402
-from edge_runner.image import is_image_path, preprocess  # noqa: E402
+from edge_runner.image import find_images, preprocess  # noqa: E402
 from edge_runner.loading import resolve_model  # noqa: E402
 from edge_runner.model import Classifier  # noqa: E402
 
@@ -67,7 +67,7 @@ class LoadResult:
 def load_photos(folder: Path | None, count: int) -> list[tuple[str, bytes]]:
     """``count`` photos (name, bytes): from ``folder`` (recursively), else generated 500x375 JPEGs."""
     if folder is not None and folder.is_dir():
-        paths = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_path(p))
+        paths = find_images(folder)
         step = max(1, len(paths) // count)
         chosen = paths[::step][:count]
         if chosen:

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from edge_runner import Classifier, preprocess  # noqa: E402
-from edge_runner.image import is_image_path  # noqa: E402
+from edge_runner.image import find_images  # noqa: E402
 from edge_runner.spec import UNKNOWN_LABEL  # noqa: E402
 from train.data import background_split  # noqa: E402 (numpy + the standard library only, no TensorFlow)
 
@@ -35,7 +35,7 @@ THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 
 
 def photos_with_labels(root: Path) -> list[tuple[Path, str]]:
-    return sorted((p, p.parent.name) for p in root.rglob("*") if p.is_file() and is_image_path(p))
+    return [(p, p.parent.name) for p in find_images(root)]
 
 
 def neither_images(seed: int = 0, count: int = 40) -> list[Image.Image]:
