@@ -116,11 +116,34 @@ def exported_models(report: dict, report_path: Path) -> dict[str, Path]:
     return models
 
 
-def run_runner(name: str, model: Path, inputs: list[Path], lines: Path) -> float:
-    """``python -m edge_runner --json --model MODEL INPUTS…`` with its JSON lines written to ``lines``."""
+def export_models(train_out: Path, tflite_out: Path, variants: str, times: list[StageTime]) -> tuple[dict, dict[str, Path]]:
+    """``python -m convert export``: export's ``report.json`` and ``{variant: .tflite path}`` of the files it wrote."""
+    from convert.results import REPORT_JSON
+
+    argv = [sys.executable, "-m", "convert", "export", str(train_out), "--out", str(tflite_out), "--variants", variants]
+    times.append(StageTime("convert + gate", run_stage("convert", argv)))
+    report_path = tflite_out / REPORT_JSON
+    report = read_json(report_path, "convert")
+    return report, exported_models(report, report_path)
+
+
+def benchmark_models(models: dict[str, Path], data: Path, keras_model: Path, bench_out: Path,
+                     times: list[StageTime]) -> dict:
+    """``python -m convert benchmark`` on the exported files (1 and 2 threads); its ``benchmark.json``."""
+    from convert.benchmark import BENCHMARK_JSON
+
+    argv = [sys.executable, "-m", "convert", "benchmark", *map(str, models.values()), "--data", str(data),
+            "--keras", str(keras_model), "--out", str(bench_out), "--threads", "1,2"]
+    times.append(StageTime("benchmark", run_stage("benchmark", argv)))
+    return read_json(bench_out / BENCHMARK_JSON, "benchmark")
+
+
+def run_runner(title: str, model: Path, inputs: list[Path], lines: Path, times: list[StageTime], name: str) -> Path:
+    """``python -m edge_runner --json --model MODEL INPUTS…`` with its JSON lines written to ``lines`` (returned)."""
     with lines.open("w", encoding="utf-8") as handle:
         argv = [sys.executable, "-m", "edge_runner", "--json", "--model", str(model), *map(str, inputs)]
-        return run_stage(name, argv, stdout=handle)
+        times.append(StageTime(name, run_stage(title, argv, stdout=handle)))
+    return lines
 
 
 def run_pipeline(config: PipelineConfig) -> Summary:
@@ -128,11 +151,7 @@ def run_pipeline(config: PipelineConfig) -> Summary:
 
     Raises ``UsageError`` for arguments that cannot work and ``PipelineError`` when a stage fails.
     """
-    from convert.benchmark import BENCHMARK_JSON
-    from convert.results import REPORT_JSON
-
     check_config(config)
-    python = sys.executable
     out = config.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     times: list[StageTime] = []
@@ -144,29 +163,20 @@ def run_pipeline(config: PipelineConfig) -> Summary:
 
     train_out, tflite_out, bench_out = out / "train", out / "tflite", out / "benchmark"
     times.append(StageTime("train", run_stage("train", train_command(config, data, train_out))))
+    export_report, models = export_models(train_out, tflite_out, config.variants, times)
+    benchmark = benchmark_models(models, data / "validation", train_out / MODEL_FILENAME, bench_out, times)
 
-    export_cmd = [python, "-m", "convert", "export", str(train_out), "--out", str(tflite_out), "--variants", config.variants]
-    times.append(StageTime("convert + gate", run_stage("convert", export_cmd)))
-    export_report = read_json(tflite_out / REPORT_JSON, "convert")
-    models = exported_models(export_report, tflite_out / REPORT_JSON)
-
-    bench_cmd = [python, "-m", "convert", "benchmark", *map(str, models.values()), "--data", str(data / "validation"),
-                 "--keras", str(train_out / MODEL_FILENAME), "--out", str(bench_out), "--threads", "1,2"]
-    times.append(StageTime("benchmark", run_stage("benchmark", bench_cmd)))
-
-    files = ["train/", "tflite/", "benchmark/"]
-    lines = out / "runner_validation.jsonl"
-    times.append(StageTime("runner", run_runner(f"runner ({RUNNER_VARIANT}, validation photos)", models[RUNNER_VARIANT],
-                                                [data / "validation"], lines)))
-    files.append(lines.name)
+    int8 = models[RUNNER_VARIANT]
+    lines = run_runner(f"runner ({RUNNER_VARIANT}, validation photos)", int8, [data / "validation"],
+                       out / "runner_validation.jsonl", times, "runner")
+    files = ["train/", "tflite/", "benchmark/", lines.name]
     runner = runner_accuracy(lines, data / "validation")
 
     false_alarms = None
     held_out = background_validation(read_json(train_out / SPLIT_FILENAME, "train"))
     if held_out:
-        bg_lines = out / "runner_background.jsonl"
-        times.append(StageTime("runner (background)", run_runner(
-            f"runner ({RUNNER_VARIANT}, held-out background photos)", models[RUNNER_VARIANT], held_out, bg_lines)))
+        bg_lines = run_runner(f"runner ({RUNNER_VARIANT}, held-out background photos)", int8, held_out,
+                              out / "runner_background.jsonl", times, "runner (background)")
         files.append(bg_lines.name)
         false_alarms = runner_false_alarms(bg_lines)
 
@@ -174,13 +184,11 @@ def run_pipeline(config: PipelineConfig) -> Summary:
         install_models(models, tflite_out / LABELS_FILENAME)
 
     contract = read_json(train_out / CONTRACT_FILENAME, "train")
-    bench_path = bench_out / BENCHMARK_JSON
     return Summary(
         out=out, files=tuple(files),
         keras_accuracy=read_json(train_out / TRAIN_REPORT, "train")["summary"]["val_accuracy"],
-        variants=variant_rows(export_report, read_json(bench_path, "benchmark") if bench_path.exists() else {}),
-        runner=runner, false_alarms=false_alarms, threshold=contract.get("threshold"),
-        background_label=contract.get("background_label"), times=tuple(times),
+        variants=variant_rows(export_report, benchmark), runner=runner, false_alarms=false_alarms,
+        threshold=contract.get("threshold"), background_label=contract.get("background_label"), times=tuple(times),
     )
 
 
