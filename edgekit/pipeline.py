@@ -37,8 +37,9 @@ RUNNER_VARIANT = "int8"  # the runner stage classifies with it
 SHIPPED_VARIANTS = ("int8", "float16")  # what --install copies into models/
 IMAGE_SIZES = (96, 128, 160, 192, 224)
 # What `python -m train` writes besides MODEL_FILENAME, SPLIT_FILENAME and CONTRACT_FILENAME
-# (train/report.py; not yet a shared constant).
+# (train/report.py and train/training.py; not yet shared constants).
 TRAIN_REPORT = "report.json"
+TRAIN_CHECKPOINTS = "checkpoints"
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,11 @@ class PipelineConfig:
 def check_config(config: PipelineConfig) -> None:
     """``UsageError`` naming the flag when an argument cannot work (before any stage runs)."""
     variants = [v.strip() for v in config.variants.split(",")]
-    needed = [RUNNER_VARIANT, *(SHIPPED_VARIANTS if config.install else ())]
-    missing = [v for v in dict.fromkeys(needed) if v not in variants]
+    needed = {variant: "--install ships it" for variant in (SHIPPED_VARIANTS if config.install else ())}
+    needed[RUNNER_VARIANT] = "the runner stage runs it"
+    missing = [f"{variant} ({why})" for variant, why in needed.items() if variant not in variants]
     if missing:
-        raise UsageError(f"--variants must include {', '.join(missing)} (the runner stage"
-                         f"{' and --install' if config.install else ''} use it), received {config.variants!r}")
+        raise UsageError(f"--variants must include {' and '.join(missing)}, received {config.variants!r}")
     if config.background is not None and not config.background.is_dir():
         raise UsageError(f"--background {config.background}: not a directory of photos")
     if config.data is not None and not ((config.data / "train").is_dir() and (config.data / "validation").is_dir()):
@@ -104,7 +105,7 @@ def train_command(config: PipelineConfig, data: Path, train_out: Path) -> list[s
     if config.background is not None:
         argv += ["--background", str(config.background.resolve())]
     # A repeated `make all` starts over; --resume continues an interrupted run instead.
-    argv.append("--resume" if config.resume and (train_out / "checkpoints").exists() else "--overwrite")
+    argv.append("--resume" if config.resume and (train_out / TRAIN_CHECKPOINTS).exists() else "--overwrite")
     return argv
 
 
@@ -211,13 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="The kit's main job: train, convert, gate, benchmark and run the cats-vs-dogs classifier end "
         "to end, with one summary table.",
     )
-    parser.add_argument("--data", type=Path, default=None,
+    parser.add_argument("--data", type=Path, default=None, metavar="DIR",
                         help="a cats_and_dogs_filtered folder (train/ + validation/); default: download the public archive")
     parser.add_argument("--background", type=Path, default=None, metavar="DIR",
                         help="a folder of photos with no cat or dog in them: trained as the background class 'other'")
-    parser.add_argument("--weights", type=str, default="imagenet",
+    parser.add_argument("--weights", type=str, default="imagenet", metavar="imagenet|none|PATH",
                         help="'imagenet' (Keras download), 'none', or a local MobileNetV2 no-top .h5 (default: imagenet)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory (default: runs/cats_dogs)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR", help="output directory (default: runs/cats_dogs)")
     parser.add_argument("--image-size", type=int, default=224, choices=IMAGE_SIZES)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=None, help="head epochs (default: the trainer's)")
