@@ -26,10 +26,10 @@ MP_PY := $(MP_VENV)/bin/python
 .PHONY: all model setup system-deps mediapipe test test-fast clean
 
 all: setup  ## The main job: data → train → convert + gate → benchmark → runner, with a summary.
-	$(PY) -m convert.pipeline $(if $(DATA),--data $(DATA)) $(if $(OTHER),--background $(OTHER)) --weights $(WEIGHTS) --out $(OUT) --seed $(SEED)
+	$(PY) -m edgekit $(if $(DATA),--data $(DATA)) $(if $(OTHER),--background $(OTHER)) --weights $(WEIGHTS) --out $(OUT) --seed $(SEED)
 
 model: setup  ## Reproduce the shipped model and copy it into models/.
-	$(PY) -m convert.pipeline $(if $(DATA),--data $(DATA)) $(if $(OTHER),--background $(OTHER)) --weights $(WEIGHTS) --out $(OUT) --seed $(SEED) --install
+	$(PY) -m edgekit $(if $(DATA),--data $(DATA)) $(if $(OTHER),--background $(OTHER)) --weights $(WEIGHTS) --out $(OUT) --seed $(SEED) --install
 
 # The MediaPipe tests find .venv-mediapipe at the repo root themselves; the variable covers MP_VENV=elsewhere.
 test: setup system-deps mediapipe  ## The whole test suite (real-photo tests run when ../shared exists).

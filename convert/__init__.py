@@ -6,9 +6,6 @@
 ``python -m convert benchmark MODEL.tflite…`` measures size, latency and accuracy.
 """
 
-from importlib import metadata as _metadata
+from edge_runner import __version__  # the kit's one version source (pyproject.toml reads it too)
 
-try:
-    __version__ = _metadata.version("edgekit")
-except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+source"
+__all__ = ["__version__"]

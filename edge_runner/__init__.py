@@ -19,4 +19,5 @@ __all__ = [
     "preprocess",
     "read_contract",
 ]
+# The kit's one version source: pyproject.toml ([tool.setuptools.dynamic]), train, convert and edgekit read it.
 __version__ = "0.1.0"

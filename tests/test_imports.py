@@ -1,7 +1,7 @@
 """The packages' import graph, read from the source (ast): no cycles, and dependencies pointing one way.
 
-train -> convert -> edge_runner is allowed; edge_runner never imports train or
-convert (at any level) nor TensorFlow/Keras at module level (a Pi has neither);
+edgekit (the main job) -> train -> convert -> edge_runner is allowed; nothing imports
+edgekit; edge_runner never imports train or convert (at any level) nor TensorFlow/Keras at module level (a Pi has neither);
 convert never imports train; inside edge_runner only ``__main__`` imports the
 runner's command line ``edge_runner.cli`` (the shared conventions live in
 ``edge_runner.console`` and ``edge_runner.loading``).
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-PACKAGES = ("edge_runner", "train", "convert")
+PACKAGES = ("edge_runner", "train", "convert", "edgekit")
 
 # Import edges in a known cycle that another change of issue 17 removes (convert/export.py imports
 # convert/report.py lazily, which imports export's result classes). Ignored while present;
@@ -173,6 +173,26 @@ def test_edge_runner_never_imports_train_convert_or_tensorflow_at_module_level()
             root = target.split(".", 1)[0]
             if root in ("train", "convert") or (top and root in NO_TENSORFLOW_ON_A_DEVICE):
                 wrong.append(f"{module} imports {target}{' at module level' if top else ''}")
+    assert not wrong, wrong
+
+
+def imports_of(graph: dict[str, list[tuple[str, bool]]], root: str) -> list[str]:
+    """``"module imports target"`` for every import of package ``root`` by a module outside it."""
+    return [
+        f"{module} imports {target}"
+        for module, targets in graph.items()
+        if _package(module) != root
+        for target, _ in targets
+        if target.split(".", 1)[0] == root
+    ]
+
+
+def test_nothing_imports_the_main_job():
+    """edgekit sits on top: train, convert and edge_runner never import it (the checker is checked on a fake graph)."""
+    fake = {"edgekit.pipeline": [("train", True)], "convert.cli": [("edgekit.summary", False)]}
+    assert imports_of(fake, "edgekit") == ["convert.cli imports edgekit.summary"]
+    assert "edgekit.pipeline" in MODULES and ("convert.source", True) in GRAPH["edgekit.pipeline"]
+    wrong = imports_of(GRAPH, "edgekit")
     assert not wrong, wrong
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import email.parser
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -31,7 +32,7 @@ from PIL import Image
 from edge_runner import Classifier, preprocess
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCES = ("pyproject.toml", "README.md", "edge_runner", "train", "convert", "models")
+SOURCES = ("pyproject.toml", "README.md", "edge_runner", "train", "convert", "edgekit", "models")
 EXTRAS = ("edge", "serve")
 SCRIPTS = ("edge-runner", "edgekit-train", "edgekit-convert", "edgekit-pipeline")
 FORBIDDEN_SUFFIXES = (".h5", ".keras", ".jpg", ".jpeg", ".png", ".npy", ".npz", ".pyc")
@@ -109,7 +110,10 @@ def test_wheel_holds_the_models_page_and_deploy_files_and_no_test_or_data_files(
     for name in ("install-pi.sh", "edgekit.service", "device_check.py"):
         assert f"edge_runner/deploy/{name}" in names
     top = {name.split("/", 1)[0] for name in names}
-    assert top == {"edge_runner", "train", "convert", "edgekit_models", f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info"}
+    assert top == {"edge_runner", "train", "convert", "edgekit", "edgekit_models",
+                   f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info"}
+    for name in ("edgekit/__main__.py", "edgekit/pipeline.py", "convert/schema/metadata_generated.py"):
+        assert name in names, f"{name} is not in the wheel"
     bad = sorted(n for n in names if n.lower().endswith(FORBIDDEN_SUFFIXES) or "/tests/" in f"/{n}" or "/runs/" in f"/{n}")
     assert not bad, f"files that do not belong in the wheel: {bad}"
 
@@ -128,6 +132,10 @@ def test_wheel_requirements_for_edge_and_serve_have_no_tensorflow(wheel):
         marker = requirement.marker
         if marker is None or any(marker.evaluate({"extra": extra}) for extra in EXTRAS):
             needed.add(requirement.name.lower())
+    # One version source: the wheel's version is edge_runner.__version__, read from the source file.
+    source_version = re.search(r'^__version__ = "([^"]+)"$', (REPO / "edge_runner" / "__init__.py").read_text(), re.M)
+    assert source_version and metadata["Version"] == source_version.group(1), metadata["Version"]
+    assert wheel.name.startswith(f"edgekit-{source_version.group(1)}-")
     assert {"numpy", "pillow", "ai-edge-litert", "flask", "waitress"} <= needed
     assert not {name for name in needed if "tensorflow" in name or name in ("keras", "tf-keras")}, needed
     for script in SCRIPTS:
@@ -164,6 +172,13 @@ def test_installed_console_scripts_exist_and_name_the_missing_extra(installed, o
         assert (installed / script).is_file(), f"{script} is not installed"
     result = _run([installed / "edge-runner", "--help"], cwd=outside)
     assert result.returncode == 0 and "--camera" in result.stdout
+    # The main job lives in the package `edgekit`: its help needs no extra.
+    result = _run([installed / "edgekit-pipeline", "--help"], cwd=outside)
+    assert result.returncode == 0 and "usage: python -m edgekit" in result.stdout and "--install" in result.stdout, result.stderr
+    versions = _run([installed / "python", "-c", "import edge_runner, convert, train, edgekit; "
+                     "print(edge_runner.__version__, convert.__version__, train.__version__, edgekit.__version__)"], cwd=outside)
+    assert versions.returncode == 0, versions.stderr
+    assert len(set(versions.stdout.split())) == 1, versions.stdout
     # The training tools need the `train` extra; without it they say so in one line (exit 2).
     commands = {
         "edgekit-train": ["--data", ".", "--out", "run"],

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from edge_runner import __version__  # the kit's one version source (pyproject.toml reads it too)
+
 from .config import TrainConfig, TrainResult
 from .errors import ConfigError, DataError, TrainError
 
@@ -27,4 +29,4 @@ def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None
     return _run(config, on_epoch_end=on_epoch_end)
 
 
-__all__ = ["TrainConfig", "TrainResult", "TrainError", "ConfigError", "DataError", "run_training"]
+__all__ = ["__version__", "TrainConfig", "TrainResult", "TrainError", "ConfigError", "DataError", "run_training"]

@@ -1,0 +1,262 @@
+"""``python -m edgekit``: the main job's configuration, its stages and its command line.
+
+Each stage is the package's own command line run as a subprocess, exactly as a
+user would run it; every file name after a stage is read from what that stage
+wrote (export's ``report.json`` names its ``.tflite`` files), never re-derived.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Sequence
+
+from convert.source import MODEL_FILENAME, SPLIT_FILENAME
+from edge_runner.assets import models_dir
+from edge_runner.console import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, UsageError, parse_args,
+                                 print_error)
+from edge_runner.extras import missing_extra
+from edge_runner.spec import CONTRACT_FILENAME, LABELS_FILENAME, contract_path_for
+
+from .dataset import fetch_data
+from .errors import PipelineError
+from .summary import (StageTime, Summary, background_validation, format_summary, read_json, runner_accuracy,
+                      runner_false_alarms, variant_rows)
+
+PROG = "edgekit"  # the error lines' prefix: `edgekit: error: …`
+REPO = Path(__file__).resolve().parent.parent
+# A source checkout keeps its runs in <repo>/runs; an installed kit (edgekit-pipeline) in ./runs.
+DEFAULT_OUT = (REPO if (REPO / "pyproject.toml").is_file() else Path()) / "runs" / "cats_dogs"
+DEFAULT_VARIANTS = "float32,float16,dynamic,int8"
+RUNNER_VARIANT = "int8"  # the runner stage classifies with it
+SHIPPED_VARIANTS = ("int8", "float16")  # what --install copies into models/
+IMAGE_SIZES = (96, 128, 160, 192, 224)
+# What `python -m train` writes besides MODEL_FILENAME, SPLIT_FILENAME and CONTRACT_FILENAME
+# (train/report.py and train/training.py; not yet shared constants).
+TRAIN_REPORT = "report.json"
+TRAIN_CHECKPOINTS = "checkpoints"
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The main job's settings (the command line's flags).
+
+    Attributes:
+        data: ``train/`` + ``validation/`` class folders, or None to download the public archive.
+        weights: ``"imagenet"``, ``"none"`` or a local MobileNetV2 no-top ``.h5``.
+        out: the run's directory (``train/``, ``tflite/``, ``benchmark/`` and the runner's lines go there).
+        image_size: the square input side in pixels (one of ``IMAGE_SIZES``).
+        epochs, fine_tune_epochs: None → the trainer's defaults.
+        variants: comma-separated export variants; must include ``int8`` (and ``float16`` with ``install``).
+        install: copy the shipped variants into ``models/``; resume: continue an interrupted training run.
+        background: photos with nothing of interest, trained as the background class ``other``.
+    """
+
+    data: Path | None
+    weights: str
+    out: Path
+    image_size: int = 224
+    seed: int = 0
+    epochs: int | None = None
+    fine_tune_epochs: int | None = None
+    variants: str = DEFAULT_VARIANTS
+    install: bool = False
+    resume: bool = False
+    background: Path | None = None
+
+
+def check_config(config: PipelineConfig) -> None:
+    """``UsageError`` naming the flag when an argument cannot work (before any stage runs)."""
+    variants = [v.strip() for v in config.variants.split(",")]
+    needed = {variant: "--install ships it" for variant in (SHIPPED_VARIANTS if config.install else ())}
+    needed[RUNNER_VARIANT] = "the runner stage runs it"
+    missing = [f"{variant} ({why})" for variant, why in needed.items() if variant not in variants]
+    if missing:
+        raise UsageError(f"--variants must include {' and '.join(missing)}, received {config.variants!r}")
+    if config.background is not None and not config.background.is_dir():
+        raise UsageError(f"--background {config.background}: not a directory of photos")
+    if config.data is not None and not ((config.data / "train").is_dir() and (config.data / "validation").is_dir()):
+        raise UsageError(f"--data {config.data}: must contain train/ and validation/ class folders")
+
+
+def run_stage(name: str, argv: list[str], *, stdout: IO[str] | None = None) -> float:
+    """Run one stage's command line with live output; returns its seconds, ``PipelineError`` when it exits non-zero."""
+    print(f"\n=== {name}: {' '.join(argv)}", flush=True)
+    start = time.perf_counter()
+    result = subprocess.run(argv, stdout=stdout)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise PipelineError(f"{name}: `{' '.join(argv)}` exited with status {result.returncode}; its output is above")
+    return elapsed
+
+
+def train_command(config: PipelineConfig, data: Path, train_out: Path) -> list[str]:
+    argv = [sys.executable, "-m", "train", "--data", str(data), "--out", str(train_out), "--weights", config.weights,
+            "--image-size", str(config.image_size), "--seed", str(config.seed)]
+    if config.epochs is not None:
+        argv += ["--epochs", str(config.epochs)]
+    if config.fine_tune_epochs is not None:
+        argv += ["--fine-tune-epochs", str(config.fine_tune_epochs)]
+    if config.background is not None:
+        argv += ["--background", str(config.background.resolve())]
+    # A repeated `make all` starts over; --resume continues an interrupted run instead.
+    argv.append("--resume" if config.resume and (train_out / TRAIN_CHECKPOINTS).exists() else "--overwrite")
+    return argv
+
+
+def exported_models(report: dict, report_path: Path) -> dict[str, Path]:
+    """``{variant: .tflite path}`` of the files export wrote, as its ``report.json`` lists them."""
+    models = {row["variant"]: Path(row["path"]) for row in report.get("variants", []) if row.get("path")}
+    if RUNNER_VARIANT not in models:
+        raise PipelineError(f"convert: {report_path} lists no {RUNNER_VARIANT} model (variants: {sorted(models)})")
+    return models
+
+
+def export_models(train_out: Path, tflite_out: Path, variants: str, times: list[StageTime]) -> tuple[dict, dict[str, Path]]:
+    """``python -m convert export``: export's ``report.json`` and ``{variant: .tflite path}`` of the files it wrote."""
+    from convert.results import REPORT_JSON
+
+    argv = [sys.executable, "-m", "convert", "export", str(train_out), "--out", str(tflite_out), "--variants", variants]
+    times.append(StageTime("convert + gate", run_stage("convert", argv)))
+    report_path = tflite_out / REPORT_JSON
+    report = read_json(report_path, "convert")
+    return report, exported_models(report, report_path)
+
+
+def benchmark_models(models: dict[str, Path], data: Path, keras_model: Path, bench_out: Path,
+                     times: list[StageTime]) -> dict:
+    """``python -m convert benchmark`` on the exported files (1 and 2 threads); its ``benchmark.json``."""
+    from convert.benchmark import BENCHMARK_JSON
+
+    argv = [sys.executable, "-m", "convert", "benchmark", *map(str, models.values()), "--data", str(data),
+            "--keras", str(keras_model), "--out", str(bench_out), "--threads", "1,2"]
+    times.append(StageTime("benchmark", run_stage("benchmark", argv)))
+    return read_json(bench_out / BENCHMARK_JSON, "benchmark")
+
+
+def run_runner(title: str, model: Path, inputs: list[Path], lines: Path, times: list[StageTime], name: str) -> Path:
+    """``python -m edge_runner --json --model MODEL INPUTS…`` with its JSON lines written to ``lines`` (returned)."""
+    with lines.open("w", encoding="utf-8") as handle:
+        argv = [sys.executable, "-m", "edge_runner", "--json", "--model", str(model), *map(str, inputs)]
+        times.append(StageTime(name, run_stage(title, argv, stdout=handle)))
+    return lines
+
+
+def run_pipeline(config: PipelineConfig) -> Summary:
+    """Run every stage (data, train, export + gate, benchmark, runner) and return the summary's figures.
+
+    Raises ``UsageError`` for arguments that cannot work and ``PipelineError`` when a stage fails.
+    """
+    check_config(config)
+    out = config.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    times: list[StageTime] = []
+
+    start = time.perf_counter()
+    data = config.data.resolve() if config.data else fetch_data()
+    times.append(StageTime("data", time.perf_counter() - start))
+    print(f"data: {data}", flush=True)
+
+    train_out, tflite_out, bench_out = out / "train", out / "tflite", out / "benchmark"
+    times.append(StageTime("train", run_stage("train", train_command(config, data, train_out))))
+    export_report, models = export_models(train_out, tflite_out, config.variants, times)
+    benchmark = benchmark_models(models, data / "validation", train_out / MODEL_FILENAME, bench_out, times)
+
+    int8 = models[RUNNER_VARIANT]
+    lines = run_runner(f"runner ({RUNNER_VARIANT}, validation photos)", int8, [data / "validation"],
+                       out / "runner_validation.jsonl", times, "runner")
+    files = ["train/", "tflite/", "benchmark/", lines.name]
+    runner = runner_accuracy(lines, data / "validation")
+
+    false_alarms = None
+    held_out = background_validation(read_json(train_out / SPLIT_FILENAME, "train"))
+    if held_out:
+        bg_lines = run_runner(f"runner ({RUNNER_VARIANT}, held-out background photos)", int8, held_out,
+                              out / "runner_background.jsonl", times, "runner (background)")
+        files.append(bg_lines.name)
+        false_alarms = runner_false_alarms(bg_lines)
+
+    if config.install:
+        install_models(models, tflite_out / LABELS_FILENAME)
+
+    contract = read_json(train_out / CONTRACT_FILENAME, "train")
+    return Summary(
+        out=out, files=tuple(files),
+        keras_accuracy=read_json(train_out / TRAIN_REPORT, "train")["summary"]["val_accuracy"],
+        variants=variant_rows(export_report, benchmark), runner=runner, false_alarms=false_alarms,
+        threshold=contract.get("threshold"), background_label=contract.get("background_label"), times=tuple(times),
+    )
+
+
+def install_models(models: dict[str, Path], labels: Path, target: Path | None = None) -> list[Path]:
+    """Copy the shipped variants' ``.tflite`` files, their contracts and ``labels`` into ``models/`` (or ``target``)."""
+    target = models_dir() if target is None else target  # <repo>/models in a checkout or editable install
+    target.mkdir(exist_ok=True)
+    copied = []
+    for variant in SHIPPED_VARIANTS:
+        for source in (models[variant], contract_path_for(models[variant])):
+            copied.append(Path(shutil.copy2(source, target / source.name)))
+    copied.append(Path(shutil.copy2(labels, target / labels.name)))
+    print(f"installed {', '.join(SHIPPED_VARIANTS)} into {target}")
+    return copied
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="python -m edgekit", error_prog=PROG,
+        description="The kit's main job: train, convert, gate, benchmark and run the cats-vs-dogs classifier end "
+        "to end, with one summary table.",
+    )
+    parser.add_argument("--data", type=Path, default=None, metavar="DIR",
+                        help="a cats_and_dogs_filtered folder (train/ + validation/); default: download the public archive")
+    parser.add_argument("--background", type=Path, default=None, metavar="DIR",
+                        help="a folder of photos with no cat or dog in them: trained as the background class 'other'")
+    parser.add_argument("--weights", type=str, default="imagenet", metavar="imagenet|none|PATH",
+                        help="'imagenet' (Keras download), 'none', or a local MobileNetV2 no-top .h5 (default: imagenet)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR", help="output directory (default: runs/cats_dogs)")
+    parser.add_argument("--image-size", type=int, default=224, choices=IMAGE_SIZES)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=None, help="head epochs (default: the trainer's)")
+    parser.add_argument("--fine-tune-epochs", type=int, default=None, help="fine-tuning epochs (default: the trainer's)")
+    parser.add_argument("--variants", type=str, default=DEFAULT_VARIANTS,
+                        help=f"export variants, comma-separated; int8 is required (default: {DEFAULT_VARIANTS})")
+    parser.add_argument("--install", action="store_true", help="copy the int8 and float16 models into models/")
+    parser.add_argument("--resume", action="store_true", help="resume an interrupted training run in --out")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(build_parser(), argv)
+    if isinstance(args, int):
+        return args
+    missing = missing_extra("train")
+    if missing:
+        print_error(PROG, missing)
+        return EXIT_USAGE
+    config = PipelineConfig(
+        data=args.data, weights=args.weights, out=args.out, image_size=args.image_size, seed=args.seed,
+        epochs=args.epochs, fine_tune_epochs=args.fine_tune_epochs, variants=args.variants,
+        install=args.install, resume=args.resume, background=args.background,
+    )
+    try:
+        summary = run_pipeline(config)
+    except UsageError as exc:
+        print_error(PROG, str(exc))
+        return EXIT_USAGE
+    except PipelineError as exc:
+        print_error(PROG, str(exc))
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted; run again with --resume to continue training", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print("\n" + format_summary(summary))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
