@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_runner.spec import write_atomic
+from edge_runner.files import write_json
 
 from .candidates import Candidate
 from .config import TrainConfig
@@ -109,7 +109,7 @@ class CandidateResult:
 
     def save(self, path: Path) -> None:
         data = {k: v for k, v in asdict(self).items() if k not in ("skipped", "latency_ms", "latency_p90_ms")}
-        write_atomic(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+        write_json(path, data)
 
     @classmethod
     def load(cls, path: Path) -> CandidateResult:

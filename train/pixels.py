@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from edge_runner.image import ImageError, preprocess
-from edge_runner.spec import InputSpec, write_atomic
+from edge_runner.files import write_atomic
+from edge_runner.spec import InputSpec
 
 from .progress import Progress
 
