@@ -61,13 +61,13 @@ class CompareConfig:
     data: str
     out: str
     candidates: tuple[Candidate, ...]
-    epochs: int = 20
-    fine_tune_epochs: int = 10
+    epochs: int = TrainConfig.epochs
+    fine_tune_epochs: int = TrainConfig.fine_tune_epochs
     scratch_epochs: int = 20
     seed: int = 0
-    batch_size: int = 32
+    batch_size: int = TrainConfig.batch_size
     cache_dir: str | None = None
-    workers: int = 0
+    workers: int = TrainConfig.workers
     calibration_size: int = 300
     threads: tuple[int, ...] = (1, 4)
     latency_runs: int = 100
