@@ -26,8 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runner.image import is_image_path
-from edge_runner.files import write_atomic
-from edge_runner.spec import UNKNOWN_LABEL
+from edge_runner.spec import UNKNOWN_LABEL, write_atomic
 
 from .errors import DataError
 

@@ -26,8 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runner.image import ImageError, preprocess
-from edge_runner.files import write_atomic
-from edge_runner.spec import InputSpec
+from edge_runner.spec import InputSpec, write_atomic
 
 from .progress import Progress
 
