@@ -4,41 +4,32 @@ Latency is what the runner pays per image: :meth:`edge_runner.model.Classifier.p
 (quantise the input, invoke, dequantise the output) on ai-edge-litert, timed after
 warm-up runs, reported as p50/p90 per thread count. The Keras float model's
 latency (TensorFlow, ``tf.function``) is measured in the same run as the baseline.
+The timing itself is :mod:`edge_runner.timing`'s; the table, JSON and chart are
+written by :mod:`convert.benchmark_report`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys
-import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from edge_runner.model import Classifier
+from edge_runner.native_log import LITERT_NOISE, filtered_stderr, import_quietly
+from edge_runner.timing import Latency, time_interleaved
+
 from .errors import ConvertError
 from .gate import compare, predict_keras, predict_tflite, score, truth_indices
 from .photos import Photo, Warn, decode, labelled_folder, warn_stderr
-from .silence import quiet_classifier
 
-BENCHMARK_MD = "benchmark.md"
-BENCHMARK_JSON = "benchmark.json"
-BENCHMARK_PNG = "benchmark.png"
-
-
-@dataclass(frozen=True)
-class Latency:
-    """Per-image latency at one thread count (milliseconds)."""
-
-    threads: int
-    p50_ms: float
-    p90_ms: float
-    mean_ms: float
-    runs: int
+# Figures in benchmark.json are rounded to the microsecond.
+DIGITS = 3
 
 
 @dataclass
@@ -100,35 +91,6 @@ def parse_threads(text: str) -> tuple[int, ...]:
     return values
 
 
-def _latency(times_ms: Sequence[float], threads: int) -> Latency:
-    array = np.asarray(times_ms)
-    return Latency(threads, round(float(np.percentile(array, 50)), 3), round(float(np.percentile(array, 90)), 3),
-                   round(float(array.mean()), 3), len(array))
-
-
-def time_interleaved(calls: Sequence[Callable[[], Any]], runs: int, warmup: int,
-                     on_round: Callable[[], None] | None = None) -> list[list[float]]:
-    """Milliseconds per call for each of ``calls``, ``runs`` times each.
-
-    The calls take turns (round ``r`` starts at call ``r mod n``), so a change in
-    machine load while the benchmark runs hits every model alike and the ratios
-    between them stay fair.
-    """
-    for call in calls:
-        for _ in range(warmup):
-            call()
-    times: list[list[float]] = [[] for _ in calls]
-    for round_index in range(runs):
-        for k in range(len(calls)):
-            i = (round_index + k) % len(calls)
-            start = time.perf_counter()
-            calls[i]()
-            times[i].append((time.perf_counter() - start) * 1000.0)
-        if on_round:
-            on_round()
-    return times
-
-
 def _limited(photos: list[Photo], limit: int | None) -> list[Photo]:
     """At most ``limit`` photos, taken round-robin across classes so every class is represented."""
     if limit is None or limit >= len(photos):
@@ -147,9 +109,7 @@ def _limited(photos: list[Photo], limit: int | None) -> list[Photo]:
 
 def _load_keras(path: Path, threads: int) -> tuple[Any, int | None]:
     """Load a ``.keras`` model (or a training dir's ``model.keras``) with TensorFlow limited to ``threads``."""
-    from .silence import import_tensorflow
-
-    tf = import_tensorflow()
+    tf = import_quietly("tensorflow")
 
     used: int | None = threads
     try:
@@ -179,7 +139,8 @@ def benchmark(models: Sequence[str | Path], *, data: Path | None = None, threads
         raise ConvertError("benchmark: give at least one MODEL.tflite")
     if runs < 1 or warmup < 0:
         raise ConvertError(f"`--runs` must be >= 1 and `--warmup` >= 0, received {runs} and {warmup}")
-    classifiers = [quiet_classifier(path, num_threads=1) for path in models]
+    with filtered_stderr(LITERT_NOISE):  # the first interpreter's XNNPACK INFO line
+        classifiers = [Classifier(path, num_threads=1) for path in models]
     spec = classifiers[0].spec
     for c in classifiers[1:]:
         if (c.spec.labels, c.spec.height, c.spec.width) != (spec.labels, spec.height, spec.width):
@@ -216,11 +177,12 @@ def benchmark(models: Sequence[str | Path], *, data: Path | None = None, threads
     bar = tqdm(total=steps, desc="benchmark", unit="round", disable=None if progress else True)
     for count in threads:
         bar.set_postfix_str(f"{count} thread{'s' if count > 1 else ''}")
-        timed = [quiet_classifier(c.path, num_threads=count) for c in classifiers]
+        with filtered_stderr(LITERT_NOISE):
+            timed = [Classifier(c.path, num_threads=count) for c in classifiers]
         calls: list[Callable[[], Any]] = [lambda t=t: t.probabilities(sample) for t in timed]
         times = time_interleaved(calls, runs, warmup, on_round=bar.update)
         for entry, measured in zip(results, times):
-            entry.latencies.append(_latency(measured, count))
+            entry.latencies.append(Latency.from_times(measured, count, digits=DIGITS))
     if keras_call is not None:
         # Timed on its own, after the .tflite models: TensorFlow's thread pools keep
         # spinning for a while after each call and would slow whatever ran next.
@@ -228,7 +190,7 @@ def benchmark(models: Sequence[str | Path], *, data: Path | None = None, threads
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="The structure of `inputs`")  # see gate.predict_keras
             (measured,) = time_interleaved([keras_call], runs, warmup, on_round=bar.update)
-        keras_entry.latencies.append(_latency(measured, keras_threads or 0))
+        keras_entry.latencies.append(Latency.from_times(measured, keras_threads or 0, digits=DIGITS))
 
     reference_probs = None
     reference_name = None
@@ -273,112 +235,3 @@ def benchmark(models: Sequence[str | Path], *, data: Path | None = None, threads
     }
     return BenchmarkResult(results, keras_entry, reference_name, str(data) if data else None, len(pixels),
                            tuple(threads), runs, environment)
-
-
-def _float32(result: BenchmarkResult) -> ModelBenchmark | None:
-    return next((m for m in result.models if m.variant == "float32"), None)
-
-
-def benchmark_markdown(result: BenchmarkResult) -> str:
-    """The table (sizes, p50/p90 per thread count, ratios to float32, accuracy, agreement) as markdown."""
-    base = _float32(result)
-    head = ["Model", "Variant", "Size (MB)", "Size vs float32"]
-    for t in result.threads:
-        head += [f"p50 ms ({t}t)", f"p90 ms ({t}t)"]
-    head += [f"p50 vs float32 ({min(result.threads)}t)", "Accuracy", "Agreement"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 2 + "---:|" * (len(head) - 2)]
-    rows = list(result.models) + ([result.keras] if result.keras else [])
-    first = min(result.threads)
-    for m in rows:
-        cells = [m.name, m.variant, f"{m.size_bytes / 1e6:.2f}",
-                 f"{m.size_bytes / base.size_bytes:.2f}×" if base and m.variant != "keras" else "—"]
-        for t in result.threads:
-            lat = m.latency(t) if m.variant != "keras" else (m.latencies[0] if t == first else None)
-            cells += [f"{lat.p50_ms:.2f}", f"{lat.p90_ms:.2f}"] if lat else ["—", "—"]
-        mine = m.latency(first) if m.variant != "keras" else m.latencies[0]
-        theirs = base.latency(first) if base else None
-        cells.append(f"{mine.p50_ms / theirs.p50_ms:.2f}×" if mine and theirs else "—")
-        cells.append(f"{m.accuracy:.2f}%" if m.accuracy is not None else "—")
-        cells.append(f"{m.agreement:.2f}%" if m.agreement is not None else "—")
-        lines.append("| " + " | ".join(cells) + " |")
-    notes = [
-        "",
-        f"Latency: `Classifier.probabilities` (quantise, invoke, dequantise) on {result.environment['runtime']}, "
-        f"{result.runs} timed runs after warm-up, batch 1, one fixed {'photo' if result.photos else 'random image'}.",
-    ]
-    if result.keras:
-        notes.append(f"Keras float baseline: TensorFlow `tf.function`, intra-op threads {result.environment['keras_threads']}, "
-                     f"measured in the same run (shown in the {first}-thread columns).")
-    if result.photos:
-        notes.append(f"Accuracy on {result.photos} photos from `{result.data}`; agreement = same top-1 as the "
-                     f"{result.reference or '(no reference)'}.")
-    notes.append(f"Machine: {result.environment['machine']}; Python {result.environment['python']}.")
-    return "\n".join(lines + notes) + "\n"
-
-
-def benchmark_json(result: BenchmarkResult) -> dict[str, Any]:
-    """The result as JSON; each model also gets ``latency_ms`` = ``{"<threads>": {"p50", "p90", "mean"}}``."""
-    data = asdict(result)
-    for entry in data["models"] + ([data["keras"]] if data["keras"] else []):
-        entry["latency_ms"] = {str(lat["threads"]): {"p50": lat["p50_ms"], "p90": lat["p90_ms"], "mean": lat["mean_ms"]}
-                               for lat in entry["latencies"]}
-    base = _float32(result)
-    if base:
-        for entry, model in zip(data["models"], result.models):
-            entry["size_vs_float32"] = round(model.size_bytes / base.size_bytes, 4)
-            entry["p50_vs_float32"] = {
-                str(t): round(model.latency(t).p50_ms / base.latency(t).p50_ms, 4)
-                for t in result.threads if model.latency(t) and base.latency(t)
-            }
-    return data
-
-
-def benchmark_chart(result: BenchmarkResult, path: Path) -> Path:
-    """A PNG: p50 latency per model and thread count (Keras as a dashed baseline), and file sizes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from edge_runner.spec import write_atomic
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [2, 1]})
-    names = [m.name.removesuffix(".tflite") for m in result.models]
-    width = 0.8 / max(1, len(result.threads))
-    positions = np.arange(len(names))
-    for i, t in enumerate(result.threads):
-        values = [(m.latency(t).p50_ms if m.latency(t) else 0.0) for m in result.models]
-        bars = left.bar(positions + i * width, values, width, label=f"{t} thread{'s' if t > 1 else ''}")
-        left.bar_label(bars, fmt="%.1f", fontsize=7)
-    if result.keras:
-        left.axhline(result.keras.latencies[0].p50_ms, color="grey", linestyle="--",
-                     label=f"Keras float ({result.environment['keras_threads']} threads)")
-    left.set_xticks(positions + width * (len(result.threads) - 1) / 2, names, rotation=15, fontsize=8)
-    left.set_ylabel("p50 latency per image (ms)")
-    left.set_title(f"Latency ({result.environment['runtime']})")
-    left.legend(fontsize=8)
-    sizes = [m.size_bytes / 1e6 for m in result.models]
-    bars = right.bar(names, sizes, color="tab:green")
-    right.bar_label(bars, fmt="%.2f", fontsize=7)
-    right.set_ylabel("file size (MB)")
-    right.set_title("Size")
-    right.tick_params(axis="x", rotation=15, labelsize=8)
-    fig.tight_layout()
-    import io
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    return write_atomic(path, buffer.getvalue())
-
-
-def write_benchmark(result: BenchmarkResult, out_dir: Path) -> list[Path]:
-    """Write ``benchmark.md``, ``benchmark.json`` and ``benchmark.png`` into ``out_dir`` (atomically)."""
-    from edge_runner.spec import write_atomic
-
-    out_dir = Path(out_dir)
-    return [
-        write_atomic(out_dir / BENCHMARK_MD, ("# Benchmark\n\n" + benchmark_markdown(result)).encode("utf-8")),
-        write_atomic(out_dir / BENCHMARK_JSON, (json.dumps(benchmark_json(result), indent=2) + "\n").encode("utf-8")),
-        benchmark_chart(result, out_dir / BENCHMARK_PNG),
-    ]

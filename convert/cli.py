@@ -111,7 +111,8 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_benchmark(args: argparse.Namespace) -> int:
-    from .benchmark import benchmark, benchmark_markdown, parse_threads, write_benchmark
+    from .benchmark import benchmark, parse_threads
+    from .benchmark_report import benchmark_markdown, write_benchmark
 
     if args.limit is not None and args.limit < 1:
         raise ConvertError(f"`--limit` must be a positive number of photos, received {args.limit}")

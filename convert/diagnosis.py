@@ -32,9 +32,9 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from edge_runner.spec import write_atomic
+from edge_runner.files import write_figure
+from edge_runner.native_log import import_quietly, silenced
 
-from .silence import import_tensorflow, silenced
 
 LOST = 0.5  # relative_rmse at which a layer's int8 output has lost its signal (error ≥ half its spread)
 
@@ -151,7 +151,7 @@ class LayerDebugger:
     """
 
     def __init__(self, model: Any, calibration: np.ndarray) -> None:
-        tf = import_tensorflow()
+        tf = import_quietly("tensorflow")
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = _dataset(calibration)
@@ -223,9 +223,7 @@ def plot(diagnosis: Diagnosis, path: Path, *, marked: int = 5, title: str = "") 
             axes.annotate(layer.layer, (layer.position, max(layer.relative_rmse, 1e-6)), rotation=60, fontsize=7,
                           xytext=(0, 3), textcoords="offset points", ha="left", va="bottom")
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    write_atomic(path, buffer.getvalue())
+    write_figure(figure, path)
     return path
 
 

@@ -13,7 +13,6 @@ resumes where it stopped.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Callable
@@ -24,7 +23,8 @@ from edge_runner.image import find_images
 from edge_runner.model import read_contract
 from edge_runner.native_log import LITERT_NOISE, filtered_stderr
 from edge_runner.runtime import load_runtime
-from edge_runner.spec import (LABELS_FILENAME, contract_path_for, write_atomic)
+from edge_runner.files import write_atomic, write_json
+from edge_runner.spec import LABELS_FILENAME, contract_path_for
 
 from .errors import ConversionFailed, ConvertError
 from .gate import (p_text, predict_keras, score, study_draft, truth_indices)
@@ -200,6 +200,6 @@ def export(train_dir: str | Path, out_dir: str | Path, options: ExportOptions = 
     from .report import export_json, export_markdown
 
     spec.save_labels(out_dir / LABELS_FILENAME)
-    write_atomic(out_dir / REPORT_JSON, (json.dumps(export_json(result), indent=2) + "\n").encode("utf-8"))
+    write_json(out_dir / REPORT_JSON, export_json(result))
     write_atomic(out_dir / REPORT_MD, export_markdown(result).encode("utf-8"))
     return result

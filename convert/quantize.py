@@ -18,13 +18,17 @@ Variants:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import numpy as np
 
+from edge_runner.native_log import import_quietly, silenced
+
 from .errors import ConversionFailed, ConvertError
-from .silence import import_tensorflow, silenced
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before any TensorFlow import; see edge_runner.native_log
 
 try:
     from ai_edge_litert import schema_py_generated as _tfl
@@ -66,7 +70,7 @@ def convert(model: Any, variant: str, calibration: np.ndarray | None = None) -> 
     Returns:
         The ``.tflite`` flatbuffer (no metadata yet).
     """
-    tf = import_tensorflow()
+    tf = import_quietly("tensorflow")
     if variant not in VARIANTS:
         raise ConvertError(f"variant must be one of {VARIANTS}, received {variant!r}")
     converter = tf.lite.TFLiteConverter.from_keras_model(model)

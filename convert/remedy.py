@@ -26,8 +26,8 @@ from typing import Any, Callable
 import numpy as np
 
 from edge_runner.model import Classifier
+from edge_runner.timing import time_interleaved
 
-from .benchmark import time_interleaved
 from .diagnosis import Diagnosis, LayerDebugger, LayerError, plot, with_consumers
 from .errors import ConversionFailed
 from .photos import Calibration, sample_calibration

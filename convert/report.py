@@ -1,4 +1,4 @@
-"""``report.md`` and ``report.json`` for an export (the benchmark has its own in :mod:`convert.benchmark`)."""
+"""``report.md`` and ``report.json`` for an export (the benchmark has its own in :mod:`convert.benchmark_report`)."""
 
 from __future__ import annotations
 

@@ -93,7 +93,7 @@ def load_training_output(root: str | Path) -> TrainingOutput:
 
 def load_keras_model(source: TrainingOutput) -> Any:
     """Load ``model.keras`` and check it against the contract: input ``(None, H, W, 3)``, output ``(None, N)``."""
-    from .silence import import_tensorflow
+    from edge_runner.native_log import import_quietly as import_tensorflow
 
     import_tensorflow()
     import keras

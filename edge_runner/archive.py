@@ -20,7 +20,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .spec import write_atomic
+from .files import write_atomic
 
 LOG_FILENAME = "predictions.jsonl"
 

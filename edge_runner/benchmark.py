@@ -3,7 +3,7 @@
 Measures, for the loaded model:
 
 - interpreter latency (quantise → invoke → dequantise, one preprocessed photo)
-  as p50/p90/p99 at 1, 2 and 4 threads;
+  as p50/p90/p99 at 1, 2 and 4 threads (:mod:`edge_runner.timing`);
 - cold start: wall time from spawning ``python -m edge_runner PHOTO --model M``
   to its first result line, i.e. interpreter start, imports, model load, decode
   and inference, as a user sees it;
@@ -26,24 +26,13 @@ import numpy as np
 
 from .image import preprocess
 from .model import Classifier
+from .timing import Latency, time_interleaved
 
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 
 
 class BenchmarkError(RuntimeError):
     """A measurement that could not be made (e.g. the runner subprocess failed)."""
-
-
-@dataclass(frozen=True)
-class LatencyStats:
-    """Interpreter latency in milliseconds over ``runs`` calls at ``threads`` threads."""
-
-    threads: int
-    runs: int
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    mean_ms: float
 
 
 @dataclass(frozen=True)
@@ -69,7 +58,7 @@ class BenchmarkReport:
     runtime: str
     variant: str
     size_bytes: int
-    latency: tuple[LatencyStats, ...]
+    latency: tuple[Latency, ...]
     cold_start: ColdStart | None
     self_peak_rss_mb: float
 
@@ -87,18 +76,11 @@ def self_peak_rss_mb() -> float:
 
 def measure_latency(
     model_path: str | os.PathLike[str], pixels: np.ndarray, threads: int, *, runs: int = 100, warmup: int = 5
-) -> LatencyStats:
+) -> Latency:
     """Time ``runs`` classifications of ``pixels`` (``uint8`` ``(H, W, 3)``) with a fresh ``threads``-thread interpreter."""
     classifier = Classifier(model_path, num_threads=threads)
-    for _ in range(warmup):
-        classifier.probabilities(pixels)
-    times = np.empty(runs, dtype=np.float64)
-    for i in range(runs):
-        start = time.perf_counter()
-        classifier.probabilities(pixels)
-        times[i] = (time.perf_counter() - start) * 1000.0
-    p50, p90, p99 = np.percentile(times, [50, 90, 99])
-    return LatencyStats(threads, runs, float(p50), float(p90), float(p99), float(times.mean()))
+    (times,) = time_interleaved([lambda: classifier.probabilities(pixels)], runs, warmup)
+    return Latency.from_times(times, threads)
 
 
 def child_env() -> dict[str, str]:

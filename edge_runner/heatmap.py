@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .spec import write_atomic
+from .files import write_atomic
 
 # A perceptually ordered dark-blue → red → yellow ramp (anchor points of
 # matplotlib's "inferno"), so "more important" reads as "hotter" in colour and

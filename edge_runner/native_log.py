@@ -1,28 +1,39 @@
-"""Start-up notices that native libraries (TensorFlow, LiteRT) write straight to file descriptor 2.
+"""What native libraries (TensorFlow, its converter, LiteRT) write straight to file descriptors 1 and 2.
 
-``TF_CPP_MIN_LOG_LEVEL`` no longer reaches all of them: since TensorFlow 2.16 the
-"oneDNN custom operations are on" and "Could not find cuda drivers" lines come from
-absl's C++ logging before it is initialised, on every ``import tensorflow``, whatever
-the variable says. :func:`filtered_stderr` captures fd 2 for the duration of a block
-and replays every line except the INFO-level ones, so warnings and errors (``W…``,
-``E…``, ``F…`` lines, Python tracebacks) still reach the user, in order.
+Python's ``sys.stdout``/``sys.stderr`` and ``TF_CPP_MIN_LOG_LEVEL`` do not reach
+all of it, so both tools here redirect the file descriptors themselves, around
+one block or call:
+
+- :func:`filtered_stderr` captures fd 2 and replays every line except the
+  INFO-level ones, so warnings and errors (``W…``, ``E…``, ``F…`` lines, Python
+  tracebacks) still reach the user, in order. For imports and interpreters:
+  since TensorFlow 2.16 the "oneDNN custom operations are on" and "Could not
+  find cuda drivers" lines come from absl's C++ logging before it is
+  initialised, on every ``import tensorflow``, whatever the variable says.
+- :func:`silenced` sends fds 1 and 2 (and Python's stdout and warnings) to
+  /dev/null. For the TFLite converter and quantisation debugger, which print a
+  screenful per call and report a failure by raising, so nothing is lost.
 
 After start-up, the kit's commands keep ``TF_CPP_MIN_LOG_LEVEL=3`` unless the user set it:
 TensorFlow 2.21 logs harmless ERROR lines during training ("NodeDef mentions attribute
 use_unbounded_threadpool ... Unknown attributes will be ignored", "failed call to cuInit"
 without a GPU), and an error that stops the run is raised as a Python exception, which is
 printed whatever the level. ``TF_CPP_MIN_LOG_LEVEL=0`` shows everything again.
+
+Standard library only: TensorFlow is imported (by :func:`import_quietly`) only when asked for.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import io
 import os
 import re
 import sys
 import tempfile
-from typing import Any, Iterator, Pattern, Sequence
+import warnings
+from typing import Any, Callable, Iterator, Pattern, Sequence
 
 # absl's C++ INFO lines ("I0000 00:00:1796163041.341537   21387 port.cc:153] ...") and the
 # notice absl prints before its first line.
@@ -86,3 +97,25 @@ def import_quietly(name: str = "tensorflow") -> Any:
         if name == "tensorflow":
             module.config.list_physical_devices()
     return module
+
+
+def silenced(function: Callable[[], Any]) -> Any:
+    """Call ``function()`` with fds 1 and 2 (and Python's stdout and warnings) sent to /dev/null; returns its result.
+
+    Exceptions propagate. Unlike :func:`filtered_stderr` nothing is replayed: only
+    for calls that report failure by raising (the TFLite converter).
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    try:
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            return function()
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])

@@ -4,7 +4,7 @@ Names are generated (``20261201-074213-cat-0001.jpg``: local time, label, visit
 number), never taken from a client. After every write the oldest snapshots are
 removed until the folder holds at most ``max_files`` of them and ``max_bytes``
 in total, so a week unattended never fills an SD card. Writes are atomic
-(:func:`edge_runner.spec.write_atomic`); a full disk or any other ``OSError`` is
+(:func:`edge_runner.files.write_atomic`); a full disk or any other ``OSError`` is
 reported by :meth:`SnapshotStore.save` returning ``None`` and the caller goes on.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .spec import write_atomic
+from .files import write_atomic
 
 logger = logging.getLogger(__name__)
 

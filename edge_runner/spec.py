@@ -5,7 +5,8 @@ the Keras model, ``convert/`` embeds it inside every ``.tflite`` (and writes it
 beside it), and ``edge_runner/`` reads it and refuses a model whose contract is
 missing or contradicts the interpreter.
 
-This module imports nothing beyond the standard library: it must load on a
+This module imports nothing beyond the standard library (and
+:mod:`edge_runner.files`, which writes it atomically): it must load on a
 Raspberry Pi that has no TensorFlow.
 """
 
@@ -13,10 +14,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .files import write_atomic
 
 CONTRACT_FORMAT = "edgekit.input-contract"
 # Version 2 added ``background_label`` and ``threshold``; version 1 contracts
@@ -216,27 +218,3 @@ def contract_path_for(model_path: str | os.PathLike[str]) -> Path:
     model_path = Path(model_path)
     return model_path.with_name(model_path.stem + CONTRACT_SUFFIX)
 
-
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename.
-
-    A crash or an exception part-way leaves the old file (or nothing), never a
-    half-written one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), 0o644)  # mkstemp's 0600 would hide models from other users (e.g. a web server)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path

@@ -126,6 +126,18 @@ def convert_tiny(model, kind: str, size: int, seed: int = 0) -> bytes:
     return converter.convert()
 
 
+KINDS = ("float32", "int8")
+
+
+def save_tiny(model, spec, path: Path, kind: str) -> Path:
+    """``model`` converted to ``kind`` (:func:`convert_tiny`) at ``path``, with ``spec`` as its sidecar contract."""
+    from edge_runner.spec import contract_path_for
+
+    path.write_bytes(convert_tiny(model, kind, spec.height))
+    spec.save(contract_path_for(path))
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
     """Tiny 3-class models as the runner sees them: ``{"keras": Model, "float32": Path, "int8": Path, "spec": InputSpec}``.
@@ -133,19 +145,14 @@ def tiny_models(tmp_path_factory):
     Each ``.tflite`` has a sidecar ``name.contract.json``. Needs TensorFlow (skips without it).
     """
     pytest.importorskip("tensorflow", reason="the tiny test models are built with TensorFlow (pip install .[train])")
-    from edge_runner.spec import InputSpec, contract_path_for
+    from edge_runner.spec import InputSpec
 
     size = 32
     root = tmp_path_factory.mktemp("tiny_models")
     model = build_tiny_keras(3, size)
     spec = InputSpec(labels=("red", "green", "blue"), height=size, width=size, name="tiny")
-    result = {"keras": model, "spec": spec}
-    for kind in ("float32", "int8"):
-        path = root / f"tiny_{kind}.tflite"
-        path.write_bytes(convert_tiny(model, kind, size))
-        spec.save(contract_path_for(path))
-        result[kind] = path
-    return result
+    paths = {kind: save_tiny(model, spec, root / f"tiny_{kind}.tflite", kind) for kind in KINDS}
+    return {"keras": model, "spec": spec, **paths}
 
 
 @pytest.fixture
@@ -190,7 +197,7 @@ def background_models(tmp_path_factory):
     photo, 1/3 each, is ``unknown``). Needs TensorFlow to build (skips without it).
     """
     pytest.importorskip("tensorflow", reason="the tiny test models are built with TensorFlow (pip install .[train])")
-    from edge_runner.spec import InputSpec, contract_path_for
+    from edge_runner.spec import InputSpec
 
     size = 32
     root = tmp_path_factory.mktemp("background_models")
@@ -199,13 +206,8 @@ def background_models(tmp_path_factory):
         labels=("red", "green", "blue"), height=size, width=size, name="tiny-background",
         background_label="blue", threshold=0.6,
     )
-    result = {"spec": spec}
-    for kind in ("float32", "int8"):
-        path = root / f"background_{kind}.tflite"
-        path.write_bytes(convert_tiny(model, kind, size))
-        spec.save(contract_path_for(path))
-        result[kind] = path
-    return result
+    paths = {kind: save_tiny(model, spec, root / f"background_{kind}.tflite", kind) for kind in KINDS}
+    return {"spec": spec, **paths}
 
 
 def run_runner(argv, capsys) -> tuple[int, str, str]:

@@ -13,6 +13,7 @@ Skips with the reason when either is missing.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 import shutil
@@ -73,14 +74,37 @@ def keep_screenshot(page, tmp_path: Path, name: str) -> Path:
     return path
 
 
-def open_page(browser, url: str, context_options: dict):
-    context = browser.new_context(**context_options)
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: problems.append(str(error)))
-    page.goto(url)
-    return context, page, problems
+@contextlib.contextmanager
+def served_page(browser, options: ServerOptions, context_options: dict):
+    """A server for ``options`` and its page in a new browser context; yields ``(page, problems)``, then closes both.
+
+    ``problems`` collects the page's console errors and uncaught exceptions.
+    """
+    server = start_server(build_service(options))
+    try:
+        context = browser.new_context(**context_options)
+        try:
+            page = context.new_page()
+            problems: list[str] = []
+            page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            page.goto(server.url + "/")
+            yield page, problems
+        finally:
+            context.close()
+    finally:
+        server.stop()
+
+
+def write_video(path: Path, colour: str, frames: int = 10) -> str:
+    """An MJPG ``.avi`` (320x240, 10 fps) of ``frames`` generated photos of ``CLASS_COLOURS[colour]``; returns the path."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (320, 240))
+    for i in range(frames):
+        writer.write(cv2.cvtColor(np.array(draw_photo(CLASS_COLOURS[colour], size=(320, 240), seed=i)), cv2.COLOR_RGB2BGR))
+    writer.release()
+    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -91,10 +115,10 @@ def colour_model(tiny_models, tmp_path_factory) -> Path:
     classifier, but a screenshot that proves little.
     """
     import keras
-    from conftest import build_tiny_keras, convert_tiny
+    from conftest import build_tiny_keras, save_tiny
 
     from edge_runner.image import fit
-    from edge_runner.spec import InputSpec, contract_path_for
+    from edge_runner.spec import InputSpec
 
     spec = InputSpec(labels=tuple(CLASS_COLOURS), height=32, width=32, name="tiny-colours")
     pixels, labels = [], []
@@ -105,10 +129,7 @@ def colour_model(tiny_models, tmp_path_factory) -> Path:
     model = build_tiny_keras(len(CLASS_COLOURS), 32)
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
     model.fit(np.stack(pixels).astype("float32"), np.array(labels), epochs=30, batch_size=16, verbose=0)
-    path = tmp_path_factory.mktemp("colour_model") / "tiny_colours_int8.tflite"
-    path.write_bytes(convert_tiny(model, "int8", 32))
-    spec.save(contract_path_for(path))
-    return path
+    return save_tiny(model, spec, tmp_path_factory.mktemp("colour_model") / "tiny_colours_int8.tflite", "int8")
 
 
 @pytest.fixture
@@ -130,9 +151,8 @@ def test_upload_photos_and_see_their_labels(browser, colour_model, photos, tmp_p
     not_an_image = tmp_path / "notes.jpg"
     not_an_image.write_text("this is not a photo")
 
-    server = start_server(build_service(ServerOptions(model=model, host="127.0.0.1", port=0)))
-    context, page, problems = open_page(browser, server.url + "/", PHONE if device == "phone" else DESKTOP)
-    try:
+    options = ServerOptions(model=model, host="127.0.0.1", port=0)
+    with served_page(browser, options, PHONE if device == "phone" else DESKTOP) as (page, problems):
         page.wait_for_function("() => document.querySelector('#model').textContent.includes('tiny-colours')")
         assert "red, green, blue" in page.inner_text("#model")
 
@@ -170,41 +190,27 @@ def test_upload_photos_and_see_their_labels(browser, colour_model, photos, tmp_p
         assert shot.stat().st_size > 10_000
         # The browser logs the refused upload's 415; nothing else may go wrong.
         assert [p for p in problems if "status of 415" not in p] == []
-    finally:
-        context.close()
-        server.stop()
 
 
 def test_too_large_photo_is_refused_on_the_page(browser, tiny_models, tmp_path):
-    server = start_server(build_service(ServerOptions(model=tiny_models["int8"], host="127.0.0.1", port=0, max_upload_mb=0.1)))
     big = tmp_path / "big.png"
     from PIL import Image
 
     Image.fromarray(np.random.default_rng(0).integers(0, 256, size=(256, 256, 3), dtype=np.uint8)).save(big)
-    context, page, problems = open_page(browser, server.url + "/", DESKTOP)
-    try:
+    options = ServerOptions(model=tiny_models["int8"], host="127.0.0.1", port=0, max_upload_mb=0.1)
+    with served_page(browser, options, DESKTOP) as (page, problems):
         page.wait_for_function("() => document.querySelector('#limit').textContent.includes('102 KB')")
         page.set_input_files("#files", [str(big)])
         page.wait_for_selector(".card.failed .status.error")
         assert "the limit is 102 KB" in page.inner_text(".card.failed .status.error")
         assert problems == []
-    finally:
-        context.close()
-        server.stop()
 
 
 def test_live_camera_view_in_the_browser(browser, colour_model, tmp_path):
-    cv2 = pytest.importorskip("cv2", reason="the live view reads video through OpenCV (pip install .[camera])")
-    video = tmp_path / "green.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (320, 240))
-    for i in range(10):
-        frame = np.array(draw_photo(CLASS_COLOURS["green"], size=(320, 240), seed=i))
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
-
-    server = start_server(build_service(ServerOptions(model=colour_model, host="127.0.0.1", port=0, camera=str(video), camera_fps=10.0)))
-    context, page, problems = open_page(browser, server.url + "/", PHONE)
-    try:
+    pytest.importorskip("cv2", reason="the live view reads video through OpenCV (pip install .[camera])")
+    video = write_video(tmp_path / "green.avi", "green")
+    options = ServerOptions(model=colour_model, host="127.0.0.1", port=0, camera=video, camera_fps=10.0)
+    with served_page(browser, options, PHONE) as (page, problems):
         page.wait_for_selector("#camera:not([hidden])")
         page.wait_for_function("() => document.querySelector('#live').naturalWidth === 320", timeout=20_000)
         page.wait_for_function("() => / \\d+\\.\\d% · \\d+\\.\\d fps$/.test(document.querySelector('#live-state').textContent)", timeout=20_000)
@@ -212,14 +218,11 @@ def test_live_camera_view_in_the_browser(browser, colour_model, tmp_path):
         assert caption.startswith("green ")  # the video shows green shapes
         keep_screenshot(page, tmp_path, "server_page_camera_phone.png")
         assert problems == []
-    finally:
-        context.close()
-        server.stop()
 
 
 def test_background_answer_shows_nothing_recognised_instead_of_bars(browser, background_models, tmp_path):
     """A model whose contract names ``blue`` as its background label: words, not bars, for a blue photo and frame."""
-    cv2 = pytest.importorskip("cv2", reason="the live view reads video through OpenCV (pip install .[camera])")
+    pytest.importorskip("cv2", reason="the live view reads video through OpenCV (pip install .[camera])")
     from PIL import Image
 
     model = background_models["int8"]
@@ -229,15 +232,9 @@ def test_background_answer_shows_nothing_recognised_instead_of_bars(browser, bac
     Image.new("RGB", (320, 240), (130, 120, 120)).save(grey)  # best score ~0.44, below the contract's 0.6
     reference = Classifier(model)
     assert [reference.classify(preprocess(p, reference.spec).array).label for p in (red, blue, grey)] == ["red", "blue", "unknown"]
-    video = tmp_path / "empty-room.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (320, 240))
-    for i in range(10):
-        writer.write(cv2.cvtColor(np.array(draw_photo(CLASS_COLOURS["blue"], size=(320, 240), seed=i)), cv2.COLOR_RGB2BGR))
-    writer.release()
-
-    server = start_server(build_service(ServerOptions(model=model, host="127.0.0.1", port=0, camera=str(video), camera_fps=10.0)))
-    context, page, problems = open_page(browser, server.url + "/", PHONE)
-    try:
+    video = write_video(tmp_path / "empty-room.avi", "blue")
+    options = ServerOptions(model=model, host="127.0.0.1", port=0, camera=video, camera_fps=10.0)
+    with served_page(browser, options, PHONE) as (page, problems):
         page.wait_for_function("() => document.querySelector('#model').textContent.includes('tiny-background')")
         page.set_input_files("#files", [str(red), str(blue), str(grey)])
         page.wait_for_function("() => document.querySelectorAll('.card.done').length === 3", timeout=30_000)
@@ -256,6 +253,3 @@ def test_background_answer_shows_nothing_recognised_instead_of_bars(browser, bac
         assert re.fullmatch(r"nothing recognised \(blue \d+\.\d%\) · \d+\.\d fps", page.inner_text("#live-state"))
         keep_screenshot(page, tmp_path, "server_page_nothing_recognised_phone.png")
         assert problems == []
-    finally:
-        context.close()
-        server.stop()

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_runner.spec import write_atomic
+from edge_runner.files import write_json
 
 from .candidates import Candidate
 from .config import TrainConfig
@@ -61,13 +61,13 @@ class CompareConfig:
     data: str
     out: str
     candidates: tuple[Candidate, ...]
-    epochs: int = 20
-    fine_tune_epochs: int = 10
+    epochs: int = TrainConfig.epochs
+    fine_tune_epochs: int = TrainConfig.fine_tune_epochs
     scratch_epochs: int = 20
     seed: int = 0
-    batch_size: int = 32
+    batch_size: int = TrainConfig.batch_size
     cache_dir: str | None = None
-    workers: int = 0
+    workers: int = TrainConfig.workers
     calibration_size: int = 300
     threads: tuple[int, ...] = (1, 4)
     latency_runs: int = 100
@@ -109,7 +109,7 @@ class CandidateResult:
 
     def save(self, path: Path) -> None:
         data = {k: v for k, v in asdict(self).items() if k not in ("skipped", "latency_ms", "latency_p90_ms")}
-        write_atomic(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+        write_json(path, data)
 
     @classmethod
     def load(cls, path: Path) -> CandidateResult:

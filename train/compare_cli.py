@@ -13,6 +13,7 @@ import os
 import sys
 
 from .candidates import parse_candidates, resolve_weights
+from .config import TrainConfig
 from .errors import TrainError
 
 PROG = "python -m train compare"
@@ -58,12 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="ImageNet weights per width for candidates without their own: imagenet (Keras' download), "
                         "ALPHA=PATH, a file under Keras' name (mobilenet_v2_weights_tf_dim_ordering_tf_kernels_"
                         "<alpha>_<size>_no_top.h5) or a directory of such files; repeatable (default imagenet)")
-    parser.add_argument("--epochs", type=int, default=20, metavar="N", help="head epochs (default %(default)s)")
-    parser.add_argument("--fine-tune-epochs", type=int, default=10, metavar="N", help="fine-tuning epochs (default %(default)s)")
+    parser.add_argument("--epochs", type=int, default=TrainConfig.epochs, metavar="N", help="head epochs (default %(default)s)")
+    parser.add_argument("--fine-tune-epochs", type=int, default=TrainConfig.fine_tune_epochs, metavar="N",
+                        help="fine-tuning epochs (default %(default)s)")
     parser.add_argument("--scratch-epochs", type=int, default=20, metavar="N",
                         help="epochs for candidates trained from scratch (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="training seed (default %(default)s, as make all)")
-    parser.add_argument("--batch-size", type=int, default=32, metavar="N")
+    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, metavar="N")
     parser.add_argument("--cache-dir", metavar="DIR", default=None,
                         help="decoded photos and activations cache (default $EDGEKIT_CACHE_DIR or ~/.cache/edgekit)")
     parser.add_argument("--calibration-size", type=int, default=300, metavar="N", help="int8 calibration photos (default %(default)s)")

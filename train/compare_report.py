@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import re
@@ -11,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edge_runner.spec import write_atomic
+from edge_runner.files import write_atomic, write_figure, write_json
 
 from .pareto import Point, fastest_at, pareto_front, recommend
 
@@ -127,7 +126,6 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 def plot_accuracy_latency(report: dict[str, Any], path: Path) -> Path:
     """int8 accuracy (%) against int8 p50 latency at 1 thread (ms, log scale); the Pareto front as a line."""
-    import io
 
     from matplotlib.figure import Figure
 
@@ -156,9 +154,7 @@ def plot_accuracy_latency(report: dict[str, Any], path: Path) -> Path:
     axes.set_ylabel("int8 validation accuracy (%)")
     axes.set_title("Accuracy against latency (marker area ~ int8 file size)")
     axes.grid(True, which="both", alpha=0.3)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    return write_atomic(path, buffer.getvalue())
+    return write_figure(figure, path, dpi=110, bbox_inches="tight")
 
 
 def write_reports(config: CompareConfig, results: list[CandidateResult], seconds: float) -> dict[str, Any]:
@@ -166,6 +162,6 @@ def write_reports(config: CompareConfig, results: list[CandidateResult], seconds
     out = Path(config.out)
     report = build_report(config, results, seconds)
     plot_accuracy_latency(report, out / PLOT)
-    write_atomic(out / REPORT_JSON, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
+    write_json(out / REPORT_JSON, report)
     write_atomic(out / REPORT_MD, render_markdown(report).encode("utf-8"))
     return report

@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from edge_runner.spec import UNKNOWN_LABEL, write_atomic
+from edge_runner.files import write_json
+from edge_runner.spec import UNKNOWN_LABEL
 
 from .backbones import get_backbone
 from .errors import ConfigError
@@ -214,7 +215,7 @@ class TrainConfig:
             raise ConfigError(f"{source}: {exc}") from None
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        return write_atomic(path, (json.dumps(self.to_dict(), indent=2) + "\n").encode("utf-8"))
+        return write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TrainConfig:

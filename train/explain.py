@@ -9,7 +9,6 @@ the file, the true class, the answer and its score.
 from __future__ import annotations
 
 import argparse
-import io
 import logging
 import math
 import os
@@ -20,7 +19,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from edge_runner.heatmap import overlay, save_png
-from edge_runner.spec import CONTRACT_FILENAME, write_atomic
+from edge_runner.files import write_figure
+from edge_runner.spec import CONTRACT_FILENAME
 
 PROG = "python -m train explain"
 GRID_FILENAME = "gradcam.png"
@@ -77,9 +77,7 @@ def plot_gradcam_grid(model: Any, evaluation: Any, pixels: Any, names: list[str]
     figure.suptitle(
         f"Grad-CAM ({explainer.feature.name}): worst mistakes (red), then the surest correct photos per class", fontsize=10
     )
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    return write_atomic(path, buffer.getvalue())
+    return write_figure(figure, path, dpi=110, bbox_inches="tight")
 
 
 def write_report_grid(out: Path, model: Any, evaluation: Any, pixels: Any, names: list[str]) -> dict[str, str]:

@@ -27,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from edge_runner.spec import write_atomic
+from edge_runner.files import write_atomic, write_json
 
 from .errors import TrainError
 from .progress import Progress
@@ -102,7 +102,7 @@ class Checkpoints:
 
     def save(self, states: dict[str, PhaseState]) -> None:
         data = {name: asdict(state) for name, state in states.items()}
-        write_atomic(self.directory / STATE_FILE, (json.dumps(data, indent=1) + "\n").encode("utf-8"))
+        write_json(self.directory / STATE_FILE, data, indent=1)
 
     def save_weights(self, model: keras.Model, name: str) -> str:
         """Write ``model``'s weights to ``name`` (ending ``.weights.h5``) atomically; returns ``name``."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 import os
 from pathlib import Path
@@ -11,15 +10,13 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay
 
-from edge_runner.spec import write_atomic
+from edge_runner.files import write_figure
 
 from .evaluate import Evaluation
 
 
 def _save(figure: Figure, path: str | os.PathLike[str]) -> Path:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    return write_atomic(path, buffer.getvalue())
+    return write_figure(figure, path, dpi=110, bbox_inches="tight")
 
 
 def plot_history(histories: dict[str, dict[str, list[float]]], path: str | os.PathLike[str]) -> Path:

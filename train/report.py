@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from pathlib import Path
 from typing import Any
 
-from edge_runner.spec import write_atomic
+from edge_runner.files import write_atomic, write_json
 
 from .config import TrainConfig
 from .data import DataSplit
@@ -235,6 +234,6 @@ def _threshold_lines(table: dict[str, Any]) -> list[str]:
 
 
 def write_report(out_dir: Path, report: dict[str, Any]) -> tuple[Path, Path]:
-    json_path = write_atomic(out_dir / "report.json", (json.dumps(report, indent=2) + "\n").encode("utf-8"))
+    json_path = write_json(out_dir / "report.json", report)
     md_path = write_atomic(out_dir / "report.md", render_markdown(report).encode("utf-8"))
     return json_path, md_path

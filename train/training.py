@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edge_runner.native_log import import_quietly
-from edge_runner.spec import CONTRACT_FILENAME, LABELS_FILENAME, InputSpec, write_atomic
+from edge_runner.files import write_atomic
+from edge_runner.spec import CONTRACT_FILENAME, LABELS_FILENAME, InputSpec
 
 from .backbones import get_backbone
 from .config import TrainConfig, TrainResult

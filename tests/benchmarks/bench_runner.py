@@ -52,39 +52,22 @@ DEFAULT_CACHE = Path(os.environ.get("EDGEKIT_BENCH_CACHE", Path.home() / ".cache
 
 TARGETS = {"cold_start_s": 0.25, "vs_naive": 1.5, "vs_keras": 20.0, "peak_rss_mb": 80.0}
 
-BARE_SCRIPT = textwrap.dedent(
+# The baselines with nothing of the runner: numpy, Pillow and ai_edge_litert, one photo at a time.
+# ``bare`` (cold start) classifies one photo with LiteRT's default threads; ``naive``
+# (throughput) all photos with 1 thread.
+LITERT_SCRIPT = textwrap.dedent(
     """
     import sys
     import numpy as np
     from PIL import Image
     from ai_edge_litert.interpreter import Interpreter
 
-    model, photo = sys.argv[1], sys.argv[2]
-    interpreter = Interpreter(model_path=model)
+    model, threads, photos = sys.argv[1], sys.argv[2], sys.argv[3:]
+    interpreter = Interpreter(model_path=model, num_threads=None if threads == "default" else int(threads))
     interpreter.allocate_tensors()
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     height, width = inp["shape"][1:3]
-    pixels = np.asarray(Image.open(photo).convert("RGB").resize((width, height), Image.BILINEAR), dtype=np.uint8)
-    interpreter.set_tensor(inp["index"], pixels[np.newaxis].astype(inp["dtype"]))
-    interpreter.invoke()
-    scores = interpreter.get_tensor(out["index"])[0]
-    print(photo, int(np.argmax(scores)), flush=True)
-    """
-)
-
-NAIVE_SCRIPT = textwrap.dedent(
-    """
-    import sys
-    import numpy as np
-    from PIL import Image
-    from ai_edge_litert.interpreter import Interpreter
-
-    model, listing = sys.argv[1], sys.argv[2]
-    interpreter = Interpreter(model_path=model, num_threads=1)
-    interpreter.allocate_tensors()
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    height, width = inp["shape"][1:3]
-    for photo in open(listing).read().splitlines():
+    for photo in photos:
         pixels = np.asarray(Image.open(photo).convert("RGB").resize((width, height), Image.BILINEAR), dtype=np.uint8)
         interpreter.set_tensor(inp["index"], pixels[np.newaxis].astype(inp["dtype"]))
         interpreter.invoke()
@@ -241,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     listing = args.cache / "photos.txt"
     listing.write_text("".join(f"{p}\n" for p in photos))
     scripts = {}
-    for name, text in (("bare", BARE_SCRIPT), ("naive", NAIVE_SCRIPT), ("keras", KERAS_SCRIPT)):
+    for name, text in (("litert", LITERT_SCRIPT), ("keras", KERAS_SCRIPT)):
         scripts[name] = args.cache / f"{name}_baseline.py"
         scripts[name].write_text(text)
     model = str(models["int8"])
@@ -253,13 +236,13 @@ def main(argv: list[str] | None = None) -> int:
 
     # Cold start: the runner and the bare script, interleaved so load changes hit both.
     runner_one = ["-m", "edge_runner", str(photos[0]), "--model", model, *extra]
-    bare_one = [str(scripts["bare"]), model, str(photos[0])]
+    bare_one = [str(scripts["litert"]), model, "default", str(photos[0])]
     runner_cold, runner_cold_rss = median_first_line(runner_one, args.repeats)
     bare_cold, bare_cold_rss = median_first_line(bare_one, args.repeats)
 
     # Throughput: whole processes, spawn -> exit; median of `repeats`, interleaved.
     runner_all = ["-m", "edge_runner", *map(str, photos), "--model", model, *extra]
-    naive_all = [str(scripts["naive"]), model, str(listing)]
+    naive_all = [str(scripts["litert"]), model, "1", *map(str, photos)]
     runner_runs, naive_runs = [], []
     for _ in range(max(1, args.repeats // 2 + 1)):
         runner_runs.append(run_process(runner_all))

@@ -31,7 +31,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from edge_runner.image import preprocess  # noqa: E402
-from edge_runner.spec import InputSpec, contract_path_for, write_atomic  # noqa: E402
+from edge_runner.files import write_atomic  # noqa: E402
+from edge_runner.spec import InputSpec, contract_path_for  # noqa: E402
 
 SIZE = 224
 LABELS = ("cat", "dog")
