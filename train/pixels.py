@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from edge_runner.decoder import decode_photos as decode_each
-from edge_runner.spec import InputSpec, write_atomic
+from edge_runner.files import write_atomic
+from edge_runner.spec import InputSpec
 
 from .progress import Progress
 
