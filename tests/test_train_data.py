@@ -23,7 +23,7 @@ from train.data import (
     split_samples,
 )
 from train.pixels import decode_photos
-from train.training import class_weights_for
+from train.dataset import class_weights_for
 
 SPEC = InputSpec(labels=("a", "b"), height=40, width=40)
 
@@ -337,7 +337,7 @@ def test_config_round_trip_and_command(tmp_path):
 
 
 def test_out_dir_refuses_a_previous_run_unless_resume_or_overwrite(tmp_path):
-    from train.training import prepare_out_dir
+    from train.output import prepare_out_dir
 
     out = tmp_path / "out"
     config = TrainConfig(data="d", out=str(out))

@@ -20,11 +20,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from edge_runner.heatmap import overlay, save_png
-from edge_runner.spec import CONTRACT_FILENAME, write_atomic
+from convert.source import PLOT_FILENAMES, RunLayout
+from edge_runner.spec import write_atomic
 
 PROG = "python -m train explain"
-GRID_FILENAME = "gradcam.png"
-MODEL_FILENAME = "model.keras"
+GRID_FILENAME = PLOT_FILENAMES["gradcam"]
 SUFFIX = ".gradcam.png"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -119,7 +119,7 @@ def load_run(run: Path) -> tuple[Any, Any]:
     """``(keras model, InputSpec)`` of a training run; raises ValueError naming the file when unusable."""
     from edge_runner.spec import ContractError, InputSpec
 
-    model_path, contract_path = run / MODEL_FILENAME, run / CONTRACT_FILENAME
+    model_path, contract_path = RunLayout(run).model, RunLayout(run).contract
     for path in (model_path, contract_path):
         if not path.is_file():
             raise ValueError(f"RUN {run}: {path.name} not found (pass the --out directory of `python -m train`)")

@@ -8,6 +8,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from convert.source import RunLayout
 from edge_runner.spec import write_atomic
 
 from .config import TrainConfig
@@ -235,6 +236,7 @@ def _threshold_lines(table: dict[str, Any]) -> list[str]:
 
 
 def write_report(out_dir: Path, report: dict[str, Any]) -> tuple[Path, Path]:
-    json_path = write_atomic(out_dir / "report.json", (json.dumps(report, indent=2) + "\n").encode("utf-8"))
-    md_path = write_atomic(out_dir / "report.md", render_markdown(report).encode("utf-8"))
+    layout = RunLayout(out_dir)
+    json_path = write_atomic(layout.report_json, (json.dumps(report, indent=2) + "\n").encode("utf-8"))
+    md_path = write_atomic(layout.report_md, render_markdown(report).encode("utf-8"))
     return json_path, md_path
