@@ -115,7 +115,8 @@ def load_run(run: Path) -> tuple[Any, Any]:
     """``(keras model, InputSpec)`` of a training run; raises ValueError naming the file when unusable."""
     from edge_runner.spec import ContractError, InputSpec
 
-    model_path, contract_path = RunLayout(run).model, RunLayout(run).contract
+    layout = RunLayout(run)
+    model_path, contract_path = layout.model, layout.contract
     for path in (model_path, contract_path):
         if not path.is_file():
             raise ValueError(f"RUN {run}: {path.name} not found (pass the --out directory of `python -m train`)")
