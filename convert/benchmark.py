@@ -27,6 +27,7 @@ from edge_runner.timing import Latency, time_interleaved
 from .errors import ConvertError
 from .gate import compare, predict_keras, predict_tflite, score, truth_indices
 from .photos import Photo, Warn, decode, labelled_folder, warn_stderr
+from .source import RunLayout
 
 # Figures in benchmark.json are rounded to the microsecond.
 DIGITS = 3
@@ -80,17 +81,6 @@ class BenchmarkResult:
     environment: dict[str, str]
 
 
-def parse_threads(text: str) -> tuple[int, ...]:
-    """``"1,2,4"`` → ``(1, 2, 4)``; ``ConvertError`` naming what is allowed and what was received."""
-    try:
-        values = tuple(dict.fromkeys(int(part) for part in text.split(",") if part.strip()))
-    except ValueError:
-        values = ()
-    if not values or any(v < 1 or v > 64 for v in values):
-        raise ConvertError(f"`--threads` must be a comma-separated list of integers from 1 to 64, received {text!r}")
-    return values
-
-
 def _limited(photos: list[Photo], limit: int | None) -> list[Photo]:
     """At most ``limit`` photos, taken round-robin across classes so every class is represented."""
     if limit is None or limit >= len(photos):
@@ -120,7 +110,7 @@ def _load_keras(path: Path, threads: int) -> tuple[Any, int | None]:
     import keras
 
     if path.is_dir():
-        path = path / "model.keras"
+        path = RunLayout(path).model
     if not path.is_file():
         raise ConvertError(f"--keras: {path} not found (give TRAIN_OUT/model.keras or TRAIN_OUT)")
     try:
@@ -169,7 +159,7 @@ def benchmark(models: Sequence[str | Path], *, data: Path | None = None, threads
         batch = tf.constant(sample[np.newaxis].astype(np.float32))
         keras_call = lambda: function(batch).numpy()  # noqa: E731
         path = Path(keras_path)
-        path = path / "model.keras" if path.is_dir() else path
+        path = RunLayout(path).model if path.is_dir() else path
         keras_entry = ModelBenchmark("Keras float", str(path), "keras", path.stat().st_size)
 
     results = [ModelBenchmark(c.path.name, str(c.path), c.variant, c.size_bytes) for c in classifiers]

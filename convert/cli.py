@@ -1,7 +1,9 @@
 """``python -m convert export|benchmark``: argument parsing and exit codes, nothing else.
 
-Exit status: 0 success (every variant accepted); 1 a variant was rejected by the
-accuracy gate or failed its checks; 2 bad input (nothing half-written); 130 interrupted.
+The conventions are the runner's (:mod:`edge_runner.console`): errors are one line
+``convert: error: …`` on stderr; exit status 0 success (every variant accepted),
+1 a variant was rejected by the accuracy gate or failed its checks, 2 bad arguments
+or input (nothing half-written), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # see edge_runner.native_log: failures still raise
 
+from edge_runner.argtypes import non_negative_int, positive_int, thread_counts  # noqa: E402
+from edge_runner.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, parse_args, print_error  # noqa: E402
 from edge_runner.extras import missing_extra  # noqa: E402
 from edge_runner.model import ModelError  # noqa: E402
 from edge_runner.runtime import RuntimeUnavailable  # noqa: E402
@@ -24,17 +28,18 @@ PROG = "convert"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"python -m {PROG}", description=__doc__.split("\n")[0].strip("`"))
+    parser = Parser(prog=f"python -m {PROG}", error_prog=PROG, description=__doc__.split("\n")[0].strip("`"))
     commands = parser.add_subparsers(dest="command", required=True, metavar="{export,benchmark}")
 
-    export = commands.add_parser("export", help="convert a training run into gated .tflite variants with metadata")
+    export = commands.add_parser("export", error_prog=PROG,
+                                 help="convert a training run into gated .tflite variants with metadata")
     export.add_argument("train_out", type=Path, metavar="TRAIN_OUT", help="output directory of `python -m train`")
     export.add_argument("--out", type=Path, required=True, metavar="DIR", help="where to write the models and reports")
     export.add_argument("--variants", type=str, default="float32,float16,dynamic,int8",
                         help="comma-separated: float32, float16, dynamic, int8, int16x8 (default: %(default)s)")
     export.add_argument("--calibration-data", type=Path, metavar="DIR",
                         help="photos for int8 calibration (default: the training split in TRAIN_OUT/split.json)")
-    export.add_argument("--calibration-size", type=int, default=300, metavar="N",
+    export.add_argument("--calibration-size", type=positive_int, default=300, metavar="N",
                         help="photos sampled for int8 calibration (default: %(default)s); with fewer available, all of "
                         "them are used (at least 10)")
     export.add_argument("--eval-data", type=Path, metavar="DIR",
@@ -52,28 +57,31 @@ def build_parser() -> argparse.ArgumentParser:
                         help="level of the reported interval of the accuracy change (default: %(default)s)")
     export.add_argument("--diagnose", action="store_true",
                         help="always diagnose int8 layer by layer (default: only when it is rejected or close to the limit)")
-    export.add_argument("--diagnose-photos", type=int, default=50, metavar="N",
+    export.add_argument("--diagnose-photos", type=positive_int, default=50, metavar="N",
                         help="calibration photos the diagnosis runs on (default: %(default)s)")
     export.add_argument("--fix", type=str, choices=("auto", "always", "never"), default="auto",
                         help="try fixes (wider calibration, layers kept in float, int16x8) when int8 is rejected "
                              "(auto), even when it passes (always), or never (default: %(default)s)")
-    export.add_argument("--seed", type=int, default=0, help="seed of the calibration sample (default: %(default)s)")
+    export.add_argument("--seed", type=non_negative_int, default=0, help="seed of the calibration sample (default: %(default)s)")
     export.add_argument("--description", type=str, default="", help="metadata description (default: generated)")
     export.add_argument("--model-version", type=str, default="1.0.0", help="metadata version (default: %(default)s)")
     export.add_argument("--author", type=str, default="edgekit", help="metadata author (default: %(default)s)")
     export.add_argument("--license", type=str, default="Apache-2.0", help="metadata licence (default: %(default)s)")
     export.add_argument("--quiet", action="store_true", help="no progress bars or per-variant lines")
 
-    bench = commands.add_parser("benchmark", help="size, latency and accuracy of .tflite models")
+    bench = commands.add_parser("benchmark", error_prog=PROG, help="size, latency and accuracy of .tflite models")
     bench.add_argument("models", type=Path, nargs="+", metavar="MODEL.tflite")
     bench.add_argument("--data", type=Path, metavar="DIR", help="one folder per class, for accuracy and agreement")
-    bench.add_argument("--threads", type=str, default="1,2,4", help="thread counts (default: %(default)s)")
+    bench.add_argument("--threads", type=thread_counts, default=(1, 2, 4), metavar="N,N",
+                       help="thread counts, comma-separated (default: 1,2,4)")
     bench.add_argument("--keras", type=Path, metavar="PATH",
                        help="TRAIN_OUT/model.keras (or TRAIN_OUT): its latency is the baseline, its answers the reference")
     bench.add_argument("--out", type=Path, metavar="DIR", help="where to write benchmark.{md,json,png} (default: the first model's folder)")
-    bench.add_argument("--limit", type=int, metavar="N", help="use at most N photos from --data (every class represented)")
-    bench.add_argument("--runs", type=int, default=50, help="timed runs per model and thread count (default: %(default)s)")
-    bench.add_argument("--warmup", type=int, default=5, help="untimed runs first (default: %(default)s)")
+    bench.add_argument("--limit", type=positive_int, metavar="N", help="use at most N photos from --data (every class represented)")
+    bench.add_argument("--runs", type=positive_int, default=50, metavar="N",
+                       help="timed runs per model and thread count (default: %(default)s)")
+    bench.add_argument("--warmup", type=non_negative_int, default=5, metavar="N",
+                       help="untimed runs first (default: %(default)s)")
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -107,35 +115,40 @@ def run_export(args: argparse.Namespace) -> int:
     remedy = result.remedy
     if remedy is not None and remedy.candidates:
         print(f"{PROG}: int8 fixes: {remedy.reason}" + (f"; ship {remedy.shipped}" if remedy.shipped else ""))
-    return 0 if result.all_accepted else 1
+    return EXIT_OK if result.all_accepted else EXIT_FAILED
 
 
 def run_benchmark(args: argparse.Namespace) -> int:
-    from .benchmark import benchmark, parse_threads
+    from .benchmark import benchmark
     from .benchmark_report import benchmark_markdown, write_benchmark
 
-    if args.limit is not None and args.limit < 1:
-        raise ConvertError(f"`--limit` must be a positive number of photos, received {args.limit}")
-    result = benchmark(args.models, data=args.data, threads=parse_threads(args.threads), keras_path=args.keras,
+    result = benchmark(args.models, data=args.data, threads=args.threads, keras_path=args.keras,
                        limit=args.limit, runs=args.runs, warmup=args.warmup, progress=not args.quiet)
     print(benchmark_markdown(result))
     written = write_benchmark(result, args.out or Path(args.models[0]).parent)
     print(f"{PROG}: wrote {', '.join(str(p) for p in written)}")
-    return 0
+    return EXIT_OK
+
+
+# `python -m convert WORD …`: each job is a subparser above and its function here.
+SUBCOMMANDS = {"export": run_export, "benchmark": run_benchmark}
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the command line; return the exit status (0 ok, 1 a variant not accepted, 2 usage or input error)."""
+    args = parse_args(build_parser(), argv)
+    if isinstance(args, int):
+        return args
     missing = missing_extra("train")
     if missing:
-        print(f"{PROG}: error: {missing}", file=sys.stderr)
-        return 2
+        print_error(PROG, missing)
+        return EXIT_USAGE
     try:
-        return run_export(args) if args.command == "export" else run_benchmark(args)
+        return SUBCOMMANDS[args.command](args)
     except (ConvertError, ModelError, ContractError, RuntimeUnavailable) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+        print_error(PROG, str(exc))
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; every file already written is complete, run the same command again to resume",
               file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED

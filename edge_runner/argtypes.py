@@ -36,3 +36,14 @@ positive_float = bounded(float, lambda v: v > 0, "a number > 0")
 
 # The TFLite runtimes ``--runtime`` accepts, in the order they are tried (== runtime.RUNTIMES, without importing numpy).
 RUNTIME_CHOICES = ("ai-edge-litert", "tflite-runtime", "tensorflow")
+
+
+def thread_counts(text: str) -> tuple[int, ...]:
+    """An argparse ``type=``: ``"1,2,4"`` → ``(1, 2, 4)``, each count from 1 to 64 (repeats and blanks dropped)."""
+    try:
+        values = tuple(dict.fromkeys(int(part) for part in text.split(",") if part.strip()))
+    except ValueError:
+        values = ()
+    if not values or any(not 1 <= value <= 64 for value in values):
+        raise argparse.ArgumentTypeError(f"must be comma-separated thread counts from 1 to 64, received {text!r}")
+    return values

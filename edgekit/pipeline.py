@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Sequence
 
-from convert.source import MODEL_FILENAME, SPLIT_FILENAME
+from convert.source import RunLayout
 from edge_runner.assets import models_dir
 from edge_runner.console import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, UsageError, parse_args,
                                  print_error)
 from edge_runner.extras import missing_extra
-from edge_runner.spec import CONTRACT_FILENAME, LABELS_FILENAME, contract_path_for
+from edge_runner.argtypes import non_negative_int, positive_int
+from edge_runner.spec import LABELS_FILENAME, contract_path_for
 
 from .dataset import fetch_data
 from .errors import PipelineError
@@ -36,10 +37,6 @@ DEFAULT_VARIANTS = "float32,float16,dynamic,int8"
 RUNNER_VARIANT = "int8"  # the runner stage classifies with it
 SHIPPED_VARIANTS = ("int8", "float16")  # what --install copies into models/
 IMAGE_SIZES = (96, 128, 160, 192, 224)
-# What `python -m train` writes besides MODEL_FILENAME, SPLIT_FILENAME and CONTRACT_FILENAME
-# (train/report.py and train/training.py; not yet shared constants).
-TRAIN_REPORT = "report.json"
-TRAIN_CHECKPOINTS = "checkpoints"
 
 
 @dataclass(frozen=True)
@@ -105,7 +102,7 @@ def train_command(config: PipelineConfig, data: Path, train_out: Path) -> list[s
     if config.background is not None:
         argv += ["--background", str(config.background.resolve())]
     # A repeated `make all` starts over; --resume continues an interrupted run instead.
-    argv.append("--resume" if config.resume and (train_out / TRAIN_CHECKPOINTS).exists() else "--overwrite")
+    argv.append("--resume" if config.resume and RunLayout(train_out).checkpoints.exists() else "--overwrite")
     return argv
 
 
@@ -165,7 +162,8 @@ def run_pipeline(config: PipelineConfig) -> Summary:
     train_out, tflite_out, bench_out = out / "train", out / "tflite", out / "benchmark"
     times.append(StageTime("train", run_stage("train", train_command(config, data, train_out))))
     export_report, models = export_models(train_out, tflite_out, config.variants, times)
-    benchmark = benchmark_models(models, data / "validation", train_out / MODEL_FILENAME, bench_out, times)
+    run = RunLayout(train_out)
+    benchmark = benchmark_models(models, data / "validation", run.model, bench_out, times)
 
     int8 = models[RUNNER_VARIANT]
     lines = run_runner(f"runner ({RUNNER_VARIANT}, validation photos)", int8, [data / "validation"],
@@ -174,7 +172,7 @@ def run_pipeline(config: PipelineConfig) -> Summary:
     runner = runner_accuracy(lines, data / "validation")
 
     false_alarms = None
-    held_out = background_validation(read_json(train_out / SPLIT_FILENAME, "train"))
+    held_out = background_validation(read_json(run.split, "train"))
     if held_out:
         bg_lines = run_runner(f"runner ({RUNNER_VARIANT}, held-out background photos)", int8, held_out,
                               out / "runner_background.jsonl", times, "runner (background)")
@@ -184,10 +182,10 @@ def run_pipeline(config: PipelineConfig) -> Summary:
     if config.install:
         install_models(models, tflite_out / LABELS_FILENAME)
 
-    contract = read_json(train_out / CONTRACT_FILENAME, "train")
+    contract = read_json(run.contract, "train")
     return Summary(
         out=out, files=tuple(files),
-        keras_accuracy=read_json(train_out / TRAIN_REPORT, "train")["summary"]["val_accuracy"],
+        keras_accuracy=read_json(run.report_json, "train")["summary"]["val_accuracy"],
         variants=variant_rows(export_report, benchmark), runner=runner, false_alarms=false_alarms,
         threshold=contract.get("threshold"), background_label=contract.get("background_label"), times=tuple(times),
     )
@@ -220,9 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="'imagenet' (Keras download), 'none', or a local MobileNetV2 no-top .h5 (default: imagenet)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR", help="output directory (default: runs/cats_dogs)")
     parser.add_argument("--image-size", type=int, default=224, choices=IMAGE_SIZES)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=None, help="head epochs (default: the trainer's)")
-    parser.add_argument("--fine-tune-epochs", type=int, default=None, help="fine-tuning epochs (default: the trainer's)")
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--epochs", type=positive_int, default=None, metavar="N", help="head epochs (default: the trainer's)")
+    parser.add_argument("--fine-tune-epochs", type=non_negative_int, default=None, metavar="N",
+                        help="fine-tuning epochs (default: the trainer's; 0: none)")
     parser.add_argument("--variants", type=str, default=DEFAULT_VARIANTS,
                         help=f"export variants, comma-separated; int8 is required (default: {DEFAULT_VARIANTS})")
     parser.add_argument("--install", action="store_true", help="copy the int8 and float16 models into models/")

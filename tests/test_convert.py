@@ -569,7 +569,8 @@ def test_benchmark_writes_table_json_and_chart(exported, tmp_path, capsys):
 def test_benchmark_bad_threads_and_bad_model(exported, tmp_path, capsys):
     _, out, _, _ = exported
     assert main(["benchmark", str(out / "tiny_int8.tflite"), "--threads", "0,x"]) == 2
-    assert "`--threads` must be a comma-separated list" in capsys.readouterr().err
+    assert "convert: error: argument --threads: must be comma-separated thread counts from 1 to 64, received '0,x'" in \
+        capsys.readouterr().err
     not_model = tmp_path / "x.tflite"
     not_model.write_text("hello")
     assert main(["benchmark", str(not_model)]) == 2

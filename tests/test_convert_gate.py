@@ -217,7 +217,7 @@ def test_old_flag_name_and_bad_gate_flags(tmp_path, capsys):
     for flags, message in ((["--alpha", "2"], "`--alpha` must be between 0 and 1 (exclusive), received 2.0"),
                            (["--require-agreement", "120"], "`--require-agreement` must be a percentage from 0 to 100"),
                            (["--confidence", "1"], "`--confidence` must be from 0.5 to below 1, received 1.0"),
-                           (["--diagnose-photos", "0"], "`--diagnose-photos` must be a positive number")):
+                           (["--diagnose-photos", "0"], "argument --diagnose-photos: must be a positive integer, received 0")):
         assert main(["export", str(tmp_path / "missing"), "--out", str(tmp_path / "out"), *flags]) == 2
         assert message in capsys.readouterr().err
 

@@ -1,7 +1,12 @@
 """``python -m train``: fine-tune a pretrained CNN on a folder of labelled photos.
 
 Thin layer: flags → :class:`train.config.TrainConfig` → :func:`train.run_training`.
-Errors become exit codes here only: 2 for bad arguments or unusable data,
+``python -m train explain …`` and ``python -m train compare …`` are the other jobs
+(``SUBCOMMANDS``); with no such word first, the command trains one model, so
+``python -m train --data …`` stays as it always was.
+
+The conventions are the runner's (:mod:`edge_runner.console`): errors are one line
+``train: error: …`` on stderr; exit status 2 for bad arguments or unusable data,
 130 for Ctrl-C (the checkpoints let ``--resume`` continue).
 """
 
@@ -11,23 +16,30 @@ import argparse
 import logging
 import os
 import sys
+from importlib import import_module
 
+from edge_runner.console import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, parse_args, print_error
 from edge_runner.extras import missing_extra
 
 from .backbones import BACKBONES
 from .config import CLASS_WEIGHT_CHOICES, FINE_TUNE_MODES, STRATEGIES, TrainConfig
 from .errors import TrainError
 
+PROG = "train"
 DEFAULTS = TrainConfig(data="", out="")
+# `python -m train WORD …` runs the module's main(argv) with the rest of the words.
+SUBCOMMANDS = {"explain": "train.explain", "compare": "train.compare_cli"}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m train",
+        error_prog=PROG,
         description="Fine-tune a pretrained CNN on a folder of labelled photos; writes a Keras model, its input "
         "contract, labels, an evaluation report and plots into --out.",
-        epilog="python -m train compare --help: train, convert and measure several candidate models (accuracy against "
-        "int8 size and latency).",
+        epilog="Other jobs: python -m train compare --help (train, convert and measure several candidate models: "
+        "accuracy against int8 size and latency); python -m train explain --help (Grad-CAM maps of a trained run "
+        "over photos).",
     )
     data = parser.add_argument_group("data")
     data.add_argument("--data", required=True, metavar="DIR",
@@ -134,22 +146,26 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     )
 
 
+def dispatch(argv: list[str]) -> int | None:
+    """Run the subcommand named by ``argv[0]`` (see ``SUBCOMMANDS``) and return its status; None when there is none."""
+    if not argv or argv[0] not in SUBCOMMANDS:
+        return None
+    return import_module(SUBCOMMANDS[argv[0]]).main(list(argv[1:]))
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status (0 ok, 2 usage or data error, 130 interrupted)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    # Subcommands by their first word, so `python -m train --data …` keeps working unchanged.
-    if argv[:1] == ["explain"]:  # `python -m train explain RUN photo.jpg … --out DIR`: see train/explain.py
-        from .explain import main as explain_main
-
-        return explain_main(argv[1:])
-    if argv[:1] == ["compare"]:  # `python -m train compare …`: see train/compare_cli.py
-        from .compare_cli import main as compare_main
-
-        return compare_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    status = dispatch(argv)
+    if status is not None:
+        return status
+    args = parse_args(build_parser(), argv)
+    if isinstance(args, int):
+        return args
     missing = missing_extra("train")
     if missing:
-        print(f"error: {missing}", file=sys.stderr)
-        return 2
+        print_error(PROG, missing)
+        return EXIT_USAGE
     config = config_from_args(args)
     # TensorFlow's C++ log lines are not for users (see edge_runner.native_log); failures still raise.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -165,16 +181,16 @@ def main(argv: list[str] | None = None) -> int:
         with logging_redirect_tqdm(loggers=[logging.getLogger("train")]):
             result = run_training(config)
     except TrainError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        print_error(PROG, str(exc))
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(
-            f"\ninterrupted: finished epochs are checkpointed in {args.out}/checkpoints; "
+            f"\n{PROG}: interrupted: finished epochs are checkpointed in {args.out}/checkpoints; "
             "run the same command with --resume to continue",
             file=sys.stderr,
         )
-        return 130
+        return EXIT_INTERRUPTED
     finally:
         logging.getLogger("train").removeHandler(handler)
     print(result.summary_line())
-    return 0
+    return EXIT_OK

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from convert.source import RunLayout
 from edge_runner.files import write_json
 
 from .candidates import Candidate
@@ -140,13 +141,14 @@ def _train(train_config: TrainConfig) -> tuple[float, float, int]:
     from . import run_training
 
     out = Path(train_config.out)
-    report = out / "report.json"
-    if report.is_file() and (out / "model.keras").is_file() and (out / "config.json").is_file():
-        if not TrainConfig.load(out / "config.json").differences(train_config):
+    layout = RunLayout(out)
+    report = layout.report_json
+    if report.is_file() and layout.model.is_file() and layout.config.is_file():
+        if not TrainConfig.load(layout.config).differences(train_config):
             data = json.loads(report.read_text(encoding="utf-8"))
             log.info("  training finished earlier: reusing %s", out)
             return data["validation"]["accuracy"] * 100, float(data["elapsed_s"]), int(sum(data["data"]["counts"]["train"].values()))
-    resume = (out / "checkpoints" / "state.json").is_file()
+    resume = layout.state.is_file()
     result = run_training(replace(train_config, resume=resume, overwrite=not resume))
     return result.val_accuracy * 100, result.elapsed_s, result.num_train
 
@@ -200,7 +202,7 @@ def run_candidate(config: CompareConfig, candidate: Candidate) -> CandidateResul
     if failed:
         raise TrainError(f"{candidate.name}: conversion failed ({'; '.join(failed)})")
     int8 = variants["int8"]
-    wrong, photos = _int8_mistakes(Path(int8.path), folder / "train" / "split.json")
+    wrong, photos = _int8_mistakes(Path(int8.path), RunLayout(folder / "train").split)
     int8_accuracy = 100.0 * (photos - len(wrong)) / photos
     if abs(int8_accuracy - int8.scores.accuracy) > 1e-6:
         log.warning("  %s: int8 accuracy %.2f%% through the runner but %.2f%% in the gate", candidate.name,
@@ -234,7 +236,7 @@ def measure_latencies(results: list[CandidateResult], threads: tuple[int, ...], 
     pixels = {}
     for r in done:
         spec = read_contract(r.int8_path)
-        split = json.loads((Path(r.int8_path).parent.parent / "train" / "split.json").read_text(encoding="utf-8"))
+        split = json.loads(RunLayout(Path(r.int8_path).parent.parent / "train").split.read_text(encoding="utf-8"))
         pixels[r.name] = preprocess(split["validation"][0]["path"], spec).array
     p50: dict[tuple[str, int], list[float]] = {}
     p90: dict[tuple[str, int], list[float]] = {}

@@ -1,8 +1,9 @@
 """``python -m train compare``: flags → :class:`train.compare.CompareConfig` → :func:`train.compare.run_comparison`.
 
-Exit status: 0 every candidate measured, 1 some failed (the others are in the
-report), 2 bad arguments or data, 130 Ctrl-C (run the same command again: finished
-candidates are kept).
+Exit status (the runner's conventions, :mod:`edge_runner.console`): 0 every candidate
+measured, 1 some failed (the others are in the report), 2 bad arguments or data
+(one line ``train compare: error: …``), 130 Ctrl-C (run the same command again:
+finished candidates are kept).
 """
 
 from __future__ import annotations
@@ -12,38 +13,22 @@ import logging
 import os
 import sys
 
+from edge_runner.argtypes import non_negative_int, positive_float, positive_int, thread_counts
+from edge_runner.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, parse_args, print_error
+
 from .candidates import parse_candidates, resolve_weights
 from .config import TrainConfig
 from .errors import TrainError
 
-PROG = "python -m train compare"
+PROG = "train compare"
 DEFAULT_CANDIDATES = ("mobilenet_v2:0.35:96,mobilenet_v2:0.35:128,mobilenet_v2:0.35:160,mobilenet_v2:0.35:224,"
                       "mobilenet_v2:1.0:128,mobilenet_v2:1.0:224,baseline:128")
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive number, received {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, received {text!r}")
-    return value
-
-
-def _threads(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        values = ()
-    if not values or any(not 1 <= v <= 64 for v in values):
-        raise argparse.ArgumentTypeError(f"must be comma-separated thread counts from 1 to 64, received {text!r}")
-    return values
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
+    parser = Parser(
+        prog=f"python -m {PROG}",
+        error_prog=PROG,
         description="Train, convert (float32 + int8 through the gate) and measure several candidate models on the same "
         "photos: validation accuracy, int8 size and latency, training time; writes report.md, report.json and a plot of "
         "accuracy against latency with the Pareto front, and recommends one for a latency/size budget.",
@@ -59,23 +44,22 @@ def build_parser() -> argparse.ArgumentParser:
                         help="ImageNet weights per width for candidates without their own: imagenet (Keras' download), "
                         "ALPHA=PATH, a file under Keras' name (mobilenet_v2_weights_tf_dim_ordering_tf_kernels_"
                         "<alpha>_<size>_no_top.h5) or a directory of such files; repeatable (default imagenet)")
-    parser.add_argument("--epochs", type=int, default=TrainConfig.epochs, metavar="N", help="head epochs (default %(default)s)")
-    parser.add_argument("--fine-tune-epochs", type=int, default=TrainConfig.fine_tune_epochs, metavar="N",
-                        help="fine-tuning epochs (default %(default)s)")
-    parser.add_argument("--scratch-epochs", type=int, default=20, metavar="N",
+    parser.add_argument("--epochs", type=non_negative_int, default=TrainConfig.epochs, metavar="N", help="head epochs (default %(default)s)")
+    parser.add_argument("--fine-tune-epochs", type=non_negative_int, default=TrainConfig.fine_tune_epochs, metavar="N", help="fine-tuning epochs (default %(default)s)")
+    parser.add_argument("--scratch-epochs", type=positive_int, default=20, metavar="N",
                         help="epochs for candidates trained from scratch (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="training seed (default %(default)s, as make all)")
-    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, metavar="N")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="training seed (default %(default)s, as make all)")
+    parser.add_argument("--batch-size", type=positive_int, default=TrainConfig.batch_size, metavar="N")
     parser.add_argument("--cache-dir", metavar="DIR", default=None,
                         help="decoded photos and activations cache (default $EDGEKIT_CACHE_DIR or ~/.cache/edgekit)")
-    parser.add_argument("--calibration-size", type=int, default=300, metavar="N", help="int8 calibration photos (default %(default)s)")
-    parser.add_argument("--threads", type=_threads, default=(1, 4), metavar="N,N", help="latency thread counts (default 1,4)")
-    parser.add_argument("--latency-runs", type=int, default=100, metavar="N", help="timed calls per measurement (default %(default)s)")
-    parser.add_argument("--latency-rounds", type=int, default=3, metavar="N",
+    parser.add_argument("--calibration-size", type=positive_int, default=300, metavar="N", help="int8 calibration photos (default %(default)s)")
+    parser.add_argument("--threads", type=thread_counts, default=(1, 4), metavar="N,N", help="latency thread counts (default 1,4)")
+    parser.add_argument("--latency-runs", type=positive_int, default=100, metavar="N", help="timed calls per measurement (default %(default)s)")
+    parser.add_argument("--latency-rounds", type=positive_int, default=3, metavar="N",
                         help="interleaved rounds over all candidates; the median is reported (default %(default)s)")
-    parser.add_argument("--max-latency-ms", type=_positive_float, default=None, metavar="MS",
+    parser.add_argument("--max-latency-ms", type=positive_float, default=None, metavar="MS",
                         help="budget for the recommendation: int8 p50 latency at 1 thread")
-    parser.add_argument("--max-size-mb", type=_positive_float, default=None, metavar="MB", help="budget: int8 file size")
+    parser.add_argument("--max-size-mb", type=positive_float, default=None, metavar="MB", help="budget: int8 file size")
     parser.add_argument("--target-accuracy", type=float, default=98.0, metavar="PCT",
                         help="the report names the fastest candidate with at least this int8 accuracy (default %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="redo candidates measured earlier with other options")
@@ -84,12 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    for flag in ("epochs", "fine_tune_epochs", "scratch_epochs", "batch_size", "calibration_size", "latency_runs", "latency_rounds"):
-        low = 0 if flag in ("epochs", "fine_tune_epochs") else 1
-        if getattr(args, flag) < low:
-            parser.error(f"--{flag.replace('_', '-')} must be an integer of at least {low}, received {getattr(args, flag)}")
+    """Run the command line; return the exit status (0 all measured, 1 some failed, 2 usage or data error)."""
+    args = parse_args(build_parser(), argv)
+    if isinstance(args, int):
+        return args
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     from .progress import configure_logging
@@ -111,13 +93,13 @@ def main(argv: list[str] | None = None) -> int:
         with logging_redirect_tqdm(loggers=[logging.getLogger("train")]):
             results, report = run_comparison(config)
     except TrainError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+        print_error(PROG, str(exc))
+        return EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"\ninterrupted: finished candidates are kept in {args.out}/candidates; run the same command again to go on",
+        print(f"\n{PROG}: interrupted: finished candidates are kept in {args.out}/candidates; run the same command again to go on",
               file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     finally:
         logging.getLogger("train").removeHandler(handler)
     print(f"{report['recommendation']['line']}\nreport: {os.path.join(args.out, 'report.md')}")
-    return 1 if any(r.status != "done" for r in results) else 0
+    return EXIT_FAILED if any(r.status != "done" for r in results) else EXIT_OK

@@ -12,21 +12,19 @@ import argparse
 import logging
 import math
 import os
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from edge_runner.console import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parser, parse_args, print_error
 from edge_runner.heatmap import overlay, save_png
+from convert.source import PLOT_FILENAMES, RunLayout
 from edge_runner.files import write_figure
-from edge_runner.spec import CONTRACT_FILENAME
 
-PROG = "python -m train explain"
-GRID_FILENAME = "gradcam.png"
-MODEL_FILENAME = "model.keras"
+PROG = "train explain"  # error lines: `train explain: error: …` (edge_runner.console's convention)
+GRID_FILENAME = PLOT_FILENAMES["gradcam"]
 SUFFIX = ".gradcam.png"
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +94,9 @@ def write_report_grid(out: Path, model: Any, evaluation: Any, pixels: Any, names
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
+    parser = Parser(
+        prog=f"python -m {PROG}",
+        error_prog=PROG,
         description="Draw Grad-CAM maps of a trained run's model over photos: which part of each photo the answer used.",
         epilog="Exit status: 0 all photos explained, 1 some photos failed, 2 bad arguments or an unusable run.",
     )
@@ -109,15 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(message: str) -> None:
-    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
-
-
 def load_run(run: Path) -> tuple[Any, Any]:
     """``(keras model, InputSpec)`` of a training run; raises ValueError naming the file when unusable."""
     from edge_runner.spec import ContractError, InputSpec
 
-    model_path, contract_path = run / MODEL_FILENAME, run / CONTRACT_FILENAME
+    layout = RunLayout(run)
+    model_path, contract_path = layout.model, layout.contract
     for path in (model_path, contract_path):
         if not path.is_file():
             raise ValueError(f"RUN {run}: {path.name} not found (pass the --out directory of `python -m train`)")
@@ -145,22 +141,22 @@ def explain_photos(run: Path, inputs: Sequence[str], out: Path, label: str | Non
         model, spec = load_run(run)
         explainer = GradCamExplainer(model)
     except (ValueError, GradCamError) as exc:
-        _fail(str(exc))
+        print_error(PROG, str(exc))
         return EXIT_USAGE
     class_index = None
     if label is not None:
         if label not in spec.labels:
-            _fail(f"--label must be one of {list(spec.labels)}, received {label!r}")
+            print_error(PROG, f"--label must be one of {list(spec.labels)}, received {label!r}")
             return EXIT_USAGE
         class_index = spec.labels.index(label)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        _fail(f"--out {out}: cannot create the directory ({exc.strerror})")
+        print_error(PROG, f"--out {out}: cannot create the directory ({exc.strerror})")
         return EXIT_USAGE
     collected = collect_inputs(inputs)
     for error in collected.errors:
-        _fail(error)
+        print_error(PROG, error)
     failed, used = len(collected.errors), set()
     for source in collected.paths:
         try:
@@ -176,18 +172,21 @@ def explain_photos(run: Path, inputs: Sequence[str], out: Path, label: str | Non
             target = save_png(drawn, out / f"{name}{SUFFIX}")
         except ImageError as exc:
             failed += 1
-            _fail(str(exc))
+            print_error(PROG, str(exc))
             continue
         except OSError as exc:
             failed += 1
-            _fail(f"{out}: cannot write the PNG for {source} ({exc.strerror or exc})")
+            print_error(PROG, f"{out}: cannot write the PNG for {source} ({exc.strerror or exc})")
             continue
         print(f"{source}  {spec.labels[cam.class_index]}  {cam.score:.3f}  {target}", flush=True)
     return EXIT_FAILED if failed else EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run ``python -m train explain``; return the exit status (0 ok, 1 some photos failed, 2 usage or run error)."""
+    args = parse_args(build_parser(), argv)
+    if isinstance(args, int):
+        return args
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     return explain_photos(Path(args.run), args.inputs, Path(args.out), args.label)

@@ -7,6 +7,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from convert.source import RunLayout
 from edge_runner.files import write_atomic, write_json
 
 from .config import TrainConfig
@@ -234,6 +235,7 @@ def _threshold_lines(table: dict[str, Any]) -> list[str]:
 
 
 def write_report(out_dir: Path, report: dict[str, Any]) -> tuple[Path, Path]:
-    json_path = write_json(out_dir / "report.json", report)
-    md_path = write_atomic(out_dir / "report.md", render_markdown(report).encode("utf-8"))
+    layout = RunLayout(out_dir)
+    json_path = write_json(layout.report_json, report)
+    md_path = write_atomic(layout.report_md, render_markdown(report).encode("utf-8"))
     return json_path, md_path
