@@ -17,7 +17,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # see edge_runner.native_log
 
 from edge_runner.argtypes import non_negative_int, positive_int, thread_counts  # noqa: E402
 from edge_runner.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, parse_args, print_error  # noqa: E402
-from edge_runner.extras import missing_extra  # noqa: E402
 from edge_runner.model import ModelError  # noqa: E402
 from edge_runner.runtime import RuntimeUnavailable  # noqa: E402
 from edge_runner.spec import ContractError  # noqa: E402
@@ -136,13 +135,9 @@ SUBCOMMANDS = {"export": run_export, "benchmark": run_benchmark}
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 a variant not accepted, 2 usage or input error)."""
-    args = parse_args(build_parser(), argv)
+    args = parse_args(build_parser(), argv, needs_extra="train", prog=PROG)
     if isinstance(args, int):
         return args
-    missing = missing_extra("train")
-    if missing:
-        print_error(PROG, missing)
-        return EXIT_USAGE
     try:
         return SUBCOMMANDS[args.command](args)
     except (ConvertError, ModelError, ContractError, RuntimeUnavailable) as exc:

@@ -61,12 +61,24 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.error_prog}: error: {message}\n")
 
 
-def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace | int:
+def parse_args(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, *, needs_extra: str | None = None, prog: str = "",
+) -> argparse.Namespace | int:
     """``parser.parse_args(argv)``, or the exit status when argparse ends the run (``--help``: 0, usage error: 2).
 
-    A ``main(argv) -> int`` can then return instead of raising ``SystemExit``.
+    A ``main(argv) -> int`` can then return instead of raising ``SystemExit``. With ``needs_extra``
+    (e.g. ``"train"``), a missing optional dependency is one ``PROG: error:`` line naming the
+    ``pip install`` that adds it, and exit 2 (``--help`` still works without it).
     """
     try:
-        return parser.parse_args(argv)
+        args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error already printed by the parser
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    if needs_extra is not None:
+        from .extras import missing_extra
+
+        missing = missing_extra(needs_extra)
+        if missing:
+            print_error(prog or getattr(parser, "error_prog", parser.prog), missing)
+            return EXIT_USAGE
+    return args

@@ -20,7 +20,6 @@ from convert.source import RunLayout
 from edge_runner.assets import models_dir
 from edge_runner.console import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, UsageError, parse_args,
                                  print_error)
-from edge_runner.extras import missing_extra
 from edge_runner.argtypes import non_negative_int, positive_int
 from edge_runner.spec import LABELS_FILENAME, contract_path_for
 
@@ -128,7 +127,7 @@ def export_models(train_out: Path, tflite_out: Path, variants: str, times: list[
 def benchmark_models(models: dict[str, Path], data: Path, keras_model: Path, bench_out: Path,
                      times: list[StageTime]) -> dict:
     """``python -m convert benchmark`` on the exported files (1 and 2 threads); its ``benchmark.json``."""
-    from convert.benchmark import BENCHMARK_JSON
+    from convert.benchmark_report import BENCHMARK_JSON
 
     argv = [sys.executable, "-m", "convert", "benchmark", *map(str, models.values()), "--data", str(data),
             "--keras", str(keras_model), "--out", str(bench_out), "--threads", "1,2"]
@@ -230,13 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(build_parser(), argv)
+    args = parse_args(build_parser(), argv, needs_extra="train", prog=PROG)
     if isinstance(args, int):
         return args
-    missing = missing_extra("train")
-    if missing:
-        print_error(PROG, missing)
-        return EXIT_USAGE
     config = PipelineConfig(
         data=args.data, weights=args.weights, out=args.out, image_size=args.image_size, seed=args.seed,
         epochs=args.epochs, fine_tune_epochs=args.fine_tune_epochs, variants=args.variants,

@@ -19,7 +19,6 @@ import sys
 from importlib import import_module
 
 from edge_runner.console import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, parse_args, print_error
-from edge_runner.extras import missing_extra
 
 from .backbones import BACKBONES
 from .config import CLASS_WEIGHT_CHOICES, FINE_TUNE_MODES, STRATEGIES, TrainConfig
@@ -159,13 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     status = dispatch(argv)
     if status is not None:
         return status
-    args = parse_args(build_parser(), argv)
+    args = parse_args(build_parser(), argv, needs_extra="train", prog=PROG)
     if isinstance(args, int):
         return args
-    missing = missing_extra("train")
-    if missing:
-        print_error(PROG, missing)
-        return EXIT_USAGE
     config = config_from_args(args)
     # TensorFlow's C++ log lines are not for users (see edge_runner.native_log); failures still raise.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
