@@ -12,7 +12,7 @@ from conftest import draw_photo, write_class_folders
 from edge_runner.spec import InputSpec
 from train import ConfigError, DataError, TrainConfig
 from train.cli import build_parser, config_from_args, main
-from train.data import DataSplit, background_split, split_samples
+from train.split import DataSplit, background_split, split_samples
 from train.folders import LAYOUT_CLASSES, LAYOUT_FILENAMES, LAYOUT_SPLIT, find_candidates, label_from_filename
 from train.pixels import decode_photos
 from train.dataset import class_weights_for

@@ -40,7 +40,7 @@ class TrainConfig:
     """Everything that defines a training run.
 
     Attributes:
-        data: the photo folder (see ``train.data`` for the layouts it understands).
+        data: the photo folder (see ``train.folders`` for the layouts it understands).
         out: the output directory (model, contract, report, checkpoints).
         backbone: a key of ``train.backbones.BACKBONES``.
         alpha: the backbone's width multiplier.

@@ -18,7 +18,8 @@ from convert.source import SKIPPED_FILENAME, RunLayout
 from edge_runner.spec import InputSpec, write_atomic
 
 from .config import TrainConfig
-from .data import Candidates, DataSplit, split_samples
+from .folders import Candidates
+from .split import DataSplit, split_samples
 from .output import ensure_writable
 from .pixels import DecodedPixels, decode_photos
 

@@ -5,7 +5,7 @@ Layouts understood (``DIR`` is ``--data``):
 * ``DIR/train/<class>/…`` and ``DIR/validation/<class>/…`` (also ``training``,
   ``val``, ``valid``): the split is given.
 * ``DIR/<class>/…`` (e.g. Microsoft's PetImages ``Cat/`` and ``Dog/``): each class
-  is split by a seeded, stratified ``validation_fraction`` (see ``train.data``).
+  is split by a seeded, stratified ``validation_fraction`` (see ``train.split``).
 * ``--labels-from-filename``: a flat folder of names like ``cat.123.jpg`` or
   ``american_bulldog_10.jpg`` (the label is the name before its trailing number),
   either ``DIR`` itself or ``DIR/train`` + ``DIR/validation``.

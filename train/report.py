@@ -11,7 +11,7 @@ from convert.source import RunLayout
 from edge_runner.files import write_atomic, write_json
 
 from .config import TrainConfig
-from .data import DataSplit
+from .split import DataSplit
 from .evaluate import Evaluation
 
 REPORT_FORMAT = "edgekit.train-report"

@@ -32,7 +32,7 @@ from edge_runner.spec import InputSpec
 
 from .backbones import get_backbone
 from .config import TrainConfig, TrainResult
-from .data import Candidates, find_candidates
+from .folders import Candidates, find_candidates
 from .dataset import Dataset, Journal, default_name, load_dataset
 from .output import prepare_out_dir, save_model, write_plots
 from .progress import Progress

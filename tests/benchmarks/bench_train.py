@@ -33,7 +33,8 @@ import numpy as np  # noqa: E402
 
 from edge_runner.spec import InputSpec  # noqa: E402
 from train.config import TrainConfig  # noqa: E402
-from train.data import find_candidates, split_samples  # noqa: E402
+from train.folders import find_candidates
+from train.split import split_samples  # noqa: E402
 from train.pixels import decode_photos  # noqa: E402
 
 

@@ -1,11 +1,10 @@
-"""The training data: the labelled photos found (``train.folders``) split into training and validation.
+"""The training/validation split of the labelled photos that ``train.folders`` found.
 
 The split is ``split.json`` (:class:`DataSplit`): a layout with train/validation
 folders keeps its split; otherwise each class is split by a seeded, stratified
 fraction (:func:`split_samples`). Photos of a ``--background`` folder are always
 split by that rule, and :func:`background_split` repeats it without the data
 folder, so evaluation scripts find the photos a model never trained on.
-``find_candidates`` is imported here too, so a run's data steps come from one place.
 """
 
 from __future__ import annotations
@@ -21,9 +20,9 @@ import numpy as np
 from edge_runner.files import write_atomic
 
 from .errors import DataError
-from .folders import DEFAULT_BACKGROUND_LABEL, Candidates, Sample, Skipped, find_background, find_candidates
+from .folders import DEFAULT_BACKGROUND_LABEL, Candidates, Sample, Skipped, find_background
 
-__all__ = ["DataSplit", "background_split", "find_candidates", "split_samples"]
+__all__ = ["DataSplit", "background_split", "split_samples"]
 
 
 @dataclass
