@@ -172,5 +172,8 @@ def _watch_camera(live: LiveView, settings: WatchSettings) -> Recorder | None:
         logger.warning("no events: %s has no background label or threshold in its contract", spec.name)
         return None
     recorder = build_recorder(settings, live.classifier.spec, source_name=live.source_name, out=sys.stdout)
-    live.on_frame = lambda t, frame, prediction: recorder.observe(t, prediction.label, prediction.score, frame)
+    # The top label before the page's threshold: the watcher applies its own (--threshold, see visit_threshold).
+    live.on_frame = lambda t, frame, prediction: recorder.observe(
+        t, prediction.top_k[0].label if prediction.top_k else prediction.label, prediction.score, frame,
+    )
     return recorder
