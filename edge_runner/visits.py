@@ -123,14 +123,17 @@ class _Visit:
     number: int
     start: float
     last_seen: float
-    scores: list[float] = field(default_factory=list)
+    # A count and a sum, not a list: a visit may last hours at 15 frames a second.
+    frames: int = 0
+    score_sum: float = 0.0
     best_score: float = -1.0
     best_frame: np.ndarray | None = None
 
     def add(self, t: float, score: float, frame: np.ndarray | None) -> bool:
         """Count one won frame; ``True`` when it is the best so far."""
         self.last_seen = max(self.last_seen, t)
-        self.scores.append(score)
+        self.frames += 1
+        self.score_sum += score
         if score > self.best_score:
             self.best_score, self.best_frame = score, frame
             return True
@@ -262,9 +265,9 @@ class VisitTracker:
             start=visit.start,
             end=visit.last_seen if kind == LEFT else None,
             duration_s=visit.last_seen - visit.start,
-            peak_score=max(visit.scores),
-            mean_score=float(sum(visit.scores) / len(visit.scores)),
-            frames=len(visit.scores),
+            peak_score=visit.best_score,
+            mean_score=float(visit.score_sum / visit.frames),
+            frames=visit.frames,
             clock=self.clock,
             time=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             source=self.source,
