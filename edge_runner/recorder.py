@@ -75,7 +75,8 @@ class Recorder:
         """One classified frame at ``t`` seconds; returns the events it caused, already recorded."""
         self.last_label, self.last_score = label, float(score)
         events = self._record(self.tracker.update(t, label, score, frame))
-        if self._strip is not None and label == self.tracker.current:  # the visitor, not the empty scene of the hold time
+        # The visitor as the tracker counts it (its label at the visit threshold), not the empty scene of the hold time.
+        if self._strip is not None and label == self.tracker.current and score >= self.tracker.min_score:
             self._strip.offer(t, frame)
         return events
 
