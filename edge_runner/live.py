@@ -44,7 +44,7 @@ class LiveFrame:
 
     Attributes:
         seq: increases by one per published frame (viewers wait for a newer one).
-        jpeg: the annotated frame, JPEG bytes.
+        jpeg: the annotated frame, JPEG bytes; ``b""`` for a frame classified while nobody was watching.
         label, score: the top prediction (score 0–1); ``""`` and 0.0 on an error frame.
         top_k: the best labels with their scores.
         fps: frames per second over the last ``FPS_WINDOW`` frames (capture to publish).
@@ -184,7 +184,7 @@ class LiveView:
         with self._cond:
             while not self._stopping.is_set():
                 frame = self._frame
-                if frame is not None and frame.seq > after_seq:
+                if frame is not None and frame.seq > after_seq and frame.jpeg:  # b"": classified with nobody watching
                     return frame
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -342,7 +342,9 @@ class LiveView:
         message = nothing_message(prediction.label, self.classifier.spec)
         if message is not None:
             text = f"{message}  ·  {text}"
-        jpeg = encode_jpeg(annotate(frame, text, max_width=self.max_width), self.jpeg_quality)
+        # Only a viewer needs the annotated JPEG; the watcher alone (no page open) keeps just the answer.
+        viewed = time.monotonic() - self._last_demand < self.idle_after_s
+        jpeg = encode_jpeg(annotate(frame, text, max_width=self.max_width), self.jpeg_quality) if viewed else b""
         self.frames_processed += 1
         self._publish(
             jpeg=jpeg,
