@@ -165,8 +165,7 @@ class LayerDebugger:
         """Per-layer error on float32 ``(K, H, W, 3)`` ``pixels`` (calibration photos)."""
         tf = self._tf
         started = time.perf_counter()
-        debugger = self._debugger
-        debugger.options = tf.lite.experimental.QuantizationDebugOptions()
+        debugger = self._debugger  # built with default options: setting them again would re-quantise for nothing
         # The plain int8 model (float I/O, no NumericVerify): its tensor names are the ones
         # ``denylisted_nodes`` takes, so the graph walk in ``with_consumers`` uses it.
         self.instrumented = bytes(silenced(debugger.get_nondebug_quantized_model))
