@@ -131,8 +131,11 @@ def remedy_int8(model: Any, source: Any, options: Any, calibration: Calibration,
 
     wanted = int8.status == "rejected" and options.fix != "never" or options.fix == "always"
     if not wanted:
-        remedy.shipped, remedy.shipped_variant = int8.path, "int8"
-        remedy.reason = "int8 passes the gate; the diagnosis is for information"
+        if int8.status == "accepted":
+            remedy.shipped, remedy.shipped_variant = int8.path, "int8"
+            remedy.reason = "int8 passes the gate; the diagnosis is for information"
+        else:  # --fix never: a rejected int8 is never named as the file to ship
+            remedy.reason = "int8 is rejected; fixes were not tried (--fix never)"
         return remedy
     started = time.perf_counter()
     base_key = hashlib.sha256(f"{source.model_sha256}:{options.seed}:{options.calibration_size}".encode()).hexdigest()
