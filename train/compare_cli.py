@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status (0 all measured, 1 some failed, 2 usage or data error)."""
-    args = parse_args(build_parser(), argv)
+    args = parse_args(build_parser(), argv, needs_extra="train", prog=PROG)
     if isinstance(args, int):
         return args
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -184,7 +184,7 @@ def explain_photos(run: Path, inputs: Sequence[str], out: Path, label: str | Non
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``python -m train explain``; return the exit status (0 ok, 1 some photos failed, 2 usage or run error)."""
-    args = parse_args(build_parser(), argv)
+    args = parse_args(build_parser(), argv, needs_extra="train", prog=PROG)
     if isinstance(args, int):
         return args
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
