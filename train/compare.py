@@ -274,8 +274,6 @@ def run_comparison(config: CompareConfig) -> tuple[list[CandidateResult], dict[s
 
     Returns the results in candidate order and the report (as written to ``report.json``).
     """
-    import keras
-
     from .compare_report import write_reports
 
     if not Path(config.data).expanduser().is_dir():
@@ -285,6 +283,8 @@ def run_comparison(config: CompareConfig) -> tuple[list[CandidateResult], dict[s
         raise ConfigError(f"--out {config.out}: exists and is not a directory")
     check_previous(config)
     out.mkdir(parents=True, exist_ok=True)
+    import keras  # after the checks above: a wrong flag is reported without waiting for TensorFlow
+
     started = time.perf_counter()
     results = []
     for index, candidate in enumerate(config.candidates, start=1):
