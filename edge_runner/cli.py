@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Sequence, TextIO
 
 from .argtypes import RUNTIME_CHOICES, non_negative_int, positive_int, probability
 from .console import DEFAULT_CAMERA, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, Parser, UsageError, parse_args, print_error
+from .decoder import default_workers
 from .loading import MODEL_ENV, SHIPPED_MODEL_NAME, load_classifier, quiet_native_info, report_model_error, resolve_model
 from .output import format_label_counts, format_prediction, threshold_in_force
 
@@ -34,15 +35,6 @@ if TYPE_CHECKING:
 
 # The subcommands: the first word of the command line, and the module whose main(argv) runs it.
 SUBCOMMANDS = {"serve": "edge_runner.server", "watch": "edge_runner.watch"}
-
-
-def default_workers() -> int:
-    """Batch workers: one per usable core, at most 4 (each holds an interpreter and its tensor arena)."""
-    try:
-        cores = len(os.sched_getaffinity(0))  # respects taskset/cgroup cpusets, unlike cpu_count()
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, min(4, cores))
 
 
 def build_parser() -> argparse.ArgumentParser:

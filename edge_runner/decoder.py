@@ -45,8 +45,12 @@ class DecodedPhoto:
 
 
 def default_workers() -> int:
-    """Decoding threads when the caller does not say: one per core, at most 4."""
-    return max(1, min(4, os.cpu_count() or 1))
+    """Threads when the caller does not say: one per usable core, at most 4 (the runner's batch workers too)."""
+    try:
+        cores = len(os.sched_getaffinity(0))  # respects taskset/cgroup cpusets, unlike cpu_count()
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
 
 
 def decode_photo(source: ImageSource, spec: InputSpec, *, draft: bool = True) -> DecodedPhoto:
