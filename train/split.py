@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runner.files import write_atomic
+from edge_runner.files import write_json
 
 from .errors import DataError
 from .folders import DEFAULT_BACKGROUND_LABEL, Candidates, Sample, Skipped, find_background
@@ -78,7 +78,7 @@ class DataSplit:
         }
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        return write_atomic(path, (json.dumps(self.to_dict(), indent=1) + "\n").encode("utf-8"))
+        return write_json(path, self.to_dict(), indent=1)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> DataSplit:
