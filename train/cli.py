@@ -101,7 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
     fit.add_argument("--overwrite", action="store_true", help="replace a previous run in --out")
     fit.add_argument("--strategy", choices=STRATEGIES, default=DEFAULTS.strategy,
-                     help="mirrored: tf.distribute.MirroredStrategy over all GPUs (same code path on a CPU)")
+                     help="mirrored: tf.distribute.MirroredStrategy over all GPUs (same code path on a CPU); "
+                     "multi-worker: several processes or hosts, each named by its TF_CONFIG (train/README.md)")
+    fit.add_argument("--worker-timeout", type=float, default=DEFAULTS.worker_timeout, metavar="S",
+                     help="multi-worker: seconds to wait for every worker to join, and to notice a lost one, "
+                     "before stopping with an error (default %(default)s)")
     fit.add_argument("--no-determinism", dest="deterministic", action="store_false",
                      help="skip tf.config.experimental.enable_op_determinism()")
     fit.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
@@ -136,6 +140,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         fine_tune_mode=args.fine_tune_mode,
         augment_views=args.augment_views,
         strategy=args.strategy,
+        worker_timeout=args.worker_timeout,
         name=args.name,
         cache_dir=args.cache_dir,
         workers=args.workers,

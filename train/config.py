@@ -25,13 +25,14 @@ from .errors import ConfigError
 WEIGHTS_CHOICES = ("imagenet", "none")  # or a path to a weights file
 CLASS_WEIGHT_CHOICES = ("auto", "on", "off")
 FINE_TUNE_MODES = ("cached", "full")
-STRATEGIES = ("default", "mirrored")
+STRATEGIES = ("default", "mirrored", "multi-worker")
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 32, 1024
 
 # Options that may change between an interrupted run and its --resume (the rest
 # must match, or the checkpoints would belong to a different experiment).
 RESUMABLE_CHANGES = frozenset(
-    {"out", "resume", "overwrite", "verbose", "workers", "cache_dir", "epochs", "fine_tune_epochs", "patience", "strategy"}
+    {"out", "resume", "overwrite", "verbose", "workers", "cache_dir", "epochs", "fine_tune_epochs", "patience", "strategy",
+     "worker_timeout"}
 )
 
 
@@ -74,7 +75,10 @@ class TrainConfig:
             the whole network with fresh augmentation (slower, see the README).
         augment_views: views per training photo in cached mode: the photo itself,
             its mirror image, then random flips/rotations/zooms/contrast changes.
-        strategy: ``"mirrored"`` builds and trains under ``tf.distribute.MirroredStrategy``.
+        strategy: ``"mirrored"`` builds and trains under ``tf.distribute.MirroredStrategy``;
+            ``"multi-worker"`` trains over the workers named by ``TF_CONFIG`` (``train.distributed``).
+        worker_timeout: with ``multi-worker``, seconds to wait for every worker to join, and about
+            how long a lost peer goes unnoticed, before the worker stops with a one-line error.
         name: the model name written into the contract (default: from the labels).
         cache_dir: where decoded pixels and cached activations are kept (default:
             ``$EDGEKIT_CACHE_DIR`` or ``~/.cache/edgekit``).
@@ -110,6 +114,7 @@ class TrainConfig:
     fine_tune_mode: str = "cached"
     augment_views: int = 2
     strategy: str = "default"
+    worker_timeout: float = 300.0
     name: str | None = None
     cache_dir: str | None = None
     workers: int = 0
@@ -178,6 +183,7 @@ class TrainConfig:
         _check_choice("--class-weights", self.class_weights, CLASS_WEIGHT_CHOICES)
         _check_choice("--fine-tune-mode", self.fine_tune_mode, FINE_TUNE_MODES)
         _check_choice("--strategy", self.strategy, STRATEGIES)
+        _check_float("--worker-timeout", self.worker_timeout, 1.0, 86400.0)
         if self.name is not None and (not str(self.name).strip() or "\n" in str(self.name)):
             raise ConfigError(f"--name must be a non-empty single-line name, received {self.name!r}")
         if self.background_label is not None:
@@ -268,6 +274,8 @@ class TrainResult:
         epochs: epochs finished per phase.
         num_train, num_validation, num_skipped: photo counts.
         labels: class names in output order.
+        worker: with ``--strategy multi-worker``, set on the workers other than the chief (which
+            write no model: the paths are the chief's and the metrics NaN).
     """
 
     out_dir: Path
@@ -285,8 +293,12 @@ class TrainResult:
     num_validation: int
     num_skipped: int
     labels: tuple[str, ...]
+    worker: str | None = None
 
     def summary_line(self) -> str:
+        if self.worker:
+            return (f"{self.worker}: training finished in {_minutes(self.elapsed_s)}; the chief writes the model, "
+                    "contract and report into its --out")
         return (
             f"validation accuracy {self.val_accuracy * 100:.2f}% on {self.num_validation} photos "
             f"({len(self.labels)} classes, {self.num_train} training photos, {self.num_skipped} skipped) "

@@ -18,6 +18,7 @@ from convert.source import SKIPPED_FILENAME, RunLayout
 from edge_runner.files import write_atomic
 from edge_runner.spec import InputSpec
 
+from . import distributed
 from .config import TrainConfig
 from .folders import Candidates
 from .split import DataSplit, split_samples
@@ -102,7 +103,8 @@ def load_dataset(config: TrainConfig, candidates: Candidates, spec: InputSpec, j
     log.info("data: %d photos in %d classes (%s) under %s",
              len(candidates.all_samples), len(candidates.labels), candidates.layout, config.data)
     cache_dir = ensure_writable(config.resolved_cache_dir(), "--cache-dir")
-    decoded = decode_photos([s.path for s in candidates.all_samples], spec, cache_dir=cache_dir, workers=config.workers,
+    decode = distributed.decode_function(decode_photos)  # --strategy multi-worker: this worker's share
+    decoded = decode([s.path for s in candidates.all_samples], spec, cache_dir=cache_dir, workers=config.workers,
                             progress=config.verbose >= 1)
     journal.timings["decode"] = decoded.seconds
     split = split_samples(candidates, decoded.errors, validation_fraction=config.validation_fraction, seed=config.seed)
@@ -125,7 +127,7 @@ def load_dataset(config: TrainConfig, candidates: Candidates, spec: InputSpec, j
     sample_weights = np.ones(len(y_train), dtype=np.float32)
     if weights:
         sample_weights = np.array([weights[label] for label in split.labels], dtype=np.float32)[y_train]
-    return Dataset(
+    return distributed.shard(Dataset(
         split=split,
         decoded=decoded,
         cache_dir=cache_dir,
@@ -135,7 +137,7 @@ def load_dataset(config: TrainConfig, candidates: Candidates, spec: InputSpec, j
         y_train=y_train,
         y_val=split.label_indices("validation"),
         sample_weights=sample_weights,
-    )
+    ))
 
 
 def _log_split(split: DataSplit, skipped_file: Path) -> None:

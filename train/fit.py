@@ -73,6 +73,8 @@ class Phase:
         val_data: ``tf.data.Dataset`` of ``(x, y)`` batches.
         epochs: the number of epochs to reach.
         patience: epochs without a lower validation loss before stopping.
+        train_epoch: ``(epoch, progress callback) -> logs`` instead of ``train_model.fit`` (multi-worker).
+        validate: ``() -> {"loss", "accuracy"}`` instead of ``val_model.evaluate`` (multi-worker).
     """
 
     name: str
@@ -83,6 +85,8 @@ class Phase:
     val_data: tf.data.Dataset
     epochs: int
     patience: int
+    train_epoch: Callable[[int, Any], dict[str, float]] | None = None
+    validate: Callable[[], dict[str, float]] | None = None
 
 
 class Checkpoints:
@@ -202,6 +206,9 @@ def run_phase(
     ``weights_model`` (the inference model, sharing every layer) is what is
     checkpointed and restored; on return it holds the best epoch's weights.
     """
+    from .distributed import adapt_phase
+
+    phase = adapt_phase(phase)  # --strategy multi-worker: steps and validation synchronised over the workers
     state = states[phase.name]
     if state.done:
         if state.best_weights:
@@ -221,11 +228,17 @@ def run_phase(
         started = time.perf_counter()
         reseed(random_models, epoch_seed(seed, phase.name, epoch))
         bar = _ProgressBar(phase.steps, f"{title} epoch {epoch + 1}/{phase.epochs}", progress)
-        history = phase.train_model.fit(
-            phase.train_data(epoch), epochs=epoch + 1, initial_epoch=epoch, verbose=0, shuffle=False, callbacks=[bar]
-        )
-        logs = {key: float(values[-1]) for key, values in history.history.items()}
-        val = phase.val_model.evaluate(phase.val_data, verbose=0, return_dict=True)
+        if phase.train_epoch is not None:
+            logs = phase.train_epoch(epoch, bar)
+        else:
+            history = phase.train_model.fit(
+                phase.train_data(epoch), epochs=epoch + 1, initial_epoch=epoch, verbose=0, shuffle=False, callbacks=[bar]
+            )
+            logs = {key: float(values[-1]) for key, values in history.history.items()}
+        if phase.validate is not None:
+            val = phase.validate()
+        else:
+            val = phase.val_model.evaluate(phase.val_data, verbose=0, return_dict=True)
         logs.update({f"val_{key}": float(value) for key, value in val.items()})
         for key, value in logs.items():
             state.history.setdefault(key, []).append(value)

@@ -23,6 +23,7 @@ import numpy as np
 
 from convert.source import RunLayout
 
+from . import distributed
 from . import features as feats
 from .batches import epoch_batches, fixed_batches
 from .config import TrainConfig
@@ -63,7 +64,8 @@ def fit_phases(config: TrainConfig, network: Network, data: Dataset, strategy: A
     ``strategy`` is the ``tf.distribute`` strategy whose scope compiles and fits the models.
     Adds ``features``, ``head_phase`` and ``fine_tune_phase`` seconds to ``journal.timings``.
     """
-    checkpoints = Checkpoints(RunLayout(Path(config.out)).checkpoints)
+    config = distributed.per_worker_config(config)  # multi-worker: --batch-size is split over the workers
+    checkpoints = distributed.synced_checkpoints(Checkpoints(RunLayout(Path(config.out)).checkpoints))
     states = checkpoints.load() if resumed else {name: PhaseState() for name in PHASES}
     if resumed:
         journal.notes.append("This run was resumed from a checkpoint; timings cover the last process only.")

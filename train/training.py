@@ -34,6 +34,7 @@ from .backbones import get_backbone
 from .config import TrainConfig, TrainResult
 from .folders import Candidates, find_candidates
 from .dataset import Dataset, Journal, default_name, load_dataset
+from .distributed import join_cluster
 from .output import prepare_out_dir, save_model, write_plots
 from .progress import Progress
 
@@ -77,10 +78,15 @@ def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None
     """
     started = time.perf_counter()
     config = resolve_paths(config.validate())
+    session = join_cluster(config)  # --strategy multi-worker: TF_CONFIG, before any other TensorFlow op
+    if session is not None:
+        config = session.local_config(config)  # a worker other than the chief writes into a temporary folder
     journal = Journal()
     candidates = find_candidates(config.data, labels_from_filename=config.labels_from_filename,
                                  background=config.background, background_label=config.background_label)
     resumed = prepare_out_dir(config)
+    if session is not None:
+        resumed = session.agree_resumed(resumed)
     spec = contract_for(config, candidates)
     data = load_dataset(config, candidates, spec, journal)
     strategy, network = build_model(config, data)
@@ -88,6 +94,11 @@ def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None
     from .phases import fit_phases
 
     fitted = fit_phases(config, network, data, strategy, resumed=resumed, journal=journal, on_epoch_end=on_epoch_end)
+    if session is not None:
+        chief_data = session.finish(data, spec, config, journal)  # the chief: with every validation photo
+        if chief_data is None:
+            return session.worker_result(data, fitted, time.perf_counter() - started)
+        data = chief_data
     evaluated = evaluate_saved_model(config, network, data, spec, journal)
     layout = RunLayout(Path(config.out))
     evaluated.spec.save(layout.contract)

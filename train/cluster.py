@@ -1,0 +1,270 @@
+"""The workers of ``--strategy multi-worker``: ``TF_CONFIG`` checked, the cluster joined, values exchanged.
+
+Every worker runs the same ``python -m train`` command with its own ``TF_CONFIG``, the standard
+variable of TensorFlow's multi-worker training::
+
+    TF_CONFIG='{"cluster": {"worker": ["10.0.0.1:2222", "10.0.0.2:2222"]}, "task": {"type": "worker", "index": 0}}'
+
+Worker 0 (or the one ``chief`` task, when the cluster names one) is the chief. :func:`parse_tf_config`
+checks the variable without TensorFlow (one-line errors naming what is wrong); :func:`join` starts
+``tf.distribute.MultiWorkerMirroredStrategy`` (its gRPC server, its collective ops and its health
+check) and waits at most ``timeout`` seconds for every peer. :class:`Cluster` then exchanges small
+arrays between the workers (sums and the chief's values) over the same collective ops that carry
+the gradients.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+
+from .errors import ConfigError, TrainError
+
+JOBS = ("chief", "worker")
+
+
+class ClusterError(TrainError):
+    """A peer was lost during the run (killed, restarted, unreachable): the workers must be restarted."""
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """What ``TF_CONFIG`` says, with the workers in one order: the chief first.
+
+    Attributes:
+        addresses: ``host:port`` of every worker; ``addresses[0]`` is the chief's.
+        index: this worker's position in ``addresses`` (0: the chief).
+        task: this worker's ``(type, index)`` as written in ``TF_CONFIG``.
+    """
+
+    addresses: tuple[str, ...]
+    index: int
+    task: tuple[str, int]
+
+    @property
+    def num_workers(self) -> int:
+        return len(self.addresses)
+
+    @property
+    def is_chief(self) -> bool:
+        return self.index == 0
+
+    @property
+    def name(self) -> str:
+        """``"worker 1 of 2 (127.0.0.1:2223)"``."""
+        return f"worker {self.index} of {self.num_workers} ({self.addresses[self.index]})"
+
+
+def parse_tf_config(text: str | None) -> ClusterSpec:
+    """Check ``TF_CONFIG``'s text; raises ``ConfigError`` with one line saying what is wrong."""
+    example = '{"cluster": {"worker": ["HOST0:PORT", "HOST1:PORT"]}, "task": {"type": "worker", "index": 0}}'
+    if not text or not text.strip():
+        raise ConfigError(f"TF_CONFIG is not set: --strategy multi-worker needs it on every worker, e.g. {example}")
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"TF_CONFIG: not valid JSON ({exc}); expected e.g. {example}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("cluster"), dict) or not isinstance(data.get("task"), dict):
+        raise ConfigError(f"TF_CONFIG: needs a 'cluster' object and a 'task' object, received {text.strip()[:120]!r}")
+    cluster, task = data["cluster"], data["task"]
+    unknown = sorted(set(cluster) - set(JOBS))
+    if unknown:
+        raise ConfigError(f"TF_CONFIG: job {unknown[0]!r} is not supported by --strategy multi-worker; "
+                          f"allowed jobs are {list(JOBS)}")
+    for job, addresses in cluster.items():
+        if not isinstance(addresses, list) or not all(isinstance(a, str) for a in addresses):
+            raise ConfigError(f"TF_CONFIG: cluster.{job} must be a list of 'host:port' strings, received {addresses!r}")
+        for address in addresses:
+            _check_address(job, address)
+    chiefs, workers = cluster.get("chief", []), cluster.get("worker", [])
+    if len(chiefs) > 1:
+        raise ConfigError(f"TF_CONFIG: cluster.chief must hold exactly one address, received {len(chiefs)}")
+    if not chiefs and not workers:
+        raise ConfigError("TF_CONFIG: the cluster has no chief: give a 'chief' job with one address or a 'worker' "
+                          "list (worker 0 is then the chief)")
+    addresses = tuple(chiefs + workers)
+    duplicates = sorted({a for a in addresses if addresses.count(a) > 1})
+    if duplicates:
+        raise ConfigError(f"TF_CONFIG: address {duplicates[0]} is given to two workers; each needs its own host:port")
+    kind, index = task.get("type"), task.get("index", 0)
+    if kind not in JOBS:
+        raise ConfigError(f"TF_CONFIG: task type must be one of {list(JOBS)}, received {kind!r}")
+    if kind not in cluster or not cluster[kind]:
+        raise ConfigError(f"TF_CONFIG: task type {kind!r} but the cluster has no {kind!r} job (missing chief?)")
+    jobs = cluster[kind]
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(jobs):
+        raise ConfigError(f"TF_CONFIG: task index {index!r} is out of range for {len(jobs)} {kind}"
+                          f"{'s' if len(jobs) != 1 else ''} (0 to {len(jobs) - 1})")
+    position = index if kind == "chief" else len(chiefs) + index
+    return ClusterSpec(addresses=addresses, index=position, task=(kind, index))
+
+
+def _check_address(job: str, address: str) -> None:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"TF_CONFIG: cluster.{job} address must be 'host:port' with a port from 1 to 65535, "
+                          f"received {address!r}")
+
+
+def unreachable(addresses: list[str], timeout: float = 1.0) -> list[str]:
+    """The addresses on which nothing accepts a TCP connection within ``timeout`` seconds."""
+    missing = []
+    for address in addresses:
+        host, _, port = address.rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+                pass
+        except OSError:
+            missing.append(address)
+    return missing
+
+
+@contextmanager
+def deadline(seconds: float, message: Any) -> Iterator[None]:
+    """End the process with ``train: error: message()`` and exit status 2 if the block lasts over ``seconds``.
+
+    For waits inside TensorFlow's C++ code (joining the cluster), which no Python
+    exception or signal interrupts.
+    """
+
+    def expire() -> None:
+        print(f"train: error: {message() if callable(message) else message}", file=sys.stderr, flush=True)
+        os._exit(2)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+class Cluster:
+    """A joined cluster: the strategy and the exchange of small arrays between workers.
+
+    Every method that exchanges values must be called by every worker, in the same order.
+    A lost peer raises :class:`ClusterError` (one line: restart the workers; ``--resume`` continues).
+    """
+
+    def __init__(self, spec: ClusterSpec, strategy: Any, timeout: float):
+        self.spec, self.strategy, self.timeout = spec, strategy, timeout
+
+    @property
+    def is_chief(self) -> bool:
+        return self.spec.is_chief
+
+    @property
+    def num_workers(self) -> int:
+        return self.spec.num_workers
+
+    @property
+    def index(self) -> int:
+        return self.spec.index
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        """Turn TensorFlow's errors of a lost peer into one-line :class:`ClusterError`."""
+        import tensorflow as tf
+
+        try:
+            yield
+        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.FailedPreconditionError,
+                tf.errors.CancelledError, tf.errors.InternalError, tf.errors.AbortedError) as exc:
+            cause = " ".join(str(exc.message if hasattr(exc, "message") else exc).split())[:160]
+            raise ClusterError(
+                f"--strategy multi-worker: {self.spec.name} lost contact with the other workers ({type(exc).__name__}: "
+                f"{cause}); restart every worker with the same command and --resume to continue from the last "
+                "finished epoch") from None
+
+    def all_sum(self, values: np.ndarray) -> np.ndarray:
+        """The element-wise sum of every worker's ``values`` (same shape and dtype on all workers)."""
+        import tensorflow as tf
+
+        tensor = tf.constant(np.ascontiguousarray(values))
+        with self.guard():
+            per_replica = self.strategy.run(tf.identity, args=(tensor,))
+            total = self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+            return np.asarray(total.numpy())
+
+    def broadcast(self, values: np.ndarray) -> np.ndarray:
+        """The chief's ``values`` on every worker (the others pass an array of the same shape and dtype)."""
+        values = np.asarray(values)
+        return self.all_sum(values if self.is_chief else np.zeros_like(values))
+
+    def broadcast_json(self, value: Any) -> Any:
+        """The chief's JSON-serialisable ``value`` on every worker (the others' is ignored)."""
+        blob = np.frombuffer(json.dumps(value).encode("utf-8"), dtype=np.uint8) if self.is_chief else np.zeros(0, np.uint8)
+        size = int(self.broadcast(np.array([len(blob)], dtype=np.int64))[0])
+        padded = np.zeros(size, dtype=np.float32)
+        if self.is_chief:
+            padded[:] = blob
+        data = self.broadcast(padded).astype(np.uint8).tobytes()
+        return json.loads(data.decode("utf-8"))
+
+    def gather_rows(self, row: np.ndarray) -> np.ndarray:
+        """``(num_workers, len(row))`` float64: every worker's ``row``, in worker order."""
+        table = np.zeros((self.num_workers, len(row)), dtype=np.float64)
+        table[self.index] = row
+        return self.all_sum(table)
+
+
+def join(spec: ClusterSpec, timeout: float) -> Cluster:
+    """Start this worker's server and wait for every peer, at most ``timeout`` seconds.
+
+    Must run before any other TensorFlow operation in the process. A peer that does
+    not join in time ends the process with one line naming the unreachable
+    addresses (exit status 2): the wait is inside TensorFlow and cannot be interrupted.
+    """
+    os.environ["TF_CONFIG"] = json.dumps(
+        {"cluster": {"worker": list(spec.addresses)}, "task": {"type": "worker", "index": spec.index}})
+    from edge_runner.native_log import import_quietly
+
+    tf = import_quietly("tensorflow")
+    _tune_health_check(timeout)
+    peers = [a for i, a in enumerate(spec.addresses) if i != spec.index]
+
+    def late() -> str:
+        missing = unreachable(peers)
+        who = ", ".join(missing) if missing else "a worker that is reachable but did not start training"
+        return (f"TF_CONFIG: not every worker joined within {timeout:g} s (--worker-timeout): waiting for {who}; "
+                f"start every worker (this is {spec.name}) and check the addresses")
+
+    with deadline(timeout, late):
+        try:
+            strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        except (RuntimeError, tf.errors.OpError) as exc:
+            text = " ".join(str(exc).split())[:200]
+            raise ConfigError(f"TF_CONFIG: {spec.name} could not start its server at {spec.addresses[spec.index]} "
+                              f"or join the others ({text})") from None
+    if strategy.num_replicas_in_sync != spec.num_workers:
+        raise ConfigError(f"--strategy multi-worker: one CPU replica per worker expected, found "
+                          f"{strategy.num_replicas_in_sync} replicas for {spec.num_workers} workers (GPUs are not "
+                          "supported by this strategy in the kit yet)")
+    return Cluster(spec, strategy, timeout)
+
+
+def _tune_health_check(timeout: float) -> None:
+    """Make TensorFlow's peer health check notice a lost peer within about ``timeout`` seconds.
+
+    ``MultiWorkerMirroredStrategy`` pings every peer every 30 s (10 s timeout, 3 tries) and
+    aborts the collective ops when one is gone; these class attributes set that rhythm.
+    A peer that closes its connections (killed, restarted) is noticed at once anyway.
+    """
+    try:
+        from tensorflow.python.distribute.collective_all_reduce_strategy import CollectiveAllReduceExtended as Extended
+    except ImportError:  # pragma: no cover - a TensorFlow without the attribute keeps its defaults
+        return
+    step = max(1, int(timeout // 3))
+    for name, value in (("_check_health_interval", step), ("_check_health_timeout", step),
+                        ("_check_health_retry_limit", 2)):
+        if hasattr(Extended, name):
+            setattr(Extended, name, value)
