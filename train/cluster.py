@@ -6,20 +6,21 @@ variable of TensorFlow's multi-worker training::
     TF_CONFIG='{"cluster": {"worker": ["10.0.0.1:2222", "10.0.0.2:2222"]}, "task": {"type": "worker", "index": 0}}'
 
 Worker 0 (or the one ``chief`` task, when the cluster names one) is the chief. :func:`parse_tf_config`
-checks the variable without TensorFlow (one-line errors naming what is wrong); :func:`join` starts
-``tf.distribute.MultiWorkerMirroredStrategy`` (its gRPC server, its collective ops and its health
-check) and waits at most ``timeout`` seconds for every peer. :class:`Cluster` then exchanges small
-arrays between the workers (sums and the chief's values) over the same collective ops that carry
-the gradients.
+checks the variable without TensorFlow (one-line errors naming what is wrong); :func:`join` meets every
+peer within ``--worker-timeout`` seconds (:func:`rendezvous`), then starts
+``tf.distribute.MultiWorkerMirroredStrategy`` (its gRPC server and collective ops). :class:`Cluster`
+then exchanges small arrays between the workers (sums and the chief's values) over the same
+collective ops that carry the gradients. A peer lost later is noticed by TensorFlow: at once when its
+connections close (killed, restarted), through the coordination service's heartbeat otherwise.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
-import sys
-import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -114,6 +115,47 @@ def _check_address(job: str, address: str) -> None:
                           f"received {address!r}")
 
 
+def rendezvous(spec: ClusterSpec, timeout: float) -> None:
+    """Wait until every peer accepts a TCP connection on its port, listening on ours meanwhile.
+
+    TensorFlow's own start-up waits for the peers inside C++ code that holds the interpreter (no
+    timeout, no signal gets through), so the workers first meet here, in Python: each listens on its
+    ``TF_CONFIG`` port (connections complete in the kernel's backlog; nothing is read) and connects to
+    the others' until all answered, then hands the port to TensorFlow's server. A peer met here that
+    has already moved on is reached on its TensorFlow server, which listens on the same port.
+
+    Raises:
+        ConfigError: the port is taken, or peers did not answer within ``timeout`` seconds (named).
+    """
+    host, _, port = spec.addresses[spec.index].rpartition(":")
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        try:
+            listener.bind((host.strip("[]"), int(port)))
+        except OSError as exc:
+            if exc.errno != errno.EADDRNOTAVAIL:
+                raise
+            listener.bind(("", int(port)))  # a name for this host that resolves elsewhere (NAT, DNS)
+        listener.listen(64)
+    except OSError as exc:
+        listener.close()
+        raise ConfigError(f"TF_CONFIG: {spec.name} cannot listen on its address ({exc.strerror or exc}); "
+                          "is another worker or program using that port?") from None
+    pending = [a for i, a in enumerate(spec.addresses) if i != spec.index]
+    stop = time.monotonic() + timeout
+    try:
+        while pending and time.monotonic() < stop:
+            pending = unreachable(pending, timeout=min(1.0, max(0.1, stop - time.monotonic())))
+            if pending:
+                time.sleep(0.2)
+    finally:
+        listener.close()
+    if pending:
+        raise ConfigError(f"TF_CONFIG: not every worker joined within {timeout:g} s (--worker-timeout): waiting for "
+                          f"{', '.join(pending)}; start every worker (this is {spec.name}) and check the addresses")
+
+
 def unreachable(addresses: list[str], timeout: float = 1.0) -> list[str]:
     """The addresses on which nothing accepts a TCP connection within ``timeout`` seconds."""
     missing = []
@@ -125,27 +167,6 @@ def unreachable(addresses: list[str], timeout: float = 1.0) -> list[str]:
         except OSError:
             missing.append(address)
     return missing
-
-
-@contextmanager
-def deadline(seconds: float, message: Any) -> Iterator[None]:
-    """End the process with ``train: error: message()`` and exit status 2 if the block lasts over ``seconds``.
-
-    For waits inside TensorFlow's C++ code (joining the cluster), which no Python
-    exception or signal interrupts.
-    """
-
-    def expire() -> None:
-        print(f"train: error: {message() if callable(message) else message}", file=sys.stderr, flush=True)
-        os._exit(2)
-
-    timer = threading.Timer(seconds, expire)
-    timer.daemon = True
-    timer.start()
-    try:
-        yield
-    finally:
-        timer.cancel()
 
 
 class Cluster:
@@ -218,53 +239,26 @@ class Cluster:
 
 
 def join(spec: ClusterSpec, timeout: float) -> Cluster:
-    """Start this worker's server and wait for every peer, at most ``timeout`` seconds.
+    """Meet every peer (at most ``timeout`` seconds, :func:`rendezvous`), then start this worker's
+    TensorFlow server and ``MultiWorkerMirroredStrategy``. Must run before any other TensorFlow operation.
 
-    Must run before any other TensorFlow operation in the process. A peer that does
-    not join in time ends the process with one line naming the unreachable
-    addresses (exit status 2): the wait is inside TensorFlow and cannot be interrupted.
+    Raises:
+        ConfigError: a peer did not answer in time, or this worker's port is taken.
     """
     os.environ["TF_CONFIG"] = json.dumps(
         {"cluster": {"worker": list(spec.addresses)}, "task": {"type": "worker", "index": spec.index}})
     from edge_runner.native_log import import_quietly
 
+    rendezvous(spec, timeout)
     tf = import_quietly("tensorflow")
-    _tune_health_check(timeout)
-    peers = [a for i, a in enumerate(spec.addresses) if i != spec.index]
-
-    def late() -> str:
-        missing = unreachable(peers)
-        who = ", ".join(missing) if missing else "a worker that is reachable but did not start training"
-        return (f"TF_CONFIG: not every worker joined within {timeout:g} s (--worker-timeout): waiting for {who}; "
-                f"start every worker (this is {spec.name}) and check the addresses")
-
-    with deadline(timeout, late):
-        try:
-            strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        except (RuntimeError, tf.errors.OpError) as exc:
-            text = " ".join(str(exc).split())[:200]
-            raise ConfigError(f"TF_CONFIG: {spec.name} could not start its server at {spec.addresses[spec.index]} "
-                              f"or join the others ({text})") from None
+    try:
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    except (RuntimeError, ValueError, tf.errors.OpError) as exc:
+        text = " ".join(str(exc).split())[:200]
+        raise ConfigError(f"TF_CONFIG: {spec.name} could not start its server at {spec.addresses[spec.index]} "
+                          f"or join the others ({text})") from None
     if strategy.num_replicas_in_sync != spec.num_workers:
         raise ConfigError(f"--strategy multi-worker: one CPU replica per worker expected, found "
                           f"{strategy.num_replicas_in_sync} replicas for {spec.num_workers} workers (GPUs are not "
                           "supported by this strategy in the kit yet)")
     return Cluster(spec, strategy, timeout)
-
-
-def _tune_health_check(timeout: float) -> None:
-    """Make TensorFlow's peer health check notice a lost peer within about ``timeout`` seconds.
-
-    ``MultiWorkerMirroredStrategy`` pings every peer every 30 s (10 s timeout, 3 tries) and
-    aborts the collective ops when one is gone; these class attributes set that rhythm.
-    A peer that closes its connections (killed, restarted) is noticed at once anyway.
-    """
-    try:
-        from tensorflow.python.distribute.collective_all_reduce_strategy import CollectiveAllReduceExtended as Extended
-    except ImportError:  # pragma: no cover - a TensorFlow without the attribute keeps its defaults
-        return
-    step = max(1, int(timeout // 3))
-    for name, value in (("_check_health_interval", step), ("_check_health_timeout", step),
-                        ("_check_health_retry_limit", 2)):
-        if hasattr(Extended, name):
-            setattr(Extended, name, value)
