@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ import pytest
 pytest.importorskip("tensorflow", reason="training needs TensorFlow (pip install .[train])")
 
 from conftest import REPO, write_class_folders  # noqa: E402
+from multiworker_helpers import free_ports, tf_config  # noqa: E402
 from test_train_run import SIZE, tiny_weights  # noqa: E402,F401 - tiny_weights is a fixture
 from train import TrainConfig, run_training  # noqa: E402
 from train.cluster import parse_tf_config  # noqa: E402
@@ -35,20 +35,6 @@ from train.cluster import parse_tf_config  # noqa: E402
 TOLERANCE = 1 / 12  # validation accuracy, two workers against one: at most one of the 12 photos apart
 RUN_FILES = ("model.keras", "contract.json", "labels.txt", "split.json", "config.json", "skipped.txt", "report.json",
              "report.md", "distributed.json", "training_curves.png", "confusion_matrix.png", "checkpoints/state.json")
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def tf_config(ports: list[int], index: int) -> str:
-    return json.dumps({"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": index}})
 
 
 def start_worker(argv: list[str], ports: list[int], index: int, tmp: Path, kill_at: str | None = None) -> subprocess.Popen:
