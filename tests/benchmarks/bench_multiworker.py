@@ -75,9 +75,11 @@ def run_kit(name: str, argv: list[str], work: Path, cores: list[str], strategy: 
     for phase in ("head", "fine_tune"):
         summary = report["phases"][phase]
         row[f"{phase}_epoch_s"] = summary["seconds"] / max(1, summary["epochs_run"])
-        if stats:
-            chief = stats["per_worker"][0]
-            row[f"{phase}_step_ms"] = 1000 * chief["step_s"][phase] / max(1, chief["steps"][phase])
+        if stats:  # the slowest worker's mean step (every step waits for the slowest)
+            row[f"{phase}_step_ms"] = max(1000 * w["step_s"][phase] / max(1, w["steps"][phase]) for w in stats["per_worker"])
+    if stats:
+        row["workers"] = [(round(1000 * w["step_s"]["fine_tune"] / max(1, w["steps"]["fine_tune"])), round(w["validate_s"], 1))
+                          for w in stats["per_worker"]]
     return row
 
 
@@ -200,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{row['name']:<34s} {row['head_epoch_s']:9.2f} {row['fine_tune_epoch_s']:9.2f} "
                       f"{row['fine_tune_epoch_s'] / base['fine_tune_epoch_s']:9.2f} {step:>12s} "
                       f"{100 * row['accuracy']:6.2f} {row['total_s']:8.1f}")
+            print("per worker (fine-tuning ms/step, validation s): " + "; ".join(f"{r['name']}: {r['workers']}" for r in rows[1:]))
             print(f"overhead, fine-tuning epoch: 2 workers x 1 core / 1 worker x 2 cores = "
                   f"{rows[2]['fine_tune_epoch_s'] / rows[1]['fine_tune_epoch_s']:.2f}")
         split = step_split(args, work)
