@@ -233,6 +233,7 @@ def join_cluster(config: TrainConfig) -> Session | None:
     """``--strategy multi-worker``: read ``TF_CONFIG``, join the other workers and check they run the same
     options; ``None`` for any other strategy. Must come before any other TensorFlow operation."""
     global _session
+    _session = None
     if config.strategy != MULTI_WORKER:
         return None
     import os
