@@ -124,22 +124,23 @@ def step_worker(args: argparse.Namespace) -> int:
             lambda x, y: tf.distribute.get_replica_context().all_reduce(sum_op, gradients(x, y)), args=(x, y))
         model.optimizer.apply(reduced, variables)
 
-    def timed(fn) -> float:
-        for _ in range(3):
-            fn()
-        times = []
-        for _ in range(args.repeats):
-            cluster.all_sum(np.zeros(1))  # a barrier: both workers start each repeat together
-            start = time.perf_counter()
-            result = fn()
-            tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, result)
-            times.append(time.perf_counter() - start)
-        return float(np.median(times)) * 1000
+    def run(fn) -> None:
+        tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, fn())
 
-    figures = {"compute_ms": timed(lambda: compute(x, y)), "allreduce_ms": timed(exchange),
-               "step_ms": timed(lambda: step(x, y)),
-               "gradient_mb": sum(int(np.prod(v.shape)) for v in variables) * 4 / 1e6, "tensors": len(variables),
-               "per_worker_batch": batch}
+    parts = {"compute_ms": lambda: compute(x, y), "allreduce_ms": exchange, "step_ms": lambda: step(x, y)}
+    for fn in parts.values():
+        for _ in range(3):
+            run(fn)
+    times: dict[str, list[float]] = {name: [] for name in parts}
+    for _ in range(args.repeats):  # interleaved, so a burst of other jobs' load hits all three alike
+        for name, fn in parts.items():
+            cluster.all_sum(np.zeros(1))  # a barrier: both workers start each measurement together
+            start = time.perf_counter()
+            run(fn)
+            times[name].append(time.perf_counter() - start)
+    figures = {name: float(np.median(values)) * 1000 for name, values in times.items()}
+    figures.update(gradient_mb=sum(int(np.prod(v.shape)) for v in variables) * 4 / 1e6, tensors=len(variables),
+                   per_worker_batch=batch)
     Path(args.result).write_text(json.dumps(figures))
     return 0
 
@@ -207,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{rows[2]['fine_tune_epoch_s'] / rows[1]['fine_tune_epoch_s']:.2f}")
         split = step_split(args, work)
         print(f"\nfine-tuning step, 2 workers x 1 core, per-worker batch {split[0]['per_worker_batch']}, gradients "
-              f"{split[0]['gradient_mb']:.1f} MB in {split[0]['tensors']} tensors (median of {args.repeats}):")
+              f"{split[0]['gradient_mb']:.1f} MB in {split[0]['tensors']} tensors (median of {args.repeats}, interleaved):")
         for index, figures in enumerate(split):
             share = figures["allreduce_ms"] / figures["step_ms"]
             print(f"  worker {index}: compute {figures['compute_ms']:.1f} ms, all-reduce {figures['allreduce_ms']:.1f} ms, "
