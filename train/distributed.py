@@ -178,13 +178,17 @@ class Session:
         ]
         start = time.perf_counter()
         paths = [s.path for s in data.split.validation]
-        full = decode_photos(paths, spec, cache_dir=data.cache_dir, workers=config.workers, progress=config.verbose >= 1)
+        # Held-out photos (when the split has them) are evaluated by the chief too: decoded with the validation ones.
+        held_out = [s.path for s in getattr(data.split, "holdout", None) or []]
+        full = decode_photos(paths + held_out, spec, cache_dir=data.cache_dir, workers=config.workers,
+                             progress=config.verbose >= 1)
         report = {
             "strategy": MULTI_WORKER, "workers": self.cluster.num_workers, "global_batch": self.global_batch,
             "per_worker_batch": self.global_batch // self.cluster.num_workers, "worker_timeout_s": self.cluster.timeout,
             "resumed": self.resumed_from is not None and any(self.resumed_from.values()),
             "resumed_from_epoch": self.resumed_from, "per_worker": workers,
-            "chief_report_decode": {"photos": len(paths), "seconds": round(time.perf_counter() - start, 3)},
+            "chief_report_decode": {"photos": len(paths) + len(held_out),
+                                    "seconds": round(time.perf_counter() - start, 3)},
         }
         write_json(Path(config.out) / STATS_FILENAME, report)
         shares = ", ".join(str(w["photos"]) for w in workers)
@@ -194,8 +198,10 @@ class Session:
             f"the chief decoded the {len(paths)} validation photos again for this report (see {STATS_FILENAME}).")
         if report["resumed"]:
             journal.notes.append(f"Multi-worker: resumed after a restart of the workers, from epochs {self.resumed_from}.")
-        return replace(data, decoded=full, val_rows=np.arange(len(paths), dtype=np.int64),
-                       y_val=data.split.label_indices("validation"))
+        rows = np.arange(len(paths) + len(held_out), dtype=np.int64)
+        extra = {"holdout_rows": rows[len(paths):]} if hasattr(data, "holdout_rows") else {}
+        return replace(data, decoded=full, val_rows=rows[: len(paths)], y_val=data.split.label_indices("validation"),
+                       **extra)
 
     def worker_result(self, data: Dataset, fitted: Any, elapsed_s: float) -> TrainResult:
         """A worker's result: no model here (the chief writes it); its temporary folder is removed."""
