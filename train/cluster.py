@@ -251,6 +251,7 @@ def join(spec: ClusterSpec, timeout: float) -> Cluster:
 
     rendezvous(spec, timeout)
     tf = import_quietly("tensorflow")
+    _configure_coordination(spec, timeout)
     try:
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
     except (RuntimeError, ValueError, tf.errors.OpError) as exc:
@@ -262,3 +263,23 @@ def join(spec: ClusterSpec, timeout: float) -> Cluster:
                           f"{strategy.num_replicas_in_sync} replicas for {spec.num_workers} workers (GPUs are not "
                           "supported by this strategy in the kit yet)")
     return Cluster(spec, strategy, timeout)
+
+
+def _configure_coordination(spec: ClusterSpec, timeout: float) -> None:
+    """TensorFlow's coordination service (its heartbeat notices a silent peer), with ``timeout`` as its limits.
+
+    ``MultiWorkerMirroredStrategy`` configures the service itself with TensorFlow's defaults (a peer
+    silent for 10 s is lost) unless it is configured already; on a loaded machine those 10 s can
+    pass while a worker is only slow, so a peer counts as lost after ``timeout`` seconds of silence.
+    A TensorFlow without this internal API keeps its defaults.
+    """
+    try:
+        from tensorflow.python.distribute.collective_all_reduce_strategy import coordination_config_pb2
+        from tensorflow.python.eager import context
+
+        context.context().configure_coordination_service(
+            service_type="standalone", service_leader="/job:worker/replica:0/task:0",
+            coordinated_jobs=[coordination_config_pb2.CoordinatedJob(name="worker", num_tasks=spec.num_workers)],
+            heartbeat_timeout_in_ms=int(timeout * 1000), cluster_register_timeout_in_ms=int(timeout * 1000))
+    except (ImportError, AttributeError, TypeError):  # pragma: no cover - other TensorFlow versions
+        pass
