@@ -11,7 +11,7 @@ peer within ``--worker-timeout`` seconds (:func:`rendezvous`), then starts
 ``tf.distribute.MultiWorkerMirroredStrategy`` (its gRPC server and collective ops). :class:`Cluster`
 then exchanges small arrays between the workers (sums and the chief's values) over the same
 collective ops that carry the gradients. A peer lost later is noticed by TensorFlow: at once when its
-connections close (killed, restarted), through the coordination service's heartbeat otherwise.
+connections close (killed, restarted), after ``timeout`` seconds without its heartbeat otherwise.
 """
 
 from __future__ import annotations
