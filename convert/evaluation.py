@@ -177,8 +177,21 @@ class Evaluation:
         scores = self.scores
         return sorted(wrong, key=lambda i: (-scores[i], str(self.photos[i].path)))
 
+    def mistakes_by_kind(self) -> list[int]:
+        """The mistakes in turns over their kind (source, true label, answer): the most confident of each kind, then
+        the second of each, …; kinds in the order of their most confident mistake. A contact sheet in this order
+        shows every kind of mistake, not only the one kind that saturates the scores."""
+        rank: dict[tuple, int] = {}
+        keyed = []
+        for position, i in enumerate(self.mistakes()):
+            kind = (self.photos[i].source, self.photos[i].label, self.answers[i])
+            rank[kind] = rank.get(kind, -1) + 1
+            keyed.append((rank[kind], position, i))
+        return [i for _, _, i in sorted(keyed)]
+
     def to_dict(self) -> dict:
-        """``evaluation.json``: everything above, rates as fractions 0–1 (``null`` when there is nothing to count)."""
+        """``evaluation.json``: everything above, rates as fractions 0–1 (``null`` when there is nothing to count);
+        ``mistakes`` in the order of :meth:`mistakes_by_kind`."""
         scores = self.scores
         return {
             "model": self.model, "description": self.description, "labels": list(self.spec.labels),
@@ -188,7 +201,7 @@ class Evaluation:
             "sources": [{**s.to_dict(), **self.figures(self.indices(s.name))} for s in self.sources],
             "mistakes": [{"path": str(self.photos[i].path), "source": self.photos[i].source,
                           "true": self.photos[i].label, "answer": self.answers[i], "score": round(float(scores[i]), 6)}
-                         for i in self.mistakes()],
+                         for i in self.mistakes_by_kind()],
         }
 
 

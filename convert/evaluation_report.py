@@ -60,11 +60,17 @@ def summary_lines(data: dict, *, markdown: bool = False, worst: int = 10) -> lis
         recalls = ", ".join(f"{label} {pct(c['recall'])}" for label, c in s["classes"].items())
         alarms = f"{pct(s['false_alarm'])} ({s['false_alarms']}/{s['background_photos']})" if s.get(
             "background_photos") else "-"
-        rows.append([s["name"], s["kind"], str(s["photos"]), pct(s["accuracy"]), recalls, alarms])
-    lines += _table(["source", "kind", "photos", "accuracy", "recall per class", "false alarms"], rows, markdown)
+        wrong: dict[str, int] = {}
+        for figures in s["classes"].values():
+            for answer, count in figures["wrong_answers"].items():
+                wrong[answer] = wrong.get(answer, 0) + count
+        wrong = dict(sorted(wrong.items(), key=lambda kv: (-kv[1], kv[0])))
+        rows.append([s["name"], s["kind"], str(s["photos"]), pct(s["accuracy"]), recalls, alarms, wrong_text(wrong)])
+    lines += _table(["source", "kind", "photos", "accuracy", "recall per class", "false alarms", "wrong answers"],
+                    rows, markdown)
     lines += [""] + threshold_lines(data, markdown) + [""]
     mistakes = data["mistakes"]
-    lines.append(f"mistakes: {len(mistakes)}; the {min(worst, len(mistakes))} most confident:")
+    lines.append(f"mistakes: {len(mistakes)}; the most confident of each kind (source, true, answer) in turn:")
     rows = [[Path(m["path"]).name, m["source"], m["true"], m["answer"], f"{m['score']:.3f}"] for m in mistakes[:worst]]
     if rows:
         lines += ([""] if markdown else []) + _table(["photo", "source", "true", "answer", "score"], rows, markdown)
@@ -100,9 +106,9 @@ def markdown(data: dict, sheet: str | None = SHEET_FILENAME) -> str:
 
 
 def mistake_tiles(evaluation: Evaluation, count: int = WORST) -> list[Tile]:
-    """The ``count`` most confident wrong answers as tiles: the pixels the model saw, true label, answer, score, file."""
+    """The ``count`` most confident wrong answers, one of each kind in turn (``mistakes_by_kind``), as tiles: the pixels the model saw, true label, answer, score, file."""
     tiles = []
-    for i in evaluation.mistakes()[:count]:
+    for i in evaluation.mistakes_by_kind()[:count]:
         photo = evaluation.photos[i]
         decoded = decode_photo(photo.path, evaluation.spec)
         if decoded.pixels is None:  # changed on disk since it was scored
