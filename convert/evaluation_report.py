@@ -114,7 +114,7 @@ def mistake_tiles(evaluation: Evaluation, count: int = WORST) -> list[Tile]:
         if decoded.pixels is None:  # changed on disk since it was scored
             continue
         score = float(evaluation.probabilities[i].max())
-        tiles.append(Tile(decoded.pixels, (f"answer: {evaluation.answers[i]} {score:.2f}", f"true: {photo.label}",
+        tiles.append(Tile(decoded.pixels, (f"answer: {evaluation.answers[i]} {score:.3f}", f"true: {photo.label}",
                                           f"{photo.source}: {Path(photo.path).name}")))
     return tiles
 
