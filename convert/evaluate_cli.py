@@ -44,7 +44,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--runtime", choices=RUNTIME_CHOICES, default=None,
                         help="use exactly this TFLite runtime (default: the first importable, in this order)")
     parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
-                        help="interpreter threads for a .tflite (default: the runtime's choice)")
+                        help="interpreter threads for a .tflite; a Keras run ignores it (default: the runtime's choice)")
     parser.add_argument("--json", action="store_true", help="print every figure as one JSON object on the last line")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -54,8 +54,11 @@ def run(args: argparse.Namespace) -> int:
     """Collect the photos, score them, print the tables (and the JSON line), write the files."""
     from .evaluation import evaluate, load_model
     from .evaluation_report import summary_lines, write_evaluation
+    from .errors import ConvertError
     from .sources import check_background, collect, make_sources
 
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        raise ConvertError(f"--out: {args.out} is a file; give a folder (created when missing)")
     sources = make_sources(args.data, args.background)
     model = load_model(args.model, threads=args.threads, runtime=args.runtime)
     check_background(sources, model.spec)

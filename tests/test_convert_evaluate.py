@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -25,7 +26,8 @@ from edge_runner.model import Classifier
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory) -> dict[str, Path]:
-    """``data/{red,green}`` (6 each, plus 2 grey and 1 green photo in red, one corrupt file in green); ``bg/`` nested blue."""
+    """``data/{red,green}`` (6 each, plus 2 grey and 1 green photo in red, one corrupt file in green); ``bg/``: 5 blue
+    (nested), a red one (a false alarm) and a grey one (``unknown``: not a false alarm)."""
     root = tmp_path_factory.mktemp("evaluate")
     data = write_class_folders(root / "data", ["red", "green"], 6)
     draw_photo((128, 128, 128), seed=1).save(data / "red" / "grey.1.jpg")
@@ -34,6 +36,7 @@ def folders(tmp_path_factory) -> dict[str, Path]:
     (data / "green" / "broken.jpg").write_bytes(b"not a jpeg")
     write_class_folders(root / "bg" / "nested", ["blue"], 5)
     draw_photo((220, 40, 40), seed=4).save(root / "bg" / "red_thing.png")
+    draw_photo((128, 128, 128), seed=5).save(root / "bg" / "grey_wall.png")
     return {"data": data, "bg": root / "bg", "root": root}
 
 
@@ -125,7 +128,8 @@ def test_figures_equal_the_runner_photo_by_photo(background_models, folders, cap
     data_source, cams = data["sources"]
     assert (data_source["name"], data_source["kind"], cams["name"], cams["kind"]) == ("data", "data", "cams", "background")
     assert data_source["photos"] + cams["photos"] == data["photos"]
-    assert (cams["false_alarms"], cams["background_photos"]) == (1, 6)
+    assert (cams["false_alarms"], cams["background_photos"]) == (1, 7)
+    assert cams["classes"]["blue"]["wrong_answers"] == {"red": 1, "unknown": 1}
     # the threshold table: at 0.6 it counts what the answers say; the recall falls (never rises) with the threshold
     row = next(r for r in data["thresholds"] if r["threshold"] == 0.6)
     real = [a for a in answers if a[1] != "blue"]
@@ -218,6 +222,8 @@ def test_keras_run_folder_and_tflite_give_the_same_answers(background_models, fo
         (["--data", "{data}", "--threshold", "2"], "float32",
          "argument --threshold: must be a number from 0 to 1, received 2.0"),
         (["--data", "{data}", "--runtime", "onnx"], "float32", "argument --runtime: invalid choice: 'onnx'"),
+        (["--data", "{data}", "--out", "{data}/red/red.0.jpg"], "float32",
+         "--out: {data}/red/red.0.jpg is a file; give a folder"),
     ],
 )
 def test_bad_input_is_one_error_line_and_exit_2(background_models, tiny_models, folders, capsys, extra, model_key,
@@ -237,6 +243,20 @@ def test_missing_model_is_refused(folders, capsys, tmp_path):
     assert code == 2
     assert err.strip() == (f"convert: error: MODEL: {tmp_path / 'nothing.tflite'} is neither a .tflite file nor a "
                            "training run folder (the --out of `python -m train`)")
+
+
+def test_console_script_prints_the_json_last(background_models, folders, tmp_path):
+    """``edgekit-convert evaluate`` (a fresh process): the table, then one JSON object as the last line."""
+    from test_train_cli import console_script
+
+    done = subprocess.run([console_script("edgekit-convert"), "evaluate", str(background_models["int8"]), "--data",
+                           str(folders["data"]), "--json"], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "true class" in done.stdout
+    assert last_json(done.stdout)["photos"] == len(labelled(folders)) - len(find_images(folders["bg"]))
+    assert [line for line in done.stderr.splitlines() if line.strip()] == [
+        f"convert: warning: {folders['data'] / 'green' / 'broken.jpg'}: not an image (no decoder recognises its "
+        "content) (skipped)"]
 
 
 def test_train_thresholds_is_the_convert_table():
