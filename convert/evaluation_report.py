@@ -106,7 +106,11 @@ def markdown(data: dict, sheet: str | None = SHEET_FILENAME) -> str:
 
 
 def mistake_tiles(evaluation: Evaluation, count: int = WORST) -> list[Tile]:
-    """The ``count`` most confident wrong answers, one of each kind in turn (``mistakes_by_kind``), as tiles: the pixels the model saw, true label, answer, score, file."""
+    """The first ``count`` mistakes of :meth:`Evaluation.mistakes_by_kind` as tiles.
+
+    Each tile: the pixels the model saw (uint8 ``(H, W, 3)``, re-decoded), its answer and score, the true label,
+    the source and file name.
+    """
     tiles = []
     for i in evaluation.mistakes_by_kind()[:count]:
         photo = evaluation.photos[i]
