@@ -1,4 +1,4 @@
-"""``python -m convert export|benchmark``: argument parsing and exit codes, nothing else.
+"""``python -m convert export|benchmark|evaluate``: argument parsing and exit codes, nothing else.
 
 The conventions are the runner's (:mod:`edge_runner.console`): errors are one line
 ``convert: error: …`` on stderr; exit status 0 success (every variant accepted),
@@ -22,13 +22,14 @@ from edge_runner.runtime import RuntimeUnavailable  # noqa: E402
 from edge_runner.spec import ContractError  # noqa: E402
 
 from .errors import ConvertError  # noqa: E402
+from .evaluate_cli import add_parser as add_evaluate_parser, run as run_evaluate  # noqa: E402
 
 PROG = "convert"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog=f"python -m {PROG}", error_prog=PROG, description=__doc__.split("\n")[0].strip("`"))
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{export,benchmark}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{export,benchmark,evaluate}")
 
     export = commands.add_parser("export", error_prog=PROG,
                                  help="convert a training run into gated .tflite variants with metadata")
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--warmup", type=non_negative_int, default=5, metavar="N",
                        help="untimed runs first (default: %(default)s)")
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_evaluate_parser(commands)
     return parser
 
 
@@ -130,7 +132,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
 
 # `python -m convert WORD …`: each job is a subparser above and its function here.
-SUBCOMMANDS = {"export": run_export, "benchmark": run_benchmark}
+SUBCOMMANDS = {"export": run_export, "benchmark": run_benchmark, "evaluate": run_evaluate}
 
 
 def main(argv: list[str] | None = None) -> int:

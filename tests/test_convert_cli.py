@@ -54,5 +54,5 @@ def test_typed_flags_refuse_bad_values_in_process(capsys, argv, expected):
 
 
 def test_subcommands_are_one_table():
-    assert set(SUBCOMMANDS) == {"export", "benchmark"}
+    assert set(SUBCOMMANDS) == {"export", "benchmark", "evaluate"}
     assert main(["benchmark", "--help"]) == 0
