@@ -25,11 +25,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence, Union
 
+from convert.sources import Source
 from edge_runner.image import find_images, is_image_path, list_files, list_folders
 from edge_runner.spec import UNKNOWN_LABEL
 
 from .errors import DataError
-from .sources import Root, check_holdout, check_unique, held_out, parse_root, source_names
+from .sources import check_holdout, check_unique, held_out, parse_root, source_names
 
 PathArg = Union[str, "os.PathLike[str]"]
 
@@ -88,7 +89,7 @@ class Candidates:
     background_label: str | None = None
     background_dir: Path | None = None
     background: list[Sample] = field(default_factory=list)
-    roots: list[Root] = field(default_factory=list)
+    roots: list[Source] = field(default_factory=list)
     presplit: frozenset[str] = frozenset()
     holdout: list[Sample] = field(default_factory=list)
     holdout_sources: tuple[str, ...] = ()
@@ -142,11 +143,11 @@ def find_candidates(
             validation += [replace(s, source=sources[s.path]) for s in r_validation]
         skipped += r_skipped
         layouts.append(layout)
-    data_text = str(data_roots[0].path)
+    data_text = str(data_roots[0].root)
 
     background_samples: list[Sample] = []
     for root in background_roots:
-        _, found, background_label, bg_skipped = find_background(root.path, background_label, {s.label for s in train})
+        _, found, background_label, bg_skipped = find_background(root.root, background_label, {s.label for s in train})
         sources = source_names(root, [s.path for s in found], source_by)
         background_samples += [replace(s, source=sources[s.path]) for s in found]
         skipped += bg_skipped
@@ -184,8 +185,8 @@ def find_candidates(
         _check_classes_left(labels, train + background_samples, holdout)
     layout = layouts[0] if len(layouts) == 1 else f"{layouts[0]} + {len(layouts) - 1} more folder(s)"
     return Candidates(
-        data_roots[0].path, layout, labels, train, validation if presplit else None, skipped, background_label,
-        background_roots[0].path if background_roots else None, background_samples, data_roots + background_roots,
+        data_roots[0].root, layout, labels, train, validation if presplit else None, skipped, background_label,
+        background_roots[0].root if background_roots else None, background_samples, data_roots + background_roots,
         frozenset(presplit), held, tuple(holdout),
     )
 
@@ -208,9 +209,9 @@ def _check_classes_left(labels: tuple[str, ...], kept: list[Sample], holdout: Se
             )
 
 
-def _find_in_root(root: Root, labels_from_filename: bool) -> tuple[list[Sample], list[Sample] | None, list[Skipped], str]:
+def _find_in_root(root: Source, labels_from_filename: bool) -> tuple[list[Sample], list[Sample] | None, list[Skipped], str]:
     """``(train, validation or None, skipped, layout)`` of one ``--data`` folder."""
-    path = root.path
+    path = root.root
     if not path.exists():
         raise DataError(f"--data {path}: no such directory")
     if not path.is_dir():

@@ -83,7 +83,7 @@ def build_report(
             "class_weights": class_weights,
             "background_label": split.background_label,
             "background_dir": None if split.background_dir is None else str(split.background_dir),
-            "roots": [{"name": r.name, "dir": str(r.path), "kind": r.kind} for r in split.roots],
+            "roots": [{"name": r.name, "dir": str(r.root), "kind": r.kind} for r in split.roots],
             "holdout_sources": list(split.holdout_sources),
             "source_counts": split.source_counts(),
             "imbalance_handling": _imbalance_handling(class_weights, split.imbalance()),

@@ -20,9 +20,10 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
+
+from convert.sources import Source, source_argument
 
 from .errors import DataError
 
@@ -30,48 +31,23 @@ SOURCE_BY_CHOICES = ("folder", "prefix")
 # More distinct prefixes than this in one root: they name items, not collections.
 MAX_PREFIXES = 20
 _PREFIX = re.compile(r"([A-Za-z][A-Za-z0-9]*)[_-]")
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
-@dataclass(frozen=True)
-class Root:
-    """One ``--data`` or ``--background`` folder.
-
-    Attributes:
-        name: the source name (the folder's name, or ``NAME`` of ``NAME=DIR``).
-        path: the folder, absolute.
-        kind: ``"data"`` (class folders) or ``"background"`` (photos of nothing of interest).
-    """
-
-    name: str
-    path: Path
-    kind: str
-
-    @property
-    def flag(self) -> str:
-        return "--data" if self.kind == "data" else "--background"
+def parse_root(value: str | os.PathLike[str], kind: str) -> Source:
+    """``"DIR"`` or ``"NAME=DIR"`` → a :class:`convert.sources.Source` (the folder is checked by the caller)."""
+    name, path = source_argument(str(value))
+    path = path.expanduser()
+    return Source(name, path.resolve() if path.exists() else path, kind)
 
 
-def parse_root(value: str | os.PathLike[str], kind: str) -> Root:
-    """``"DIR"`` or ``"NAME=DIR"`` → a :class:`Root` (the folder is checked by the caller)."""
-    text = str(value)
-    name, sep, rest = text.partition("=")
-    if sep and _NAME.fullmatch(name) and rest and not Path(text).expanduser().exists():
-        path = Path(rest).expanduser()
-    else:
-        path, name = Path(text).expanduser(), ""
-    resolved = path.resolve() if path.exists() else path
-    return Root(name or resolved.name or "data", resolved, kind)
-
-
-def check_unique(roots: Sequence[Root]) -> None:
+def check_unique(roots: Sequence[Source]) -> None:
     """Raise ``DataError`` when two roots share a source name."""
-    seen: dict[str, Root] = {}
+    seen: dict[str, Source] = {}
     for root in roots:
         if root.name in seen:
             raise DataError(
-                f"{root.flag} {root.path}: the source name {root.name!r} is also {seen[root.name].flag} "
-                f"{seen[root.name].path}; name one of them with NAME=DIR"
+                f"{root.flag} {root.root}: the source name {root.name!r} is also {seen[root.name].flag} "
+                f"{seen[root.name].root}; name one of them with NAME=DIR"
             )
         seen[root.name] = root
 
@@ -82,7 +58,7 @@ def prefix_of(path: str | os.PathLike[str]) -> str | None:
     return match.group(1) if match else None
 
 
-def source_names(root: Root, paths: Iterable[str], source_by: str) -> dict[str, str]:
+def source_names(root: Source, paths: Iterable[str], source_by: str) -> dict[str, str]:
     """``{path: source}`` for the photos of ``root`` (see the module docstring for the rule)."""
     paths = list(paths)
     if source_by == "prefix" and paths:

@@ -22,7 +22,9 @@ from edge_runner.files import write_json
 
 from .errors import DataError
 from .folders import DEFAULT_BACKGROUND_LABEL, Candidates, Sample, Skipped, find_background
-from .sources import Root, parse_root, source_names
+from convert.sources import Source
+
+from .sources import parse_root, source_names
 
 __all__ = ["DataSplit", "background_split", "split_samples"]
 
@@ -55,7 +57,7 @@ class DataSplit:
     background_dir: Path | None = None
     holdout: list[Sample] = field(default_factory=list)
     holdout_sources: tuple[str, ...] = ()
-    roots: list[Root] = field(default_factory=list)
+    roots: list[Source] = field(default_factory=list)
 
     def counts(self, which: str) -> dict[str, int]:
         """Photos per class in ``"train"`` or ``"validation"``, in label order."""
@@ -89,7 +91,7 @@ class DataSplit:
             "background_label": self.background_label,
             "background_dir": None if self.background_dir is None else str(self.background_dir),
             "counts": {"train": self.counts("train"), "validation": self.counts("validation")},
-            "roots": [{"name": r.name, "dir": str(r.path), "kind": r.kind} for r in self.roots],
+            "roots": [{"name": r.name, "dir": str(r.root), "kind": r.kind} for r in self.roots],
             "holdout_sources": list(self.holdout_sources),
             "sources": self.source_counts(),
             "train": _entries(self.train),
@@ -115,7 +117,7 @@ class DataSplit:
             background_dir=Path(data["background_dir"]) if data.get("background_dir") else None,
             holdout=_samples(data.get("holdout", [])),
             holdout_sources=tuple(data.get("holdout_sources", ())),
-            roots=[Root(r["name"], Path(r["dir"]), r["kind"]) for r in data.get("roots", [])],
+            roots=[Source(r["name"], Path(r["dir"]), r["kind"]) for r in data.get("roots", [])],
         )
 
     def skipped_text(self) -> str:
@@ -158,7 +160,7 @@ def split_samples(
     validation = keep(candidates.validation or [])
     if candidates.validation is not None and not validation:
         raise DataError(f"--data {candidates.data_dir}: none of the validation photos could be read")
-    roots = candidates.roots or [Root(candidates.data_dir.name, candidates.data_dir, "data")]
+    roots = candidates.roots or [Source(candidates.data_dir.name, candidates.data_dir, "data")]
     given: list[Sample] = []
     for root in roots:
         members = [s for s in train + background if _root_of(s, roots) == root.name]
@@ -168,7 +170,7 @@ def split_samples(
         if not members:
             continue
         # The same seeded, stratified rule for every folder without a validation folder.
-        part_train, part_validation = _stratified_split(members, labels, validation_fraction, seed, f"{root.flag} {root.path}")
+        part_train, part_validation = _stratified_split(members, labels, validation_fraction, seed, f"{root.flag} {root.root}")
         given += part_train
         validation += part_validation
     order = {label: i for i, label in enumerate(labels)}
@@ -181,7 +183,7 @@ def split_samples(
     )
 
 
-def _root_of(sample: Sample, roots: list[Root]) -> str:
+def _root_of(sample: Sample, roots: list[Source]) -> str:
     """The root a sample came from: its source's part before ``:`` (the only root when sources are not recorded)."""
     return sample.source.partition(":")[0] if sample.source else roots[0].name
 

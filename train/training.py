@@ -127,8 +127,8 @@ def resolve_paths(config: TrainConfig) -> TrainConfig:
 
     def absolute_root(value: str) -> str:  # DIR or NAME=DIR (see train.sources.parse_root)
         root = parse_root(value, "data")
-        named = root.name != root.path.name
-        return f"{root.name}={root.path}" if named else absolute(value)
+        named = root.name != root.root.name
+        return f"{root.name}={root.root}" if named else absolute(value)
 
     return replace(
         config,
