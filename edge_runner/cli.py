@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from .model import Classifier
 
 # The subcommands: the first word of the command line, and the module whose main(argv) runs it.
-SUBCOMMANDS = {"serve": "edge_runner.server", "watch": "edge_runner.watch"}
+SUBCOMMANDS = {"serve": "edge_runner.server", "watch": "edge_runner.watch", "webapp": "edge_runner.webapp.cli"}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,203 @@
+// The kit's preprocessing in the browser: the same crop and the same resize as Pillow's, pixel for pixel.
+//
+// The runner brings a photo to the model's input with edge_runner.image.fit: an optional centre crop, then
+// Pillow's Image.resize with the contract's filter. MediaPipe's own resize (bilinear sampling without
+// antialiasing) would feed the model different pixels, so the app resizes here and hands MediaPipe an image
+// that already has the model's input size. This is Pillow's two-pass convolution (libImaging/Resample.c):
+// the same filters and supports, the same coefficients in 22-bit fixed point, horizontal pass first, each
+// pass rounded to 8 bits. "nearest" takes the source pixel under each output pixel's centre.
+
+const PRECISION_BITS = 32 - 8 - 2;
+const HALF = 1 << (PRECISION_BITS - 1);
+const ONE = 1 << PRECISION_BITS;
+
+function sinc(x) {
+  if (x === 0) return 1;
+  x *= Math.PI;
+  return Math.sin(x) / x;
+}
+
+const FILTERS = {
+  bilinear: { support: 1, weight: (x) => { x = Math.abs(x); return x < 1 ? 1 - x : 0; } },
+  bicubic: {
+    support: 2,
+    weight: (x) => {
+      const a = -0.5;
+      x = Math.abs(x);
+      if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
+      if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
+      return 0;
+    },
+  },
+  lanczos: { support: 3, weight: (x) => (x >= -3 && x < 3 ? sinc(x) * sinc(x / 3) : 0) },
+};
+
+// Pillow's precompute_coeffs + normalize_coeffs_8bpc: for each output index, the first input index, the
+// number of taps and the taps as integers.
+function coefficients(inSize, outSize, filter) {
+  const scale = inSize / outSize;
+  const filterScale = Math.max(scale, 1);
+  const support = filter.support * filterScale;
+  const ksize = Math.ceil(support) * 2 + 1;
+  const bounds = new Int32Array(outSize * 2);
+  const taps = new Int32Array(outSize * ksize);
+  const weights = new Float64Array(ksize);
+  for (let xx = 0; xx < outSize; xx++) {
+    const center = (xx + 0.5) * scale;
+    const xmin = Math.max(Math.trunc(center - support + 0.5), 0);
+    const xmax = Math.min(Math.trunc(center + support + 0.5), inSize) - xmin;
+    let total = 0;
+    for (let x = 0; x < xmax; x++) {
+      const w = filter.weight((x + xmin - center + 0.5) / filterScale);
+      weights[x] = w;
+      total += w;
+    }
+    for (let x = 0; x < xmax; x++) {
+      const w = total !== 0 ? weights[x] / total : weights[x];
+      taps[xx * ksize + x] = w < 0 ? Math.trunc(-0.5 + w * ONE) : Math.trunc(0.5 + w * ONE);
+    }
+    bounds[xx * 2] = xmin;
+    bounds[xx * 2 + 1] = xmax;
+  }
+  return { ksize, bounds, taps };
+}
+
+function clip8(value) {
+  if (value <= 0) return 0;
+  if (value >= ONE * 256) return 255;
+  return Math.floor(value / ONE);
+}
+
+// Pillow's horizontal pass: rows [rows.first, rows.first + rows.count) of RGB(X) pixels (`stride` bytes per
+// pixel) resized along x to `outWidth`; RGB out.
+function horizontalPass(src, srcWidth, stride, outWidth, coeffs, rows) {
+  const out = new Uint8ClampedArray(outWidth * rows.count * 3);
+  const { ksize, bounds, taps } = coeffs;
+  for (let y = 0; y < rows.count; y++) {
+    const row = (y + rows.first) * srcWidth;
+    for (let x = 0; x < outWidth; x++) {
+      const first = bounds[x * 2], count = bounds[x * 2 + 1], k = x * ksize;
+      let r = HALF, g = HALF, b = HALF;
+      for (let t = 0, p = (row + first) * stride; t < count; t++, p += stride) {
+        const w = taps[k + t];
+        r += src[p] * w;
+        g += src[p + 1] * w;
+        b += src[p + 2] * w;
+      }
+      const o = (y * outWidth + x) * 3;
+      out[o] = clip8(r);
+      out[o + 1] = clip8(g);
+      out[o + 2] = clip8(b);
+    }
+  }
+  return out;
+}
+
+// Pillow's vertical pass: RGB(X) pixels of `width` columns resized along y to `outHeight`; RGB out.
+function verticalPass(src, width, stride, outHeight, coeffs) {
+  const out = new Uint8ClampedArray(width * outHeight * 3);
+  const { ksize, bounds, taps } = coeffs;
+  const step = width * stride;
+  for (let y = 0; y < outHeight; y++) {
+    const first = bounds[y * 2], count = bounds[y * 2 + 1], k = y * ksize;
+    for (let x = 0; x < width; x++) {
+      let r = HALF, g = HALF, b = HALF;
+      for (let t = 0, p = first * step + x * stride; t < count; t++, p += step) {
+        const w = taps[k + t];
+        r += src[p] * w;
+        g += src[p + 1] * w;
+        b += src[p + 2] * w;
+      }
+      const o = (y * width + x) * 3;
+      out[o] = clip8(r);
+      out[o + 1] = clip8(g);
+      out[o + 2] = clip8(b);
+    }
+  }
+  return out;
+}
+
+function nearest(src, width, height, stride, outWidth, outHeight) {
+  const out = new Uint8ClampedArray(outWidth * outHeight * 3);
+  for (let y = 0; y < outHeight; y++) {
+    const sy = Math.min(Math.floor((y + 0.5) * height / outHeight), height - 1);
+    for (let x = 0; x < outWidth; x++) {
+      const sx = Math.min(Math.floor((x + 0.5) * width / outWidth), width - 1);
+      const p = (sy * width + sx) * stride;
+      const o = (y * outWidth + x) * 3;
+      out[o] = src[p];
+      out[o + 1] = src[p + 1];
+      out[o + 2] = src[p + 2];
+    }
+  }
+  return out;
+}
+
+// The largest centred box of the target's aspect ratio, as edge_runner.image.fit crops it.
+export function centreBox(width, height, targetWidth, targetHeight) {
+  const target = targetWidth / targetHeight;
+  if (width / height > target) {
+    const w = Math.round(height * target);  // Python's round() halves to even; sizes here never end in .5
+    return { x: Math.floor((width - w) / 2), y: 0, width: w, height };
+  }
+  const h = Math.round(width / target);
+  return { x: 0, y: Math.floor((height - h) / 2), width, height: h };
+}
+
+// RGBA pixels (an ImageData's data) of `width` x `height` → the model's input as an RGBA ImageData of
+// outWidth x outHeight, with the contract's crop ("none" | "center") and resize filter.
+export function fitPixels(rgba, width, height, outWidth, outHeight, resize = "bilinear", crop = "none") {
+  let src = rgba, w = width, h = height, stride = 4;
+  if (crop === "center") {
+    const box = centreBox(width, height, outWidth, outHeight);
+    if (box.width !== width || box.height !== height) {
+      const cropped = new Uint8ClampedArray(box.width * box.height * 3);
+      for (let y = 0; y < box.height; y++) {
+        for (let x = 0; x < box.width; x++) {
+          const p = ((y + box.y) * width + x + box.x) * 4;
+          const o = (y * box.width + x) * 3;
+          cropped[o] = rgba[p];
+          cropped[o + 1] = rgba[p + 1];
+          cropped[o + 2] = rgba[p + 2];
+        }
+      }
+      src = cropped; w = box.width; h = box.height; stride = 3;
+    }
+  }
+  let rgb;
+  if (w === outWidth && h === outHeight) {
+    rgb = nearest(src, w, h, stride, w, h);  // a plain copy to RGB
+  } else if (resize === "nearest") {
+    rgb = nearest(src, w, h, stride, outWidth, outHeight);
+  } else {
+    const filter = FILTERS[resize];
+    if (!filter) throw new Error(`the contract's resize must be one of bilinear, bicubic, lanczos, nearest; received ${resize}`);
+    rgb = src;
+    let curW = w, curH = h, curStride = stride;
+    const vertical = coefficients(h, outHeight, filter);
+    if (w !== outWidth) {
+      // Only the source rows the vertical pass reads are resized (Pillow does the same).
+      const first = vertical.bounds[0];
+      const last = vertical.bounds[(outHeight - 1) * 2] + vertical.bounds[(outHeight - 1) * 2 + 1];
+      const rows = h !== outHeight ? { first, count: last - first } : { first: 0, count: h };
+      rgb = horizontalPass(rgb, curW, curStride, outWidth, coefficients(w, outWidth, filter), rows);
+      curW = outWidth; curH = rows.count; curStride = 3;
+      if (h !== outHeight) {
+        for (let i = 0; i < outHeight; i++) vertical.bounds[i * 2] -= first;
+      }
+    }
+    if (h !== outHeight) {
+      rgb = verticalPass(rgb, curW, curStride, outHeight, vertical);
+    } else if (curStride !== 3) {
+      rgb = nearest(rgb, curW, curH, curStride, curW, curH);
+    }
+  }
+  const out = new ImageData(outWidth, outHeight);
+  for (let i = 0, o = 0; i < rgb.length; i += 3, o += 4) {
+    out.data[o] = rgb[i];
+    out.data[o + 1] = rgb[i + 1];
+    out.data[o + 2] = rgb[i + 2];
+    out.data[o + 3] = 255;
+  }
+  return out;
+}
