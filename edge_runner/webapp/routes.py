@@ -37,8 +37,6 @@ def create_blueprint(service: Any):
     from flask import Blueprint, abort, jsonify, redirect, send_file, send_from_directory
 
     blueprint = Blueprint("webapp", __name__)
-    template = service.pool.template
-    model_name = template.path.name
 
     def app_folder():
         try:
@@ -61,9 +59,10 @@ def create_blueprint(service: Any):
     @blueprint.get("/app/<path:name>")
     def file(name: str):
         directory = app_folder()
+        template = service.pool.template  # the served model: read per request, the routes load nothing
         if name == MODEL_CONFIG:
-            return secured(jsonify(model_config(model_name, template.spec)))
-        if name == model_name:
+            return secured(jsonify(model_config(template.path.name, template.spec)))
+        if name == template.path.name:
             return secured(send_file(template.path, mimetype="application/octet-stream", conditional=True))
         if name not in build_files(directory):
             abort(404, description=f"no such file in the browser app: {name}")

@@ -14,7 +14,7 @@ const TOP_K = 3;
 const NOTHING = "nothing recognised";
 const NOT_CONFIDENT = "nothing recognised with enough confidence";
 
-const state = { classifier: null, model: null, stream: null, cameras: [], camera: -1, frames: [], looping: false };
+const state = { classifier: null, model: null, stream: null, cameras: [], camera: -1, frames: [], frameCount: 0, looping: false };
 let readyResolve, readyReject;
 const ready = new Promise((resolve, reject) => { readyResolve = resolve; readyReject = reject; });
 
@@ -71,6 +71,7 @@ async function loadModel() {
     runningMode: "IMAGE",
     maxResults: -1,
   });
+  state.classifier.classify(new ImageData(contract.width, contract.height));  // warm up: the first run is slow
   const m = state.model;
   $("model").textContent = [
     m.name + (m.version ? ` ${m.version}` : ""),
@@ -257,6 +258,7 @@ async function openCamera(index) {
 
 function showFrame(result, frameMs) {
   render(result, $("live-answer"), $("live-detail"), $("live-bars"));
+  state.frameCount += 1;
   const now = performance.now();
   state.frames.push(now);
   while (state.frames.length && now - state.frames[0] > 2000) state.frames.shift();
@@ -383,6 +385,7 @@ window.edgekitApp = {
   ready, classifyFile, classifyPixels, decodeFile, answer,
   get model() { return state.model; },
   get classifier() { return state.classifier; },
+  get frames() { return state.frameCount; },
 };
 ready.catch(() => {});  // shown on the page by main()
 main();

@@ -4,8 +4,9 @@
 // Pillow's Image.resize with the contract's filter. MediaPipe's own resize (bilinear sampling without
 // antialiasing) would feed the model different pixels, so the app resizes here and hands MediaPipe an image
 // that already has the model's input size. This is Pillow's two-pass convolution (libImaging/Resample.c):
-// the same filters and supports, the same coefficients in 22-bit fixed point, horizontal pass first, each
-// pass rounded to 8 bits. "nearest" takes the source pixel under each output pixel's centre.
+// the same filters and supports, the same coefficients in 22-bit fixed point, each pass rounded to 8 bits,
+// horizontal pass first unless the picture gets wider but shorter (Pillow then shrinks it first). "nearest"
+// is Pillow's affine scaling. tests/test_webapp.py compares the output with Pillow's on many shapes.
 
 const PRECISION_BITS = 32 - 8 - 2;
 const HALF = 1 << (PRECISION_BITS - 1);
@@ -39,6 +40,7 @@ function coefficients(inSize, outSize, filter) {
   const filterScale = Math.max(scale, 1);
   const support = filter.support * filterScale;
   const ksize = Math.ceil(support) * 2 + 1;
+  const ss = 1 / filterScale;  // multiplied, not divided: the same doubles as Pillow's
   const bounds = new Int32Array(outSize * 2);
   const taps = new Int32Array(outSize * ksize);
   const weights = new Float64Array(ksize);
@@ -48,7 +50,7 @@ function coefficients(inSize, outSize, filter) {
     const xmax = Math.min(Math.trunc(center + support + 0.5), inSize) - xmin;
     let total = 0;
     for (let x = 0; x < xmax; x++) {
-      const w = filter.weight((x + xmin - center + 0.5) / filterScale);
+      const w = filter.weight((x + xmin - center + 0.5) * ss);
       weights[x] = w;
       total += w;
     }
@@ -117,13 +119,22 @@ function verticalPass(src, width, stride, outHeight, coeffs) {
   return out;
 }
 
+// Pillow's nearest neighbour (ImagingScaleAffine): each source coordinate is (i + 0.5) * scale, accumulated by
+// repeated addition as Pillow does it, so rounding lands on the same pixel.
+function sourceIndices(inSize, outSize) {
+  const scale = inSize / outSize;
+  const indices = new Int32Array(outSize);
+  let at = scale * 0.5;
+  for (let i = 0; i < outSize; i++, at += scale) indices[i] = Math.min(Math.trunc(at), inSize - 1);
+  return indices;
+}
+
 function nearest(src, width, height, stride, outWidth, outHeight) {
   const out = new Uint8ClampedArray(outWidth * outHeight * 3);
+  const xs = sourceIndices(width, outWidth), ys = sourceIndices(height, outHeight);
   for (let y = 0; y < outHeight; y++) {
-    const sy = Math.min(Math.floor((y + 0.5) * height / outHeight), height - 1);
     for (let x = 0; x < outWidth; x++) {
-      const sx = Math.min(Math.floor((x + 0.5) * width / outWidth), width - 1);
-      const p = (sy * width + sx) * stride;
+      const p = (ys[y] * width + xs[x]) * stride;
       const o = (y * outWidth + x) * 3;
       out[o] = src[p];
       out[o + 1] = src[p + 1];
@@ -172,24 +183,24 @@ export function fitPixels(rgba, width, height, outWidth, outHeight, resize = "bi
   } else {
     const filter = FILTERS[resize];
     if (!filter) throw new Error(`the contract's resize must be one of bilinear, bicubic, lanczos, nearest; received ${resize}`);
-    rgb = src;
-    let curW = w, curH = h, curStride = stride;
+    const horizontal = coefficients(w, outWidth, filter);
     const vertical = coefficients(h, outHeight, filter);
-    if (w !== outWidth) {
-      // Only the source rows the vertical pass reads are resized (Pillow does the same).
-      const first = vertical.bounds[0];
-      const last = vertical.bounds[(outHeight - 1) * 2] + vertical.bounds[(outHeight - 1) * 2 + 1];
-      const rows = h !== outHeight ? { first, count: last - first } : { first: 0, count: h };
-      rgb = horizontalPass(rgb, curW, curStride, outWidth, coefficients(w, outWidth, filter), rows);
-      curW = outWidth; curH = rows.count; curStride = 3;
+    if (outWidth > w && outHeight < h) {
+      // Wider but shorter: Pillow shrinks first, so the vertical pass comes first here.
+      rgb = verticalPass(src, w, stride, outHeight, vertical);
+      rgb = horizontalPass(rgb, w, 3, outWidth, horizontal, { first: 0, count: outHeight });
+    } else if (w === outWidth) {
+      rgb = verticalPass(src, w, stride, outHeight, vertical);
+    } else {
+      // Only the source rows the vertical pass reads are resized horizontally (as in Pillow).
+      let rows = { first: 0, count: h };
       if (h !== outHeight) {
+        const first = vertical.bounds[0];
+        rows = { first, count: vertical.bounds[(outHeight - 1) * 2] + vertical.bounds[(outHeight - 1) * 2 + 1] - first };
         for (let i = 0; i < outHeight; i++) vertical.bounds[i * 2] -= first;
       }
-    }
-    if (h !== outHeight) {
-      rgb = verticalPass(rgb, curW, curStride, outHeight, vertical);
-    } else if (curStride !== 3) {
-      rgb = nearest(rgb, curW, curH, curStride, curW, curH);
+      rgb = horizontalPass(src, w, stride, outWidth, horizontal, rows);
+      if (h !== outHeight) rgb = verticalPass(rgb, outWidth, 3, outHeight, vertical);
     }
   }
   const out = new ImageData(outWidth, outHeight);
