@@ -8,7 +8,9 @@ server that counts what it answers, loads it in Chromium and then, for every pho
 
 * the runner: ``preprocess`` (Pillow decode, EXIF, resize) + ``Classifier.classify`` on one thread;
 * the browser: the page's own ``classifyFile`` (decode with the browser, Pillow's resize in JavaScript, MediaPipe's
-  ImageClassifier in WebAssembly with SIMD), one photo at a time.
+  ImageClassifier in WebAssembly with SIMD), one photo at a time;
+
+alternating by batches of 20 photos, so that both see the same load on the machine.
 
 Prints: top-1 agreement (the label after the contract's threshold, as both show it) with each disagreement
 and whether the runner, given the browser's own input pixels, answers as the browser did (then the difference
@@ -162,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{first_load['requests']} requests, {first_load['bytes'] / 1e6:.2f} MB once the service worker has cached it for offline use"
             )
 
-            # The runner first (on a quiet browser), then the browser on the same photos.
-            runner = run_runner(classifier, photos)
+            # Batch by batch, the runner then the browser on the same photos, so both see the same machine load.
+            runner = {}
             page.evaluate("() => { const i = document.createElement('input'); i.type = 'file'; i.multiple = true; i.id = 'bench-files'; i.hidden = true; document.body.append(i); }")
             page.evaluate("() => window.edgekitApp.classifyFile(new File([], 'warm-up')).catch(() => null)")
             before = server.counts
@@ -172,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             names = {}
             for start in range(0, len(photos), BATCH):
                 batch = photos[start:start + BATCH]
+                runner.update(run_runner(classifier, batch))
                 page.set_input_files("#bench-files", [str(p) for p in batch])
                 # Ask for the input pixels of every photo in the first batch (for the pixel comparison).
                 wanted = [p.name for p in batch] if start == 0 else []

@@ -70,23 +70,24 @@ function clip8(value) {
   return Math.floor(value / ONE);
 }
 
-// Pillow's horizontal pass: rows [rows.first, rows.first + rows.count) of RGB(X) pixels (`stride` bytes per
-// pixel) resized along x to `outWidth`; RGB out.
-function horizontalPass(src, srcWidth, stride, outWidth, coeffs, rows) {
-  const out = new Uint8ClampedArray(outWidth * rows.count * 3);
+// One of Pillow's two passes over RGB(X) pixels, RGB out: output pixel (i, j) of `outer` x `inner` sums the
+// taps of coefficient row c (i for a vertical pass, j for a horizontal one) over source bytes starting at
+// offset + i * outerStep + j * innerStep + first(c) * tapStep, one tap every tapStep bytes.
+function convolve(src, outer, inner, coeffs, alongOuter, offset, outerStep, innerStep, tapStep) {
+  const out = new Uint8ClampedArray(outer * inner * 3);
   const { ksize, bounds, taps } = coeffs;
-  for (let y = 0; y < rows.count; y++) {
-    const row = (y + rows.first) * srcWidth;
-    for (let x = 0; x < outWidth; x++) {
-      const first = bounds[x * 2], count = bounds[x * 2 + 1], k = x * ksize;
+  for (let i = 0; i < outer; i++) {
+    for (let j = 0; j < inner; j++) {
+      const c = alongOuter ? i : j;
+      const count = bounds[c * 2 + 1], k = c * ksize;
       let r = HALF, g = HALF, b = HALF;
-      for (let t = 0, p = (row + first) * stride; t < count; t++, p += stride) {
+      for (let t = 0, p = offset + i * outerStep + j * innerStep + bounds[c * 2] * tapStep; t < count; t++, p += tapStep) {
         const w = taps[k + t];
         r += src[p] * w;
         g += src[p + 1] * w;
         b += src[p + 2] * w;
       }
-      const o = (y * outWidth + x) * 3;
+      const o = (i * inner + j) * 3;
       out[o] = clip8(r);
       out[o + 1] = clip8(g);
       out[o + 2] = clip8(b);
@@ -95,28 +96,14 @@ function horizontalPass(src, srcWidth, stride, outWidth, coeffs, rows) {
   return out;
 }
 
-// Pillow's vertical pass: RGB(X) pixels of `width` columns resized along y to `outHeight`; RGB out.
+// Along x: rows [rows.first, rows.first + rows.count) of a `width`-pixel-wide image, `stride` bytes a pixel.
+function horizontalPass(src, width, stride, outWidth, coeffs, rows) {
+  return convolve(src, rows.count, outWidth, coeffs, false, rows.first * width * stride, width * stride, 0, stride);
+}
+
+// Along y: every column of a `width`-pixel-wide image.
 function verticalPass(src, width, stride, outHeight, coeffs) {
-  const out = new Uint8ClampedArray(width * outHeight * 3);
-  const { ksize, bounds, taps } = coeffs;
-  const step = width * stride;
-  for (let y = 0; y < outHeight; y++) {
-    const first = bounds[y * 2], count = bounds[y * 2 + 1], k = y * ksize;
-    for (let x = 0; x < width; x++) {
-      let r = HALF, g = HALF, b = HALF;
-      for (let t = 0, p = first * step + x * stride; t < count; t++, p += step) {
-        const w = taps[k + t];
-        r += src[p] * w;
-        g += src[p + 1] * w;
-        b += src[p + 2] * w;
-      }
-      const o = (y * width + x) * 3;
-      out[o] = clip8(r);
-      out[o + 1] = clip8(g);
-      out[o + 2] = clip8(b);
-    }
-  }
-  return out;
+  return convolve(src, outHeight, width, coeffs, true, 0, 0, stride, width * stride);
 }
 
 // Pillow's nearest neighbour (ImagingScaleAffine): each source coordinate is (i + 0.5) * scale, accumulated by
