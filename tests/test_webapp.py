@@ -402,3 +402,21 @@ def test_offline_after_one_load_through_serve_with_a_token(browser, webapp_dist,
         context.close()
         server.stop()
     assert problems == []
+
+
+def test_mediapipe_usage_report_never_leaves_the_page(browser, colour_app):
+    """MediaPipe's web library POSTs usage statistics to its makers once a minute and when a task closes; the
+    app's Content-Security-Policy (connect-src 'self') refuses it, so the only requests are to the app's own host."""
+    with StaticServer(colour_app) as server:
+        context = browser.new_context()
+        page, problems = open_app(context, server.url)
+        requests = []
+        page.on("request", lambda request: requests.append(request.url))
+        page.set_input_files("#files", [str(REPO / "edge_runner" / "webapp" / "src" / "icon-192.png")])
+        photo_cards(page, 1)
+        page.evaluate("() => window.edgekitApp.classifier.close()")  # closing a task sends its report at once
+        page.wait_for_timeout(1000)
+        context.close()
+    assert [url for url in requests if not url.startswith((server.url, f"blob:{server.url}"))] == []
+    # What the console shows instead: the refusal (and nothing else).
+    assert problems and all("Content Security Policy" in p and "onnect" in p for p in problems), problems

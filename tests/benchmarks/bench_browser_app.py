@@ -168,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
             runner = {}
             page.evaluate("() => { const i = document.createElement('input'); i.type = 'file'; i.multiple = true; i.id = 'bench-files'; i.hidden = true; document.body.append(i); }")
             page.evaluate("() => window.edgekitApp.classifyFile(new File([], 'warm-up')).catch(() => null)")
+            seen = []  # every request the page makes while it classifies (there should be none)
+            page.on("request", lambda request: seen.append(request.url))
             before = server.counts
             entries_before = page.evaluate("() => performance.getEntriesByType('resource').length")
             browser_rows = {}
@@ -241,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  photo end to end         {median(b_total):7.2f}  {median(r_total):7.2f}  {median(b_total) / median(r_total):5.2f}x")
     print(f"camera-sized frame (640x480 → resize → inference), browser: median {median(frames['times']):.2f} ms "
           f"(inference {median(frames['inference']):.2f}) → {1000 / median(frames['times']):.0f} frames/s on one core")
-    print(f"requests while classifying {len(compared)} photos: {requests} at the server, {page_requests} seen by the page")
+    print(f"requests while classifying {len(compared)} photos: {requests} at the server, {page_requests} seen by the page"
+          + (": " + ", ".join(seen[:5]) if seen else ""))
 
     summary = {
         "photos": len(compared),
