@@ -2,12 +2,13 @@
 
 * the export command and the ``/app`` routes (files only from the build, behind the token, a one-line error
   when the app is not built);
-* the app's resize is Pillow's, pixel for pixel;
+* the app's resize is Pillow's, pixel for pixel, and its decoding Pillow's (EXIF orientation, greyscale, alpha);
 * photos picked on the page get the runner's labels (a tiny colour model with a background class, and the
   shipped MobileNetV2 model on generated photos);
 * Chromium's fake camera playing a generated clip: a red stretch shows "red", a blue (background) stretch
   "nothing recognised"; no request reaches the server per classified frame; two cameras can be switched;
 * offline: after one load the server is stopped and the network cut, and the page still loads and classifies;
+* MediaPipe's usage report is refused by the page's Content-Security-Policy;
 * phone-size and desktop screenshots (kept in ``$EDGEKIT_ARTIFACTS`` when set).
 
 Needs the built app (the ``webapp_dist`` fixture builds it), Debian's chromium and Playwright.
