@@ -13,7 +13,7 @@ MORE_DATA ?= $(wildcard $(SHARED)/data/more_pets)
 # Photos with no cat or dog in them, from several sources: trained as the background class "other".
 OTHER ?= $(wildcard $(addprefix $(SHARED)/data/,other more_other lookalikes people))
 # Sources never trained on, only measured: the headline figures (see train/README.md, "Several sources").
-HOLDOUT ?= $(if $(MORE_DATA),more_pets:catdataset more_pets:dogwebsite more_other:intelscene,)
+HOLDOUT ?= $(if $(MORE_DATA),more_pets:catdataset more_pets:commonpets more_other:intelscene,)
 OUT ?= runs/cats_dogs
 SEED ?= 0
 EXTRAS ?= edge,camera,train,serve,watch,dev
