@@ -108,19 +108,31 @@ def threshold_rows(
     return tuple(rows)
 
 
-def recommend(rows: tuple[ThresholdRow, ...], max_false_alarm: float) -> tuple[float, str]:
+def recommend(rows: tuple[ThresholdRow, ...], max_false_alarm: float, max_recall_loss: float = 1.0) -> tuple[float, str]:
     """The lowest threshold of at least :data:`MIN_RECOMMENDED` whose false-alarm rate is at most ``max_false_alarm``.
 
     Recall only falls as the threshold rises, so the lowest such threshold keeps
-    the most recall. When none reaches the target, the threshold with the fewest
-    false alarms (the lowest of equals) is taken. Returns ``(threshold, rule)``.
+    the most recall. A threshold may give up at most ``max_recall_loss`` (0–1) of the
+    real classes' recall against the lowest allowed one: when the target needs more,
+    or no threshold reaches it, the affordable threshold with the fewest false alarms
+    (the lowest of equals) is taken. Returns ``(threshold, rule)``.
     """
     eligible = [r for r in rows if r.threshold >= MIN_RECOMMENDED] or list(rows)
     if all(r.negatives == 0 for r in rows):
         chosen = min(eligible, key=lambda r: r.threshold)
         return chosen.threshold, "the validation split has no background photos to measure false alarms on: the lowest allowed threshold"
+    lowest = min(eligible, key=lambda r: r.threshold)
+    affordable = [r for r in eligible if lowest.recall - r.recall <= max_recall_loss + 1e-9]
     meeting = [r for r in eligible if r.false_alarm <= max_false_alarm]
-    if meeting:
+    if meeting and min(meeting, key=lambda r: r.threshold) not in affordable:
+        target = min(meeting, key=lambda r: r.threshold)
+        chosen = min(affordable, key=lambda r: (r.false_alarm, r.threshold))
+        rule = (
+            f"the false-alarm target of {max_false_alarm:.1%} (--max-false-alarm) is met only at {target.threshold:g}, "
+            f"which gives up {lowest.recall - target.recall:.1%} of recall: the threshold with the fewest false alarms "
+            f"among those giving up at most {max_recall_loss:.1%} of recall (against {lowest.threshold:g})"
+        )
+    elif meeting:
         chosen = min(meeting, key=lambda r: r.threshold)
         rule = (
             f"the lowest threshold of at least {MIN_RECOMMENDED:g} whose false-alarm rate on the validation background "
@@ -128,18 +140,20 @@ def recommend(rows: tuple[ThresholdRow, ...], max_false_alarm: float) -> tuple[f
             f"{MIN_RECOMMENDED:g} a label is less likely than all the others together"
         )
     else:
-        chosen = min(eligible, key=lambda r: (r.false_alarm, r.threshold))
+        chosen = min(affordable, key=lambda r: (r.false_alarm, r.threshold))
         rule = (
             f"no threshold reached the false-alarm target of {max_false_alarm:.1%} (--max-false-alarm) on the "
             "validation background photos: the one with the fewest false alarms"
+            + (f" among those giving up at most {max_recall_loss:.1%} of recall" if max_recall_loss < 1 else "")
         )
     return chosen.threshold, rule
 
 
 def threshold_table(
-    probabilities: np.ndarray, y_true: np.ndarray, labels: tuple[str, ...], background_label: str, max_false_alarm: float
+    probabilities: np.ndarray, y_true: np.ndarray, labels: tuple[str, ...], background_label: str, max_false_alarm: float,
+    max_recall_loss: float = 1.0,
 ) -> ThresholdTable:
     """Every row of :data:`THRESHOLDS` and the recommended threshold (see :func:`recommend`)."""
     rows = threshold_rows(probabilities, y_true, labels.index(background_label))
-    recommended, rule = recommend(rows, max_false_alarm)
+    recommended, rule = recommend(rows, max_false_alarm, max_recall_loss)
     return ThresholdTable(background_label, rows, recommended, max_false_alarm, rule)

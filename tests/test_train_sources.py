@@ -162,3 +162,16 @@ def test_a_run_reports_held_out_sources_it_never_saw(tmp_path, roots):
     markdown = (out / "report.md").read_text()
     assert markdown.splitlines()[2].startswith("**Held out: 14 photos of held-out sources (mixed:oxford, people)")
     assert "## Per source" in markdown and "Sources were balanced" in markdown
+
+
+def test_recommended_threshold_gives_up_at_most_one_point_of_recall():
+    """With hard look-alikes among the validation background photos, the false-alarm target alone would pick 0.99."""
+    from convert.thresholds import THRESHOLDS, ThresholdRow, recommend
+
+    correct = [1246, 1246, 1245, 1241, 1237, 1225, 1219, 1189]
+    alarms = [13, 12, 10, 8, 8, 6, 6, 2]
+    rows = tuple(ThresholdRow(t, c / 1263, a / 566, c, 1263, a, 566) for t, c, a in zip(THRESHOLDS, correct, alarms))
+    assert recommend(rows, 0.01)[0] == 0.99
+    chosen, rule = recommend(rows, 0.01, max_recall_loss=0.01)
+    assert chosen == 0.7 and "met only at 0.99" in rule and "at most 1.0% of recall" in rule
+    assert recommend(rows, 0.03, max_recall_loss=0.01)[0] == 0.5  # the target is met within the budget
