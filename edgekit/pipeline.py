@@ -22,7 +22,7 @@ from edge_runner.console import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_US
                                  print_error)
 from edge_runner.argtypes import non_negative_int, positive_int
 from edge_runner.spec import LABELS_FILENAME, contract_path_for
-from train.sources import SOURCE_BY_CHOICES
+from train.data.sources import SOURCE_BY_CHOICES
 
 from .dataset import fetch_data
 from .errors import PipelineError
@@ -54,7 +54,7 @@ class PipelineConfig:
         background: folders of photos with nothing of interest, trained as the background class ``other``.
         more_data: more folders of class folders (``cats/``, ``dogs/``), each a source.
         holdout: sources never trained on; the runner measures the int8 model on them.
-        source_by: ``"folder"`` or ``"prefix"`` (see ``train.sources``).
+        source_by: ``"folder"`` or ``"prefix"`` (see ``train.data.sources``).
     """
 
     data: Path | None

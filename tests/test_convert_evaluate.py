@@ -261,10 +261,10 @@ def test_console_script_prints_the_json_last(background_models, folders, tmp_pat
 
 def test_train_thresholds_is_the_convert_table():
     import convert.thresholds
-    import train.thresholds
+    import train.report.thresholds
 
-    assert train.thresholds.threshold_table is convert.thresholds.threshold_table
-    assert train.thresholds.THRESHOLDS == convert.thresholds.THRESHOLDS
+    assert train.report.thresholds.threshold_table is convert.thresholds.threshold_table
+    assert train.report.thresholds.THRESHOLDS == convert.thresholds.THRESHOLDS
 
 
 @pytest.mark.slow

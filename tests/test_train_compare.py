@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from edge_runner import Classifier, preprocess
-from train.candidates import Candidate, keras_weights_name, parse_candidates, parse_one, resolve_weights
+from train.comparison.candidates import Candidate, keras_weights_name, parse_candidates, parse_one, resolve_weights
 from train.errors import ConfigError
-from train.pareto import Point, fastest_at, mcnemar_p, pareto_front, recommend
+from train.comparison.pareto import Point, fastest_at, mcnemar_p, pareto_front, recommend
 
 REPO = Path(__file__).resolve().parent.parent
 SIZE = 32

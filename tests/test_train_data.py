@@ -12,10 +12,10 @@ from conftest import draw_photo, write_class_folders
 from edge_runner.spec import InputSpec
 from train import ConfigError, DataError, TrainConfig
 from train.cli import build_parser, config_from_args, main
-from train.split import DataSplit, background_split, split_samples
-from train.folders import LAYOUT_CLASSES, LAYOUT_FILENAMES, LAYOUT_SPLIT, find_candidates, label_from_filename
-from train.pixels import decode_photos
-from train.dataset import class_weights_for
+from train.data.split import DataSplit, background_split, split_samples
+from train.data.folders import LAYOUT_CLASSES, LAYOUT_FILENAMES, LAYOUT_SPLIT, find_candidates, label_from_filename
+from train.data.pixels import decode_photos
+from train.data.dataset import class_weights_for
 
 SPEC = InputSpec(labels=("a", "b"), height=40, width=40)
 
@@ -103,7 +103,7 @@ def test_background_errors_name_the_argument(tmp_path, photo_folders):
 
 
 def test_threshold_table_counts_recall_and_false_alarms():
-    from train.thresholds import recommend, threshold_table
+    from train.report.thresholds import recommend, threshold_table
 
     labels = ("cats", "dogs", "other")
     probabilities = np.array([

@@ -211,7 +211,7 @@ def test_background_folder_run_exports_and_gates_three_classes(tmp_path, two_cla
     from convert.metadata import read_metadata
     from edge_runner import Classifier
     from train.cli import main
-    from train.thresholds import THRESHOLDS
+    from train.report.thresholds import THRESHOLDS
 
     negatives = write_class_folders(tmp_path / "negatives", ["sky"], 6, seed=7)
     write_class_folders(tmp_path / "negatives" / "more", ["sea"], 4, seed=8)

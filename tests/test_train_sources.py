@@ -10,11 +10,11 @@ import pytest
 
 from conftest import write_class_folders
 from train import DataError, TrainConfig
-from train.breakdown import answers_of, breakdown, confusions, group_of
-from train.dataset import source_weights
-from train.folders import Sample, find_candidates
-from train.sources import prefix_of, source_names
-from train.split import DataSplit, background_split, split_samples
+from train.report.breakdown import answers_of, breakdown, confusions, group_of
+from train.data.dataset import source_weights
+from train.data.folders import Sample, find_candidates
+from train.data.sources import prefix_of, source_names
+from train.data.split import DataSplit, background_split, split_samples
 from convert.sources import Source
 
 

@@ -20,15 +20,15 @@ from importlib import import_module
 
 from edge_runner.console import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, parse_args, print_error
 
-from .backbones import BACKBONES
+from .model.backbones import BACKBONES
 from .config import CLASS_WEIGHT_CHOICES, FINE_TUNE_MODES, STRATEGIES, TrainConfig
 from .errors import TrainError
-from .sources import SOURCE_BY_CHOICES
+from .data.sources import SOURCE_BY_CHOICES
 
 PROG = "train"
 DEFAULTS = TrainConfig(data="", out="")
 # `python -m train WORD …` runs the module's main(argv) with the rest of the words.
-SUBCOMMANDS = {"explain": "train.explain", "compare": "train.compare_cli"}
+SUBCOMMANDS = {"explain": "train.explanations.explain", "compare": "train.comparison.compare_cli"}
 
 
 def build_parser() -> argparse.ArgumentParser:

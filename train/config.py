@@ -19,9 +19,9 @@ from typing import Any
 from edge_runner.files import write_json
 from edge_runner.spec import UNKNOWN_LABEL
 
-from .backbones import get_backbone
+from .model.backbones import get_backbone
 from .errors import ConfigError
-from .sources import SOURCE_BY_CHOICES
+from .data.sources import SOURCE_BY_CHOICES
 
 WEIGHTS_CHOICES = ("imagenet", "none")  # or a path to a weights file
 CLASS_WEIGHT_CHOICES = ("auto", "on", "off")
@@ -42,16 +42,16 @@ class TrainConfig:
 
     Attributes:
         data: the photo folder, or several (each ``DIR`` or ``NAME=DIR``; see
-            ``train.folders`` for the layouts it understands); a list after ``__post_init__``.
+            ``train.data.folders`` for the layouts it understands); a list after ``__post_init__``.
         out: the output directory (model, contract, report, checkpoints).
-        backbone: a key of ``train.backbones.BACKBONES``.
+        backbone: a key of ``train.model.backbones.BACKBONES``.
         alpha: the backbone's width multiplier.
         image_size: the square input side in pixels (the contract's height and width).
         weights: ``"imagenet"`` (Keras download), ``"none"`` (from scratch) or a weights file path.
         epochs: head-phase epochs (base frozen, head trained on cached features).
         fine_tune_epochs: fine-tuning epochs (0 skips the phase).
         fine_tune_layers: how many of the backbone's top layers are trained in the
-            fine-tuning phase; rounded up to a block boundary (see ``train.model``).
+            fine-tuning phase; rounded up to a block boundary (see ``train.model.network``).
         batch_size: images per step.
         seed: seeds the split, shuffling, augmentation, dropout and initialisation.
         resume: continue the run in ``out`` from its last finished epoch.
@@ -59,7 +59,7 @@ class TrainConfig:
         background: a folder (flat or nested) of photos with nothing of interest in them,
             or several, used as the background class without copying (split like the other
             classes); a list after ``__post_init__`` (empty: none).
-        holdout_sources: sources (``train.sources``) never trained on, only measured;
+        holdout_sources: sources (``train.data.sources``) never trained on, only measured;
             the report's headline is their figure.
         source_by: ``"folder"`` (each root is a source) or ``"prefix"`` (file-name prefixes
             split a root into sources).

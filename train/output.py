@@ -86,7 +86,7 @@ def write_plots(out: Path, evaluation: Any, states: dict, pixels: Any, names: li
     ``pixels[i]`` is validation photo ``names[i]`` (0–255 float32 ``(H, W, 3)``); a plot that
     does not apply (no ROC curve, no thresholds) is removed so a resumed run leaves no stale one.
     """
-    from .plots import plot_confusion, plot_history, plot_mistakes, plot_roc, plot_thresholds
+    from .report.plots import plot_confusion, plot_history, plot_mistakes, plot_roc, plot_thresholds
 
     layout = RunLayout(out)
     files = {"model": MODEL_FILENAME, "contract": CONTRACT_FILENAME, "labels": LABELS_FILENAME, "split": SPLIT_FILENAME,
@@ -107,7 +107,7 @@ def write_plots(out: Path, evaluation: Any, states: dict, pixels: Any, names: li
     else:
         layout.plot("thresholds").unlink(missing_ok=True)
     if model is not None:
-        from .explain import write_report_grid
+        from .explanations.explain import write_report_grid
 
         files.update(write_report_grid(out, model, evaluation, pixels, names))
     return files

@@ -25,7 +25,7 @@ from typing import Iterable, Sequence
 
 from convert.sources import Source, source_argument
 
-from .errors import DataError
+from ..errors import DataError
 
 SOURCE_BY_CHOICES = ("folder", "prefix")
 # More distinct prefixes than this in one root: they name items, not collections.

@@ -109,7 +109,7 @@ def plot_mistakes(
 def plot_thresholds(table, path: str | os.PathLike[str]) -> Path:
     """Recall of the real classes and false alarms on the background class against the threshold.
 
-    ``table`` is a :class:`train.thresholds.ThresholdTable`; the recommended threshold is marked.
+    ``table`` is a :class:`train.report.thresholds.ThresholdTable`; the recommended threshold is marked.
     """
     thresholds = [row.threshold for row in table.rows]
     figure = Figure(figsize=(6, 4))

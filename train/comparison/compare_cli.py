@@ -1,4 +1,4 @@
-"""``python -m train compare``: flags → :class:`train.compare.CompareConfig` → :func:`train.compare.run_comparison`.
+"""``python -m train compare``: flags → :class:`train.comparison.compare.CompareConfig` → :func:`train.comparison.compare.run_comparison`.
 
 Exit status (the runner's conventions, :mod:`edge_runner.console`): 0 every candidate
 measured, 1 some failed (the others are in the report), 2 bad arguments or data
@@ -17,8 +17,8 @@ from edge_runner.argtypes import non_negative_int, positive_float, positive_int,
 from edge_runner.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, parse_args, print_error
 
 from .candidates import parse_candidates, resolve_weights
-from .config import TrainConfig
-from .errors import TrainError
+from ..config import TrainConfig
+from ..errors import TrainError
 
 PROG = "train compare"
 DEFAULT_CANDIDATES = ("mobilenet_v2:0.35:96,mobilenet_v2:0.35:128,mobilenet_v2:0.35:160,mobilenet_v2:0.35:224,"
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         return args
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    from .progress import configure_logging
+    from ..progress import configure_logging
     from .compare import CompareConfig, run_comparison
 
     handler = configure_logging(1)
