@@ -276,7 +276,7 @@ def test_gradcam_finds_the_last_feature_map_of_every_backbone(backbone, tmp_path
     pytest.importorskip("tensorflow", reason="Grad-CAM needs TensorFlow (pip install .[train])")
     import keras
 
-    from train.model.backbones import BACKBONES
+    from train.backbones import BACKBONES
     from train.config import TrainConfig
     from train.explanations.gradcam import GradCamExplainer
     from train.model.network import build_network, export_model

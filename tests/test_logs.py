@@ -37,7 +37,7 @@ def test_train_log_redirected_to_a_file_has_lines_not_bars(tmp_path, random_weig
     data = write_class_folders(tmp_path / "photos", ["red", "green"], 12)
     log_path = tmp_path / "train.log"
     argv = [sys.executable, "-m", "train", "--data", str(data), "--out", str(tmp_path / "out"),
-            "--alpha", "0.35", "--image-size", str(SIZE), "--weights", str(random_weights),
+            "--width", "0.35", "--image-size", str(SIZE), "--weights", str(random_weights),
             "--epochs", str(EPOCHS), "--fine-tune-epochs", str(FINE_TUNE_EPOCHS), "--batch-size", "8",
             "--validation-fraction", "0.25", "--cache-dir", str(tmp_path / "cache"), "--no-determinism"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("TF_CPP")}

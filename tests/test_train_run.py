@@ -216,7 +216,7 @@ def test_background_folder_run_exports_and_gates_three_classes(tmp_path, two_cla
     negatives = write_class_folders(tmp_path / "negatives", ["sky"], 6, seed=7)
     write_class_folders(tmp_path / "negatives" / "more", ["sea"], 4, seed=8)
     out = tmp_path / "out"
-    argv = ["--data", str(two_class_data), "--out", str(out), "--background", str(negatives), "--alpha", "0.35",
+    argv = ["--data", str(two_class_data), "--out", str(out), "--background", str(negatives), "--width", "0.35",
             "--image-size", str(SIZE), "--weights", str(tiny_weights), "--epochs", "2", "--fine-tune-epochs", "1",
             "--fine-tune-layers", "29", "--batch-size", "8", "--cache-dir", str(tmp_path / "cache"), "--no-determinism",
             "--quiet"]
@@ -310,7 +310,7 @@ def test_cli_labels_from_filename_full_mode_mirrored(tmp_path, tiny_weights, cap
     (flat / "cat.99.jpg").write_bytes(b"")
     (flat / "dog.98.jpg").write_text("not a photo")
     out = tmp_path / "out"
-    argv = ["--data", str(flat), "--out", str(out), "--labels-from-filename", "--alpha", "0.35", "--image-size", str(SIZE),
+    argv = ["--data", str(flat), "--out", str(out), "--labels-from-filename", "--width", "0.35", "--image-size", str(SIZE),
             "--weights", str(tiny_weights), "--epochs", "1", "--fine-tune-epochs", "1", "--fine-tune-mode", "full",
             "--batch-size", "8", "--cache-dir", str(tmp_path / "cache"), "--strategy", "mirrored",
             "--quiet", "--no-determinism"]

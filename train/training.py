@@ -30,12 +30,12 @@ from convert.source import RunLayout
 from edge_runner.native_log import import_quietly
 from edge_runner.spec import InputSpec
 
-from .model.backbones import get_backbone
+from .backbones import get_backbone
 from .config import TrainConfig, TrainResult
 from .data.folders import Candidates, find_candidates
 from .data.sources import parse_root
 from .data.dataset import Dataset, Journal, default_name, load_dataset
-from .output import prepare_out_dir, save_model, write_plots
+from .output import prepare_out_dir, save_model
 from .progress import Progress
 
 if TYPE_CHECKING:
@@ -91,6 +91,7 @@ def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None
     strategy, network = build_model(config, data)
 
     from .fitting.phases import fit_phases
+    from .report.plots import write_plots
 
     fitted = fit_phases(config, network, data, strategy, resumed=resumed, journal=journal, on_epoch_end=on_epoch_end)
     evaluated = evaluate_saved_model(config, network, data, spec, journal)

@@ -6,6 +6,6 @@ accuracy/latency front and the noise-aware pick), ``compare_report`` (the compar
 and plot) and ``compare_cli`` (the command line).
 
 Sits on top of the rest of ``train``: it runs whole trainings through :func:`train.run_training`
-and may import ``train.config``, ``train.errors``, ``train.progress``, ``train.model.backbones``,
+and may import ``train.config``, ``train.errors``, ``train.progress``, ``train.backbones``,
 ``convert`` and ``edge_runner``; nothing in ``train`` imports it (``train.cli`` runs it by name).
 """

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..model.backbones import BACKBONES, get_backbone
+from ..backbones import BACKBONES, get_backbone
 from ..errors import ConfigError
 
 WEIGHTS_KEYWORDS = ("imagenet", "none")
@@ -36,7 +36,7 @@ class Candidate:
     """One model to train and measure.
 
     Attributes:
-        backbone: a key of ``train.model.backbones.BACKBONES``.
+        backbone: a key of ``train.backbones.BACKBONES``.
         alpha: its width multiplier.
         image_size: the square input side in pixels.
         weights: ``"imagenet"``, ``"none"`` or a weights file path; ``None`` until resolved.

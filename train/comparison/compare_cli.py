@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fine-tune-epochs", type=non_negative_int, default=TrainConfig.fine_tune_epochs, metavar="N", help="fine-tuning epochs (default %(default)s)")
     parser.add_argument("--scratch-epochs", type=positive_int, default=20, metavar="N",
                         help="epochs for candidates trained from scratch (default %(default)s)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="training seed (default %(default)s, as make all)")
+    parser.add_argument("--seed", type=non_negative_int, default=TrainConfig.seed, help="training seed (default %(default)s, as make all)")
     parser.add_argument("--batch-size", type=positive_int, default=TrainConfig.batch_size, metavar="N")
     parser.add_argument("--cache-dir", metavar="DIR", default=None,
                         help="decoded photos and activations cache (default $EDGEKIT_CACHE_DIR or ~/.cache/edgekit)")

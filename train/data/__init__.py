@@ -7,6 +7,5 @@ preprocessing into a cached array) and ``dataset`` (the run's stage "data": all 
 written down before training).
 
 May import: ``train.errors``, ``train.progress``, ``train.config``, ``train.output``, ``convert``
-and ``edge_runner``; nothing of the other sub-packages. ``sources`` imports only ``train.errors``
-(``train.config`` reads its ``SOURCE_BY_CHOICES``). No TensorFlow here.
+and ``edge_runner``; nothing of the other sub-packages. No TensorFlow here.
 """

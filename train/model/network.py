@@ -26,7 +26,7 @@ from typing import Any
 
 import keras
 
-from .backbones import get_backbone
+from ..backbones import get_backbone
 from ..config import TrainConfig
 from ..errors import TrainError
 

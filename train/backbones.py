@@ -131,7 +131,7 @@ BACKBONES: dict[str, Backbone] = {
 
 
 def get_backbone(name: str) -> Backbone:
-    from ..errors import ConfigError
+    from .errors import ConfigError
 
     try:
         return BACKBONES[name]
