@@ -26,8 +26,8 @@ from typing import Any
 from edge_runner.files import write_json
 from edge_runner.spec import UNKNOWN_LABEL
 
-from .errors import ConfigError
 from .backbones import BACKBONES, get_backbone
+from .errors import ConfigError
 from .options import check_fields, check_int, command_words, is_number, option, resumable_names
 
 WEIGHTS_CHOICES = ("imagenet", "none")  # or a path to a weights file
@@ -38,7 +38,7 @@ SOURCE_BY_CHOICES = ("folder", "prefix")  # what makes a source: each root folde
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 32, 1024
 # One seed default for python -m train, train compare and the main job, so each alone repeats `make all`.
 DEFAULT_SEED = 0
-ANY_INT = (0, 2**31 - 1)
+SEED_RANGE = (0, 2**31 - 1)
 
 
 def _backbone_names() -> tuple[str, ...]:
@@ -128,7 +128,7 @@ class TrainConfig:
                                             help="fine-tuning Adam learning rate (default %(default)s)")
     patience: int = option(3, group="fitting", ints=(1, 10_000), metavar="N", resumable=True,
                            help="early stopping: epochs without a lower validation loss (default %(default)s)")
-    seed: int = option(DEFAULT_SEED, group="fitting", ints=ANY_INT, metavar="N",
+    seed: int = option(DEFAULT_SEED, group="fitting", ints=SEED_RANGE, metavar="N",
                        help="seeds the split, shuffling, augmentation, dropout and initialisation (default %(default)s, "
                        "as the main job's)")
 

@@ -5,7 +5,7 @@ Owns ``candidates`` (parsing ``BACKBONE:ALPHA:SIZE[:WEIGHTS]`` and finding their
 accuracy/latency front and the noise-aware pick), ``compare_report`` (the comparison's report
 and plot) and ``compare_cli`` (the command line).
 
-Sits on top of the rest of ``train``: it runs whole trainings through :func:`train.run_training`
-and may import ``train.config``, ``train.errors``, ``train.progress``, ``train.backbones``,
-``convert`` and ``edge_runner``; nothing in ``train`` imports it (``train.cli`` runs it by name).
+May import: ``train`` (it sits on top and runs whole trainings through :func:`train.run_training`),
+``train.config``, ``train.errors``, ``train.progress``, ``train.backbones``, ``convert`` and
+``edge_runner``. Nothing in ``train`` imports it (``train.cli`` runs it by name).
 """
