@@ -45,8 +45,12 @@ def test_modules_are_short_and_folders_small():
         assert len(list(folder.glob("*.py"))) <= MAX_MODULES, folder
 
 
-def test_every_sub_package_says_what_it_owns_and_may_import():
+def test_every_sub_package_says_what_it_owns_and_may_import_and_goes_into_the_wheel():
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
     assert {"data", "model", "fitting", "report", "comparison", "explanations"} <= set(SUB_PACKAGES)
+    assert {f"train.{name}" for name in SUB_PACKAGES} <= listed
     for name in SUB_PACKAGES:
         doc = ast.get_docstring(ast.parse((TRAIN / name / "__init__.py").read_text(encoding="utf-8"))) or ""
         assert "Owns" in doc and "May import" in doc, name
