@@ -22,7 +22,7 @@ from edge_runner.console import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_US
                                  print_error)
 from edge_runner.argtypes import non_negative_int, positive_int
 from edge_runner.spec import LABELS_FILENAME, contract_path_for
-from train.sources import SOURCE_BY_CHOICES
+from train.config import DEFAULT_SEED, SOURCE_BY_CHOICES
 
 from .dataset import fetch_data
 from .errors import PipelineError
@@ -54,14 +54,14 @@ class PipelineConfig:
         background: folders of photos with nothing of interest, trained as the background class ``other``.
         more_data: more folders of class folders (``cats/``, ``dogs/``), each a source.
         holdout: sources never trained on; the runner measures the int8 model on them.
-        source_by: ``"folder"`` or ``"prefix"`` (see ``train.sources``).
+        source_by: ``"folder"`` or ``"prefix"`` (see ``train.data.sources``).
     """
 
     data: Path | None
     weights: str
     out: Path
     image_size: int = 224
-    seed: int = 0
+    seed: int = DEFAULT_SEED
     epochs: int | None = None
     fine_tune_epochs: int | None = None
     variants: str = DEFAULT_VARIANTS
@@ -248,7 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="'imagenet' (Keras download), 'none', or a local MobileNetV2 no-top .h5 (default: imagenet)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR", help="output directory (default: runs/cats_dogs)")
     parser.add_argument("--image-size", type=int, default=224, choices=IMAGE_SIZES)
-    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=DEFAULT_SEED,
+                        help="training seed (default %(default)s, the default of python -m train too)")
     parser.add_argument("--epochs", type=positive_int, default=None, metavar="N", help="head epochs (default: the trainer's)")
     parser.add_argument("--fine-tune-epochs", type=non_negative_int, default=None, metavar="N",
                         help="fine-tuning epochs (default: the trainer's; 0: none)")

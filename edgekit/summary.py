@@ -31,7 +31,7 @@ class SourceShare:
     """The runner on one held-out source: right labels of a class, or false alarms on background photos.
 
     Attributes:
-        source: the source's name (``train.sources``); label: the true class of these photos.
+        source: the source's name (``train.data.sources``); label: the true class of these photos.
         background: whether they are background photos (``share`` counts false alarms) or not (right labels).
     """
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -218,6 +221,91 @@ def run_runner(argv, capsys) -> tuple[int, str, str]:
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err
     return code, captured.out, captured.err
+
+
+# -- processes: the commands as users type them ---------------------------------
+
+
+def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """``command`` as a real process in ``cwd`` with this checkout importable; text output captured."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def error_line(done: subprocess.CompletedProcess) -> str:
+    """The last stderr line; everything before it must be argparse's usage."""
+    lines = done.stderr.strip().splitlines()
+    assert lines, "no error line on stderr"
+    assert all(line.startswith("usage: ") or line.startswith(" ") for line in lines[:-1]), done.stderr
+    assert "Traceback" not in done.stderr
+    return lines[-1]
+
+
+def console_script(name: str) -> str:
+    """The installed console script ``name`` (skips when the kit is not installed)."""
+    path = shutil.which(name) or str(Path(sys.executable).parent / name)
+    if not Path(path).is_file():
+        pytest.skip(f"{name} is not installed (pip install -e .)")
+    return path
+
+
+# -- training: a tiny "pretrained" backbone and a configuration that trains in seconds ------
+
+TINY_SIZE = 48  # input side of the tiny training runs
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    """MobileNetV2 alpha 0.35 without top, random weights, BatchNorm calibrated on generated photos (48 px).
+
+    Untouched statistics would make its features ~1e-11. Its random features do not separate
+    generated classes reliably: tests on it check mechanics, not learning.
+    """
+    pytest.importorskip("tensorflow", reason="training needs TensorFlow (pip install .[train])")
+    base = calibrated_mobilenet(TINY_SIZE, [(220, 40, 40), (40, 200, 60), (40, 70, 220), (200, 200, 40)], 64)
+    path = tmp_path_factory.mktemp("tiny_weights") / "tiny_mobilenet_v2_0.35.weights.h5"
+    base.save_weights(path)
+    return path
+
+
+def calibrated_mobilenet(size: int, colours: list[tuple[int, int, int]], count: int):
+    """A MobileNetV2 0.35 without top, random weights (seed 0), BatchNorm statistics set by one pass over
+    ``count`` generated photos of ``colours``."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    base = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(size, size, 3), alpha=0.35)
+    photos = np.stack([np.asarray(draw_photo(colours[i % len(colours)], seed=100 + i).resize((size, size)), np.float32)
+                       for i in range(count)])
+    for layer in base.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.0  # one training-mode pass sets the statistics to this batch's
+    base(photos / 127.5 - 1.0, training=True)
+    return base
+
+
+def tiny_config(data: Path | str | list[str], out: Path, weights: Path | str, **overrides):
+    """A ``TrainConfig`` on ``tiny_weights`` that trains in seconds (2 + 2 epochs); ``overrides`` replace any option."""
+    from train import TrainConfig
+
+    options = dict(
+        data=[str(d) for d in data] if isinstance(data, list) else str(data),
+        out=str(out),
+        alpha=0.35,
+        image_size=TINY_SIZE,
+        weights=str(weights),
+        epochs=2,
+        fine_tune_epochs=2,
+        fine_tune_layers=29,
+        batch_size=8,
+        fine_tune_learning_rate=1e-4,
+        patience=5,
+        cache_dir=str(Path(out).parent / "cache"),
+        deterministic=False,
+        verbose=0,
+    )
+    options.update(overrides)
+    return TrainConfig(**options)
 
 
 @pytest.fixture(scope="session")

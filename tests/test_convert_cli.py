@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-from test_train_cli import console_script, error_line, run
+from conftest import console_script, error_line, run
 
 from convert.cli import SUBCOMMANDS, main
 

@@ -164,7 +164,7 @@ def test_deletion_occlusion_beats_random_and_an_inverted_map_loses(trained):
 
 
 def test_deletion_gradcam_beats_random(trained):
-    from train.gradcam import GradCamExplainer
+    from train.explanations.gradcam import GradCamExplainer
 
     explainer = GradCamExplainer(trained["keras"])
     maps = [explainer.explain(p).grid for p in trained["x"]]
@@ -278,8 +278,8 @@ def test_gradcam_finds_the_last_feature_map_of_every_backbone(backbone, tmp_path
 
     from train.backbones import BACKBONES
     from train.config import TrainConfig
-    from train.gradcam import GradCamExplainer
-    from train.model import build_network, export_model
+    from train.explanations.gradcam import GradCamExplainer
+    from train.model.network import build_network, export_model
 
     assert backbone in BACKBONES
     config = TrainConfig(data="x", out="y", backbone=backbone, weights="none", image_size=64, fine_tune_epochs=0)
@@ -316,8 +316,8 @@ def test_train_explain_cli_writes_gradcam_pngs(trained, tmp_path, capsys):
 
 
 def test_report_grid_shows_mistakes_and_correct_photos(trained, tmp_path):
-    from train.evaluate import evaluate_probabilities
-    from train.explain import GRID_FILENAME, pick_examples, write_report_grid
+    from train.report.evaluate import evaluate_probabilities
+    from train.explanations.explain import GRID_FILENAME, pick_examples, write_report_grid
 
     x, y = trained["x"], trained["y"].copy()
     y[0] = (y[0] + 1) % 3  # one deliberate mistake
@@ -385,7 +385,7 @@ def real_run(tmp_path_factory) -> Path:
 def test_real_photos_gradcam_deletion_with_a_trained_model(shared_data, real_run):
     import keras
 
-    from train.gradcam import GradCamExplainer
+    from train.explanations.gradcam import GradCamExplainer
 
     model = keras.saving.load_model(real_run / "model.keras")
     explainer = GradCamExplainer(model)

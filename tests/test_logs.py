@@ -9,35 +9,22 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("tensorflow", reason="training needs TensorFlow (pip install .[train])")
 
-from conftest import REPO, write_class_folders  # noqa: E402
+from conftest import REPO, TINY_SIZE, write_class_folders  # noqa: E402
 
-SIZE = 48
+SIZE = TINY_SIZE
 EPOCHS, FINE_TUNE_EPOCHS = 2, 0
 
 
-@pytest.fixture(scope="module")
-def random_weights(tmp_path_factory) -> Path:
-    """A MobileNetV2 alpha 0.35 no-top weights file (random), so nothing is downloaded."""
-    import keras
-
-    keras.utils.set_random_seed(0)
-    base = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(SIZE, SIZE, 3), alpha=0.35)
-    path = tmp_path_factory.mktemp("weights") / "random_mobilenet_v2_0.35.weights.h5"
-    base.save_weights(path)
-    return path
-
-
-def test_train_log_redirected_to_a_file_has_lines_not_bars(tmp_path, random_weights):
+def test_train_log_redirected_to_a_file_has_lines_not_bars(tmp_path, tiny_weights):
     data = write_class_folders(tmp_path / "photos", ["red", "green"], 12)
     log_path = tmp_path / "train.log"
     argv = [sys.executable, "-m", "train", "--data", str(data), "--out", str(tmp_path / "out"),
-            "--alpha", "0.35", "--image-size", str(SIZE), "--weights", str(random_weights),
+            "--width", "0.35", "--image-size", str(SIZE), "--weights", str(tiny_weights),
             "--epochs", str(EPOCHS), "--fine-tune-epochs", str(FINE_TUNE_EPOCHS), "--batch-size", "8",
             "--validation-fraction", "0.25", "--cache-dir", str(tmp_path / "cache"), "--no-determinism"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("TF_CPP")}

@@ -88,7 +88,7 @@ def test_runner_defaults_to_the_shipped_int8(tmp_path):
 
 def held_out_background(shared_data: Path) -> list[Path]:
     """The photos of ../shared/data/other that training held out (the same seeded split `make model` made)."""
-    from train.split import background_split
+    from train.data.split import background_split
 
     other = shared_data.parent / "other"
     if not other.is_dir():

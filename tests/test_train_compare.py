@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from edge_runner import Classifier, preprocess
-from train.candidates import Candidate, keras_weights_name, parse_candidates, parse_one, resolve_weights
+from train.comparison.candidates import Candidate, keras_weights_name, parse_candidates, parse_one, resolve_weights
 from train.errors import ConfigError
-from train.pareto import Point, fastest_at, mcnemar_p, pareto_front, recommend
+from train.comparison.pareto import Point, fastest_at, mcnemar_p, pareto_front, recommend
 
 REPO = Path(__file__).resolve().parent.parent
 SIZE = 32
@@ -119,19 +119,11 @@ def keras_home(tmp_path_factory) -> Path:
     """``KERAS_HOME`` with a tiny MobileNetV2-0.35 no-top file (random, BatchNorm calibrated) under Keras' own name."""
     pytest.importorskip("tensorflow", reason="training needs TensorFlow (pip install .[train])")
     import h5py
-    import keras
     from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
 
-    from conftest import draw_photo
+    from conftest import calibrated_mobilenet
 
-    keras.utils.set_random_seed(0)
-    base = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(SIZE, SIZE, 3), alpha=0.35)
-    colours = [(220, 40, 40), (40, 200, 60)]
-    photos = np.stack([np.asarray(draw_photo(colours[i % 2], seed=100 + i).resize((SIZE, SIZE)), np.float32) for i in range(32)])
-    for layer in base.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = 0.0  # one training-mode pass sets the statistics to this batch's
-    base(photos / 127.5 - 1.0, training=True)
+    base = calibrated_mobilenet(SIZE, [(220, 40, 40), (40, 200, 60)], 32)
     home = tmp_path_factory.mktemp("keras_home")
     (home / "models").mkdir()
     # The legacy HDF5 layout Keras' own ImageNet files have, under the name Keras looks for.

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import write_class_folders
+from conftest import tiny_config, write_class_folders
 from train import DataError, TrainConfig
-from train.breakdown import answers_of, breakdown, confusions, group_of
-from train.dataset import source_weights
-from train.folders import Sample, find_candidates
-from train.sources import prefix_of, source_names
-from train.split import DataSplit, background_split, split_samples
+from train.report.breakdown import answers_of, breakdown, confusions, group_of
+from train.data.dataset import source_weights
+from train.data.folders import Sample, find_candidates
+from train.data.sources import prefix_of, source_names
+from train.data.split import DataSplit, background_split, split_samples
 from convert.sources import Source
 
 
@@ -127,24 +127,16 @@ def test_breakdown_measures_each_source_as_the_runner_answers():
     assert [(c.group, c.false_alarms, c.photos, c.answers) for c in worst] == [("caltech101_Leopards_image", 1, 3, {"cats": 1})]
 
 
-def test_a_run_reports_held_out_sources_it_never_saw(tmp_path, roots):
+def test_a_run_reports_held_out_sources_it_never_saw(tmp_path, roots, tiny_weights):
     """A whole run: the held-out photos are decoded and measured, but no backbone activation of theirs is computed
     for training, and the report's headline is their figure."""
-    import keras
-
     from train import run_training
 
-    keras.utils.set_random_seed(0)
-    size = 48
-    base = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(size, size, 3), alpha=0.35)
-    weights = tmp_path / "tiny.weights.h5"
-    base.save_weights(weights)
     out, cache = tmp_path / "run", tmp_path / "cache"
-    config = TrainConfig(data=[str(roots["home"]), str(roots["mixed"])], out=str(out),
+    config = tiny_config([roots["home"], roots["mixed"]], out, tiny_weights,
                          background=[str(roots["negatives"]), str(roots["people"])], holdout_sources=["mixed:oxford", "people"],
-                         source_by="prefix", balance_sources=True, alpha=0.35, image_size=size, weights=str(weights),
-                         epochs=1, fine_tune_epochs=1, fine_tune_layers=29, batch_size=8, cache_dir=str(cache),
-                         deterministic=False, verbose=0)
+                         source_by="prefix", balance_sources=True, epochs=1, fine_tune_epochs=1, fine_tune_learning_rate=1e-5,
+                         patience=3)
     run_training(config)
     split = json.loads((out / "split.json").read_text())
     held = {item["path"] for item in split["holdout"]}

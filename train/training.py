@@ -2,11 +2,11 @@
 
 The run is a short sequence of stages, each in its own module (each with progress bars):
 
-1. data (:mod:`train.dataset`): find the photos, decode them once with the runner's
+1. data (:mod:`train.data.dataset`): find the photos, decode them once with the runner's
    preprocessing (unreadable ones skipped and listed), split, write ``config.json``,
    ``split.json`` and ``skipped.txt``;
-2. model (:mod:`train.model`): the pretrained backbone with a new head;
-3. fit (:mod:`train.phases`): phase 1 trains the head on the frozen backbone's features,
+2. model (:mod:`train.model.network`): the pretrained backbone with a new head;
+3. fit (:mod:`train.fitting.phases`): phase 1 trains the head on the frozen backbone's features,
    computed once; phase 2 fine-tunes the top of the backbone at a low learning rate
    (BatchNorm in inference mode); every epoch is checkpointed, so ``--resume`` continues;
 4. evaluate: the saved model is reloaded as a user would and run on the validation photos;
@@ -32,18 +32,18 @@ from edge_runner.spec import InputSpec
 
 from .backbones import get_backbone
 from .config import TrainConfig, TrainResult
-from .folders import Candidates, find_candidates
-from .sources import parse_root
-from .dataset import Dataset, Journal, default_name, load_dataset
-from .output import prepare_out_dir, save_model, write_plots
+from .data.folders import Candidates, find_candidates
+from .data.sources import parse_root
+from .data.dataset import Dataset, Journal, default_name, load_dataset
+from .output import prepare_out_dir, save_model
 from .progress import Progress
 
 if TYPE_CHECKING:
-    from .evaluate import Evaluation
-    from .fit import EpochHook
-    from .model import Network
-    from .phases import Fitted
-    from .thresholds import ThresholdTable
+    from .report.evaluate import Evaluation
+    from .fitting.fit import EpochHook
+    from .model.network import Network
+    from .fitting.phases import Fitted
+    from .report.thresholds import ThresholdTable
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class Evaluated:
         evaluation: accuracy, loss, confusion matrix … of ``saved`` on the validation split.
         thresholds: recall and false alarms per threshold (background class only), or None.
         per_source: figures per source on the validation and held-out photos, and the
-            background photos still mistaken for a class (:func:`train.breakdown.breakdown`).
+            background photos still mistaken for a class (:func:`train.report.breakdown.breakdown`).
     """
 
     spec: InputSpec
@@ -95,7 +95,8 @@ def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None
     data = load_dataset(config, candidates, spec, journal)
     strategy, network = build_model(config, data)
 
-    from .phases import fit_phases
+    from .fitting.phases import fit_phases
+    from .report.plots import write_plots
 
     fitted = fit_phases(config, network, data, strategy, resumed=resumed, journal=journal, on_epoch_end=on_epoch_end)
     evaluated = evaluate_saved_model(config, network, data, spec, journal)
@@ -130,7 +131,7 @@ def resolve_paths(config: TrainConfig) -> TrainConfig:
     def absolute(path: str) -> str:
         return str(Path(path).expanduser().resolve())
 
-    def absolute_root(value: str) -> str:  # DIR or NAME=DIR (see train.sources.parse_root)
+    def absolute_root(value: str) -> str:  # DIR or NAME=DIR (see train.data.sources.parse_root)
         root = parse_root(value, "data")
         named = root.name != root.root.name
         return f"{root.name}={root.root}" if named else absolute(value)
@@ -163,7 +164,7 @@ def build_model(config: TrainConfig, data: Dataset) -> tuple[Any, "Network"]:
     tf = import_quietly("tensorflow")  # without absl's INFO start-up lines on stderr
     import keras
 
-    from .model import build_network
+    from .model.network import build_network
 
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
@@ -188,10 +189,10 @@ def evaluate_saved_model(config: TrainConfig, network: "Network", data: Dataset,
     """Save ``model.keras`` and ``labels.txt``, reload the model and evaluate it on the validation photos."""
     import keras
 
-    from .breakdown import breakdown
-    from .evaluate import evaluate_probabilities
-    from .model import export_model
-    from .thresholds import threshold_table
+    from .report.breakdown import breakdown
+    from .report.evaluate import evaluate_probabilities
+    from .model.network import export_model
+    from .report.thresholds import threshold_table
 
     start = time.perf_counter()
     layout = RunLayout(Path(config.out))
@@ -241,7 +242,7 @@ def predict_rows(model: Any, pixels: np.ndarray, rows: np.ndarray, batch_size: i
 def write_training_report(config: TrainConfig, data: Dataset, network: "Network", fitted: "Fitted", evaluated: Evaluated,
                           journal: Journal, files: dict[str, str]) -> None:
     """``report.json`` and ``report.md`` of the run."""
-    from .report import build_report, write_report
+    from .report.run_report import build_report, write_report
 
     report = build_report(
         config=config,
@@ -261,7 +262,7 @@ def write_training_report(config: TrainConfig, data: Dataset, network: "Network"
 
 
 def _rows_of(data: Dataset) -> Any:
-    from .batches import VirtualRows
+    from .fitting.batches import VirtualRows
 
     return VirtualRows(data.decoded.array, data.val_rows)
 
@@ -302,7 +303,7 @@ def _phase_summary(config: TrainConfig, fitted: "Fitted") -> dict[str, dict[str,
 
 
 def _model_info(config: TrainConfig, network: "Network", evaluated: Evaluated) -> dict[str, Any]:
-    from .model import trainable_parameter_count
+    from .model.network import trainable_parameter_count
 
     return {
         "name": evaluated.spec.name,

@@ -160,7 +160,7 @@ def main(argv=None) -> int:
     from edge_runner.spec import InputSpec
 
     warnings.filterwarnings("ignore", message="The structure of `inputs`")  # Keras, about a plain array input
-    from train.gradcam import GradCamExplainer
+    from train.explanations.gradcam import GradCamExplainer
 
     model = keras.saving.load_model(args.run / "model.keras")
     spec = InputSpec.load(args.run / "contract.json")

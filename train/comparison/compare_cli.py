@@ -1,4 +1,4 @@
-"""``python -m train compare``: flags → :class:`train.compare.CompareConfig` → :func:`train.compare.run_comparison`.
+"""``python -m train compare``: flags → :class:`train.comparison.compare.CompareConfig` → :func:`train.comparison.compare.run_comparison`.
 
 Exit status (the runner's conventions, :mod:`edge_runner.console`): 0 every candidate
 measured, 1 some failed (the others are in the report), 2 bad arguments or data
@@ -17,8 +17,8 @@ from edge_runner.argtypes import non_negative_int, positive_float, positive_int,
 from edge_runner.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, parse_args, print_error
 
 from .candidates import parse_candidates, resolve_weights
-from .config import TrainConfig
-from .errors import TrainError
+from ..config import TrainConfig
+from ..errors import TrainError
 
 PROG = "train compare"
 DEFAULT_CANDIDATES = ("mobilenet_v2:0.35:96,mobilenet_v2:0.35:128,mobilenet_v2:0.35:160,mobilenet_v2:0.35:224,"
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fine-tune-epochs", type=non_negative_int, default=TrainConfig.fine_tune_epochs, metavar="N", help="fine-tuning epochs (default %(default)s)")
     parser.add_argument("--scratch-epochs", type=positive_int, default=20, metavar="N",
                         help="epochs for candidates trained from scratch (default %(default)s)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="training seed (default %(default)s, as make all)")
+    parser.add_argument("--seed", type=non_negative_int, default=TrainConfig.seed, help="training seed (default %(default)s, as make all)")
     parser.add_argument("--batch-size", type=positive_int, default=TrainConfig.batch_size, metavar="N")
     parser.add_argument("--cache-dir", metavar="DIR", default=None,
                         help="decoded photos and activations cache (default $EDGEKIT_CACHE_DIR or ~/.cache/edgekit)")
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         return args
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    from .progress import configure_logging
+    from ..progress import configure_logging
     from .compare import CompareConfig, run_comparison
 
     handler = configure_logging(1)

@@ -30,8 +30,8 @@ import tensorflow as tf
 from convert.source import STATE_FILENAME
 from edge_runner.files import write_atomic, write_json
 
-from .errors import TrainError
-from .progress import Progress
+from ..errors import TrainError
+from ..progress import Progress
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from typing import Any
 
 import keras
 
-from .backbones import get_backbone
-from .config import TrainConfig
-from .errors import TrainError
+from ..backbones import get_backbone
+from ..config import TrainConfig
+from ..errors import TrainError
 
 log = logging.getLogger(__name__)
 

@@ -1,16 +1,20 @@
-"""PNG plots of a training run (matplotlib, no display needed: figures render with Agg)."""
+"""PNG plots of a training run (matplotlib, no display needed: figures render with Agg), and :func:`write_plots`: all of them."""
 
 from __future__ import annotations
 
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay
 
+from convert.source import CHECKPOINT_DIR, CONFIG_FILENAME, MODEL_FILENAME, PLOT_FILENAMES, SKIPPED_FILENAME, \
+    SPLIT_FILENAME, RunLayout
 from edge_runner.files import write_figure
+from edge_runner.spec import CONTRACT_FILENAME, LABELS_FILENAME
 
 from .evaluate import Evaluation
 
@@ -109,7 +113,7 @@ def plot_mistakes(
 def plot_thresholds(table, path: str | os.PathLike[str]) -> Path:
     """Recall of the real classes and false alarms on the background class against the threshold.
 
-    ``table`` is a :class:`train.thresholds.ThresholdTable`; the recommended threshold is marked.
+    ``table`` is a :class:`train.report.thresholds.ThresholdTable`; the recommended threshold is marked.
     """
     thresholds = [row.threshold for row in table.rows]
     figure = Figure(figsize=(6, 4))
@@ -125,3 +129,35 @@ def plot_thresholds(table, path: str | os.PathLike[str]) -> Path:
     ax.legend(fontsize=8)
     ax.set_title("recall and false alarms per threshold (validation split)")
     return _save(figure, path)
+
+
+def write_plots(out: Path, evaluation: Any, states: dict, pixels: Any, names: list[str], thresholds: Any = None,
+                model: Any = None) -> dict[str, str]:
+    """The PNG plots; returns ``{kind: file name}`` of everything in ``out`` (for the report).
+
+    ``pixels[i]`` is validation photo ``names[i]`` (0–255 float32 ``(H, W, 3)``); a plot that
+    does not apply (no ROC curve, no thresholds) is removed so a resumed run leaves no stale one.
+    """
+    layout = RunLayout(out)
+    files = {"model": MODEL_FILENAME, "contract": CONTRACT_FILENAME, "labels": LABELS_FILENAME, "split": SPLIT_FILENAME,
+             "config": CONFIG_FILENAME, "skipped": SKIPPED_FILENAME, "checkpoints": CHECKPOINT_DIR + "/"}
+    plot_history({name: states[name].history for name in ("head", "fine_tune")}, layout.plot("training_curves"))
+    plot_confusion(evaluation, layout.plot("confusion_matrix"))
+    files.update(training_curves=PLOT_FILENAMES["training_curves"], confusion_matrix=PLOT_FILENAMES["confusion_matrix"])
+    if evaluation.roc_fpr.size:
+        plot_roc(evaluation, layout.plot("roc"))
+        files["roc"] = PLOT_FILENAMES["roc"]
+    else:
+        layout.plot("roc").unlink(missing_ok=True)
+    plot_mistakes(evaluation, pixels, names, layout.plot("worst_mistakes"))
+    files["worst_mistakes"] = PLOT_FILENAMES["worst_mistakes"]
+    if thresholds is not None:
+        plot_thresholds(thresholds, layout.plot("thresholds"))
+        files["thresholds"] = PLOT_FILENAMES["thresholds"]
+    else:
+        layout.plot("thresholds").unlink(missing_ok=True)
+    if model is not None:
+        from ..explanations.explain import write_report_grid
+
+        files.update(write_report_grid(out, model, evaluation, pixels, names))
+    return files

@@ -25,9 +25,8 @@ from typing import Iterable, Sequence
 
 from convert.sources import Source, source_argument
 
-from .errors import DataError
+from ..errors import DataError
 
-SOURCE_BY_CHOICES = ("folder", "prefix")
 # More distinct prefixes than this in one root: they name items, not collections.
 MAX_PREFIXES = 20
 _PREFIX = re.compile(r"([A-Za-z][A-Za-z0-9]*)[_-]")

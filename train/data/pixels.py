@@ -29,7 +29,7 @@ from edge_runner.decoder import decode_photos as decode_each
 from edge_runner.files import write_atomic
 from edge_runner.spec import InputSpec
 
-from .progress import Progress
+from ..progress import Progress
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """A run's photos, ready to train on: found, decoded once, split, written down, weighted.
 
 Stage "data" of :func:`train.training.run_training`. Decoding uses the runner's
-preprocessing (:mod:`train.pixels`), so training sees exactly the pixels the
+preprocessing (:mod:`train.data.pixels`), so training sees exactly the pixels the
 device will; ``config.json``, ``split.json`` and ``skipped.txt`` are written
 before any training so an interrupted run can be resumed and audited.
 """
@@ -19,10 +19,10 @@ from convert.source import SKIPPED_FILENAME, RunLayout
 from edge_runner.files import write_atomic
 from edge_runner.spec import InputSpec
 
-from .config import TrainConfig
+from ..config import TrainConfig
 from .folders import Candidates, Sample
 from .split import DataSplit, split_samples
-from .output import ensure_writable
+from ..output import ensure_writable
 from .pixels import DecodedPixels, decode_photos
 
 log = logging.getLogger(__name__)

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from .backbones import BACKBONES, get_backbone
-from .errors import ConfigError
+from ..backbones import BACKBONES, get_backbone
+from ..errors import ConfigError
 
 WEIGHTS_KEYWORDS = ("imagenet", "none")
 # Keras' own cache name for MobileNetV2 ImageNet weights without the top (alpha as

@@ -5,7 +5,7 @@ Layouts understood (``DIR`` is ``--data``):
 * ``DIR/train/<class>/…`` and ``DIR/validation/<class>/…`` (also ``training``,
   ``val``, ``valid``): the split is given.
 * ``DIR/<class>/…`` (e.g. Microsoft's PetImages ``Cat/`` and ``Dog/``): each class
-  is split by a seeded, stratified ``validation_fraction`` (see ``train.split``).
+  is split by a seeded, stratified ``validation_fraction`` (see ``train.data.split``).
 * ``--labels-from-filename``: a flat folder of names like ``cat.123.jpg`` or
   ``american_bulldog_10.jpg`` (the label is the name before its trailing number),
   either ``DIR`` itself or ``DIR/train`` + ``DIR/validation``.
@@ -13,7 +13,7 @@ Layouts understood (``DIR`` is ``--data``):
 Files are listed by the kit's one finder (``edge_runner.image.list_files``: hidden
 files and folders ignored, sorted by path text); a file without an image suffix is
 skipped with a reason naming it. Reading the photos is not done here:
-``train.pixels`` decodes every candidate once, and the ones it cannot read are
+``train.data.pixels`` decodes every candidate once, and the ones it cannot read are
 skipped (and listed) before the split.
 """
 
@@ -29,7 +29,7 @@ from convert.sources import Source
 from edge_runner.image import find_images, is_image_path, list_files, list_folders
 from edge_runner.spec import UNKNOWN_LABEL
 
-from .errors import DataError
+from ..errors import DataError
 from .sources import check_holdout, check_unique, held_out, parse_root, source_names
 
 PathArg = Union[str, "os.PathLike[str]"]
@@ -51,7 +51,7 @@ DEFAULT_BACKGROUND_LABEL = "other"
 
 @dataclass(frozen=True)
 class Sample:
-    """A photo, its label and its source (see ``train.sources``). ``path`` is absolute."""
+    """A photo, its label and its source (see ``train.data.sources``). ``path`` is absolute."""
 
     path: str
     label: str
@@ -75,7 +75,7 @@ class Candidates:
     others (``validation`` is ``None`` when no root gives a split); those, and the
     photos of the ``--background`` folders (``background``, labelled
     ``background_label``), are split by the seeded, stratified fraction, root by
-    root (:func:`train.split.split_samples`). ``holdout`` holds the photos of the
+    root (:func:`train.data.split.split_samples`). ``holdout`` holds the photos of the
     ``--holdout-source`` sources: measured, never trained on. ``data_dir``,
     ``layout`` and ``background_dir`` are those of the first root of each kind.
     """
@@ -118,7 +118,7 @@ def find_candidates(
             ``background``, else a class folder named ``other`` or ``background``
             if there is one, else no background class.
         source_by: ``"folder"`` (each root is a source) or ``"prefix"`` (file-name
-            prefixes split a root further; see :mod:`train.sources`).
+            prefixes split a root further; see :mod:`train.data.sources`).
         holdout: sources (or roots) whose photos are only measured, never trained on.
 
     Raises:

@@ -1,13 +1,13 @@
 """Stage "fit" of a run: phase 1 trains the head on the frozen backbone's features, phase 2 fine-tunes.
 
 Phase 1 (``head``): the backbone's activations of every photo are computed once
-(cached on disk, :mod:`train.features`), pooled, and only the classification
+(cached on disk, :mod:`train.model.features`), pooled, and only the classification
 head is trained on them. Phase 2 (``fine_tune``): the top of the backbone is
 trained at a low learning rate with BatchNorm in inference mode, either on cached
 activations of a few fixed views per photo (``--fine-tune-mode cached``, fast) or
 through the whole network with fresh augmentation (``full``); a run from scratch
 (``--weights none``) skips phase 1 and trains everything in phase 2. The epoch loop,
-its checkpoints and resume are :mod:`train.fit`'s.
+its checkpoints and resume are :mod:`train.fitting.fit`'s.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ import numpy as np
 
 from convert.source import RunLayout
 
-from . import features as feats
+from ..model import features as feats
 from .batches import epoch_batches, fixed_batches
-from .config import TrainConfig
-from .dataset import Dataset, Journal
+from ..config import TrainConfig
+from ..data.dataset import Dataset, Journal
 from .fit import PHASES, Checkpoints, EpochHook, Phase, PhaseState, run_phase
-from .model import Network, compile_for_training, trainable_parameter_count
+from ..model.network import Network, compile_for_training, trainable_parameter_count
 
 
 @dataclass

@@ -11,8 +11,8 @@ from convert.source import RunLayout
 from edge_runner.files import write_atomic, write_json
 
 from .breakdown import headline, markdown_lines
-from .config import TrainConfig
-from .split import DataSplit
+from ..config import TrainConfig
+from ..data.split import DataSplit
 from .evaluate import Evaluation
 
 REPORT_FORMAT = "edgekit.train-report"
@@ -56,7 +56,7 @@ def build_report(
     per_source: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``report.json``'s content; ``thresholds`` (a ``ThresholdTable``) only with a background class;
-    ``per_source`` from :func:`train.breakdown.breakdown`."""
+    ``per_source`` from :func:`train.report.breakdown.breakdown`."""
     held = (per_source or {}).get("holdout")
     return {
         "format": REPORT_FORMAT,

@@ -29,10 +29,10 @@ from convert.source import RunLayout
 from edge_runner.files import write_json
 
 from .candidates import Candidate
-from .config import TrainConfig
-from .errors import ConfigError, DataError, TrainError
+from ..config import TrainConfig
+from ..errors import ConfigError, DataError, TrainError
 
-log = logging.getLogger("train.compare")
+log = logging.getLogger("train.comparison.compare")
 
 RESULT_FILENAME = "result.json"
 VARIANTS = ("float32", "int8")
@@ -47,7 +47,7 @@ class CompareConfig:
     Attributes:
         data: the photo folder (any layout ``python -m train`` reads).
         out: the comparison's folder.
-        candidates: with their weights resolved (:func:`train.candidates.resolve_weights`).
+        candidates: with their weights resolved (:func:`train.comparison.candidates.resolve_weights`).
         epochs, fine_tune_epochs: the pretrained candidates' head and fine-tuning epochs.
         scratch_epochs: the from-scratch candidates' epochs (they train in the fine-tuning phase).
         seed, batch_size, cache_dir, workers: as for ``python -m train``.
@@ -138,7 +138,7 @@ def identity(config: TrainConfig) -> dict[str, Any]:
 
 def _train(train_config: TrainConfig) -> tuple[float, float, int]:
     """Train (or reuse a finished / resume an interrupted run); returns (Keras accuracy %, seconds, training photos)."""
-    from . import run_training
+    from .. import run_training
 
     out = Path(train_config.out)
     layout = RunLayout(out)

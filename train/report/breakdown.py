@@ -18,7 +18,7 @@ import numpy as np
 
 from edge_runner.spec import UNKNOWN_LABEL
 
-from .folders import Sample
+from ..data.folders import Sample
 
 # Look-alike groups: a photo's name without its trailing number ("caltech101_Leopards_image_0012" →
 # "caltech101_Leopards_image"); groups smaller than this are not listed on their own.
@@ -119,7 +119,7 @@ def breakdown(split: Any, validation_probabilities: np.ndarray, holdout_probabil
     """``report.json``'s ``per_source`` section: figures per source, pooled held-out figures, look-alikes.
 
     Args:
-        split: the run's :class:`train.split.DataSplit`.
+        split: the run's :class:`train.data.split.DataSplit`.
         validation_probabilities: ``float32`` ``(len(split.validation), K)``.
         holdout_probabilities: ``float32`` ``(len(split.holdout), K)``, or ``None`` without held-out photos.
         threshold: the runner's threshold (the recommended one), or ``None``.

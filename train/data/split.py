@@ -1,4 +1,4 @@
-"""The training/validation split of the labelled photos that ``train.folders`` found.
+"""The training/validation split of the labelled photos that ``train.data.folders`` found.
 
 The split is ``split.json`` (:class:`DataSplit`): a folder with train/validation
 folders keeps its split; every other folder is split on its own by a seeded
@@ -20,7 +20,7 @@ import numpy as np
 
 from edge_runner.files import write_json
 
-from .errors import DataError
+from ..errors import DataError
 from .folders import DEFAULT_BACKGROUND_LABEL, Candidates, Sample, Skipped, find_background
 from convert.sources import Source
 

@@ -46,7 +46,7 @@ def plot_gradcam_grid(model: Any, evaluation: Any, pixels: Any, names: list[str]
 
     Args:
         model: the Keras classifier (raw 0–255 RGB in, softmax out).
-        evaluation: :class:`train.evaluate.Evaluation` of ``model`` on these photos.
+        evaluation: :class:`train.report.evaluate.Evaluation` of ``model`` on these photos.
         pixels: indexable ``uint8`` ``(H, W, 3)`` photos as the model saw them, in evaluation order.
         names: their file names, same order.
     """

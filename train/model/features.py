@@ -25,8 +25,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from .model import Network, make_augmentation
-from .progress import Progress
+from .network import Network, make_augmentation
+from ..progress import Progress
 
 log = logging.getLogger(__name__)
 
