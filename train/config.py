@@ -105,6 +105,10 @@ class TrainConfig:
         0.01, group="model", floats=(0.0, 1.0, False, False), metavar="RATE",
         help="the contract's recommended threshold: the lowest whose false-alarm rate on the validation background "
         "photos is at most RATE (default %(default)s)")
+    max_recall_loss: float = option(
+        0.01, group="model", floats=(0.0, 1.0, False, False), metavar="SHARE",
+        help="the recommended threshold gives up at most this share of the real classes' recall (against 0.5) to "
+        "meet --max-false-alarm; else the threshold with the fewest false alarms within it (default %(default)s)")
 
     # -- fitting: the hyper-parameters of the head phase and the fine-tuning phase ----------
     epochs: int = option(20, group="fitting", ints=(0, 10_000), metavar="N", resumable=True,

@@ -47,11 +47,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The recommended threshold gives up at most this share of the real classes' recall to meet --max-false-alarm:
-# with hard look-alikes among the validation background photos (wild cats), the false-alarm target alone would
-# push the threshold to 0.99 and lose one pet in twenty (train/README.md, "A background class").
-MAX_RECALL_LOSS = 0.01
-
 
 @dataclass
 class Evaluated:
@@ -213,7 +208,7 @@ def evaluate_saved_model(config: TrainConfig, network: "Network", data: Dataset,
     thresholds = None
     if split.background_label is not None:
         thresholds = threshold_table(probabilities, data.y_val, split.labels, split.background_label, config.max_false_alarm,
-                                     MAX_RECALL_LOSS)
+                                     config.max_recall_loss)
         spec = replace(spec, threshold=thresholds.recommended)
         _log_thresholds(thresholds)
         if data.class_weights:
