@@ -1,6 +1,6 @@
 """``python -m convert export|benchmark``: argument parsing and exit codes, nothing else.
 
-The conventions are the runner's (:mod:`edge_runner.console`): errors are one line
+The conventions are the runner's (:mod:`edge_runner.common.console`): errors are one line
 ``convert: error: …`` on stderr; exit status 0 success (every variant accepted),
 1 a variant was rejected by the accuracy gate or failed its checks, 2 bad arguments
 or input (nothing half-written), 130 interrupted.
@@ -13,13 +13,13 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # see edge_runner.native_log: failures still raise
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # see edge_runner.common.native_log: failures still raise
 
-from edge_runner.argtypes import non_negative_int, positive_int, thread_counts  # noqa: E402
-from edge_runner.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, parse_args, print_error  # noqa: E402
-from edge_runner.model import ModelError  # noqa: E402
-from edge_runner.runtime import RuntimeUnavailable  # noqa: E402
-from edge_runner.spec import ContractError  # noqa: E402
+from edge_runner.common.argtypes import non_negative_int, positive_int, thread_counts  # noqa: E402
+from edge_runner.common.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, parse_args, print_error  # noqa: E402
+from edge_runner.core.model import ModelError  # noqa: E402
+from edge_runner.core.runtime import RuntimeUnavailable  # noqa: E402
+from edge_runner.core.spec import ContractError  # noqa: E402
 
 from .errors import ConvertError  # noqa: E402
 

@@ -6,7 +6,7 @@ tflite-support's ``metadata_schema.fbs`` (file identifier ``M001``).
 Associated files (``labels.txt``, the edgekit ``contract.json``) follow the
 flatbuffer as an uncompressed zip archive, exactly as tflite-support's
 ``MetadataPopulator`` writes them, so MediaPipe Tasks, the TFLite Task Library,
-Android Studio's model binding and :func:`edge_runner.model.read_packed_files`
+Android Studio's model binding and :func:`edge_runner.core.model.read_packed_files`
 all find them.
 
 The layout (field ids, types, enum and union values) is that of
@@ -29,7 +29,7 @@ from typing import Any
 import flatbuffers
 import numpy as np
 
-from edge_runner.spec import CONTRACT_FILENAME, LABELS_FILENAME, InputSpec
+from edge_runner.core.spec import CONTRACT_FILENAME, LABELS_FILENAME, InputSpec
 
 from .flatbuffer import pack_model, read_model, schema
 from .schema import metadata_generated as fb

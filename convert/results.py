@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge_runner.spec import InputSpec
+from edge_runner.core.spec import InputSpec
 
 from .gate import Comparison, DraftStudy, Scores, Thresholds, Verdict
 from .metadata import ModelInfo

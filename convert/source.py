@@ -9,7 +9,7 @@ The file names are defined here once, in :class:`RunLayout`. Why in ``convert`` 
 ``train``: dependencies point train → convert → edge_runner, and ``convert`` (the reader) may
 not import ``train`` (the writer), so the one definition sits on the reading side where both
 can import it; the runner reads only ``.tflite`` files and a contract, so ``edge_runner`` needs
-none of it (it owns ``contract.json`` and ``labels.txt``, :mod:`edge_runner.spec`).
+none of it (it owns ``contract.json`` and ``labels.txt``, :mod:`edge_runner.core.spec`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge_runner.spec import CONTRACT_FILENAME, LABELS_FILENAME, ContractError, InputSpec
+from edge_runner.core.spec import CONTRACT_FILENAME, LABELS_FILENAME, ContractError, InputSpec
 
 from .errors import ConvertError
 
@@ -173,7 +173,7 @@ def load_training_output(root: str | Path) -> TrainingOutput:
 
 def load_keras_model(source: TrainingOutput) -> Any:
     """Load ``model.keras`` and check it against the contract: input ``(None, H, W, 3)``, output ``(None, N)``."""
-    from edge_runner.native_log import import_quietly as import_tensorflow
+    from edge_runner.common.native_log import import_quietly as import_tensorflow
 
     import_tensorflow()
     import keras

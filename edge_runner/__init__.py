@@ -1,9 +1,9 @@
 """edgekit's on-device runner: numpy + Pillow + a TFLite runtime, never TensorFlow."""
 
-from .image import ImageError, Pixels, preprocess
-from .model import Classifier, LabelScore, ModelError, Prediction, read_contract
-from .runtime import RuntimeUnavailable, load_runtime
-from .spec import ContractError, InputSpec
+from .core.image import ImageError, Pixels, preprocess
+from .core.model import Classifier, LabelScore, ModelError, Prediction, read_contract
+from .core.runtime import RuntimeUnavailable, load_runtime
+from .core.spec import ContractError, InputSpec
 
 __all__ = [
     "Classifier",

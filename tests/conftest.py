@@ -131,7 +131,7 @@ KINDS = ("float32", "int8")
 
 def save_tiny(model, spec, path: Path, kind: str) -> Path:
     """``model`` converted to ``kind`` (:func:`convert_tiny`) at ``path``, with ``spec`` as its sidecar contract."""
-    from edge_runner.spec import contract_path_for
+    from edge_runner.core.spec import contract_path_for
 
     path.write_bytes(convert_tiny(model, kind, spec.height))
     spec.save(contract_path_for(path))
@@ -145,7 +145,7 @@ def tiny_models(tmp_path_factory):
     Each ``.tflite`` has a sidecar ``name.contract.json``. Needs TensorFlow (skips without it).
     """
     pytest.importorskip("tensorflow", reason="the tiny test models are built with TensorFlow (pip install .[train])")
-    from edge_runner.spec import InputSpec
+    from edge_runner.core.spec import InputSpec
 
     size = 32
     root = tmp_path_factory.mktemp("tiny_models")
@@ -197,7 +197,7 @@ def background_models(tmp_path_factory):
     photo, 1/3 each, is ``unknown``). Needs TensorFlow to build (skips without it).
     """
     pytest.importorskip("tensorflow", reason="the tiny test models are built with TensorFlow (pip install .[train])")
-    from edge_runner.spec import InputSpec
+    from edge_runner.core.spec import InputSpec
 
     size = 32
     root = tmp_path_factory.mktemp("background_models")
@@ -212,7 +212,7 @@ def background_models(tmp_path_factory):
 
 def run_runner(argv, capsys) -> tuple[int, str, str]:
     """``python -m edge_runner ARGV`` in-process: ``(exit status, stdout, stderr)``; never a traceback."""
-    from edge_runner import cli
+    from edge_runner.cli import runner as cli
 
     code = cli.main([str(a) for a in argv])
     captured = capsys.readouterr()

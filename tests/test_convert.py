@@ -24,8 +24,8 @@ from convert.cli import main  # noqa: E402
 from convert.gate import Comparison, Scores, Thresholds, compare, judge, score  # noqa: E402
 from convert.quantize import check_graph, convert, parse_variants, pin_input_range  # noqa: E402
 from edge_runner import Classifier, InputSpec, preprocess  # noqa: E402
-from edge_runner.model import read_contract, read_packed_files  # noqa: E402
-from edge_runner.spec import contract_path_for  # noqa: E402
+from edge_runner.core.model import read_contract, read_packed_files  # noqa: E402
+from edge_runner.core.spec import contract_path_for  # noqa: E402
 
 SIZE = 32
 LABELS = ("red", "green", "blue")
@@ -466,7 +466,7 @@ def test_embedding_keeps_the_graph_and_aligns_weights(tiny_models):
     for i in range(model.BuffersLength()):
         if model.Buffers(i).DataLength():
             assert model.Buffers(i).DataAsNumpy().ctypes.data % 16 == np.frombuffer(content, np.uint8).ctypes.data % 16
-    from edge_runner.runtime import load_runtime
+    from edge_runner.core.runtime import load_runtime
 
     pixels = np.random.default_rng(1).integers(0, 256, (1, SIZE, SIZE, 3)).astype(np.float32)
     results = []
@@ -499,7 +499,7 @@ def test_packing_shares_identical_quantisation_vectors(tiny_models):
 
     from convert.variants import _tensor_quantization
     from convert.flatbuffer import pack_model, read_model
-    from edge_runner.runtime import load_runtime
+    from edge_runner.core.runtime import load_runtime
 
     bare = Path(tiny_models["int8"]).read_bytes()
     model = read_model(bare)

@@ -27,7 +27,7 @@ from test_metadata import swap_field_ids  # noqa: E402
 from convert import metadata as md  # noqa: E402
 from convert.cli import main  # noqa: E402
 from edge_runner import Classifier, preprocess  # noqa: E402
-from edge_runner.model import read_packed_files  # noqa: E402
+from edge_runner.core.model import read_packed_files  # noqa: E402
 
 SCRIPT = Path(__file__).resolve().parent / "mediapipe" / "check_mediapipe.py"
 

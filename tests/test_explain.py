@@ -18,12 +18,12 @@ import pytest
 from conftest import CLASS_COLOURS, REPO, build_tiny_keras, convert_tiny, draw_photo
 from PIL import Image
 
-from edge_runner.deletion import deletion_check, summarize, top_mask, top_region_iou
-from edge_runner.heatmap import overlay
-from edge_runner.image import find_images, preprocess
-from edge_runner.model import Classifier
-from edge_runner.occlusion import Occluder, OcclusionError, patch_boxes
-from edge_runner.spec import InputSpec, contract_path_for
+from edge_runner.explain.deletion import deletion_check, summarize, top_mask, top_region_iou
+from edge_runner.explain.heatmap import overlay
+from edge_runner.core.image import find_images, preprocess
+from edge_runner.core.model import Classifier
+from edge_runner.explain.occlusion import Occluder, OcclusionError, patch_boxes
+from edge_runner.core.spec import InputSpec, contract_path_for
 
 SIZE = 32
 PATCH = 16  # the drawn shape is 8–12 px of 32: ~10% of the photo
@@ -188,7 +188,7 @@ def _write_photos(folder: Path, trained, count: int = 3) -> list[Path]:
 
 
 def test_cli_explain_writes_overlays_and_json_gets_the_path(trained, tmp_path, capsys):
-    from edge_runner.cli import main
+    from edge_runner.cli.runner import main
 
     paths = _write_photos(tmp_path / "in", trained)
     bad = tmp_path / "in" / "broken.jpg"
@@ -210,7 +210,7 @@ def test_cli_explain_writes_overlays_and_json_gets_the_path(trained, tmp_path, c
 
 
 def test_cli_explain_usage_errors(trained, tmp_path, capsys):
-    from edge_runner.cli import main
+    from edge_runner.cli.runner import main
 
     photo = _write_photos(tmp_path / "in", trained, 1)[0]
     not_a_dir = tmp_path / "file.txt"
@@ -227,8 +227,8 @@ def test_api_explain_returns_png_and_grid(trained):
     import urllib.error
     import urllib.request
 
-    from edge_runner.service import ServerOptions, build_service
-    from edge_runner.server import start_server
+    from edge_runner.web.service import ServerOptions, build_service
+    from edge_runner.web.server import start_server
 
     buffer = io.BytesIO()
     Image.fromarray(trained["x"][0]).save(buffer, format="PNG")
@@ -402,8 +402,8 @@ def test_browser_explain_button_shows_the_heatmap(trained, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs Playwright (pip install playwright)")
     from test_server_browser import CHROMIUM_ARGS, DESKTOP, find_chromium, keep_screenshot
 
-    from edge_runner.service import ServerOptions, build_service
-    from edge_runner.server import start_server
+    from edge_runner.web.service import ServerOptions, build_service
+    from edge_runner.web.server import start_server
 
     executable = find_chromium()
     if executable is None:

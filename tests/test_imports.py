@@ -3,8 +3,8 @@
 edgekit (the main job) -> train -> convert -> edge_runner is allowed; nothing imports
 edgekit; edge_runner never imports train or convert (at any level) nor TensorFlow/Keras at module level (a Pi has neither);
 convert never imports train; inside edge_runner only ``__main__`` imports the
-runner's command line ``edge_runner.cli`` (the shared conventions live in
-``edge_runner.console`` and ``edge_runner.loading``).
+runner's command line ``edge_runner.cli.runner`` (the shared conventions live in
+``edge_runner.common.console`` and ``edge_runner.core.loading``).
 
 Edges include imports inside functions (a lazy import that closes a loop is
 still a loop for the reader), but not ``if TYPE_CHECKING:`` blocks.
@@ -68,7 +68,7 @@ def _imports(tree: ast.AST, module: str, is_package: bool) -> list[tuple[str, bo
                 else:
                     target = child.module or ""
                 submodules = [f"{target}.{alias.name}" for alias in child.names if f"{target}.{alias.name}" in MODULES]
-                if len(submodules) == len(child.names):  # `from . import server`: only the module edge_runner.server
+                if len(submodules) == len(child.names):  # `from . import server`: only the module edge_runner.web.server
                     found.extend((name, top) for name in submodules)
                 else:
                     found.append((target, top))
@@ -136,9 +136,9 @@ def _package(module: str) -> str:
 
 
 def test_the_graph_is_read_from_every_module():
-    assert {"edge_runner.cli", "edge_runner.console", "edge_runner.loading", "edge_runner.deploy.device_check"} <= set(MODULES)
-    assert ("edge_runner.console", True) in GRAPH["edge_runner.cli"]
-    assert ("edge_runner.cli", True) in GRAPH["edge_runner.__main__"]
+    assert {"edge_runner.cli.runner", "edge_runner.common.console", "edge_runner.core.loading", "edge_runner.deploy.device_check"} <= set(MODULES)
+    assert ("edge_runner.common.console", True) in GRAPH["edge_runner.cli.runner"]
+    assert ("edge_runner.cli.runner", True) in GRAPH["edge_runner.__main__"]
 
 
 def test_the_cycle_finder_finds_a_lazy_cycle():
@@ -208,11 +208,11 @@ def test_convert_never_imports_train():
 
 
 def test_only_main_imports_the_runner_command_line():
-    """serve, watch and device_check share edge_runner.console/loading instead of importing the runner's CLI."""
+    """serve, watch and device_check share edge_runner.common.console/loading instead of importing the runner's CLI."""
     wrong = [
         module
         for module, targets in GRAPH.items()
         if _package(module) == "edge_runner" and module != "edge_runner.__main__"
-        and any(target == "edge_runner.cli" for target, _ in targets)
+        and any(target == "edge_runner.cli.runner" for target, _ in targets)
     ]
-    assert not wrong, f"these import edge_runner.cli: {wrong}"
+    assert not wrong, f"these import edge_runner.cli.runner: {wrong}"

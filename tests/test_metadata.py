@@ -31,7 +31,7 @@ from mediapipe_venv import require_mediapipe  # noqa: E402
 from convert import metadata as md  # noqa: E402
 from convert.flatbuffer import schema as tflite_schema  # noqa: E402
 from convert.schema import metadata_generated as fb  # noqa: E402
-from edge_runner.spec import InputSpec  # noqa: E402
+from edge_runner.core.spec import InputSpec  # noqa: E402
 
 SCHEMA = REPO / "convert" / "schema" / "metadata.fbs"
 SHIPPED = sorted((REPO / "models").glob("*.tflite"))

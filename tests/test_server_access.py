@@ -27,7 +27,7 @@ from conftest import CLASS_COLOURS, REPO, draw_photo
 pytest.importorskip("flask", reason="the web server needs Flask (pip install .[serve])")
 pytest.importorskip("waitress", reason="the web server needs waitress (pip install .[serve])")
 
-from edge_runner.access import (  # noqa: E402
+from edge_runner.web.access import (  # noqa: E402
     COOKIE_NAME,
     OPEN_PATHS,
     TOKEN_ENV,
@@ -37,9 +37,9 @@ from edge_runner.access import (  # noqa: E402
     is_loopback,
     load_token,
 )
-from edge_runner.app import create_app  # noqa: E402
-from edge_runner.server import main, start_server  # noqa: E402
-from edge_runner.service import ServerOptions, Service, build_service  # noqa: E402
+from edge_runner.web.app import create_app  # noqa: E402
+from edge_runner.web.server import main, start_server  # noqa: E402
+from edge_runner.web.service import ServerOptions, Service, build_service  # noqa: E402
 
 TOKEN = "k7Qp-" + "x9" * 12 + "Zr"  # 30 characters, as the installer's token_urlsafe(24) would be 32
 WRONG = TOKEN[:-1] + "s"  # one character off

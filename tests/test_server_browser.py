@@ -27,10 +27,10 @@ pytest.importorskip("flask", reason="the web server needs Flask (pip install .[s
 pytest.importorskip("waitress", reason="the web server needs waitress (pip install .[serve])")
 sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs Playwright (pip install playwright)")
 
-from edge_runner.image import preprocess  # noqa: E402
-from edge_runner.model import Classifier  # noqa: E402
-from edge_runner.service import ServerOptions, build_service  # noqa: E402
-from edge_runner.server import start_server  # noqa: E402
+from edge_runner.core.image import preprocess  # noqa: E402
+from edge_runner.core.model import Classifier  # noqa: E402
+from edge_runner.web.service import ServerOptions, build_service  # noqa: E402
+from edge_runner.web.server import start_server  # noqa: E402
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -117,8 +117,8 @@ def colour_model(tiny_models, tmp_path_factory) -> Path:
     import keras
     from conftest import build_tiny_keras, save_tiny
 
-    from edge_runner.image import fit
-    from edge_runner.spec import InputSpec
+    from edge_runner.core.image import fit
+    from edge_runner.core.spec import InputSpec
 
     spec = InputSpec(labels=tuple(CLASS_COLOURS), height=32, width=32, name="tiny-colours")
     pixels, labels = [], []

@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from edge_runner import Classifier, InputSpec, preprocess
-from edge_runner.model import read_contract, read_packed_files
-from edge_runner.spec import contract_path_for
+from edge_runner.core.model import read_contract, read_packed_files
+from edge_runner.core.spec import contract_path_for
 from conftest import REPO, draw_photo
 
 MODELS = REPO / "models"

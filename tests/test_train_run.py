@@ -20,9 +20,9 @@ import pytest
 pytest.importorskip("tensorflow", reason="training needs TensorFlow (pip install .[train])")
 
 from conftest import convert_tiny, draw_photo, write_class_folders  # noqa: E402
-from edge_runner.image import preprocess  # noqa: E402
-from edge_runner.model import read_packed_files  # noqa: E402
-from edge_runner.spec import InputSpec, contract_path_for  # noqa: E402
+from edge_runner.core.image import preprocess  # noqa: E402
+from edge_runner.core.model import read_packed_files  # noqa: E402
+from edge_runner.core.spec import InputSpec, contract_path_for  # noqa: E402
 from train import ConfigError, TrainConfig, TrainError, run_training  # noqa: E402
 
 SIZE = 48
@@ -133,7 +133,7 @@ def test_contract_and_model_work_in_the_runner(baseline):
     """Float TFLite of the saved model + the written contract → the runner's Classifier accepts and classifies."""
     import keras
 
-    from edge_runner.model import Classifier, read_contract
+    from edge_runner.core.model import Classifier, read_contract
 
     _, result = baseline
     model = keras.saving.load_model(result.model_path)

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from watch_helpers import BLUE, GREEN, RED, build_colour_model, visit_clip, write_clip
 
-from edge_runner import cli
-from edge_runner.notify import ActionWorker, CommandAction, WebhookAction
-from edge_runner.snapshots import SnapshotStore
-from edge_runner.strip import ThumbnailStrip
-from edge_runner.visits import VisitTracker
+from edge_runner.cli import runner as cli
+from edge_runner.watcher.notify import ActionWorker, CommandAction, WebhookAction
+from edge_runner.watcher.snapshots import SnapshotStore
+from edge_runner.watcher.strip import ThumbnailStrip
+from edge_runner.watcher.visits import VisitTracker
 
 INTEREST = {"cat", "dog"}.__contains__
 
@@ -58,8 +58,8 @@ def test_frames_below_the_visit_threshold_count_as_nothing():
 def test_watch_threshold_is_the_stricter_of_the_contract_and_the_default_unless_given():
     from types import SimpleNamespace
 
-    from edge_runner.settings import WatchSettings, visit_threshold
-    from edge_runner.visits import DEFAULT_MIN_SCORE
+    from edge_runner.watcher.settings import WatchSettings, visit_threshold
+    from edge_runner.watcher.visits import DEFAULT_MIN_SCORE
 
     assert visit_threshold(WatchSettings(), SimpleNamespace(threshold=0.5)) == DEFAULT_MIN_SCORE == 0.8
     assert visit_threshold(WatchSettings(), SimpleNamespace(threshold=0.95)) == 0.95
@@ -408,8 +408,10 @@ def test_missing_model_is_a_model_error_as_in_the_runner_and_serve(tmp_path, cap
 
 def test_bare_camera_means_the_default_camera_in_every_command():
     """``--camera`` with no value is camera 0 in the runner, ``serve`` and ``watch`` (and ``watch`` defaults to it)."""
-    from edge_runner import cli, server, watch
-    from edge_runner.console import DEFAULT_CAMERA
+    from edge_runner.cli import runner as cli
+    from edge_runner.watcher import watch
+    from edge_runner.web import server
+    from edge_runner.common.console import DEFAULT_CAMERA
 
     assert DEFAULT_CAMERA == "0"
     assert cli.build_parser().parse_args(["--camera"]).camera == DEFAULT_CAMERA
@@ -434,8 +436,8 @@ def test_systemd_unit_runs_the_watcher_with_settings_from_etc_default():
     assert "EnvironmentFile=-/etc/default/edgekit" in lines and "Environment=EDGEKIT_WATCH_ARGS=--camera" in lines
     assert "Restart=on-failure" in lines and "StateDirectory=edgekit" in lines
     # The documented example settings are a valid command line.
-    from edge_runner.settings import settings_from_args
-    from edge_runner.watch import build_parser
+    from edge_runner.watcher.settings import settings_from_args
+    from edge_runner.watcher.watch import build_parser
 
     example = unit.split('EDGEKIT_WATCH_ARGS="', 1)[1].split('"', 1)[0].replace("\\\n#", " ")
     args = build_parser().parse_args(shlex.split(example))
@@ -444,7 +446,7 @@ def test_systemd_unit_runs_the_watcher_with_settings_from_etc_default():
 
 
 def test_live_reader_hands_out_only_the_newest_frame():
-    from edge_runner.watch import LatestFrame
+    from edge_runner.watcher.watch import LatestFrame
 
     class Counting:
         name = "fake camera"

@@ -168,9 +168,9 @@ def test_mqtt_events_state_and_discovery_survive_a_broker_that_dies(colour_model
 
 
 def test_serve_camera_lists_events_and_serves_only_generated_snapshots(colour_model, tmp_path):
-    from edge_runner.service import ServerOptions, build_service
-    from edge_runner.server import start_server
-    from edge_runner.settings import WatchSettings
+    from edge_runner.web.service import ServerOptions, build_service
+    from edge_runner.web.server import start_server
+    from edge_runner.watcher.settings import WatchSettings
 
     clip = visit_clip(tmp_path / "visit.avi", before=5, visit=20, after=15)
     options = ServerOptions(
@@ -207,8 +207,8 @@ def test_serve_camera_lists_events_and_serves_only_generated_snapshots(colour_mo
 
 
 def test_api_events_without_camera_says_how_to_turn_it_on(tiny_models):
-    from edge_runner.service import ServerOptions, build_service
-    from edge_runner.server import start_server
+    from edge_runner.web.service import ServerOptions, build_service
+    from edge_runner.web.server import start_server
 
     with start_server(build_service(ServerOptions(model=tiny_models["int8"], host="127.0.0.1", port=0))) as server:
         with pytest.raises(urllib.error.HTTPError) as refused:
@@ -217,7 +217,7 @@ def test_api_events_without_camera_says_how_to_turn_it_on(tiny_models):
 
 
 def test_serve_camera_with_a_model_without_background_records_no_events(tiny_models, tmp_path):
-    from edge_runner.service import ServerOptions, build_service
+    from edge_runner.web.service import ServerOptions, build_service
 
     pytest.importorskip("cv2", reason="the clip is written with OpenCV (pip install .[camera])")
     clip = write_clip(tmp_path / "c.avi", [BLUE] * 3)
@@ -260,9 +260,9 @@ def test_events_page_in_a_real_browser(colour_model, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs Playwright (pip install playwright)")
     from test_server_browser import CHROMIUM_ARGS, PHONE, find_chromium
 
-    from edge_runner.service import ServerOptions, build_service
-    from edge_runner.server import start_server
-    from edge_runner.settings import WatchSettings
+    from edge_runner.web.service import ServerOptions, build_service
+    from edge_runner.web.server import start_server
+    from edge_runner.watcher.settings import WatchSettings
 
     executable = find_chromium()
     if executable is None:
@@ -294,7 +294,7 @@ def test_events_page_in_a_real_browser(colour_model, tmp_path):
 @pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto not found (Debian: apt install mosquitto; `make test` installs it as root)")
 def test_mqtt_broker_down_at_start_gets_the_queued_event_once_it_is_up(tmp_path, caplog):
     pytest.importorskip("paho.mqtt", reason="the MQTT publisher needs paho-mqtt (pip install .[watch])")
-    from edge_runner.mqtt import MqttPublisher
+    from edge_runner.watcher.mqtt import MqttPublisher
 
     port = free_port()
     broker = Broker(tmp_path, port)

@@ -19,7 +19,7 @@ def build_colour_model(root: Path) -> Path:
     """
     from conftest import build_colour_keras, convert_tiny
 
-    from edge_runner.spec import InputSpec, contract_path_for
+    from edge_runner.core.spec import InputSpec, contract_path_for
 
     model = build_colour_keras(SIZE, sharpness=12.0)
     path = Path(root) / "colour_float32.tflite"

@@ -5,7 +5,7 @@ Thin layer: flags → :class:`train.config.TrainConfig` → :func:`train.run_tra
 (``SUBCOMMANDS``); with no such word first, the command trains one model, so
 ``python -m train --data …`` stays as it always was.
 
-The conventions are the runner's (:mod:`edge_runner.console`): errors are one line
+The conventions are the runner's (:mod:`edge_runner.common.console`): errors are one line
 ``train: error: …`` on stderr; exit status 2 for bad arguments or unusable data,
 130 for Ctrl-C (the checkpoints let ``--resume`` continue).
 """
@@ -18,7 +18,7 @@ import os
 import sys
 from importlib import import_module
 
-from edge_runner.console import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, parse_args, print_error
+from edge_runner.common.console import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, parse_args, print_error
 
 from .backbones import BACKBONES
 from .config import CLASS_WEIGHT_CHOICES, FINE_TUNE_MODES, STRATEGIES, TrainConfig
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(args, int):
         return args
     config = config_from_args(args)
-    # TensorFlow's C++ log lines are not for users (see edge_runner.native_log); failures still raise.
+    # TensorFlow's C++ log lines are not for users (see edge_runner.common.native_log); failures still raise.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     from .progress import configure_logging

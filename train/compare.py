@@ -7,7 +7,7 @@ and int8 through the gate → the int8 model's answer on every validation photo
 through the runner's path (for the paired noise test) → ``result.json``, written
 atomically last. A candidate whose ``result.json`` exists with the same training
 options is not trained again. Then the int8 latency of every finished candidate
-is measured with ``edge_runner.benchmark.measure_latency`` at each thread count,
+is measured with ``edge_runner.cli.benchmark.measure_latency`` at each thread count,
 interleaved over rounds so background load hits all of them alike, and
 ``report.md``, ``report.json`` and ``accuracy_latency.png`` are written.
 """
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from convert.source import RunLayout
-from edge_runner.files import write_json
+from edge_runner.common.files import write_json
 
 from .candidates import Candidate
 from .config import TrainConfig
@@ -157,7 +157,7 @@ def _int8_mistakes(int8_path: Path, split_path: Path) -> tuple[list[str], int]:
     """The validation photos the int8 model gets wrong through the runner's path (decode → Classifier)."""
     from convert.gate import predict_tflite, truth_indices
     from convert.photos import decode, split_photos
-    from edge_runner.model import read_contract
+    from edge_runner.core.model import read_contract
 
     spec = read_contract(int8_path)
     split = json.loads(split_path.read_text(encoding="utf-8"))
@@ -225,12 +225,12 @@ def run_candidate(config: CompareConfig, candidate: Candidate) -> CandidateResul
 def measure_latencies(results: list[CandidateResult], threads: tuple[int, ...], runs: int, rounds: int) -> None:
     """Fill ``latency_ms`` / ``latency_p90_ms`` of finished candidates: medians over ``rounds`` interleaved rounds.
 
-    Each measurement is ``edge_runner.benchmark.measure_latency`` on one validation
+    Each measurement is ``edge_runner.cli.benchmark.measure_latency`` on one validation
     photo preprocessed with the model's contract (the runner's path).
     """
-    from edge_runner.benchmark import measure_latency
-    from edge_runner.image import preprocess
-    from edge_runner.model import read_contract
+    from edge_runner.cli.benchmark import measure_latency
+    from edge_runner.core.image import preprocess
+    from edge_runner.core.model import read_contract
 
     done = [r for r in results if r.status == "done"]
     pixels = {}

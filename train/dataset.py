@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from convert.source import SKIPPED_FILENAME, RunLayout
-from edge_runner.files import write_atomic
-from edge_runner.spec import InputSpec
+from edge_runner.common.files import write_atomic
+from edge_runner.core.spec import InputSpec
 
 from .config import TrainConfig
 from .folders import Candidates

@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from convert.source import STATE_FILENAME
-from edge_runner.files import write_atomic, write_json
+from edge_runner.common.files import write_atomic, write_json
 
 from .errors import TrainError
 from .progress import Progress

@@ -15,7 +15,7 @@ from typing import Any
 
 from convert.source import CHECKPOINT_DIR, CONFIG_FILENAME, MODEL_FILENAME, PLOT_FILENAMES, SKIPPED_FILENAME, \
     SPLIT_FILENAME, RunLayout
-from edge_runner.spec import CONTRACT_FILENAME, LABELS_FILENAME
+from edge_runner.core.spec import CONTRACT_FILENAME, LABELS_FILENAME
 
 from .config import TrainConfig
 from .errors import ConfigError

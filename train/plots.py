@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay
 
-from edge_runner.files import write_figure
+from edge_runner.common.files import write_figure
 
 from .evaluate import Evaluation
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from convert.source import RunLayout
-from edge_runner.files import write_atomic, write_json
+from edge_runner.common.files import write_atomic, write_json
 
 from .config import TrainConfig
 from .split import DataSplit

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from convert.source import RunLayout
-from edge_runner.native_log import import_quietly
-from edge_runner.spec import InputSpec
+from edge_runner.common.native_log import import_quietly
+from edge_runner.core.spec import InputSpec
 
 from .backbones import get_backbone
 from .config import TrainConfig, TrainResult

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import numpy as np  # noqa: E402
 
-from edge_runner.spec import InputSpec  # noqa: E402
+from edge_runner.core.spec import InputSpec  # noqa: E402
 from train.config import TrainConfig  # noqa: E402
 from train.folders import find_candidates
 from train.split import split_samples  # noqa: E402

@@ -30,9 +30,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from edge_runner.image import preprocess  # noqa: E402
-from edge_runner.files import write_atomic  # noqa: E402
-from edge_runner.spec import InputSpec, contract_path_for  # noqa: E402
+from edge_runner.core.image import preprocess  # noqa: E402
+from edge_runner.common.files import write_atomic  # noqa: E402
+from edge_runner.core.spec import InputSpec, contract_path_for  # noqa: E402
 
 SIZE = 224
 LABELS = ("cat", "dog")
