@@ -264,7 +264,7 @@ def test_api_explain_returns_png_and_grid(trained):
 
 
 def test_page_has_an_explain_button():
-    script = (REPO / "edge_runner" / "static" / "app.js").read_text()
+    script = (REPO / "edge_runner" / "web" / "static" / "app.js").read_text()
     assert "/api/classify?explain=1" in script and 'el("button", "explain", "explain")' in script
 
 
