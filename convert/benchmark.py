@@ -22,12 +22,12 @@ import numpy as np
 
 from edge_runner.core.model import Classifier
 from edge_runner.common.native_log import LITERT_NOISE, filtered_stderr, import_quietly
+from edge_runner.common.run_layout import RunLayout
 from edge_runner.common.timing import Latency, time_interleaved
 
 from .errors import ConvertError
 from .gate import compare, predict_keras, predict_tflite, score, truth_indices
 from .photos import Photo, Warn, decode, labelled_folder, warn_stderr
-from .source import RunLayout
 
 # Figures in benchmark.json are rounded to the microsecond.
 DIGITS = 3

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Sequence
 
-from convert.source import RunLayout
+from edge_runner.common.run_layout import RunLayout
 from edge_runner.core.assets import models_dir
 from edge_runner.common.console import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, UsageError, parse_args,
                                  print_error)

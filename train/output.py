@@ -1,7 +1,7 @@
-"""The run's output folder (``--out``): checked before a run, then written through :class:`convert.source.RunLayout`.
+"""The run's output folder (``--out``): checked before a run, then written through
+:class:`edge_runner.common.run_layout.RunLayout`.
 
-The file names live in ``convert/source.py`` (the reader ``convert`` may not import
-``train``); this module decides *when* and *how* they are written: nothing before
+The file names live in the kit-wide ``run_layout`` (``convert`` reads through it too); this module decides *when* and *how* they are written: nothing before
 the options are checked, ``--overwrite`` removes exactly the files a run writes,
 the model through a temporary file and a rename.
 """
@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from convert.source import CHECKPOINT_DIR, CONFIG_FILENAME, MODEL_FILENAME, PLOT_FILENAMES, SKIPPED_FILENAME, \
+from edge_runner.common.run_layout import CHECKPOINT_DIR, CONFIG_FILENAME, MODEL_FILENAME, PLOT_FILENAMES, SKIPPED_FILENAME, \
     SPLIT_FILENAME, RunLayout
 from edge_runner.core.spec import CONTRACT_FILENAME, LABELS_FILENAME
 

@@ -18,17 +18,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..common.console import EXIT_USAGE
 from ..common.files import write_atomic
+from ..common.run_layout import CONTRACT_FILENAME, LABELS_FILENAME  # noqa: F401 (LABELS_FILENAME re-exported)
 
 CONTRACT_FORMAT = "edgekit.input-contract"
 # Version 2 added ``background_label`` and ``threshold``; version 1 contracts
 # (without them) still load and mean "no background class, no threshold".
 CONTRACT_VERSION = 2
-# The name of the contract inside a .tflite's packed associated files and the
-# suffix of the JSON written beside a model (``model.tflite`` -> ``model.contract.json``).
-CONTRACT_FILENAME = "contract.json"
+# CONTRACT_FILENAME (from the run layout) is also the contract's name inside a .tflite's packed
+# associated files; the suffix of the JSON written beside a model: ``model.tflite`` -> ``model.contract.json``.
 CONTRACT_SUFFIX = ".contract.json"
-LABELS_FILENAME = "labels.txt"
 
 COLOR_ORDERS = ("RGB",)
 RESIZE_METHODS = ("bilinear", "bicubic", "nearest", "lanczos")
@@ -39,6 +39,8 @@ UNKNOWN_LABEL = "unknown"
 
 class ContractError(ValueError):
     """A contract is missing, malformed, or disagrees with its model."""
+
+    exit_status = EXIT_USAGE
 
 
 @dataclass(frozen=True)
