@@ -15,7 +15,7 @@ from edge_runner.common.files import write_atomic, write_figure, write_json
 from .pareto import Point, fastest_at, pareto_front, recommend
 
 if TYPE_CHECKING:
-    from .compare import CandidateResult, CompareConfig
+    from .comparison import CandidateResult, CompareConfig
 
 REPORT_JSON, REPORT_MD, PLOT = "report.json", "report.md", "accuracy_latency.png"
 
