@@ -18,17 +18,16 @@ Variants:
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import numpy as np
 
-from edge_runner.common.native_log import import_quietly, silenced
+from edge_runner.common.native_log import import_quietly, quiet_tensorflow_logs, silenced
 
 from .errors import ConversionFailed, ConvertError
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before any TensorFlow import; see edge_runner.common.native_log
+quiet_tensorflow_logs()  # before any TensorFlow import
 
 try:
     from ai_edge_litert import schema_py_generated as _tfl

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-from importlib import import_module
 
-from edge_runner.common.console import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, parse_args, print_error
+from edge_runner.common.console import EXIT_INTERRUPTED, EXIT_OK, Parser, dispatch, parse_args, report_error
+from edge_runner.common.native_log import quiet_tensorflow_logs
 
 from .backbones import BACKBONES
 from .config import CLASS_WEIGHT_CHOICES, FINE_TUNE_MODES, STRATEGIES, TrainConfig
@@ -145,17 +144,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     )
 
 
-def dispatch(argv: list[str]) -> int | None:
-    """Run the subcommand named by ``argv[0]`` (see ``SUBCOMMANDS``) and return its status; None when there is none."""
-    if not argv or argv[0] not in SUBCOMMANDS:
-        return None
-    return import_module(SUBCOMMANDS[argv[0]]).main(list(argv[1:]))
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 2 usage or data error, 130 interrupted)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    status = dispatch(argv)
+    status = dispatch(argv, SUBCOMMANDS)
     if status is not None:
         return status
     args = parse_args(build_parser(), argv, needs_extra="train", prog=PROG)
@@ -163,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         return args
     config = config_from_args(args)
     # TensorFlow's C++ log lines are not for users (see edge_runner.common.native_log); failures still raise.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    quiet_tensorflow_logs()
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     from .progress import configure_logging
 
@@ -176,8 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         with logging_redirect_tqdm(loggers=[logging.getLogger("train")]):
             result = run_training(config)
     except TrainError as exc:
-        print_error(PROG, str(exc))
-        return EXIT_USAGE
+        return report_error(exc, PROG)
     except KeyboardInterrupt:
         print(
             f"\n{PROG}: interrupted: finished epochs are checkpointed in {args.out}/checkpoints; "

@@ -19,8 +19,9 @@ import numpy as np
 
 from edge_runner.common.console import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parser, parse_args, print_error
 from edge_runner.explain.heatmap import overlay, save_png
-from convert.source import PLOT_FILENAMES, RunLayout
+from edge_runner.common.run_layout import PLOT_FILENAMES, RunLayout
 from edge_runner.common.files import write_figure
+from edge_runner.common.native_log import quiet_tensorflow_logs
 
 PROG = "train explain"  # error lines: `train explain: error: …` (edge_runner.common.console's convention)
 GRID_FILENAME = PLOT_FILENAMES["gradcam"]
@@ -187,6 +188,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(build_parser(), argv, needs_extra="train", prog=PROG)
     if isinstance(args, int):
         return args
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    quiet_tensorflow_logs()
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     return explain_photos(Path(args.run), args.inputs, Path(args.out), args.label)

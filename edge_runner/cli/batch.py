@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 from ..core.decoder import decode_photo, map_in_order
+from ..core.pool import ClassifierPool
 from ..core.image import IMAGE_SUFFIXES, find_images
 
 if TYPE_CHECKING:
@@ -146,33 +147,10 @@ def classify_paths(
             yield classify_one(path, classifier)
         return
 
-    import queue
-    import threading
-
-    from ..core.model import Classifier as _Classifier
-
-    idle: queue.SimpleQueue = queue.SimpleQueue()
-    idle.put(classifier)
-    made = [1]
-    made_lock = threading.Lock()
-
-    def borrow() -> Classifier:
-        try:
-            return idle.get_nowait()
-        except queue.Empty:
-            pass
-        with made_lock:
-            make = made[0] < workers
-            made[0] += make
-        if not make:
-            return idle.get()
-        return _Classifier(classifier.path, num_threads=classifier.num_threads, runtime=classifier.runtime, spec=spec)
+    pool = ClassifierPool.around(classifier, size=workers)  # copies made on first use
 
     def task(path: str) -> Result:
-        model = borrow()
-        try:
+        with pool.acquire() as model:
             return classify_one(path, model)
-        finally:
-            idle.put(model)
 
     yield from map_in_order(task, paths, workers=workers, name="edge_runner-batch")

@@ -24,6 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..common.console import EXIT_FAILED
 from ..core.image import preprocess
 from ..core.model import Classifier
 from ..common.timing import Latency, time_interleaved
@@ -33,6 +34,8 @@ PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # <repo>/edge_runner/cli/b
 
 class BenchmarkError(RuntimeError):
     """A measurement that could not be made (e.g. the runner subprocess failed)."""
+
+    exit_status = EXIT_FAILED
 
 
 @dataclass(frozen=True)

@@ -9,25 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Mapping
 
-from ..core.model import nothing_message
+from ..core.model import nothing_message, threshold_in_force
 from ..core.spec import UNKNOWN_LABEL
 
 if TYPE_CHECKING:
     from ..core.model import Prediction
     from ..core.spec import InputSpec
-
-
-def threshold_in_force(threshold: float | None, spec: InputSpec) -> tuple[float, str]:
-    """The threshold the runner applies, and where it came from (for ``--verbose``).
-
-    ``--threshold`` wins; else the contract's recommended threshold; else 0 (every
-    answer is a label). Mirrors :meth:`edge_runner.core.model.Classifier.classify`.
-    """
-    if threshold is not None:
-        return threshold, "--threshold"
-    if spec.threshold is not None:
-        return spec.threshold, "the model's contract (its recommended threshold)"
-    return 0.0, "default: neither --threshold nor the model's contract sets one"
 
 
 def format_prediction(
@@ -48,7 +35,7 @@ def format_prediction(
     elif prediction.label == spec.background_label:
         line = f"{source}  {message}  ({best.label} {best.score:.3f})"
     else:
-        limit = threshold_in_force(threshold, spec)[0]
+        limit = threshold_in_force(spec, threshold)[0]
         line = f"{source}  {message}  (best: {best.label} {best.score:.3f}, threshold {limit:.3f})"
     if top_k is not None:
         line += "  [" + ", ".join(f"{item.label} {item.score:.3f}" for item in prediction.top_k) + "]"

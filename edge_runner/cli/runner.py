@@ -11,24 +11,25 @@ Exit status: 0 all inputs classified, 1 some inputs (or the camera) failed,
 ``edge_runner: error: PATH: reason``; a bad photo never stops a batch. These
 conventions are shared with ``serve`` and ``watch`` (:mod:`edge_runner.common.console`);
 the model is found and loaded by :mod:`edge_runner.core.loading`. ``serve`` and
-``watch`` are chosen by the first word (:func:`dispatch`), not by argparse
+``watch`` are chosen by the first word (:func:`edge_runner.common.console.dispatch`), not by argparse
 subparsers, so that ``python -m edge_runner photo.jpg`` needs no subcommand.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence, TextIO
 
-from ..common.argtypes import RUNTIME_CHOICES, non_negative_int, positive_int, probability
-from ..common.console import DEFAULT_CAMERA, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, Parser, UsageError, parse_args, print_error
-from ..core.decoder import default_workers
-from ..core.loading import MODEL_ENV, SHIPPED_MODEL_NAME, load_classifier, quiet_native_info, report_model_error, resolve_model
-from .output import format_label_counts, format_prediction, threshold_in_force
+from ..common.argtypes import non_negative_int, positive_int, probability
+from ..common.console import (DEFAULT_CAMERA, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, PROG, Parser, UsageError, dispatch,
+                              parse_args, print_error, report_error)
+from ..core.decoder import default_workers, usable_cores
+from ..core.loading import add_model_arguments, load_classifier, quiet_native_info, resolve_model
+from ..core.model import threshold_in_force
+from .output import format_label_counts, format_prediction
 
 if TYPE_CHECKING:
     from ..core.model import Classifier
@@ -48,11 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
         "inputs", nargs="*", metavar="INPUT",
         help="image files, directories (searched recursively) and glob patterns (quote them: '*.jpg', 'photos/**/*.png')",
     )
-    parser.add_argument(
-        "--model", "-m", metavar="MODEL.tflite",
-        help=f"the .tflite model (its input contract is embedded or beside it as NAME.contract.json); "
-        f"default: ${MODEL_ENV}, else the shipped models/{SHIPPED_MODEL_NAME}",
-    )
     output = parser.add_argument_group("output")
     output.add_argument("--json", action="store_true", help="print one JSON object per input (or frame) instead of text")
     output.add_argument(
@@ -68,20 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write DIR/<photo>.explain.png: an occlusion map of what the answer depended on "
         "(7x7 grid: 50 inferences per photo; JSON gets its path as 'explanation')",
     )
-    output.add_argument("--verbose", "-v", action="store_true", help="say which runtime, model and settings are used")
-    runtime = parser.add_argument_group("speed")
-    runtime.add_argument(
-        "--threads", type=positive_int, default=None, metavar="N",
-        help="threads per interpreter (default: the runtime's choice, 1 for LiteRT)",
-    )
-    runtime.add_argument(
+    add_model_arguments(parser).add_argument(
         "--workers", type=non_negative_int, default=default_workers(), metavar="N",
         help="photos decoded and classified in parallel, each worker with its own interpreter "
-        "(default: CPU cores, at most 4: %(default)s here; 0 = one at a time)",
-    )
-    runtime.add_argument(
-        "--runtime", choices=RUNTIME_CHOICES, default=None,
-        help="use exactly this TFLite runtime (default: the first importable, in this order)",
+        "(default: CPU cores, at most 4: %(default)s here; 1 = one at a time; 0 = one per CPU, as in train)",
     )
     camera = parser.add_argument_group("camera")
     camera.add_argument(
@@ -169,7 +155,8 @@ def run_camera(
     max_frames: int | None, verbose: bool, out: TextIO,
 ) -> int:
     """Classify frames until the stream ends, ``max_frames``, or Ctrl-C; print a summary; return the exit status."""
-    from ..watcher.camera import CameraError, StreamStats, classify_frames, open_camera
+    from ..watcher.camera import CameraError, open_camera
+    from ..watcher.frames import StreamStats, classify_frames
 
     spec = classifier.spec
     try:
@@ -239,76 +226,50 @@ def run_benchmark_mode(model: Path, inputs: Sequence[str], out: TextIO) -> int:
 # -- entry point ---------------------------------------------------------------
 
 
-def dispatch(argv: Sequence[str]) -> int | None:
-    """Run the subcommand that ``argv[0]`` names (``serve``, ``watch``) and return its exit status; ``None`` if none.
-
-    Why not argparse subparsers: the runner's own arguments start with free
-    positional INPUTs (``python -m edge_runner photo.jpg``), and a subparsers
-    argument is itself a positional that would read ``photo.jpg`` as an unknown
-    command. So the first word chooses: ``serve`` or ``watch`` run that command
-    with the rest of the line (a photo literally named ``serve`` is given as
-    ``./serve``); anything else is the runner. Subcommand modules are imported
-    only here, so a plain classification never loads the web server.
-    """
-    if not argv or argv[0] not in SUBCOMMANDS:
-        return None
-    from importlib import import_module
-
-    return import_module(SUBCOMMANDS[argv[0]]).main(list(argv[1:]))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 some inputs failed, 2 usage or model error)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    status = dispatch(argv)
+    status = dispatch(argv, SUBCOMMANDS)
     if status is not None:
         return status
     parser = build_parser()
     args = parse_args(parser, argv)
     if isinstance(args, int):
         return args
-    out = sys.stdout
     try:
-        if args.camera is not None and (args.inputs or args.benchmark):
-            raise UsageError("--camera takes no INPUT files and cannot be combined with --benchmark")
-        if args.camera is None and not args.inputs and not args.benchmark:
-            raise UsageError("nothing to do: give image files, directories or globs, --camera, or --benchmark")
-        if args.max_frames is not None and args.camera is None:
-            raise UsageError("--max-frames only applies with --camera")
-        if args.explain is not None and (args.camera is not None or args.benchmark):
-            raise UsageError("--explain only applies to INPUT files, not to --camera or --benchmark")
-        model = resolve_model(args.model)
-        if args.benchmark:
-            return run_benchmark_mode(model, args.inputs, out)
-        classifier = load_classifier(model, args.threads, args.runtime, args.verbose)
-        if args.verbose:
-            value, origin = threshold_in_force(args.threshold, classifier.spec)
-            print(f"threshold: {value:g} (from {origin})", file=sys.stderr)
-            background = classifier.spec.background_label
-            if background is not None:
-                print(f"background label: {background} (answered as 'nothing recognised')", file=sys.stderr)
-        if args.camera is not None:
-            return run_camera(
-                classifier, args.camera, as_json=args.json, top_k=args.top_k, threshold=args.threshold,
-                max_frames=args.max_frames, verbose=args.verbose, out=out,
-            )
-        if args.verbose:
-            print(f"workers: {args.workers}", file=sys.stderr)
-        return run_files(
-            classifier, args.inputs, as_json=args.json, top_k=args.top_k, threshold=args.threshold,
-            workers=args.workers, out=out, explain=args.explain,
+        return _run(args, sys.stdout)
+    except (Exception, KeyboardInterrupt) as exc:  # known errors carry their exit status; others are re-raised
+        return report_error(exc, PROG, parser=parser)
+
+
+def _run(args: argparse.Namespace, out: TextIO) -> int:
+    if args.camera is not None and (args.inputs or args.benchmark):
+        raise UsageError("--camera takes no INPUT files and cannot be combined with --benchmark")
+    if args.camera is None and not args.inputs and not args.benchmark:
+        raise UsageError("nothing to do: give image files, directories or globs, --camera, or --benchmark")
+    if args.max_frames is not None and args.camera is None:
+        raise UsageError("--max-frames only applies with --camera")
+    if args.explain is not None and (args.camera is not None or args.benchmark):
+        raise UsageError("--explain only applies to INPUT files, not to --camera or --benchmark")
+    model = resolve_model(args.model)
+    if args.benchmark:
+        return run_benchmark_mode(model, args.inputs, out)
+    classifier = load_classifier(model, args.threads, args.runtime, args.verbose)
+    if args.verbose:
+        value, origin = threshold_in_force(classifier.spec, args.threshold)
+        print(f"threshold: {value:g} (from {origin})", file=sys.stderr)
+        background = classifier.spec.background_label
+        if background is not None:
+            print(f"background label: {background} (answered as 'nothing recognised')", file=sys.stderr)
+    if args.camera is not None:
+        return run_camera(
+            classifier, args.camera, as_json=args.json, top_k=args.top_k, threshold=args.threshold,
+            max_frames=args.max_frames, verbose=args.verbose, out=out,
         )
-    except UsageError as exc:
-        parser.print_usage(sys.stderr)
-        _print_error(str(exc))
-        return EXIT_USAGE
-    except BrokenPipeError:
-        # `python -m edge_runner dir/ | head`: the reader left; stop quietly.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception as exc:
-        return report_model_error(exc, PROG)
+    workers = args.workers or usable_cores()  # 0: one per CPU, as train's --workers 0
+    if args.verbose:
+        print(f"workers: {workers}", file=sys.stderr)
+    return run_files(
+        classifier, args.inputs, as_json=args.json, top_k=args.top_k, threshold=args.threshold,
+        workers=workers, out=out, explain=args.explain,
+    )

@@ -10,14 +10,17 @@ Every edgekit runner command (``python -m edge_runner``, ``… serve``, ``… wa
   ``edge_runner``, ``edge_runner serve`` or ``edge_runner watch``; warnings are
   ``PROG: warning: message``.
 
-This module imports nothing of the package, so any module may use it without a cycle.
+Two helpers every ``main()`` of the kit uses: :func:`dispatch` (the subcommand named by the
+first word) and :func:`report_error` (the one exception → exit status mapping: an error class
+says its own status in an ``exit_status`` attribute).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from importlib import import_module
+from typing import Mapping, Sequence
 
 PROG = "edge_runner"
 SERVE_PROG = f"{PROG} serve"
@@ -32,7 +35,10 @@ EXIT_INTERRUPTED = 130  # the shell's value for SIGINT
 
 
 class UsageError(Exception):
-    """A command line that cannot run (exit status 2)."""
+    """A command line that cannot run (exit status 2; the usage line is printed first)."""
+
+    exit_status = EXIT_USAGE
+    show_usage = True
 
 
 def print_error(prog: str, message: str) -> None:
@@ -82,3 +88,50 @@ def parse_args(
             print_error(prog or getattr(parser, "error_prog", parser.prog), missing)
             return EXIT_USAGE
     return args
+
+
+def dispatch(argv: Sequence[str], subcommands: Mapping[str, str]) -> int | None:
+    """Run the subcommand that ``argv[0]`` names and return its exit status; ``None`` when it names none.
+
+    ``subcommands`` maps a word to the module whose ``main(argv) -> int`` runs it, e.g.
+    ``{"serve": "edge_runner.web.server"}``; that module is imported only here, so a command
+    that needs none of them never pays for importing them. Why not argparse subparsers: the
+    runner's and the trainer's own arguments start without a command word
+    (``python -m edge_runner photo.jpg``, ``python -m train --data …``), and a subparsers
+    argument would read ``photo.jpg`` as an unknown command. A photo literally named ``serve``
+    is given as ``./serve``.
+    """
+    if not argv or argv[0] not in subcommands:
+        return None
+    return import_module(subcommands[argv[0]]).main(list(argv[1:]))
+
+
+def report_error(
+    exc: BaseException, prog: str, *, parser: argparse.ArgumentParser | None = None, interrupted: str | None = None,
+) -> int:
+    """The kit's one exception → exit status mapping, used in every command's ``main()``.
+
+    * an exception whose class has an ``exit_status`` attribute (``UsageError``, the runner's
+      ``ModelError``/``ContractError``/``RuntimeUnavailable``/``ImageError``, ``ConvertError``,
+      ``TrainError``, …) prints one ``PROG: error: message`` line (after the usage line when the
+      class sets ``show_usage`` and ``parser`` is given) and returns that status;
+    * ``KeyboardInterrupt`` prints ``PROG: interrupted`` (or ``interrupted``) and returns 130;
+    * ``BrokenPipeError`` (``… | head``: the reader left) points stdout at /dev/null and returns 1;
+    * anything else is a bug and is re-raised with its traceback.
+    """
+    if isinstance(exc, KeyboardInterrupt):
+        print(interrupted or f"{prog}: interrupted", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+    if isinstance(exc, BrokenPipeError):
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
+    status = getattr(exc, "exit_status", None)
+    if not isinstance(status, int):
+        raise exc
+    if parser is not None and getattr(exc, "show_usage", False):
+        parser.print_usage(sys.stderr)
+    print_error(prog, str(exc))
+    return status

@@ -82,6 +82,21 @@ def filtered_stderr(drop: Sequence[Pattern[str]] = INFO_NOISE) -> Iterator[None]
                 sys.stderr.flush()
 
 
+TF_LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
+
+
+def quiet_tensorflow_logs(env: dict[str, str] | None = None) -> dict[str, str]:
+    """Keep TensorFlow's C++ log lines out of the kit's output: ``TF_CPP_MIN_LOG_LEVEL=3`` unless already set.
+
+    The kit's one place for this variable (see the module docstring for why 3 is safe).
+    Sets it in ``os.environ`` by default, or in ``env`` (a child process's environment);
+    returns the mapping changed. Call it before TensorFlow is imported.
+    """
+    target = os.environ if env is None else env
+    target.setdefault(TF_LOG_LEVEL_ENV, "3")
+    return target
+
+
 def import_quietly(name: str = "tensorflow") -> Any:
     """``importlib.import_module(name)`` without the native INFO start-up lines; returns the module.
 
@@ -90,7 +105,7 @@ def import_quietly(name: str = "tensorflow") -> Any:
     """
     if name in sys.modules:
         return sys.modules[name]
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # after start-up; see the module docstring
+    quiet_tensorflow_logs()
     drop = INFO_NOISE if has_nvidia_driver() else INFO_NOISE + NO_GPU_NOISE
     with filtered_stderr(drop):
         module = importlib.import_module(name)

@@ -44,13 +44,17 @@ class DecodedPhoto:
         return self.error is None
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may use (taskset/cgroup cpusets respected, unlike ``os.cpu_count()``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def default_workers() -> int:
     """Threads when the caller does not say: one per usable core, at most 4 (the runner's batch workers too)."""
-    try:
-        cores = len(os.sched_getaffinity(0))  # respects taskset/cgroup cpusets, unlike cpu_count()
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, min(4, cores))
+    return min(4, usable_cores())
 
 
 def decode_photo(source: ImageSource, spec: InputSpec, *, draft: bool = True) -> DecodedPhoto:

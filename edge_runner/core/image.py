@@ -18,9 +18,13 @@ from typing import BinaryIO, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..common.console import EXIT_FAILED
 from .spec import InputSpec
 
 ImageSource = Union[str, os.PathLike, bytes, BinaryIO]
+# Anything :func:`to_input` (and ``Classifier.classify_image``) accepts: an encoded photo, a
+# Pillow image or a camera frame (``uint8`` ``(H, W, 3)`` RGB).
+ImageInput = Union[str, os.PathLike, bytes, BinaryIO, Image.Image, np.ndarray]
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
 
@@ -38,6 +42,8 @@ DRAFT_MARGIN = 2
 
 class ImageError(ValueError):
     """An input that cannot be turned into pixels; the message names the input and the reason."""
+
+    exit_status = EXIT_FAILED  # a failed input: the rest of a batch goes on
 
 
 @dataclass(frozen=True)
@@ -196,12 +202,39 @@ def preprocess(source: ImageSource, spec: InputSpec, *, draft: bool = True, name
 
 
 def preprocess_array(frame: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """Fit an RGB ``uint8`` frame ``(H, W, 3)`` (e.g. from a camera) to the model's input."""
+    """Fit a camera frame to the model's input: the camera path of :func:`preprocess`.
+
+    Args:
+        frame: ``numpy`` ``uint8`` array of shape ``(H, W, 3)``, RGB channel order (not
+            OpenCV's BGR), values 0–255, any size.
+        spec: the model's input contract (size, resize method, crop).
+
+    Returns:
+        ``uint8`` ``(spec.height, spec.width, 3)`` RGB in 0–255 (the frame itself, made
+        contiguous, when it already has that size and the contract does not crop).
+
+    Raises:
+        ImageError: ``frame`` is not a ``uint8`` ``(H, W, 3)`` array.
+    """
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         raise ImageError(f"frame: expected a uint8 array of shape (H, W, 3), received {frame.dtype} {frame.shape}")
     if frame.shape[:2] == (spec.height, spec.width) and spec.crop == "none":
         return np.ascontiguousarray(frame)
     return fit(Image.fromarray(frame, mode="RGB"), spec)
+
+
+def to_input(source: ImageInput, spec: InputSpec, *, draft: bool = True) -> np.ndarray:
+    """The model's input pixels from a photo (path, bytes, stream), a Pillow image or a camera frame.
+
+    Returns ``uint8`` ``(spec.height, spec.width, 3)`` RGB in 0–255: :func:`preprocess` for an
+    encoded photo, :func:`to_rgb` + :func:`fit` for a Pillow image, :func:`preprocess_array`
+    for an array. Raises ``ImageError`` for anything that cannot be turned into pixels.
+    """
+    if isinstance(source, np.ndarray):
+        return preprocess_array(source, spec)
+    if isinstance(source, Image.Image):
+        return fit(to_rgb(source), spec)
+    return preprocess(source, spec, draft=draft).array
 
 
 def is_image_path(path: str | os.PathLike[str]) -> bool:

@@ -1,13 +1,16 @@
 """Finding and loading the model for the command lines: ``--model``, ``$EDGEKIT_MODEL`` or the shipped model.
 
-:func:`resolve_model` picks the file, :func:`load_classifier` loads it (runtime
-warnings become ``PROG: warning:`` lines), and :func:`report_model_error` turns
-the known model/runtime/contract errors into one ``PROG: error:`` line and the
-exit status of :mod:`edge_runner.common.console` (2 for a missing or invalid model).
+:func:`add_model_arguments` is the one argument group every runner command shares
+(``-m/--model``, ``--runtime``, ``--threads``, ``-v/--verbose``); :func:`resolve_model`
+picks the file, :func:`load_classifier` loads it (runtime warnings become ``PROG: warning:``
+lines) and :func:`describe_classifier` is what ``--verbose`` says about it. A model that
+cannot load raises an error whose class carries its exit status (2), reported by
+:func:`edge_runner.common.console.report_error`.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import warnings
@@ -15,13 +18,37 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .assets import shipped_model
-from ..common.console import EXIT_FAILED, EXIT_USAGE, PROG, UsageError, print_error, print_warning
+from ..common.argtypes import RUNTIME_CHOICES, positive_int
+from ..common.console import PROG, UsageError, print_warning
 
 if TYPE_CHECKING:
     from .model import Classifier
 
 MODEL_ENV = "EDGEKIT_MODEL"
 SHIPPED_MODEL_NAME = "cats_dogs_int8.tflite"
+
+
+def add_model_arguments(
+    parser: argparse.ArgumentParser, *, threads_default: int | None = None,
+) -> argparse._ArgumentGroup:
+    """Add the runner commands' shared ``model`` group: ``-m/--model``, ``--runtime``, ``--threads``, ``-v/--verbose``."""
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--model", "-m", metavar="MODEL.tflite",
+        help="the .tflite model (its input contract is embedded or beside it as NAME.contract.json); "
+        f"default: ${MODEL_ENV}, else the shipped models/{SHIPPED_MODEL_NAME}",
+    )
+    group.add_argument(
+        "--runtime", choices=RUNTIME_CHOICES, default=None,
+        help="use exactly this TFLite runtime (default: the first importable, in this order)",
+    )
+    default = "the runtime's choice, 1 for LiteRT" if threads_default is None else "%(default)s"
+    group.add_argument(
+        "--threads", type=positive_int, default=threads_default, metavar="N",
+        help=f"threads per interpreter (default: {default})",
+    )
+    group.add_argument("--verbose", "-v", action="store_true", help="say which runtime, model and settings are used")
+    return group
 
 
 def shipped_model_path() -> Path:
@@ -57,7 +84,7 @@ def quiet_native_info():
 def load_classifier(
     model: Path, threads: int | None, runtime_name: str | None, verbose: bool, *, prog: str = PROG,
 ) -> Classifier:
-    """Load the model (warnings become ``PROG: warning:`` lines); errors propagate (see :func:`report_model_error`)."""
+    """Load the model (warnings become ``PROG: warning:`` lines); errors propagate (reported by :func:`~edge_runner.common.console.report_error`)."""
     from .model import Classifier
     from .runtime import load_runtime
 
@@ -71,33 +98,17 @@ def load_classifier(
             for warning in caught:
                 print_warning(prog, str(warning.message))
     if verbose:
-        spec = classifier.spec
-        print(f"runtime: {runtime.name} {runtime.version}", file=sys.stderr)
-        print(
-            f"model: {model} ({classifier.variant}, {classifier.size_bytes / 1e6:.2f} MB, "
-            f"input {spec.width}x{spec.height} {classifier.input_dtype}, labels: {', '.join(spec.labels)})",
-            file=sys.stderr,
-        )
-        print(f"interpreter threads: {threads if threads is not None else 'runtime default'}", file=sys.stderr)
+        describe_classifier(classifier)
     return classifier
 
 
-def report_model_error(exc: Exception, prog: str = PROG) -> int:
-    """Known errors → one ``PROG: error:`` line and the exit status; anything else is a bug and is re-raised.
-
-    A missing or invalid model, contract or runtime is a model error (2); an
-    unreadable photo or a failed benchmark is a failed input (1).
-    """
-    from ..cli.benchmark import BenchmarkError
-    from .image import ImageError
-    from .model import ModelError
-    from .runtime import RuntimeUnavailable
-    from .spec import ContractError
-
-    if isinstance(exc, (ModelError, ContractError, RuntimeUnavailable)):
-        print_error(prog, str(exc))
-        return EXIT_USAGE
-    if isinstance(exc, (ImageError, BenchmarkError)):
-        print_error(prog, str(exc))
-        return EXIT_FAILED
-    raise exc
+def describe_classifier(classifier: Classifier) -> None:
+    """``--verbose``: the runtime, the model (variant, size, input, labels) and the interpreter threads, on stderr."""
+    spec, runtime, threads = classifier.spec, classifier.runtime, classifier.num_threads
+    print(f"runtime: {runtime.name} {runtime.version}", file=sys.stderr)
+    print(
+        f"model: {classifier.path} ({classifier.variant}, {classifier.size_bytes / 1e6:.2f} MB, "
+        f"input {spec.width}x{spec.height} {classifier.input_dtype}, labels: {', '.join(spec.labels)})",
+        file=sys.stderr,
+    )
+    print(f"interpreter threads: {threads if threads is not None else 'runtime default'}", file=sys.stderr)

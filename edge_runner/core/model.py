@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..common.console import EXIT_USAGE
+from .image import ImageInput, to_input
 from .quantization import dequantize_output, quantize_input
 from .runtime import Runtime, RuntimeUnavailable, load_runtime
 from .spec import CONTRACT_FILENAME, UNKNOWN_LABEL, ContractError, InputSpec, contract_path_for
@@ -28,6 +30,8 @@ TFLITE_IDENTIFIER = b"TFL3"
 
 class ModelError(ValueError):
     """A model file that cannot be used; the message names the file and the reason."""
+
+    exit_status = EXIT_USAGE  # a missing or invalid model is a usage/model error everywhere (common.console.report_error)
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,23 @@ def nothing_message(label: str, spec) -> str | None:
     if spec.background_label is None or spec.is_detection(label):
         return None
     return NOTHING_RECOGNISED if label == spec.background_label else NOT_CONFIDENT
+
+
+def threshold_in_force(spec: InputSpec, threshold: float | None = None, *, floor: float = 0.0) -> tuple[float, str]:
+    """The score (0–1) a top answer needs, and where that number came from (for ``--verbose``).
+
+    The kit's one rule: ``threshold`` (a command line's ``--threshold``) wins; else the
+    contract's recommended threshold, raised to ``floor`` when lower; else ``floor``. The
+    runner answers ``"unknown"`` below it (``floor`` 0); the watcher counts a frame for a
+    visit only at or above it (``floor`` is its stricter per-frame default).
+    """
+    if threshold is not None:
+        return threshold, "--threshold"
+    if spec.threshold is not None and spec.threshold >= floor:
+        return spec.threshold, "the model's contract (its recommended threshold)"
+    if floor > 0:
+        return floor, f"default: {floor:g}, stricter than the model's contract"
+    return 0.0, "default: neither --threshold nor the model's contract sets one"
 
 
 def read_packed_files(model_bytes: bytes) -> dict[str, bytes]:
@@ -223,8 +244,7 @@ class Classifier:
         ``threshold`` (0–1): when the best score is below it, the label is ``"unknown"``;
         ``None`` takes the contract's recommended threshold (0 when it has none).
         """
-        if threshold is None:
-            threshold = self.spec.threshold or 0.0
+        threshold = threshold_in_force(self.spec, threshold)[0]
         start = time.perf_counter()
         probs = self.probabilities(pixels)
         latency_ms = (time.perf_counter() - start) * 1000.0
@@ -235,3 +255,25 @@ class Classifier:
         label = self.labels[best] if score >= threshold else UNKNOWN_LABEL
         top = tuple(LabelScore(self.labels[i], float(probs[i])) for i in order)
         return Prediction(label, score, top, latency_ms, probs, detected=self.spec.is_detection(label))
+
+    def classify_image(
+        self, source: ImageInput, *, top_k: int = 3, threshold: float | None = None, draft: bool = True,
+    ) -> Prediction:
+        """Preprocess and classify one image in a single call.
+
+        Args:
+            source: a photo's path (``str`` or ``os.PathLike``), its encoded bytes or a binary
+                stream (decoded, EXIF-oriented, converted to RGB); a Pillow image (any mode,
+                converted to RGB, used as it is oriented); or a camera frame: a ``numpy``
+                ``uint8`` array of shape ``(H, W, 3)``, RGB channel order, values 0–255.
+            top_k: how many labels :attr:`Prediction.top_k` keeps.
+            threshold: 0–1, below which the label is ``"unknown"``; ``None``: the contract's.
+            draft: let a JPEG much larger than the input decode at reduced size (paths and bytes).
+
+        Returns:
+            The :class:`Prediction`; its ``scores`` are float32 ``(num_classes,)`` probabilities.
+
+        Raises:
+            ImageError: the source cannot be decoded, or an array is not ``uint8`` ``(H, W, 3)``.
+        """
+        return self.classify(to_input(source, self.spec, draft=draft), top_k=top_k, threshold=threshold)

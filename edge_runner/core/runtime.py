@@ -16,12 +16,16 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..common.console import EXIT_USAGE
+
 RUNTIMES = ("ai-edge-litert", "tflite-runtime", "tensorflow")
 INSTALL_HINT = "pip install .[edge]  (or: pip install ai-edge-litert)"
 
 
 class RuntimeUnavailable(RuntimeError):
     """No usable TFLite runtime, or the one found cannot run here."""
+
+    exit_status = EXIT_USAGE
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import platform
 import statistics
 import struct
@@ -239,7 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         import edge_runner  # noqa: F401
     except ImportError:  # run from a clone before installing: use the package next to this file
         sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from edge_runner.common.native_log import quiet_tensorflow_logs
+
+    quiet_tensorflow_logs()  # only when the tensorflow runtime is the one found
     report = run_checks(args.model, args.camera, not args.no_camera)
     if args.json:
         print(json.dumps({**asdict(report), "ok": report.ok}))

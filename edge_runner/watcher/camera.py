@@ -7,8 +7,9 @@ are imported lazily, so classifying photos never pays for them; OpenCV is the
 ``camera`` extra (``pip install .[camera]``), picamera2 comes from apt on
 Raspberry Pi OS.
 
-The runner's ``--camera`` loop and the web server's live view both read frames
-through the :class:`FrameSource` protocol.
+The runner's ``--camera``, the watcher and the web server's live view all read frames
+through the :class:`FrameSource` protocol; the loop that classifies them is
+:mod:`edge_runner.watcher.frames`.
 """
 
 from __future__ import annotations
@@ -16,19 +17,20 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import time
-from collections import Counter, deque
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from ..common.console import EXIT_FAILED
 
 CAMERA_INSTALL_HINT = "pip install .[camera]  (or: pip install opencv-python-headless)"
 
 
 class CameraError(RuntimeError):
     """A camera or video that cannot be opened or read; the message names the device and the problem."""
+
+    exit_status = EXIT_FAILED
 
 
 @runtime_checkable
@@ -239,74 +241,6 @@ def _picamera2_module(index: int) -> Any | None:
     except Exception:
         return None
     return module if len(cameras) > index else None
-
-
-@dataclass(frozen=True)
-class FrameResult:
-    """One classified frame.
-
-    Attributes:
-        frame: 1-based frame number.
-        prediction: the model's ``Prediction`` for it.
-        fps: frames per second over the last (up to) ``FPS_WINDOW`` frames, capture to result.
-    """
-
-    frame: int
-    prediction: Any
-    fps: float
-
-
-FPS_WINDOW = 10
-
-
-@dataclass
-class StreamStats:
-    """Running totals of a frame loop; ``mean_fps`` covers the whole run.
-
-    ``labels`` counts frames per answered label (including the background label and ``"unknown"``).
-    """
-
-    frames: int = 0
-    seconds: float = 0.0
-    labels: Counter[str] = field(default_factory=Counter)
-
-    @property
-    def mean_fps(self) -> float:
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
-
-
-def classify_frames(
-    classifier: Any,
-    source: FrameSource,
-    *,
-    max_frames: int | None = None,
-    top_k: int = 3,
-    threshold: float | None = None,
-    stats: StreamStats | None = None,
-) -> Iterator[FrameResult]:
-    """Read, preprocess and classify frames until the source ends or ``max_frames`` is reached.
-
-    ``classifier`` is an :class:`edge_runner.core.model.Classifier`. ``stats`` (if given)
-    is updated after every frame, so a caller interrupted by Ctrl-C still has the totals.
-    """
-    from ..core.image import preprocess_array
-
-    stats = stats if stats is not None else StreamStats()
-    start = time.perf_counter()
-    stamps: deque[float] = deque([start], maxlen=FPS_WINDOW + 1)
-    while max_frames is None or stats.frames < max_frames:
-        frame = source.read()
-        if frame is None:
-            return
-        pixels = preprocess_array(frame, classifier.spec)
-        prediction = classifier.classify(pixels, top_k=top_k, threshold=threshold)
-        now = time.perf_counter()
-        stamps.append(now)
-        stats.frames += 1
-        stats.seconds = now - start
-        stats.labels[prediction.label] += 1
-        fps = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if stamps[-1] > stamps[0] else 0.0
-        yield FrameResult(stats.frames, prediction, fps)
 
 
 def parse_source(source: str | int | None) -> int | str:

@@ -15,6 +15,8 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from ..common.argtypes import non_negative_int, positive_float, positive_int, probability
+from ..common.console import EXIT_USAGE, print_warning
+from ..core.model import threshold_in_force
 from .notify import COMMAND_TIMEOUT_S, WEBHOOK_RETRIES, WEBHOOK_TIMEOUT_S, ActionWorker, CommandAction, WebhookAction
 from .snapshots import DEFAULT_MAX_FILES, DEFAULT_MAX_MB, SnapshotError, SnapshotStore
 from .strip import DEFAULT_STRIP_FRAMES
@@ -23,6 +25,9 @@ from .visits import DEFAULT_HOLD_S, DEFAULT_K, DEFAULT_MIN_SCORE, DEFAULT_N, Vis
 
 class WatchError(ValueError):
     """Watcher options that cannot work together, or an output that cannot be opened."""
+
+    exit_status = EXIT_USAGE
+    show_usage = True
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,20 @@ class WatchSettings:
     ha_discovery_prefix: str | None = "homeassistant"
 
 
+class _DeprecatedSpelling(argparse.Action):
+    """Store the value; when given as ``--threshold`` (the old spelling) also print a ``PROG: warning:`` line.
+
+    In the runner ``--threshold`` is "below this, unknown"; in ``watch``/``serve`` it was the
+    per-frame visit floor, now ``--visit-threshold``, so one flag keeps one meaning.
+    """
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        if option_string == "--threshold":
+            print_warning(getattr(parser, "error_prog", parser.prog),
+                          "--threshold is deprecated here: use --visit-threshold (same meaning)")
+        setattr(namespace, self.dest, values)
+
+
 def add_watch_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the watcher's flags (smoothing, snapshots, events file, actions) to ``parser``."""
     smooth = parser.add_argument_group(
@@ -63,9 +82,11 @@ def add_watch_arguments(parser: argparse.ArgumentParser) -> None:
         help="a present label is gone after this long without winning a frame (default: %(default)s)",
     )
     smooth.add_argument(
-        "--threshold", type=probability, default=None, metavar="T",
+        "--visit-threshold", "--threshold", dest="visit_threshold", type=probability, default=None, metavar="T",
+        action=_DeprecatedSpelling,
         help=f"a frame counts for its label only at this score or above (default: the model's contract threshold "
-        f"or {DEFAULT_MIN_SCORE:g}, whichever is higher: a camera sees one scene for hours)",
+        f"or {DEFAULT_MIN_SCORE:g}, whichever is higher: a camera sees one scene for hours). "
+        "--threshold is the old spelling, accepted with a warning until the next release",
     )
     out = parser.add_argument_group("events and snapshots")
     out.add_argument("--events", type=Path, metavar="FILE", help="append every event to FILE as one JSON object per line")
@@ -128,7 +149,7 @@ def settings_from_args(args: argparse.Namespace) -> WatchSettings:
     if args.events is not None and args.events.is_dir():
         raise WatchError(f"--events {args.events}: is a directory; give a file to append to")
     return WatchSettings(
-        window=args.window, min_wins=args.min_wins, hold_s=args.hold, threshold=args.threshold, snapshots=args.snapshots,
+        window=args.window, min_wins=args.min_wins, hold_s=args.hold, threshold=args.visit_threshold, snapshots=args.snapshots,
         snapshot_max_files=args.snapshot_max_files, snapshot_max_mb=args.snapshot_max_mb, strip_frames=args.strip_frames, events=args.events,
         on_event=args.on_event, on_event_timeout=args.on_event_timeout, webhook=args.webhook,
         webhook_timeout=args.webhook_timeout, webhook_retries=args.webhook_retries, mqtt=args.mqtt,
@@ -137,11 +158,27 @@ def settings_from_args(args: argparse.Namespace) -> WatchSettings:
 
 
 def visit_threshold(settings: WatchSettings, spec: Any) -> float:
-    """The score (0–1) a frame's label needs to count for a visit: ``--threshold``, else the stricter of the
-    contract's threshold and :data:`~edge_runner.watcher.visits.DEFAULT_MIN_SCORE`."""
-    if settings.threshold is not None:
-        return settings.threshold
-    return max(spec.threshold or 0.0, DEFAULT_MIN_SCORE)
+    """The score (0–1) a frame's label needs to count for a visit: ``--visit-threshold``, else the stricter of
+    the contract's threshold and :data:`~edge_runner.watcher.visits.DEFAULT_MIN_SCORE` (the kit's one rule,
+    :func:`edge_runner.core.model.threshold_in_force`)."""
+    return threshold_in_force(spec, settings.threshold, floor=DEFAULT_MIN_SCORE)[0]
+
+
+def why_no_events(settings: WatchSettings, spec: Any, model_name: str) -> str | None:
+    """Why this model cannot produce visits with these settings, or ``None`` when it can.
+
+    A visit needs frames that can mean "nothing here": a background label in the contract,
+    or a threshold below which a frame is ``unknown`` (the contract's or ``--visit-threshold``).
+    Without either, every frame would be a visit. ``watch`` refuses such a model; ``serve
+    --camera`` serves it without events. Both ask here, so the two always agree.
+    """
+    if spec.background_label is not None or settings.threshold is not None or spec.threshold is not None:
+        return None
+    return (
+        f"{model_name}: its contract names no background label (a class meaning 'nothing here') "
+        "and no threshold, so every frame would be a visit; use a model trained with a background class "
+        "or give --visit-threshold"
+    )
 
 
 def build_recorder(

@@ -23,26 +23,17 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
-import numpy as np
-
-from ..common.argtypes import RUNTIME_CHOICES, positive_int
-from .camera import CameraError, FrameSource, open_camera
-from ..common.console import DEFAULT_CAMERA, EXIT_FAILED, EXIT_OK, EXIT_USAGE, WATCH_PROG, Parser, UsageError, parse_args, print_error
-from ..core.image import preprocess_array
-from ..core.loading import MODEL_ENV, load_classifier, report_model_error, resolve_model
-from .settings import WatchError, add_watch_arguments, build_recorder, settings_from_args, visit_threshold
+from ..common.argtypes import positive_int
+from ..common.console import (DEFAULT_CAMERA, EXIT_FAILED, EXIT_OK, WATCH_PROG, Parser, UsageError, parse_args, print_error,
+                              report_error)
+from ..core.loading import add_model_arguments, load_classifier, resolve_model
+from .camera import FrameSource, open_camera
+from .frames import LatestFrame, classify_frames, file_frames
+from .settings import WatchError, add_watch_arguments, build_recorder, settings_from_args, visit_threshold, why_no_events
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TimedFrame:
-    """A frame and when it was taken: seconds into a video file, or UNIX time for a live source."""
-
-    t: float
-    frame: np.ndarray
 
 
 @dataclass
@@ -65,76 +56,6 @@ class WatchStats:
         return self.cpu_seconds / self.seconds if self.seconds > 0 else 0.0
 
 
-def file_frames(source: FrameSource) -> Iterator[TimedFrame]:
-    """Every frame of a video file with its own time stamp (``CAP_PROP_POS_MSEC``).
-
-    When the container has no time stamps, frames are spaced by its frame rate (or 1/30 s).
-    """
-    period = 1.0 / (getattr(source, "frame_rate", lambda: None)() or 30.0)
-    last = None
-    while (frame := source.read()) is not None:
-        stamp = getattr(source, "position_s", lambda: None)()
-        t = stamp if stamp is not None and (last is None or stamp > last) else (0.0 if last is None else last + period)
-        last = t
-        yield TimedFrame(t, frame)
-
-
-class LatestFrame:
-    """Reads ``source`` on a thread and keeps only the newest frame (older unread ones are dropped).
-
-    ``pace_fps``: read no faster than this (a video file played as if it were a live camera).
-    """
-
-    def __init__(self, source: FrameSource, *, pace_fps: float | None = None) -> None:
-        self.source = source
-        self.pace_fps = pace_fps
-        self.read_count = 0
-        self.dropped = 0
-        self.ended = False
-        self._latest: TimedFrame | None = None
-        self._cond = threading.Condition()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="edgekit-watch-reader", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        next_due = time.monotonic()
-        try:
-            while not self._stop.is_set():
-                if self.pace_fps:
-                    delay = next_due - time.monotonic()
-                    if delay > 0:
-                        self._stop.wait(delay)
-                    next_due = max(next_due + 1.0 / self.pace_fps, time.monotonic() - 1.0)
-                frame = self.source.read()
-                if frame is None:
-                    return
-                with self._cond:
-                    if self._latest is not None:
-                        self.dropped += 1  # never classified: a newer frame replaced it
-                    self._latest = TimedFrame(time.time(), frame)
-                    self.read_count += 1
-                    self._cond.notify_all()
-        except Exception as exc:  # a driver error ends the stream like a drop-out
-            logger.warning("%s: reading failed (%s)", getattr(self.source, "name", "camera"), exc)
-        finally:
-            with self._cond:
-                self.ended = True
-                self._cond.notify_all()
-
-    def get(self, timeout: float = 1.0) -> TimedFrame | None:
-        """The newest unread frame; waits up to ``timeout`` s; ``None`` on timeout or at the end (see ``ended``)."""
-        with self._cond:
-            if self._latest is None and not self.ended:
-                self._cond.wait(timeout)
-            item, self._latest = self._latest, None
-            return item
-
-    def stop(self, timeout: float = 2.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout)
-
-
 def run_watch(
     classifier: Any, source: FrameSource, recorder: Any, *, live: bool, pace_fps: float | None = None,
     threshold: float | None = None, max_frames: int | None = None, stats: WatchStats | None = None,
@@ -147,22 +68,13 @@ def run_watch(
     stats = stats if stats is not None else WatchStats()
     wall0, cpu0 = time.perf_counter(), time.process_time()
     reader = LatestFrame(source, pace_fps=pace_fps) if live else None
-    frames = file_frames(source) if reader is None else None
+    frames = reader if reader is not None else file_frames(source)
     try:
-        while max_frames is None or stats.classified < max_frames:
-            if reader is not None:
-                item = reader.get(timeout=1.0)
-                if item is None:
-                    if reader.ended:
-                        break
-                    recorder.tick(time.time())  # a stalled camera still lets a visit end
-                    continue
-            else:
-                item = next(frames, None)
-                if item is None:
-                    break
-            prediction = classifier.classify(preprocess_array(item.frame, classifier.spec), top_k=1, threshold=threshold)
-            recorder.observe(item.t, prediction.label, prediction.score, item.frame)
+        for result in classify_frames(  # a stalled camera still lets a visit end: on_idle ticks the clock
+            classifier, frames, max_frames=max_frames, top_k=1, threshold=threshold,
+            on_idle=lambda: recorder.tick(time.time()),
+        ):
+            recorder.observe(result.item.t, result.prediction.label, result.prediction.score, result.item.frame)
             stats.classified += 1
     finally:
         if reader is not None:
@@ -189,16 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--camera", nargs="?", const=DEFAULT_CAMERA, default=DEFAULT_CAMERA, metavar="SOURCE",
         help="no value or 0 = the default camera (also without --camera), 1 = the second, or a video file / stream URL",
     )
-    parser.add_argument("--model", "-m", metavar="MODEL.tflite", help=f"the .tflite model (default: ${MODEL_ENV}, else the shipped model)")
     parser.add_argument("--json", action="store_true", help="print each event as one JSON object per line")
     parser.add_argument(
         "--realtime", action="store_true",
         help="play a video file at its own frame rate like a live camera (newest frame only; drops what the model cannot keep up with)",
     )
     parser.add_argument("--max-frames", type=positive_int, default=None, metavar="N", help="stop after N classified frames")
-    parser.add_argument("--threads", type=positive_int, default=None, metavar="N", help="interpreter threads")
-    parser.add_argument("--runtime", choices=RUNTIME_CHOICES, default=None, help="use exactly this TFLite runtime")
-    parser.add_argument("--verbose", "-v", action="store_true", help="say what is used, and print the totals at the end")
+    add_model_arguments(parser)
     add_watch_arguments(parser)
     return parser
 
@@ -218,22 +127,12 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         settings = settings_from_args(args)
         classifier = load_classifier(resolve_model(args.model), args.threads, args.runtime, args.verbose, prog=WATCH_PROG)
         spec = classifier.spec
-        if spec.background_label is None and settings.threshold is None and spec.threshold is None:
-            raise UsageError(
-                f"{classifier.path.name}: its contract names no background label (a class meaning 'nothing here') "
-                "and no threshold, so every frame would be a visit; use a model trained with a background class "
-                "or give --threshold"
-            )
+        reason = why_no_events(settings, spec, classifier.path.name)
+        if reason is not None:
+            raise UsageError(reason)
         source = open_camera(args.camera, size=spec.size)
-    except (UsageError, WatchError) as exc:
-        parser.print_usage(sys.stderr)
-        print_error(WATCH_PROG, str(exc))
-        return EXIT_USAGE
-    except CameraError as exc:
-        print_error(WATCH_PROG, str(exc))
-        return EXIT_FAILED
-    except Exception as exc:
-        return report_model_error(exc, WATCH_PROG)
+    except Exception as exc:  # usage, watcher, camera and model errors carry their exit status
+        return report_error(exc, WATCH_PROG, parser=parser)
     is_file = bool(getattr(source, "is_file", False))
     live = args.realtime or not is_file
     pace = (getattr(source, "frame_rate", lambda: None)() or 30.0) if (is_file and args.realtime) else None
@@ -243,8 +142,7 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         )
     except WatchError as exc:
         source.close()
-        print_error(WATCH_PROG, str(exc))
-        return EXIT_USAGE
+        return report_error(exc, WATCH_PROG)
     if args.verbose:
         print(f"watching {source.name} ({'live, newest frame' if live else 'every frame of the file'}); "
               f"interest: {', '.join(spec.interest_labels)}; a visit needs {settings.min_wins} of {settings.window} frames "

@@ -2,7 +2,7 @@
 
 Owns: the server command (``server``), its options and shared state (``service``), the
 Flask application (``app``), the access token (``access``), uploads and the archive
-(``upload``, ``archive``), the live camera view (``live``, ``stream``), the events page
+(``upload``, ``archive``), the live camera view (``live``, ``overlay``, ``stream``), the events page
 (``gallery``) and the page's files (``static/``).
 
 May import: :mod:`edge_runner.watcher`, :mod:`edge_runner.explain`, :mod:`edge_runner.core`

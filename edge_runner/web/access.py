@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Mapping
 from urllib.parse import quote, urlencode
 
+from ..common.console import EXIT_USAGE
+
 logger = logging.getLogger(__name__)
 
 TOKEN_ENV = "EDGEKIT_TOKEN"
@@ -50,6 +52,8 @@ _SESSION_CONTEXT = b"edgekit browser session v1"
 
 class AccessError(ValueError):
     """A token that cannot be used, or a server that would be open to the network without one (exit 2)."""
+
+    exit_status = EXIT_USAGE
 
 
 def _digest(text: str) -> bytes:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from ..common.console import EXIT_USAGE
 from ..common.files import write_atomic
 
 LOG_FILENAME = "predictions.jsonl"
@@ -43,6 +44,8 @@ _EXTENSIONS = {
 
 class ArchiveError(OSError):
     """The archive folder cannot be created or written; the message names it."""
+
+    exit_status = EXIT_USAGE
 
 
 @dataclass(frozen=True)

@@ -14,20 +14,17 @@ reopened, so a file loops and an unplugged USB camera is retried.
 
 from __future__ import annotations
 
-import io
 import logging
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
-
-from ..watcher.camera import CameraError, FrameSource
-from ..core.image import preprocess_array
 from ..core.model import Classifier, LabelScore, nothing_message
+from ..watcher.camera import CameraError, FrameSource
+from ..watcher.frames import FpsMeter
+from .overlay import annotate, encode_jpeg, message_card
 
 logger = logging.getLogger(__name__)
 
@@ -63,59 +60,6 @@ class LiveFrame:
     captured_at: float
     error: str | None = None
     detected: bool = False
-
-
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, OSError, ImportError):  # Pillow without FreeType: the fixed bitmap font
-        return ImageFont.load_default()
-
-
-def annotate(frame: np.ndarray, text: str, *, max_width: int = 640) -> Image.Image:
-    """The frame scaled to at most ``max_width`` pixels wide with ``text`` on a dark band at the top.
-
-    Args:
-        frame: RGB ``uint8`` ``(H, W, 3)``.
-        text: one line, e.g. ``"cat 97.3% · 14.8 fps"``.
-
-    Returns:
-        An RGB Pillow image ready to encode.
-    """
-    image = Image.fromarray(frame, mode="RGB")
-    if image.width > max_width:
-        image = image.resize((max_width, max(1, round(image.height * max_width / image.width))), Image.Resampling.BILINEAR)
-    font = _font(max(12, image.height // 16))
-    draw = ImageDraw.Draw(image, "RGBA")
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-    pad = max(4, (bottom - top) // 3)
-    draw.rectangle((0, 0, image.width, bottom - top + 2 * pad), fill=(0, 0, 0, 150))
-    draw.text((pad - left, pad - top), text, font=font, fill=(255, 255, 255, 255))
-    return image
-
-
-def message_card(text: str, size: tuple[int, int] = (640, 360)) -> Image.Image:
-    """A grey RGB card with ``text`` wrapped on it: what viewers see when there is no camera frame."""
-    image = Image.new("RGB", size, (48, 48, 48))
-    draw = ImageDraw.Draw(image)
-    font = _font(max(12, size[1] // 20))
-    words, lines, line = text.split(), [], ""
-    for word in words:
-        candidate = f"{line} {word}".strip()
-        if draw.textlength(candidate, font=font) > size[0] - 32 and line:
-            lines.append(line)
-            line = word
-        else:
-            line = candidate
-    lines.append(line)
-    draw.multiline_text((16, 16), "\n".join(lines), font=font, fill=(240, 240, 240), spacing=6)
-    return image
-
-
-def encode_jpeg(image: Image.Image, quality: int = 80) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
 
 
 class LiveView:
@@ -274,7 +218,7 @@ class LiveView:
         return time.monotonic() - self._last_demand < self.idle_after_s
 
     def _run(self) -> None:
-        stamps: deque[float] = deque(maxlen=FPS_WINDOW + 1)
+        meter = FpsMeter(FPS_WINDOW)
         misses = 0
         since_open = 0
         period = 1.0 / self.max_fps
@@ -284,7 +228,7 @@ class LiveView:
                 if self._source is not None:
                     logger.info("live view: no viewer for %.0f s, closing %s", self.idle_after_s, self.source_name)
                     self._close_source()
-                stamps.clear()
+                meter.reset()
                 self._wake.clear()
                 self._wake.wait(1.0)
                 continue
@@ -294,7 +238,7 @@ class LiveView:
                     self.source_name = getattr(self._source, "name", self.source_name)
                     self.running = True
                     misses = since_open = 0
-                    stamps.clear()
+                    meter.reset()
                 delay = next_due - time.monotonic()
                 if delay > 0:
                     self._stopping.wait(delay)
@@ -315,7 +259,7 @@ class LiveView:
                     continue
                 misses = 0
                 since_open += 1
-                self._process(frame, stamps)
+                self._process(frame, meter)
             except CameraError as exc:
                 self._close_source()
                 self._publish_error(f"{exc}; retrying every {RETRY_AFTER_S:.0f} s")
@@ -327,17 +271,14 @@ class LiveView:
                 self._stopping.wait(RETRY_AFTER_S)
         self._close_source()
 
-    def _process(self, frame: np.ndarray, stamps: deque[float]) -> None:
-        pixels = preprocess_array(frame, self.classifier.spec)
-        prediction = self.classifier.classify(pixels, top_k=self.top_k)
+    def _process(self, frame: np.ndarray, meter: FpsMeter) -> None:
+        prediction = self.classifier.classify_image(frame, top_k=self.top_k)
         if self.on_frame is not None:
             try:
                 self.on_frame(time.time(), frame, prediction)
             except Exception:  # the recorder must never stop the live view
                 logger.exception("live view: recording the frame failed")
-        now = time.monotonic()
-        stamps.append(now)
-        fps = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 and stamps[-1] > stamps[0] else 0.0
+        fps = meter.tick(time.monotonic())
         text = f"{prediction.label} {prediction.score * 100:.1f}%  ·  {fps:.1f} fps"
         message = nothing_message(prediction.label, self.classifier.spec)
         if message is not None:

@@ -33,24 +33,17 @@ import logging
 import os
 import signal
 import socket
-import sys
 import threading
 from pathlib import Path
 from typing import Sequence
 
-from .access import TOKEN_ENV, AccessError, is_loopback, load_token
-from .app import create_app
-from .archive import ArchiveError
 from ..common.argtypes import port, positive_float, positive_int
-from ..common.console import (
-    DEFAULT_CAMERA, EXIT_FAILED, EXIT_OK, EXIT_USAGE, SERVE_PROG, Parser, UsageError, parse_args, print_error,
-)
-from ..core.loading import MODEL_ENV, SHIPPED_MODEL_NAME, report_model_error, resolve_model
-from ..core.model import ModelError
-from ..core.runtime import RuntimeUnavailable
+from ..common.console import DEFAULT_CAMERA, EXIT_OK, SERVE_PROG, Parser, parse_args, report_error
+from ..core.loading import add_model_arguments, describe_classifier, resolve_model
+from ..watcher.settings import add_watch_arguments, settings_from_args
+from .access import TOKEN_ENV, is_loopback, load_token
+from .app import create_app
 from .service import ServerError, ServerOptions, Service, build_service, missing_web_library
-from ..watcher.settings import WatchError, add_watch_arguments, settings_from_args
-from ..core.spec import ContractError
 from .upload import MULTIPART_ALLOWANCE, SERVER_BODY_FACTOR
 
 
@@ -152,11 +145,13 @@ def lan_address() -> str | None:
         probe.close()
 
 
-def serve(options: ServerOptions) -> None:
-    """Load the model and serve until Ctrl-C or SIGTERM (blocking)."""
+def serve(options: ServerOptions, *, verbose: bool = False) -> None:
+    """Load the model and serve until Ctrl-C or SIGTERM (blocking); ``verbose``: say what is used, as the runner does."""
     service = build_service(options)
     server = create_server(service)
     template = service.pool.template
+    if verbose:
+        describe_classifier(template)
     port = int(server.effective_port)
     print(
         f"edgekit: serving {template.spec.name} ({template.variant}, {template.runtime.name} {template.runtime.version}, "
@@ -210,10 +205,6 @@ def build_parser(prog: str = "python -m edge_runner serve") -> argparse.Argument
         "--host 0.0.0.0 opens it to the local network, and then needs --token-file FILE "
         f"(or ${TOKEN_ENV}) unless --trusted-network is given.",
     )
-    parser.add_argument(
-        "--model",
-        help=f"the .tflite model (default: ${MODEL_ENV}, else the shipped {SHIPPED_MODEL_NAME})",
-    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s; 0.0.0.0 = every network)")
     parser.add_argument("--port", type=port, default=8000, help="port (default: %(default)s; 0 = any free port)")
     parser.add_argument(
@@ -225,7 +216,6 @@ def build_parser(prog: str = "python -m edge_runner serve") -> argparse.Argument
         help="add a live view: no value or 0 = the default camera, 1 = the second, or a video file / stream URL",
     )
     parser.add_argument("--archive", type=Path, metavar="DIR", help="keep every uploaded photo in DIR under a generated name (default: keep nothing)")
-    parser.add_argument("--threads", type=positive_int, default=1, metavar="N", help="interpreter threads per interpreter (default: %(default)s)")
     parser.add_argument(
         "--interpreters",
         type=positive_int,
@@ -236,6 +226,7 @@ def build_parser(prog: str = "python -m edge_runner serve") -> argparse.Argument
     parser.add_argument("--top-k", type=positive_int, default=3, metavar="K", help="labels returned per photo (default: %(default)s)")
     parser.add_argument("--max-upload-mb", type=positive_float, default=10.0, metavar="MB", help="largest accepted photo in MB (default: %(default)s)")
     parser.add_argument("--camera-fps", type=positive_float, default=15.0, metavar="FPS", help="most live-view frames per second (default: %(default)s)")
+    add_model_arguments(parser, threads_default=1)
     access = parser.add_argument_group("access")
     access.add_argument(
         "--token-file", type=Path, metavar="FILE",
@@ -258,6 +249,7 @@ def options_from_args(args: argparse.Namespace) -> ServerOptions:
         camera=args.camera,
         archive=args.archive,
         threads=args.threads,
+        runtime=args.runtime,
         interpreters=args.interpreters,
         top_k=args.top_k,
         max_upload_mb=args.max_upload_mb,
@@ -281,19 +273,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # waitress warns at every queued request under load; the pool already queues by design.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     try:
-        serve(options_from_args(args))
-    except UsageError as exc:  # no --model and no default one
-        parser.print_usage(sys.stderr)
-        print_error(SERVE_PROG, str(exc))
-        return EXIT_USAGE
-    except (AccessError, WatchError, ArchiveError) as exc:  # a bad token or open server, watcher settings, --archive DIR
-        print_error(SERVE_PROG, str(exc))
-        return EXIT_USAGE
-    except ServerError as exc:  # cannot listen (port taken, unknown host), or Flask/waitress missing
-        print_error(SERVE_PROG, str(exc))
-        return EXIT_FAILED
-    except (ModelError, ContractError, RuntimeUnavailable) as exc:  # a missing or invalid model: 2, as everywhere
-        return report_model_error(exc, SERVE_PROG)
+        serve(options_from_args(args), verbose=args.verbose)
+    except Exception as exc:  # usage, access, watcher, archive, server and model errors carry their exit status
+        return report_error(exc, SERVE_PROG, parser=parser)
     return EXIT_OK
 
 

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..common.console import EXIT_FAILED
 from .access import Token, check_exposure
 from .archive import Archive
 from ..core.model import Classifier
 from ..core.pool import ClassifierPool
-from ..watcher.settings import WatchSettings, build_recorder
+from ..core.runtime import load_runtime
+from ..watcher.settings import WatchSettings, build_recorder, why_no_events
 
 if TYPE_CHECKING:
     from .live import LiveView
@@ -31,6 +33,8 @@ INSTALL_HINT = "pip install .[serve]  (or: pip install flask waitress)"
 
 class ServerError(RuntimeError):
     """The server cannot start: a missing web library, a port in use, a bad option."""
+
+    exit_status = EXIT_FAILED  # cannot listen, or Flask/waitress missing
 
 
 def missing_web_library(exc: ImportError) -> ServerError:
@@ -48,6 +52,7 @@ class ServerOptions:
             the default camera, else a device index, video file or stream URL (see :func:`edge_runner.watcher.camera.open_camera`).
         archive: folder that keeps uploads, or ``None`` (the default: keep nothing).
         threads: interpreter threads per interpreter (``None``: the runtime's default).
+        runtime: the TFLite runtime to use by name (``--runtime``), ``None``: the first importable.
         interpreters: how many interpreters answer uploads in parallel.
         max_upload_mb: the largest accepted photo, in MiB.
         token: the access token every route but ``/healthz`` requires, or ``None`` (hidden from ``repr``).
@@ -60,6 +65,7 @@ class ServerOptions:
     camera: str | None = None
     archive: Path | None = None
     threads: int | None = 1
+    runtime: str | None = None
     interpreters: int = 2
     top_k: int = 3
     max_upload_mb: float = 10.0
@@ -144,7 +150,8 @@ def build_service(options: ServerOptions) -> Service:
     if options.threads is not None and options.threads < 1:
         raise ServerError(f"--threads must be 1 or more, received {options.threads}")
     archive = Archive(options.archive) if options.archive is not None else None
-    pool = ClassifierPool(options.model, size=options.interpreters, num_threads=options.threads)
+    pool = ClassifierPool(options.model, size=options.interpreters, num_threads=options.threads,
+                          runtime=load_runtime(options.runtime))
     live = recorder = None
     if options.camera is not None:
         from ..watcher.camera import open_camera
@@ -165,14 +172,15 @@ def build_service(options: ServerOptions) -> Service:
 def _watch_camera(live: LiveView, settings: WatchSettings) -> Recorder | None:
     """Run the watcher's tracker on the live view's frames (events printed as readable lines).
 
-    ``None`` for a model that cannot say "nothing here" (no background label, no threshold).
+    ``None`` for a model that cannot say "nothing here" with these settings (see
+    :func:`~edge_runner.watcher.settings.why_no_events`, the check ``watch`` makes too).
     """
-    spec = live.classifier.spec
-    if spec.background_label is None and spec.threshold is None:
-        logger.warning("no events: %s has no background label or threshold in its contract", spec.name)
+    reason = why_no_events(settings, live.classifier.spec, live.classifier.path.name)
+    if reason is not None:
+        logger.warning("no events: %s", reason)
         return None
     recorder = build_recorder(settings, live.classifier.spec, source_name=live.source_name, out=sys.stdout)
-    # The top label before the page's threshold: the watcher applies its own (--threshold, see visit_threshold).
+    # The top label before the page's threshold: the watcher applies its own (--visit-threshold, see visit_threshold).
     live.on_frame = lambda t, frame, prediction: recorder.observe(
         t, prediction.top_k[0].label if prediction.top_k else prediction.label, prediction.score, frame,
     )

@@ -28,8 +28,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from edge_runner.common.native_log import quiet_tensorflow_logs  # noqa: E402
 
+quiet_tensorflow_logs()
 from edge_runner.explain.deletion import deletion_check, same_peak_cell, summarize, top_region_iou  # noqa: E402
 from edge_runner.core.image import find_images, preprocess  # noqa: E402
 from edge_runner.core.model import Classifier  # noqa: E402

@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from edge_runner.cli.benchmark import ChildRun, child_env, run_python  # noqa: E402
+from edge_runner.common.native_log import quiet_tensorflow_logs  # noqa: E402
 
 SHARED = Path(os.environ.get("EDGEKIT_SHARED", REPO.parent / "shared"))
 SHARED_PHOTOS = SHARED / "data" / "cats_and_dogs_filtered" / "validation"
@@ -78,8 +79,7 @@ LITERT_SCRIPT = textwrap.dedent(
 
 KERAS_SCRIPT = textwrap.dedent(
     """
-    import json, os, sys, time
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import json, sys, time
     import numpy as np
     from PIL import Image
     import keras
@@ -112,8 +112,7 @@ def bytecode_env(cache: Path) -> dict[str, str]:
     env = child_env()
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = str(cache / "pycache")
-    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    return env
+    return quiet_tensorflow_logs(env)
 
 
 def run_process(args: list[str], env: dict[str, str] | None = None) -> ChildRun:

@@ -45,7 +45,8 @@ from edge_runner.core.model import Classifier  # noqa: E402
 from edge_runner.watcher.settings import WatchSettings, build_recorder, visit_threshold  # noqa: E402
 from edge_runner.watcher.strip import THUMB_WIDTH, thumbnail  # noqa: E402
 from edge_runner.watcher.visits import DEFAULT_HOLD_S, DEFAULT_K, DEFAULT_N, VisitTracker  # noqa: E402
-from edge_runner.watcher.watch import WatchStats, file_frames, run_watch  # noqa: E402
+from edge_runner.watcher.frames import file_frames  # noqa: E402
+from edge_runner.watcher.watch import WatchStats, run_watch  # noqa: E402
 
 SHARED = Path(os.environ.get("EDGEKIT_SHARED", REPO.parent / "shared"))
 FRAME_SIZE = (320, 240)
