@@ -396,35 +396,30 @@ def test_real_photos_gradcam_deletion_with_a_trained_model(shared_data, real_run
     assert summary.mean_map_drop > MIN_RATIO * summary.mean_random_drop, summary.line("Grad-CAM")
 
 
-def test_browser_explain_button_shows_the_heatmap(trained, tmp_path):
+def test_browser_explain_button_shows_the_heatmap(trained, tmp_path, browser, keep_screenshot):
     """A real browser: upload a photo, press "explain", see the overlay replace the thumbnail."""
     pytest.importorskip("flask", reason="the web server needs Flask (pip install .[serve])")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs Playwright (pip install playwright)")
-    from test_server_browser import CHROMIUM_ARGS, DESKTOP, find_chromium, keep_screenshot
+    from conftest import DESKTOP
 
-    from edge_runner.web.service import ServerOptions, build_service
     from edge_runner.web.server import start_server
+    from edge_runner.web.service import ServerOptions, build_service
 
-    executable = find_chromium()
-    if executable is None:
-        pytest.skip("no chromium browser installed (apt-get install chromium); set EDGEKIT_CHROMIUM to use another path")
     photo = _write_photos(tmp_path / "in", trained, 1)[0]
     server = start_server(build_service(ServerOptions(model=trained["tflite"], host="127.0.0.1", port=0)))
+    context = browser.new_context(**DESKTOP)
     try:
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-            page = browser.new_context(**DESKTOP).new_page()
-            problems: list[str] = []
-            page.on("pageerror", lambda error: problems.append(str(error)))
-            page.goto(server.url + "/")
-            page.set_input_files("#files", [str(photo)])
-            page.click("button.explain", timeout=60_000)
-            page.wait_for_selector("img.heatmap", timeout=60_000)
-            assert page.get_attribute("img.heatmap", "src").startswith("data:image/png;base64,")
-            assert "hiding it lowers" in page.inner_text(".explain-note")
-            assert page.evaluate("() => document.querySelector('img.heatmap').naturalWidth") == SIZE
-            keep_screenshot(page, tmp_path, "explain-desktop.png")
-            browser.close()
+        page = context.new_page()
+        problems: list[str] = []
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.goto(server.url + "/")
+        page.set_input_files("#files", [str(photo)])
+        page.click("button.explain", timeout=60_000)
+        page.wait_for_selector("img.heatmap", timeout=60_000)
+        assert page.get_attribute("img.heatmap", "src").startswith("data:image/png;base64,")
+        assert "hiding it lowers" in page.inner_text(".explain-note")
+        assert page.evaluate("() => document.querySelector('img.heatmap').naturalWidth") == SIZE
+        keep_screenshot(page, "explain-desktop.png")
         assert not problems, problems
     finally:
+        context.close()
         server.stop()

@@ -231,34 +231,25 @@ def test_redirect_after_the_token_stays_on_this_server(guarded):
     assert not answer.headers["Location"].startswith("//")
 
 
-def test_the_page_in_a_real_browser_asks_once_then_works(guarded, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs Playwright (pip install playwright)")
-    from test_server_browser import CHROMIUM_ARGS, find_chromium
-
-    executable = find_chromium()
-    if executable is None:
-        pytest.skip("no chromium browser installed (apt-get install chromium)")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context()
-            page = context.new_page()
-            page.goto(guarded.url + "/")
-            page.fill("#token", WRONG)
-            page.click("button[type=submit]")
-            assert page.inner_text(".error") == "That token is not right. Try again."
-            page.fill("#token", TOKEN)
-            page.click("button[type=submit]")
-            page.wait_for_function("() => document.querySelector('#model') && document.querySelector('#model').textContent.includes('tiny')")
-            assert page.url == guarded.url + "/"
-            page.wait_for_function("() => document.querySelector('#live').naturalWidth > 0", timeout=20_000)
-            cookies = context.cookies()
-            assert [(c["name"], c["httpOnly"], c["sameSite"]) for c in cookies] == [(COOKIE_NAME, True, "Strict")]
-            assert page.evaluate("document.cookie") == ""  # HttpOnly: scripts cannot read it
-            page.screenshot(path=str(tmp_path / "after_login.png"))
-            context.close()
-        finally:
-            browser.close()
+def test_the_page_in_a_real_browser_asks_once_then_works(guarded, tmp_path, browser):
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(guarded.url + "/")
+        page.fill("#token", WRONG)
+        page.click("button[type=submit]")
+        assert page.inner_text(".error") == "That token is not right. Try again."
+        page.fill("#token", TOKEN)
+        page.click("button[type=submit]")
+        page.wait_for_function("() => document.querySelector('#model') && document.querySelector('#model').textContent.includes('tiny')")
+        assert page.url == guarded.url + "/"
+        page.wait_for_function("() => document.querySelector('#live').naturalWidth > 0", timeout=20_000)
+        cookies = context.cookies()
+        assert [(c["name"], c["httpOnly"], c["sameSite"]) for c in cookies] == [(COOKIE_NAME, True, "Strict")]
+        assert page.evaluate("document.cookie") == ""  # HttpOnly: scripts cannot read it
+        page.screenshot(path=str(tmp_path / "after_login.png"))
+    finally:
+        context.close()
 
 
 # -- where the server may listen -----------------------------------------------------------------

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import os
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CLASS_COLOURS, draw_photo
+from conftest import CLASS_COLOURS, DESKTOP, PHONE, draw_photo
 
 pytest.importorskip("flask", reason="the web server needs Flask (pip install .[serve])")
 pytest.importorskip("waitress", reason="the web server needs waitress (pip install .[serve])")
@@ -31,47 +29,6 @@ from edge_runner.core.image import preprocess  # noqa: E402
 from edge_runner.core.model import Classifier  # noqa: E402
 from edge_runner.web.service import ServerOptions, build_service  # noqa: E402
 from edge_runner.web.server import start_server  # noqa: E402
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
-DESKTOP = {"viewport": {"width": 1200, "height": 900}}
-
-
-def find_chromium() -> str | None:
-    for candidate in (os.environ.get("EDGEKIT_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = find_chromium()
-    if executable is None:
-        pytest.skip("no chromium browser installed (apt-get install chromium); set EDGEKIT_CHROMIUM to use another path")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-def keep_screenshot(page, tmp_path: Path, name: str) -> Path:
-    path = tmp_path / name
-    page.screenshot(path=str(path), full_page=True)
-    artifacts = os.environ.get("EDGEKIT_ARTIFACTS")
-    if artifacts:
-        Path(artifacts).mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, Path(artifacts) / name)
-    return path
 
 
 @contextlib.contextmanager
@@ -186,7 +143,7 @@ def test_upload_photos_and_see_their_labels(browser, colour_model, photos, tmp_p
 
         if device == "phone":  # nothing wider than the screen
             assert page.evaluate("document.documentElement.scrollWidth") <= 390
-        shot = keep_screenshot(page, tmp_path, f"server_page_{device}.png")
+        shot = keep_screenshot(page, f"server_page_{device}.png")
         assert shot.stat().st_size > 10_000
         # The browser logs the refused upload's 415; nothing else may go wrong.
         assert [p for p in problems if "status of 415" not in p] == []
@@ -216,7 +173,7 @@ def test_live_camera_view_in_the_browser(browser, colour_model, tmp_path):
         page.wait_for_function("() => / \\d+\\.\\d% · \\d+\\.\\d fps$/.test(document.querySelector('#live-state').textContent)", timeout=20_000)
         caption = page.inner_text("#live-state")
         assert caption.startswith("green ")  # the video shows green shapes
-        keep_screenshot(page, tmp_path, "server_page_camera_phone.png")
+        keep_screenshot(page, "server_page_camera_phone.png")
         assert problems == []
 
 
@@ -251,5 +208,5 @@ def test_background_answer_shows_nothing_recognised_instead_of_bars(browser, bac
 
         page.wait_for_function("() => document.querySelector('#live-state').textContent.startsWith('nothing recognised (blue ')", timeout=20_000)
         assert re.fullmatch(r"nothing recognised \(blue \d+\.\d%\) · \d+\.\d fps", page.inner_text("#live-state"))
-        keep_screenshot(page, tmp_path, "server_page_nothing_recognised_phone.png")
+        keep_screenshot(page, "server_page_nothing_recognised_phone.png")
         assert problems == []

@@ -8,37 +8,12 @@ are dispatched from one table. Run as real processes: the console script and
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import console_script, error_line, run
 
 from train.cli import SUBCOMMANDS, main
-
-
-def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-
-
-def error_line(done: subprocess.CompletedProcess) -> str:
-    """The last stderr line; everything before it must be argparse's usage."""
-    lines = done.stderr.strip().splitlines()
-    assert lines, "no error line on stderr"
-    assert all(line.startswith("usage: ") or line.startswith(" ") for line in lines[:-1]), done.stderr
-    assert "Traceback" not in done.stderr
-    return lines[-1]
-
-
-def console_script(name: str) -> str:
-    path = shutil.which(name) or str(Path(sys.executable).parent / name)
-    if not Path(path).is_file():
-        pytest.skip(f"{name} is not installed (pip install -e .)")
-    return path
 
 
 @pytest.mark.parametrize("entry", ["module", "script"])
