@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run_export(args: argparse.Namespace) -> int:
     from .export import ExportOptions, export
     from .gate import Thresholds
-    from .metadata import ModelInfo
+    from .tflite.metadata import ModelInfo
     from .quantize import parse_variants
 
     options = ExportOptions(

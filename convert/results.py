@@ -14,7 +14,7 @@ from typing import Any
 from edge_runner.core.spec import InputSpec
 
 from .gate import Comparison, DraftStudy, Scores, Thresholds, Verdict
-from .metadata import ModelInfo
+from .tflite.metadata import ModelInfo
 from .quantize import DEFAULT_VARIANTS, GraphCheck
 from .significance import ClassChange, ConfidentAgreement, PairedTest
 

@@ -22,8 +22,8 @@ from edge_runner.core.spec import CONTRACT_FILENAME, LABELS_FILENAME, ContractEr
 
 from .errors import ConversionFailed
 from .gate import (Scores, Thresholds, evaluate, predict_tflite)
-from .flatbuffer import PACKING_VERSION
-from .metadata import ModelInfo, classifier_metadata, embed
+from .tflite.flatbuffer import PACKING_VERSION
+from .tflite.metadata import ModelInfo, classifier_metadata, embed
 from .photos import Calibration
 from .quantize import CALIBRATED, GraphCheck, check_graph, convert, require_valid
 from . import __version__

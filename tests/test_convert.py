@@ -19,7 +19,7 @@ pytest.importorskip("tensorflow", reason="convert/ needs TensorFlow (pip install
 
 from conftest import LABELS, build_tiny_keras, draw_photo, make_train_out  # noqa: E402
 
-from convert import metadata as md  # noqa: E402
+from convert.tflite import metadata as md  # noqa: E402
 from convert.cli import main  # noqa: E402
 from convert.gate import Comparison, Scores, Thresholds, compare, judge, score  # noqa: E402
 from convert.quantize import check_graph, convert, parse_variants, pin_input_range  # noqa: E402
@@ -259,8 +259,8 @@ def test_a_variant_breaking_its_invariants_is_not_written(tmp_path, monkeypatch)
 
 
 def test_a_packing_that_changes_quantisation_is_not_written(tmp_path, monkeypatch):
-    import convert.metadata as metadata_module
-    from convert.flatbuffer import pack_model
+    import convert.tflite.metadata as metadata_module
+    from convert.tflite.flatbuffer import pack_model
 
     def pack_with_a_wrong_scale(model):
         for tensor in model.subgraphs[0].tensors:
@@ -451,7 +451,7 @@ def test_packing_shares_identical_quantisation_vectors(tiny_models):
     import flatbuffers
 
     from convert.variants import _tensor_quantization
-    from convert.flatbuffer import pack_model, read_model
+    from convert.tflite.flatbuffer import pack_model, read_model
     from edge_runner.core.runtime import load_runtime
 
     bare = Path(tiny_models["int8"]).read_bytes()

@@ -5,7 +5,7 @@ Runs ``tests/mediapipe/check_mediapipe.py`` in the side venv with ``mediapipe==0
 ``.venv-mediapipe/`` at the repo root, which ``make test`` creates, or the python named by
 ``EDGEKIT_MEDIAPIPE_PYTHON`` (the ``mediapipe_venv`` fixture). MediaPipe's metadata parser
 is generated from the published schema, so it is an independent reader of what
-``convert.metadata`` writes.
+``convert.tflite.metadata`` writes.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ pytest.importorskip("tensorflow", reason="convert/ needs TensorFlow (pip install
 
 from conftest import LABELS, make_train_out, swap_field_ids  # noqa: E402
 
-from convert import metadata as md  # noqa: E402
+from convert.tflite import metadata as md  # noqa: E402
 from convert.cli import main  # noqa: E402
 from edge_runner import Classifier, preprocess  # noqa: E402
 from edge_runner.core.model import read_packed_files  # noqa: E402

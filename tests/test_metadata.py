@@ -1,6 +1,6 @@
-"""convert/metadata.py checked by readers and writers that share nothing with it.
+"""convert/tflite/metadata.py checked by readers and writers that share nothing with it.
 
-``convert.metadata`` writes and reads the TFLite metadata through code generated
+``convert.tflite.metadata`` writes and reads the TFLite metadata through code generated
 from ``convert/schema/metadata.fbs``, so a round trip alone cannot see a wrong field
 id: writer and reader would agree on it. Here the other side is always independent:
 
@@ -27,8 +27,8 @@ pytest.importorskip("flatbuffers", reason="convert/ needs flatbuffers (pip insta
 
 from conftest import REPO, swap_field_ids  # noqa: E402
 
-from convert import metadata as md  # noqa: E402
-from convert.flatbuffer import schema as tflite_schema  # noqa: E402
+from convert.tflite import metadata as md  # noqa: E402
+from convert.tflite.flatbuffer import schema as tflite_schema  # noqa: E402
 from edge_runner.core.spec import InputSpec  # noqa: E402
 
 SCHEMA = REPO / "convert" / "schema" / "metadata.fbs"

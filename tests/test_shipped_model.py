@@ -55,7 +55,7 @@ def test_shipped_files_are_consistent(variant):
 @pytest.mark.parametrize("variant", sorted(SHIPPED))
 def test_shipped_metadata_is_standard_tflite_metadata(variant):
     pytest.importorskip("flatbuffers")
-    from convert.metadata import read_metadata
+    from convert.tflite.metadata import read_metadata
 
     metadata = read_metadata(SHIPPED[variant].read_bytes())
     assert metadata["name"] == "cats_dogs"

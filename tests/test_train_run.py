@@ -208,7 +208,7 @@ def test_background_folder_run_exports_and_gates_three_classes(tmp_path, two_cla
     """--background DIR: a third class 'other', its photos split and recorded, the threshold table, the
     recommended threshold in the contract, and `convert export` gating on (and embedding) all three classes."""
     from convert.cli import main as convert_main
-    from convert.metadata import read_metadata
+    from convert.tflite.metadata import read_metadata
     from edge_runner import Classifier
     from train.cli import main
     from train.thresholds import THRESHOLDS

@@ -1,7 +1,7 @@
 """Reading and re-packing the ``.tflite`` model flatbuffer (schema ``TFL3``).
 
 The converter's output is re-packed once, when the metadata goes in
-(:func:`convert.metadata.embed`). Two things differ from the object API's own
+(:func:`convert.tflite.metadata.embed`). Two things differ from the object API's own
 ``ModelT.Pack``:
 
 * **Constant buffers are aligned to 16 bytes**, as the TFLite converter aligns

@@ -1,21 +1,17 @@
 """Standard TFLite model metadata, written and read through the flatc-generated object API.
 
-A ``.tflite`` file carries its metadata as a ``TFLITE_METADATA`` entry of the
-model flatbuffer whose buffer holds a second flatbuffer, ``ModelMetadata`` from
-tflite-support's ``metadata_schema.fbs`` (file identifier ``M001``).
-Associated files (``labels.txt``, the edgekit ``contract.json``) follow the
-flatbuffer as an uncompressed zip archive, exactly as tflite-support's
-``MetadataPopulator`` writes them, so MediaPipe Tasks, the TFLite Task Library,
-Android Studio's model binding and :func:`edge_runner.core.model.read_packed_files`
+A ``.tflite`` file carries its metadata as a ``TFLITE_METADATA`` entry of the model flatbuffer whose buffer
+holds a second flatbuffer, ``ModelMetadata`` from tflite-support's ``metadata_schema.fbs`` (file identifier
+``M001``). Associated files (``labels.txt``, the edgekit ``contract.json``) follow the flatbuffer as an
+uncompressed zip archive, exactly as tflite-support's ``MetadataPopulator`` writes them, so MediaPipe Tasks,
+the TFLite Task Library, Android Studio's model binding and :func:`edge_runner.core.model.read_packed_files`
 all find them.
 
-The layout (field ids, types, enum and union values) is that of
-``convert/schema/metadata.fbs``, the subset of the published schema the kit
-writes, compiled by ``flatc`` into ``convert/schema/metadata_generated.py``
-(the command is at the top of the ``.fbs``). This module only translates
-between that object API and plain dicts in the JSON shape of tflite-support's
-``MetadataDisplayer`` (snake_case keys, enum and union type names as strings,
-fields at their default value left out), so it holds no slot or type of its own.
+The layout (field ids, types, enum and union values) is that of ``convert/schema/metadata.fbs``, the subset
+of the published schema the kit writes, compiled by ``flatc`` into ``convert/schema/metadata_generated.py``
+(the command is at the top of the ``.fbs``). This module only translates between that object API and plain
+dicts in the JSON shape of tflite-support's ``MetadataDisplayer`` (snake_case keys, enum and union type
+names as strings, fields at their default value left out), so it holds no slot or type of its own.
 """
 
 from __future__ import annotations
@@ -32,27 +28,19 @@ import numpy as np
 from edge_runner.core.spec import CONTRACT_FILENAME, LABELS_FILENAME, InputSpec
 
 from .flatbuffer import pack_model, read_model, schema
-from .schema import metadata_generated as fb
+from ..schema import metadata_generated as fb
 
 METADATA_NAME = "TFLITE_METADATA"
 METADATA_IDENTIFIER = b"M001"
 
-# Which generated class a nested dict or list of dicts becomes (the object API's
-# attributes are untyped), which fields hold an enum, and which union member
-# each union's ``*_type`` field selects. The binary layout is not here (a wrong
-# class here fails with an unknown-field error, never writes a wrong slot).
+# Which generated class a nested dict or list of dicts becomes (the object API's attributes are untyped),
+# which fields hold an enum, and which union member each union's ``*_type`` field selects. The binary
+# layout is not here (a wrong class here fails with an unknown-field error, never writes a wrong slot).
 _TABLES: dict[str, type] = {
-    "subgraph_metadata": fb.SubGraphMetadataT,
-    "input_tensor_metadata": fb.TensorMetadataT,
-    "output_tensor_metadata": fb.TensorMetadataT,
-    "associated_files": fb.AssociatedFileT,
-    "content": fb.ContentT,
-    "range": fb.ValueRangeT,
-    "default_size": fb.ImageSizeT,
-    "process_units": fb.ProcessUnitT,
-    "input_process_units": fb.ProcessUnitT,
-    "output_process_units": fb.ProcessUnitT,
-    "stats": fb.StatsT,
+    "subgraph_metadata": fb.SubGraphMetadataT, "associated_files": fb.AssociatedFileT, "content": fb.ContentT,
+    "input_tensor_metadata": fb.TensorMetadataT, "output_tensor_metadata": fb.TensorMetadataT,
+    "range": fb.ValueRangeT, "default_size": fb.ImageSizeT, "stats": fb.StatsT, "process_units": fb.ProcessUnitT,
+    "input_process_units": fb.ProcessUnitT, "output_process_units": fb.ProcessUnitT,
 }
 _ENUMS: dict[str, type] = {
     "type": fb.AssociatedFileType,
