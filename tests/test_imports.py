@@ -268,7 +268,10 @@ def test_only_main_imports_the_runner_command_line():
     assert not wrong, f"these import edge_runner.cli: {wrong}"
 
 
-@pytest.mark.parametrize("folder", sorted({path.parent for path in MODULES.values() if path.is_relative_to(REPO / "edge_runner")}))
-def test_edge_runner_folders_hold_at_most_15_modules(folder):
+# train/ is not checked yet: its split into sub-packages is a change of its own.
+@pytest.mark.parametrize("folder", sorted({path.parent.relative_to(REPO) for path in MODULES.values()
+                                           if path.parts[len(REPO.parts)] in ("edge_runner", "convert")}), ids=str)
+def test_package_folders_hold_at_most_15_modules(folder):
+    folder = REPO / folder
     modules = [p for p in folder.glob("*.py") if p.name not in ("__init__.py", "__main__.py")]
     assert len(modules) <= 15, f"{folder.relative_to(REPO)}: {len(modules)} modules; split it into sub-packages"
