@@ -309,7 +309,7 @@ def make_train_out(root: Path, *, collapse: bool = False) -> Path:
     corrupt = root / "photos" / "validation" / "red" / "broken.jpg"
     corrupt.write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
     validation.append({"path": str(corrupt), "label": "red"})
-    spec = InputSpec(labels=LABELS, height=SIZE, width=SIZE, name="tiny", backbone="tiny-cnn")
+    spec = InputSpec(labels=LABELS, height=32, width=32, name="tiny", backbone="tiny-cnn")
     model = build_tiny_keras(len(LABELS), 32, seed=0)
     x = np.stack([preprocess(e["path"], spec).array for e in train]).astype(np.float32)
     y = np.array([LABELS.index(e["label"]) for e in train])

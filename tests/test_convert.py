@@ -17,7 +17,7 @@ import pytest
 
 pytest.importorskip("tensorflow", reason="convert/ needs TensorFlow (pip install .[train])")
 
-from conftest import LABELS, build_tiny_keras, draw_photo, make_train_out  # noqa: E402
+from conftest import LABELS, build_tiny_keras, draw_photo, make_train_out, write_photos  # noqa: E402
 
 from convert.tflite import metadata as md  # noqa: E402
 from convert.cli import main  # noqa: E402
