@@ -1,4 +1,4 @@
-"""``python -m convert export|benchmark``: argument parsing and exit codes, nothing else.
+"""``python -m convert export|benchmark|evaluate``: argument parsing and exit codes, nothing else.
 
 The conventions are the runner's (:mod:`edge_runner.common.console`): errors are one line
 ``convert: error: …`` on stderr; exit status 0 success (every variant accepted),
@@ -15,6 +15,8 @@ from edge_runner.common.argtypes import non_negative_int, positive_int, thread_c
 from edge_runner.common.console import EXIT_FAILED, EXIT_OK, Parser, parse_args, report_error
 from edge_runner.common.native_log import quiet_tensorflow_logs
 
+from .evaluate_cli import add_parser as add_evaluate_parser, run as run_evaluate
+
 quiet_tensorflow_logs()  # before any TensorFlow import (the jobs import it lazily): failures still raise
 
 PROG = "convert"
@@ -22,7 +24,7 @@ PROG = "convert"
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog=f"python -m {PROG}", error_prog=PROG, description=__doc__.split("\n")[0].strip("`"))
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{export,benchmark}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{export,benchmark,evaluate}")
 
     export = commands.add_parser("export", error_prog=PROG,
                                  help="convert a training run into gated .tflite variants with metadata")
@@ -76,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--warmup", type=non_negative_int, default=5, metavar="N",
                        help="untimed runs first (default: %(default)s)")
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_evaluate_parser(commands)
     return parser
 
 
@@ -124,7 +127,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
 
 # `python -m convert WORD …`: each job is a subparser above and its function here.
-SUBCOMMANDS = {"export": run_export, "benchmark": run_benchmark}
+SUBCOMMANDS = {"export": run_export, "benchmark": run_benchmark, "evaluate": run_evaluate}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -209,7 +209,7 @@ def test_split_json_round_trip(tmp_path, photo_folders):
     path = split.save(tmp_path / "split.json")
     data = json.loads(path.read_text())
     assert set(data) >= {"data_dir", "labels", "train", "validation", "skipped"}
-    assert data["train"][0].keys() == {"path", "label"}
+    assert data["train"][0].keys() == {"path", "label", "source"}
     assert DataSplit.load(path).to_dict() == split.to_dict()
 
 

@@ -22,6 +22,7 @@ from edge_runner.common.native_log import quiet_tensorflow_logs
 from .backbones import BACKBONES
 from .config import CLASS_WEIGHT_CHOICES, FINE_TUNE_MODES, STRATEGIES, TrainConfig
 from .errors import TrainError
+from .sources import SOURCE_BY_CHOICES
 
 PROG = "train"
 DEFAULTS = TrainConfig(data="", out="")
@@ -40,15 +41,24 @@ def build_parser() -> argparse.ArgumentParser:
         "over photos).",
     )
     data = parser.add_argument_group("data")
-    data.add_argument("--data", required=True, metavar="DIR",
+    data.add_argument("--data", required=True, metavar="[NAME=]DIR", action="append",
                       help="photos: DIR/<class>/*.jpg, or DIR/train/<class>/ + DIR/validation/<class>/, "
-                      "or a flat folder with --labels-from-filename")
+                      "or a flat folder with --labels-from-filename; repeat for several sources (each is reported "
+                      "on its own; NAME names it, default: the folder's name)")
     data.add_argument("--out", required=True, metavar="DIR", help="output directory")
     data.add_argument("--labels-from-filename", action="store_true",
                       help="take labels from file names such as cat.123.jpg (flat folder)")
-    data.add_argument("--background", metavar="DIR", default=None,
+    data.add_argument("--background", metavar="[NAME=]DIR", action="append", default=None,
                       help="a folder (flat or nested) of photos with nothing of interest in them: trained as the "
-                      "background class (not copied), split like the other classes")
+                      "background class (not copied), split like the other classes; repeat for several sources")
+    data.add_argument("--holdout-source", dest="holdout_sources", metavar="NAME", action="append", default=[],
+                      help="never train on this source (a folder's name, or NAME:PREFIX with --source-by prefix); "
+                      "its photos are only measured and the report's headline is their figure; repeatable")
+    data.add_argument("--source-by", choices=SOURCE_BY_CHOICES, default=DEFAULTS.source_by,
+                      help="folder: each --data/--background folder is a source (default); prefix: file-name "
+                      "prefixes such as oxford_… split a folder into sources")
+    data.add_argument("--balance-sources", action="store_true",
+                      help="weight training photos so that every source of a class counts as much as the others")
     data.add_argument("--background-label", metavar="NAME", default=None,
                       help="the class that means 'nothing here' (default: 'other' with --background, else a class "
                       "folder named 'other' or 'background' if there is one)")
@@ -124,6 +134,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         labels_from_filename=args.labels_from_filename,
         background=args.background,
         background_label=args.background_label,
+        holdout_sources=args.holdout_sources,
+        source_by=args.source_by,
+        balance_sources=args.balance_sources,
         max_false_alarm=args.max_false_alarm,
         validation_fraction=args.validation_fraction,
         learning_rate=args.learning_rate,

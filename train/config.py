@@ -12,7 +12,7 @@ import json
 import math
 import os
 import shlex
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from edge_runner.core.spec import UNKNOWN_LABEL
 
 from .backbones import get_backbone
 from .errors import ConfigError
+from .sources import SOURCE_BY_CHOICES
 
 WEIGHTS_CHOICES = ("imagenet", "none")  # or a path to a weights file
 CLASS_WEIGHT_CHOICES = ("auto", "on", "off")
@@ -40,7 +41,8 @@ class TrainConfig:
     """Everything that defines a training run.
 
     Attributes:
-        data: the photo folder (see ``train.folders`` for the layouts it understands).
+        data: the photo folder, or several (each ``DIR`` or ``NAME=DIR``; see
+            ``train.folders`` for the layouts it understands); a list after ``__post_init__``.
         out: the output directory (model, contract, report, checkpoints).
         backbone: a key of ``train.backbones.BACKBONES``.
         alpha: the backbone's width multiplier.
@@ -55,7 +57,14 @@ class TrainConfig:
         resume: continue the run in ``out`` from its last finished epoch.
         labels_from_filename: labels from names like ``cat.123.jpg`` in a flat folder.
         background: a folder (flat or nested) of photos with nothing of interest in them,
-            used as the background class without copying (split like the other classes).
+            or several, used as the background class without copying (split like the other
+            classes); a list after ``__post_init__`` (empty: none).
+        holdout_sources: sources (``train.sources``) never trained on, only measured;
+            the report's headline is their figure.
+        source_by: ``"folder"`` (each root is a source) or ``"prefix"`` (file-name prefixes
+            split a root into sources).
+        balance_sources: weight each training photo so that every source of a class
+            counts as much as the others (on top of the class weights).
         background_label: the background class's name (default: ``other`` with
             ``background``; else a class folder named ``other`` or ``background``).
         max_false_alarm: the recommended threshold is the lowest one whose false-alarm
@@ -84,7 +93,7 @@ class TrainConfig:
         verbose: 0 silent, 1 progress bars and per-epoch lines.
     """
 
-    data: str
+    data: str | list[str]
     out: str
     backbone: str = "mobilenet_v2"
     alpha: float = 1.0
@@ -97,8 +106,11 @@ class TrainConfig:
     seed: int = 42
     resume: bool = False
     labels_from_filename: bool = False
-    background: str | None = None
+    background: str | list[str] | None = None
     background_label: str | None = None
+    holdout_sources: list[str] = field(default_factory=list)
+    source_by: str = "folder"
+    balance_sources: bool = False
     max_false_alarm: float = 0.01
     validation_fraction: float = 0.2
     learning_rate: float = 1e-3
@@ -116,6 +128,17 @@ class TrainConfig:
     overwrite: bool = False
     deterministic: bool = True
     verbose: int = 1
+
+    def __post_init__(self) -> None:
+        # One folder or several: always lists, so config.json and --resume compare alike.
+        self.data = [self.data] if isinstance(self.data, (str, os.PathLike)) else [str(d) for d in self.data]
+        if self.background is None:
+            self.background = []
+        elif isinstance(self.background, (str, os.PathLike)):
+            self.background = [self.background]
+        else:
+            self.background = [str(b) for b in self.background]
+        self.holdout_sources = [self.holdout_sources] if isinstance(self.holdout_sources, str) else list(self.holdout_sources)
 
     # -- derived -------------------------------------------------------------
 
@@ -189,10 +212,15 @@ class TrainConfig:
                     f"--background-label must not be {UNKNOWN_LABEL!r} (the runner's answer below the threshold), "
                     f"received {label!r}; use e.g. 'other'"
                 )
-        if self.background is not None and (not isinstance(self.background, str) or not self.background):
-            raise ConfigError(f"--background must be a folder of photos, received {self.background!r}")
+        for folder in self.background:
+            if not isinstance(folder, (str, os.PathLike)) or not str(folder):
+                raise ConfigError(f"--background must be a folder of photos, received {folder!r}")
+        for name in self.holdout_sources:
+            if not isinstance(name, str) or not name.strip():
+                raise ConfigError(f"--holdout-source must be a source name, received {name!r}")
+        _check_choice("--source-by", self.source_by, SOURCE_BY_CHOICES)
         _check_float("--max-false-alarm", self.max_false_alarm, 0.0, 1.0)
-        if not self.data:
+        if not self.data or not all(str(d) for d in self.data):
             raise ConfigError("--data is required")
         if not self.out:
             raise ConfigError("--out is required")
@@ -233,7 +261,10 @@ class TrainConfig:
     def to_command(self) -> str:
         """The ``python -m train`` command line that repeats this run."""
         defaults = TrainConfig(data="", out="")
-        parts = ["python", "-m", "train", "--data", self.data, "--out", self.out]
+        parts = ["python", "-m", "train"]
+        for folder in self.data:
+            parts += ["--data", str(folder)]
+        parts += ["--out", self.out]
         for f in fields(self):
             if f.name in ("data", "out", "resume", "overwrite"):
                 continue
@@ -241,7 +272,10 @@ class TrainConfig:
             if value == getattr(defaults, f.name):
                 continue
             flag = "--" + f.name.replace("_", "-")
-            if f.name == "deterministic":
+            if isinstance(value, list):  # repeated flags: --background, --holdout-source
+                for item in value:
+                    parts += [flag.removesuffix("s") if f.name == "holdout_sources" else flag, str(item)]
+            elif f.name == "deterministic":
                 parts.append("--no-determinism")
             elif f.name == "verbose":
                 parts.append("--quiet")

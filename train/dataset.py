@@ -9,6 +9,7 @@ before any training so an interrupted run can be resumed and audited.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from edge_runner.common.files import write_atomic
 from edge_runner.core.spec import InputSpec
 
 from .config import TrainConfig
-from .folders import Candidates
+from .folders import Candidates, Sample
 from .split import DataSplit, split_samples
 from .output import ensure_writable
 from .pixels import DecodedPixels, decode_photos
@@ -44,9 +45,10 @@ class Dataset:
         decoded: every photo's pixels, ``uint8`` RGB 0–255 ``(N, H, W, 3)`` in ``decoded.array``.
         cache_dir: where decoded photos and backbone activations are cached.
         class_weights: ``{label: weight}`` used in the loss, or None.
-        train_rows, val_rows: int row indices into ``decoded.array``, in split order.
-        y_train, y_val: int32 class indices (into ``split.labels``), same order.
-        sample_weights: float32 ``(len(y_train),)``, the class weight of each training photo (1 without).
+        train_rows, val_rows, holdout_rows: int row indices into ``decoded.array``, in split order.
+        y_train, y_val, y_holdout: int32 class indices (into ``split.labels``), same order.
+        sample_weights: float32 ``(len(y_train),)``, each training photo's weight in the loss: its class
+            weight (1 without), times its source weight with ``--balance-sources``.
     """
 
     split: DataSplit
@@ -58,6 +60,8 @@ class Dataset:
     y_train: np.ndarray
     y_val: np.ndarray
     sample_weights: np.ndarray
+    holdout_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    y_holdout: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
 
 
 def default_name(labels: tuple[str, ...], data_dir: Path, background_label: str | None = None) -> str:
@@ -84,6 +88,20 @@ def class_weights_for(split: DataSplit, config: TrainConfig) -> dict[str, float]
     return {label: round(total / (len(counts) * count), 6) for label, count in counts.items()}
 
 
+def source_weights(samples: list[Sample]) -> np.ndarray:
+    """``float32`` ``(len(samples),)``: within each class, every source weighs the same in all.
+
+    A class with photos from sources of sizes n_1 … n_k gets weight ``n / (k * n_s)`` on each
+    photo of source s (n = n_1 + … + n_k), so the class keeps its total weight ``n`` and a
+    small source (the photos of one's own door) counts as much as a large one.
+    """
+    counts = Counter((s.label, s.source) for s in samples)
+    per_label = Counter(s.label for s in samples)
+    sources_of = Counter(label for label, _ in counts)
+    return np.array([per_label[s.label] / (sources_of[s.label] * counts[(s.label, s.source)]) for s in samples],
+                    dtype=np.float32)
+
+
 def load_dataset(config: TrainConfig, candidates: Candidates, spec: InputSpec, journal: Journal) -> Dataset:
     """Decode ``candidates`` for ``spec``, split them, write the run's data files into ``config.out``.
 
@@ -100,7 +118,10 @@ def load_dataset(config: TrainConfig, candidates: Candidates, spec: InputSpec, j
             f"{len(candidates.background)} photos from {candidates.background_dir}" if candidates.background_dir else "a class folder",
         )
     log.info("data: %d photos in %d classes (%s) under %s",
-             len(candidates.all_samples), len(candidates.labels), candidates.layout, config.data)
+             len(candidates.all_samples), len(candidates.labels), candidates.layout, ", ".join(map(str, config.data)))
+    if candidates.holdout:
+        log.info("held out (never trained on, only measured): %d photos of %s",
+                 len(candidates.holdout), ", ".join(config.holdout_sources))
     cache_dir = ensure_writable(config.resolved_cache_dir(), "--cache-dir")
     decoded = decode_photos([s.path for s in candidates.all_samples], spec, cache_dir=cache_dir, workers=config.workers,
                             progress=config.verbose >= 1)
@@ -125,6 +146,10 @@ def load_dataset(config: TrainConfig, candidates: Candidates, spec: InputSpec, j
     sample_weights = np.ones(len(y_train), dtype=np.float32)
     if weights:
         sample_weights = np.array([weights[label] for label in split.labels], dtype=np.float32)[y_train]
+    if config.balance_sources:
+        sample_weights = sample_weights * source_weights(split.train)
+        journal.notes.append("Sources were balanced: within each class every source weighed the same in the loss "
+                             "(--balance-sources).")
     return Dataset(
         split=split,
         decoded=decoded,
@@ -135,6 +160,8 @@ def load_dataset(config: TrainConfig, candidates: Candidates, spec: InputSpec, j
         y_train=y_train,
         y_val=split.label_indices("validation"),
         sample_weights=sample_weights,
+        holdout_rows=decoded.rows([s.path for s in split.holdout]),
+        y_holdout=split.label_indices("holdout"),
     )
 
 
@@ -142,6 +169,11 @@ def _log_split(split: DataSplit, skipped_file: Path) -> None:
     train, val = split.counts("train"), split.counts("validation")
     for label in split.labels:
         log.info("  %-20s %6d training, %5d validation photos", label, train[label], val[label])
+    if len(split.source_counts()) > 1:
+        for source, parts in split.source_counts().items():
+            log.info("  source %-30s %s", source,
+                     ", ".join(f"{which} {sum(parts[which].values())}" for which in ("train", "validation", "holdout")
+                               if which in parts))
     if split.skipped:
         log.warning("skipped %d unreadable or non-image files (listed in %s), e.g. %s",
                     len(split.skipped), skipped_file, split.skipped[0].reason)

@@ -21,13 +21,18 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Sequence, Union
 
+from convert.sources import Source
 from edge_runner.core.image import find_images, is_image_path, list_files, list_folders
 from edge_runner.core.spec import UNKNOWN_LABEL
 
 from .errors import DataError
+from .sources import check_holdout, check_unique, held_out, parse_root, source_names
+
+PathArg = Union[str, "os.PathLike[str]"]
 
 TRAIN_DIR_NAMES = ("train", "training")
 VALIDATION_DIR_NAMES = ("validation", "val", "valid")
@@ -46,10 +51,11 @@ DEFAULT_BACKGROUND_LABEL = "other"
 
 @dataclass(frozen=True)
 class Sample:
-    """A photo and its label. ``path`` is absolute."""
+    """A photo, its label and its source (see ``train.sources``). ``path`` is absolute."""
 
     path: str
     label: str
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -62,12 +68,16 @@ class Skipped:
 
 @dataclass
 class Candidates:
-    """The photos found in a data directory, before any has been decoded.
+    """The photos found in the data folders, before any has been decoded.
 
-    ``validation`` is ``None`` when the layout has no validation folder (the
-    split is then made by :func:`split_samples`). ``background`` holds the
-    photos of a ``--background DIR`` folder (labelled ``background_label``),
-    which are always split by the seeded, stratified fraction.
+    ``train`` and ``validation`` hold the photos of the class folders: as given by
+    roots with train/validation folders (``presplit``), all in ``train`` for the
+    others (``validation`` is ``None`` when no root gives a split); those, and the
+    photos of the ``--background`` folders (``background``, labelled
+    ``background_label``), are split by the seeded, stratified fraction, root by
+    root (:func:`train.split.split_samples`). ``holdout`` holds the photos of the
+    ``--holdout-source`` sources: measured, never trained on. ``data_dir``,
+    ``layout`` and ``background_dir`` are those of the first root of each kind.
     """
 
     data_dir: Path
@@ -79,65 +89,71 @@ class Candidates:
     background_label: str | None = None
     background_dir: Path | None = None
     background: list[Sample] = field(default_factory=list)
+    roots: list[Source] = field(default_factory=list)
+    presplit: frozenset[str] = frozenset()
+    holdout: list[Sample] = field(default_factory=list)
+    holdout_sources: tuple[str, ...] = ()
 
     @property
     def all_samples(self) -> list[Sample]:
-        return self.train + (self.validation or []) + self.background
+        return self.train + (self.validation or []) + self.background + self.holdout
 
 
 def find_candidates(
-    data_dir: str | os.PathLike[str],
+    data_dir: PathArg | Sequence[PathArg],
     *,
     labels_from_filename: bool = False,
-    background: str | os.PathLike[str] | None = None,
+    background: PathArg | Sequence[PathArg] | None = None,
     background_label: str | None = None,
+    source_by: str = "folder",
+    holdout: Sequence[str] = (),
 ) -> Candidates:
-    """List the labelled photo files under ``data_dir`` (nothing is decoded yet).
+    """List the labelled photo files under the data folder(s) (nothing is decoded yet).
 
     Args:
+        data_dir: one folder, or several (each ``DIR`` or ``NAME=DIR``), of class folders.
         background: a folder (flat or nested) of photos with nothing of interest in
-            them, used as the class ``background_label`` without copying them.
+            them, or several, used as the class ``background_label`` without copying them.
         background_label: the background class's name; default: ``"other"`` with
             ``background``, else a class folder named ``other`` or ``background``
             if there is one, else no background class.
+        source_by: ``"folder"`` (each root is a source) or ``"prefix"`` (file-name
+            prefixes split a root further; see :mod:`train.sources`).
+        holdout: sources (or roots) whose photos are only measured, never trained on.
 
     Raises:
-        DataError: the folder is missing, holds no photos, only one class, a class
-            named ``unknown``, or the background folder/label is unusable.
+        DataError: a folder is missing, holds no photos, only one class, a class
+            named ``unknown``, the background folder/label is unusable, or a
+            held-out source does not exist or leaves a class without training photos.
     """
-    root = Path(data_dir).expanduser()
-    if not root.exists():
-        raise DataError(f"--data {data_dir}: no such directory")
-    if not root.is_dir():
-        raise DataError(f"--data {data_dir}: not a directory")
-    root = root.resolve()
-    train_dir = _first_dir(root, TRAIN_DIR_NAMES)
-    validation_dir = _first_dir(root, VALIDATION_DIR_NAMES)
-    find = _find_by_filename if labels_from_filename else _find_by_folder
-    if train_dir is not None and validation_dir is not None:
-        train, skipped = find(train_dir)
-        validation, skipped_val = find(validation_dir)
-        skipped += skipped_val
-        layout = LAYOUT_SPLIT
-    else:
-        # A lone train/ folder (e.g. next to an unlabelled test/) is split by fraction.
-        source = train_dir if train_dir is not None else root
-        train, skipped = find(source)
-        validation = None
-        layout = LAYOUT_CLASSES if not labels_from_filename else LAYOUT_FILENAMES
-    if labels_from_filename and validation is not None:
-        layout = f"{LAYOUT_FILENAMES}, {LAYOUT_SPLIT}"
+    data_roots = [parse_root(d, "data") for d in _as_list(data_dir)]
+    background_roots = [parse_root(b, "background") for b in _as_list(background)]
+    check_unique(data_roots + background_roots)
+    train: list[Sample] = []
+    validation: list[Sample] = []
+    skipped: list[Skipped] = []
+    presplit: set[str] = set()
+    layouts = []
+    for root in data_roots:
+        r_train, r_validation, r_skipped, layout = _find_in_root(root, labels_from_filename)
+        sources = source_names(root, [s.path for s in r_train + (r_validation or [])], source_by)
+        train += [replace(s, source=sources[s.path]) for s in r_train]
+        if r_validation is not None:
+            presplit.add(root.name)
+            validation += [replace(s, source=sources[s.path]) for s in r_validation]
+        skipped += r_skipped
+        layouts.append(layout)
+    data_text = str(data_roots[0].root)
 
     background_samples: list[Sample] = []
-    background_dir: Path | None = None
-    if background is not None:
-        background_dir, background_samples, background_label, bg_skipped = find_background(
-            background, background_label, {s.label for s in train}
-        )
+    for root in background_roots:
+        _, found, background_label, bg_skipped = find_background(root.root, background_label, {s.label for s in train})
+        sources = source_names(root, [s.path for s in found], source_by)
+        background_samples += [replace(s, source=sources[s.path]) for s in found]
         skipped += bg_skipped
     labels = tuple(sorted({s.label for s in train} | ({background_label} if background_samples else set())))
     if UNKNOWN_LABEL in labels:
-        where = f"--background-label {UNKNOWN_LABEL}" if background_samples and background_label == UNKNOWN_LABEL else f"--data {data_dir}"
+        where = f"--background-label {UNKNOWN_LABEL}" if background_samples and background_label == UNKNOWN_LABEL else f"--data {data_text}"
         raise DataError(
             f"{where}: a class may not be named {UNKNOWN_LABEL!r}; the runner answers {UNKNOWN_LABEL!r} below the "
             "threshold (rename the folder, e.g. to 'other')"
@@ -149,20 +165,71 @@ def find_candidates(
             else "expected one folder of photos per class (DIR/<class>/*.jpg), or DIR/train/<class>/ and "
             "DIR/validation/<class>/, or --labels-from-filename for a flat folder of names like cat.123.jpg"
         )
-        raise DataError(f"--data {data_dir}: no labelled photos found ({hint})")
+        raise DataError(f"--data {data_text}: no labelled photos found ({hint})")
     if len(labels) < 2:
-        raise DataError(f"--data {data_dir}: found only one class ({labels[0]!r}); at least 2 are needed")
-    if validation is not None:
-        if not validation:
-            raise DataError(f"--data {data_dir}: the validation folder {validation_dir} holds no labelled photos")
-        unknown = sorted({s.label for s in validation} - set(labels))
-        if unknown:
+        raise DataError(f"--data {data_text}: found only one class ({labels[0]!r}); at least 2 are needed")
+    unknown = sorted({s.label for s in validation} - set(labels))
+    if unknown:
+        raise DataError(
+            f"--data {data_text}: validation classes {unknown} have no training photos (training classes: {list(labels)})"
+        )
+    if not background_roots:
+        background_label = _background_from_folders(labels, background_label, data_text)
+    held: list[Sample] = []
+    if holdout:
+        check_holdout(holdout, [s.source for s in train + validation + background_samples])
+        held = [s for s in train + validation + background_samples if held_out(s.source, holdout)]
+        train, validation, background_samples = (
+            [s for s in part if not held_out(s.source, holdout)] for part in (train, validation, background_samples)
+        )
+        _check_classes_left(labels, train + background_samples, holdout)
+    layout = layouts[0] if len(layouts) == 1 else f"{layouts[0]} + {len(layouts) - 1} more folder(s)"
+    return Candidates(
+        data_roots[0].root, layout, labels, train, validation if presplit else None, skipped, background_label,
+        background_roots[0].root if background_roots else None, background_samples, data_roots + background_roots,
+        frozenset(presplit), held, tuple(holdout),
+    )
+
+
+def _as_list(value: PathArg | Sequence[PathArg] | None) -> list[PathArg]:
+    if value is None:
+        return []
+    if isinstance(value, (str, os.PathLike)):
+        return [value]
+    return list(value)
+
+
+def _check_classes_left(labels: tuple[str, ...], kept: list[Sample], holdout: Sequence[str]) -> None:
+    present = {s.label for s in kept}
+    for label in labels:
+        if label not in present:
             raise DataError(
-                f"--data {data_dir}: validation classes {unknown} have no training photos (training classes: {list(labels)})"
+                f"--holdout-source {' '.join(holdout)}: class {label!r} has no photos left to train on; "
+                "hold out fewer sources"
             )
-    if background is None:
-        background_label = _background_from_folders(labels, background_label, data_dir)
-    return Candidates(root, layout, labels, train, validation, skipped, background_label, background_dir, background_samples)
+
+
+def _find_in_root(root: Source, labels_from_filename: bool) -> tuple[list[Sample], list[Sample] | None, list[Skipped], str]:
+    """``(train, validation or None, skipped, layout)`` of one ``--data`` folder."""
+    path = root.root
+    if not path.exists():
+        raise DataError(f"--data {path}: no such directory")
+    if not path.is_dir():
+        raise DataError(f"--data {path}: not a directory")
+    train_dir = _first_dir(path, TRAIN_DIR_NAMES)
+    validation_dir = _first_dir(path, VALIDATION_DIR_NAMES)
+    find = _find_by_filename if labels_from_filename else _find_by_folder
+    if train_dir is not None and validation_dir is not None:
+        train, skipped = find(train_dir)
+        validation, skipped_val = find(validation_dir)
+        skipped += skipped_val
+        if not validation:
+            raise DataError(f"--data {path}: the validation folder {validation_dir} holds no labelled photos")
+        layout = f"{LAYOUT_FILENAMES}, {LAYOUT_SPLIT}" if labels_from_filename else LAYOUT_SPLIT
+        return train, validation, skipped, layout
+    # A lone train/ folder (e.g. next to an unlabelled test/) is split by fraction.
+    train, skipped = find(train_dir if train_dir is not None else path)
+    return train, None, skipped, LAYOUT_FILENAMES if labels_from_filename else LAYOUT_CLASSES
 
 
 def _background_from_folders(labels: tuple[str, ...], background_label: str | None, data_dir) -> str | None:

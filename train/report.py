@@ -10,6 +10,7 @@ from typing import Any
 from edge_runner.common.run_layout import RunLayout
 from edge_runner.common.files import write_atomic, write_json
 
+from .breakdown import headline, markdown_lines
 from .config import TrainConfig
 from .split import DataSplit
 from .evaluate import Evaluation
@@ -52,12 +53,18 @@ def build_report(
     files: dict[str, str],
     notes: list[str],
     thresholds: Any = None,
+    per_source: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``report.json``'s content; ``thresholds`` (a ``ThresholdTable``) only with a background class."""
+    """``report.json``'s content; ``thresholds`` (a ``ThresholdTable``) only with a background class;
+    ``per_source`` from :func:`train.breakdown.breakdown`."""
+    held = (per_source or {}).get("holdout")
     return {
         "format": REPORT_FORMAT,
-        "version": 1,
+        "version": 2,
         "summary": {
+            "holdout_accuracy": None if held is None else held["accuracy"],
+            "holdout_recall": None if held is None else held["recall"],
+            "holdout_false_alarm": None if held is None else held["false_alarm"],
             "val_accuracy": evaluation.accuracy,
             "val_loss": evaluation.loss,
             "macro_f1": evaluation.macro_f1,
@@ -76,9 +83,13 @@ def build_report(
             "class_weights": class_weights,
             "background_label": split.background_label,
             "background_dir": None if split.background_dir is None else str(split.background_dir),
+            "roots": [{"name": r.name, "dir": str(r.root), "kind": r.kind} for r in split.roots],
+            "holdout_sources": list(split.holdout_sources),
+            "source_counts": split.source_counts(),
             "imbalance_handling": _imbalance_handling(class_weights, split.imbalance()),
         },
         "thresholds": None if thresholds is None else thresholds.to_dict(),
+        "per_source": per_source,
         "model": model_info,
         "phases": phases,
         "validation": evaluation.to_dict(),
@@ -104,9 +115,11 @@ def _pct(value: float | None) -> str:
 def render_markdown(report: dict[str, Any]) -> str:
     """The human-readable report."""
     data, model, validation = report["data"], report["model"], report["validation"]
+    held = headline(report.get("per_source"))
     lines = [
         f"# Training report: {model.get('name', '')}",
         "",
+        *([f"**Held out: {held}.**", ""] if held else []),
         f"**Validation accuracy {_pct(validation['accuracy'])}** on {validation['count']} photos "
         f"({validation['errors']} mistakes), macro F1 {validation['macro_f1']:.4f}"
         + (f", ROC AUC {validation['roc_auc']:.4f}" if validation["roc_auc"] is not None else "")
@@ -120,7 +133,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "## Data",
         "",
-        f"- folder: `{data['dir']}` ({data['layout']})",
+        f"- folder: `{data['dir']}` ({data['layout']})"
+        + "".join(f", `{r['dir']}` ({r['kind']})" for r in data.get("roots", [])[1:]),
         f"- skipped (unreadable or not images): {data['skipped']} (listed in `skipped.txt`)",
         f"- imbalance (largest / smallest training class): {data['imbalance_ratio']:.2f}"
         + (f"; class weights {data['class_weights']}" if data["class_weights"] else "; no class weights"),
@@ -186,6 +200,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += ["", "![confusion matrix](confusion_matrix.png)"]
     if report.get("thresholds"):
         lines += _threshold_lines(report["thresholds"])
+    lines += markdown_lines(report.get("per_source"))
     if "roc" in report["files"]:
         lines += ["", "![ROC](roc.png)"]
     lines += ["", "![worst mistakes](worst_mistakes.png)", ""]

@@ -33,6 +33,7 @@ from edge_runner.core.spec import InputSpec
 from .backbones import get_backbone
 from .config import TrainConfig, TrainResult
 from .folders import Candidates, find_candidates
+from .sources import parse_root
 from .dataset import Dataset, Journal, default_name, load_dataset
 from .output import prepare_out_dir, save_model, write_plots
 from .progress import Progress
@@ -56,6 +57,8 @@ class Evaluated:
         export: the inference model that was saved; ``saved``: the same, reloaded from ``model.keras``.
         evaluation: accuracy, loss, confusion matrix … of ``saved`` on the validation split.
         thresholds: recall and false alarms per threshold (background class only), or None.
+        per_source: figures per source on the validation and held-out photos, and the
+            background photos still mistaken for a class (:func:`train.breakdown.breakdown`).
     """
 
     spec: InputSpec
@@ -63,6 +66,7 @@ class Evaluated:
     saved: Any
     evaluation: "Evaluation"
     thresholds: "ThresholdTable | None"
+    per_source: dict[str, Any]
 
 
 def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None) -> TrainResult:
@@ -79,7 +83,8 @@ def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None
     config = resolve_paths(config.validate())
     journal = Journal()
     candidates = find_candidates(config.data, labels_from_filename=config.labels_from_filename,
-                                 background=config.background, background_label=config.background_label)
+                                 background=config.background, background_label=config.background_label,
+                                 source_by=config.source_by, holdout=config.holdout_sources)
     resumed = prepare_out_dir(config)
     spec = contract_for(config, candidates)
     data = load_dataset(config, candidates, spec, journal)
@@ -120,11 +125,16 @@ def resolve_paths(config: TrainConfig) -> TrainConfig:
     def absolute(path: str) -> str:
         return str(Path(path).expanduser().resolve())
 
+    def absolute_root(value: str) -> str:  # DIR or NAME=DIR (see train.sources.parse_root)
+        root = parse_root(value, "data")
+        named = root.name != root.root.name
+        return f"{root.name}={root.root}" if named else absolute(value)
+
     return replace(
         config,
-        data=absolute(config.data),
+        data=[absolute_root(d) for d in config.data],
         out=absolute(config.out),
-        background=None if config.background is None else absolute(config.background),
+        background=[absolute_root(b) for b in config.background],
         weights=config.weights if config.weights in ("imagenet", "none") else absolute(config.weights),
     )
 
@@ -137,7 +147,7 @@ def contract_for(config: TrainConfig, candidates: Candidates) -> InputSpec:
         width=config.image_size,
         resize="bilinear",
         crop="none",
-        name=config.name or default_name(candidates.labels, Path(config.data), candidates.background_label),
+        name=config.name or default_name(candidates.labels, candidates.data_dir, candidates.background_label),
         backbone=get_backbone(config.backbone).tag(config.alpha, config.image_size),
         background_label=candidates.background_label,
     )
@@ -173,6 +183,7 @@ def evaluate_saved_model(config: TrainConfig, network: "Network", data: Dataset,
     """Save ``model.keras`` and ``labels.txt``, reload the model and evaluate it on the validation photos."""
     import keras
 
+    from .breakdown import breakdown
     from .evaluate import evaluate_probabilities
     from .model import export_model
     from .thresholds import threshold_table
@@ -185,6 +196,10 @@ def evaluate_saved_model(config: TrainConfig, network: "Network", data: Dataset,
     # Evaluate what was written, reloaded as a user would load it.
     saved = keras.saving.load_model(layout.model)
     probabilities = predict_rows(saved, data.decoded.array, data.val_rows, config.batch_size, config.verbose >= 1)
+    held = None
+    if len(data.holdout_rows):
+        held = predict_rows(saved, data.decoded.array, data.holdout_rows, config.batch_size, config.verbose >= 1,
+                            "evaluate held-out sources")
     journal.timings["evaluate"] = time.perf_counter() - start
 
     split = data.split
@@ -199,13 +214,17 @@ def evaluate_saved_model(config: TrainConfig, network: "Network", data: Dataset,
                 f"Imbalance: each training photo was weighted by n / (K * n_class) in the loss (class weights "
                 f"{data.class_weights}), so the {split.background_label!r} class counts as much as each real class."
             )
-    return Evaluated(spec=spec, export=export, saved=saved, evaluation=evaluation, thresholds=thresholds)
+    per_source = breakdown(split, probabilities, held, spec.threshold)
+    _log_per_source(per_source)
+    return Evaluated(spec=spec, export=export, saved=saved, evaluation=evaluation, thresholds=thresholds,
+                     per_source=per_source)
 
 
-def predict_rows(model: Any, pixels: np.ndarray, rows: np.ndarray, batch_size: int, progress: bool) -> np.ndarray:
+def predict_rows(model: Any, pixels: np.ndarray, rows: np.ndarray, batch_size: int, progress: bool,
+                 desc: str = "evaluate saved model") -> np.ndarray:
     """Softmax outputs ``float32`` ``(len(rows), K)`` of ``model`` on raw 0–255 ``pixels[rows]``."""
     outputs = []
-    with Progress(len(rows), "evaluate saved model", "photo", enabled=progress) as bar:
+    with Progress(len(rows), desc, "photo", enabled=progress) as bar:
         for start in range(0, len(rows), batch_size):
             chunk = rows[start : start + batch_size]
             outputs.append(np.asarray(model.predict_on_batch(np.asarray(pixels[chunk], dtype=np.float32))))
@@ -230,6 +249,7 @@ def write_training_report(config: TrainConfig, data: Dataset, network: "Network"
         files=files,
         notes=journal.notes,
         thresholds=evaluated.thresholds,
+        per_source=evaluated.per_source,
     )
     write_report(Path(config.out), report)
 
@@ -238,6 +258,14 @@ def _rows_of(data: Dataset) -> Any:
     from .batches import VirtualRows
 
     return VirtualRows(data.decoded.array, data.val_rows)
+
+
+def _log_per_source(per_source: dict[str, Any]) -> None:
+    for figures in per_source["sources"]:
+        recall = ", ".join(f"{label} {100 * value:.1f}%" for label, value in figures["recall"].items())
+        alarm = "" if figures["false_alarm"] is None else f", false alarms {100 * figures['false_alarm']:.1f}%"
+        log.info("  %-10s %-32s %5d photos: right %.1f%%%s%s", figures["part"], figures["source"], figures["photos"],
+                 100 * figures["accuracy"], f" ({recall})" if recall else "", alarm)
 
 
 def _log_thresholds(table: Any) -> None:
