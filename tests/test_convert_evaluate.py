@@ -247,7 +247,7 @@ def test_missing_model_is_refused(folders, capsys, tmp_path):
 
 def test_console_script_prints_the_json_last(background_models, folders, tmp_path):
     """``edgekit-convert evaluate`` (a fresh process): the table, then one JSON object as the last line."""
-    from test_train_cli import console_script
+    from conftest import console_script
 
     done = subprocess.run([console_script("edgekit-convert"), "evaluate", str(background_models["int8"]), "--data",
                            str(folders["data"]), "--json"], capture_output=True, text=True, cwd=tmp_path)
