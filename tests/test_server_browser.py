@@ -100,7 +100,7 @@ def photos(tmp_path: Path) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("device", ["desktop", "phone"])
-def test_upload_photos_and_see_their_labels(browser, colour_model, photos, tmp_path, device):
+def test_upload_photos_and_see_their_labels(browser, keep_screenshot, colour_model, photos, tmp_path, device):
     model = colour_model
     reference = Classifier(model)
     expected = {path.name: reference.classify(preprocess(path, reference.spec).array).label for path in photos.values()}
@@ -163,7 +163,7 @@ def test_too_large_photo_is_refused_on_the_page(browser, tiny_models, tmp_path):
         assert problems == []
 
 
-def test_live_camera_view_in_the_browser(browser, colour_model, tmp_path):
+def test_live_camera_view_in_the_browser(browser, keep_screenshot, colour_model, tmp_path):
     pytest.importorskip("cv2", reason="the live view reads video through OpenCV (pip install .[camera])")
     video = write_video(tmp_path / "green.avi", "green")
     options = ServerOptions(model=colour_model, host="127.0.0.1", port=0, camera=video, camera_fps=10.0)
@@ -177,7 +177,7 @@ def test_live_camera_view_in_the_browser(browser, colour_model, tmp_path):
         assert problems == []
 
 
-def test_background_answer_shows_nothing_recognised_instead_of_bars(browser, background_models, tmp_path):
+def test_background_answer_shows_nothing_recognised_instead_of_bars(browser, keep_screenshot, background_models, tmp_path):
     """A model whose contract names ``blue`` as its background label: words, not bars, for a blue photo and frame."""
     pytest.importorskip("cv2", reason="the live view reads video through OpenCV (pip install .[camera])")
     from PIL import Image
