@@ -24,7 +24,7 @@ from edge_runner.common.native_log import quiet_tensorflow_logs
 quiet_tensorflow_logs()
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-pytest_plugins = ["chromium", "ci_skips", "mediapipe_venv"]  # fixture-only plugins: no test file imports them
+pytest_plugins = ["chromium", "ci_skips", "mediapipe_venv", "webapp_build"]  # fixture-only plugins: no test file imports them
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("EDGEKIT_SHARED", REPO.parent / "shared"))

@@ -222,8 +222,9 @@ LAYERS = {
     "core": {"common"},
     "explain": {"core", "common"},
     "watcher": {"core", "common"},
-    "web": {"watcher", "explain", "core", "common"},
-    "cli": {"web", "watcher", "explain", "core", "common"},
+    "webapp": {"core", "common"},
+    "web": {"webapp", "watcher", "explain", "core", "common"},
+    "cli": {"web", "webapp", "watcher", "explain", "core", "common"},
     "deploy": {"watcher", "core", "common"},  # the device check: runtime, model and camera
 }
 

@@ -50,6 +50,7 @@ def create_app(service: Service):
 
     from .gallery import create_blueprint as events_blueprint
     from .stream import create_blueprint as stream_blueprint
+    from ..webapp.routes import create_blueprint as webapp_blueprint
 
     limit = service.options.max_upload_bytes
     app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
@@ -61,6 +62,7 @@ def create_app(service: Service):
         protect(app, service.options.token)  # first: every route, and any blueprint added later, is behind it
     app.register_blueprint(stream_blueprint(service))  # /api/camera, /api/camera/frame.jpg, /camera.mjpg
     app.register_blueprint(events_blueprint(service))  # /events, /api/events, snapshots
+    app.register_blueprint(webapp_blueprint(service))  # /app/: the model in the browser (edge_runner.webapp)
 
     def error(status: int, message: str):
         response = jsonify({"error": message, "status": status})
