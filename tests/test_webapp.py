@@ -138,7 +138,7 @@ def test_export_writes_a_self_contained_folder(webapp_dist, tmp_path, capsys):
 
 
 def test_runner_command_line_dispatches_webapp(webapp_dist, tmp_path, capsys):
-    from edge_runner import cli
+    from edge_runner.cli import runner as cli
 
     assert cli.main(["webapp", "--out", str(tmp_path / "a")]) == 0  # the shipped model by default
     assert (tmp_path / "a" / SHIPPED.name).is_file()
