@@ -61,7 +61,7 @@ WEBAPP_BUILT := $(WEBAPP)/dist/build.json
 
 webapp: $(WEBAPP_BUILT)  ## Build the browser app (npm ci + build.py).
 
-$(WEBAPP_BUILT): $(WEBAPP)/package.json $(WEBAPP)/package-lock.json $(WEBAPP)/build.py $(wildcard $(WEBAPP)/src/*) edge_runner/static/style.css edge_runner/static/favicon.svg
+$(WEBAPP_BUILT): $(WEBAPP)/package.json $(WEBAPP)/package-lock.json $(WEBAPP)/build.py $(wildcard $(WEBAPP)/src/*) edge_runner/web/static/style.css edge_runner/web/static/favicon.svg
 	cd $(WEBAPP) && npm ci --no-audit --no-fund --loglevel=error
 	$(PYTHON) $(WEBAPP)/build.py
 

@@ -14,8 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
-from edge_runner.argtypes import RUNTIME_CHOICES, non_negative_int, positive_int, probability
-from edge_runner.console import EXIT_OK
+from edge_runner.common.argtypes import RUNTIME_CHOICES, non_negative_int, positive_int, probability
+from edge_runner.common.console import EXIT_OK
 
 from .sources import source_argument
 

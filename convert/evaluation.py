@@ -1,6 +1,6 @@
 """Measuring a model on labelled photos, answer by answer, as the runner would answer.
 
-A model is a ``.tflite`` (run by the runner's own :class:`edge_runner.model.Classifier`) or a
+A model is a ``.tflite`` (run by the runner's own :class:`edge_runner.core.model.Classifier`) or a
 training run folder (its ``model.keras`` through :func:`convert.gate.predict_keras`); both get
 the same pixels from the kit's one decoder (:func:`convert.photos.decode`). Each photo's answer
 is the runner's rule: the top label when its score is at least the threshold, else ``unknown``.
@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from edge_runner.spec import UNKNOWN_LABEL, InputSpec
+from edge_runner.core.spec import UNKNOWN_LABEL, InputSpec
 
 from .errors import ConvertError
 from .photos import Warn, decode, warn_stderr
@@ -59,9 +59,9 @@ def load_model(path: Path, *, threads: int | None = None, runtime: str | None = 
     if not path.is_file():
         raise ConvertError(f"MODEL: {path} is neither a .tflite file nor a training run folder "
                            "(the --out of `python -m train`)")
-    from edge_runner.model import Classifier
-    from edge_runner.native_log import LITERT_NOISE, filtered_stderr
-    from edge_runner.runtime import load_runtime
+    from edge_runner.core.model import Classifier
+    from edge_runner.common.native_log import LITERT_NOISE, filtered_stderr
+    from edge_runner.core.runtime import load_runtime
 
     with filtered_stderr(LITERT_NOISE):  # LiteRT's XNNPACK start-up INFO line
         classifier = Classifier(path, num_threads=threads, runtime=load_runtime(runtime))

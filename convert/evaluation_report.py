@@ -1,15 +1,15 @@
 """What ``python -m convert evaluate`` prints and writes: a text table, ``evaluation.{json,md}`` and ``mistakes.png``.
 
 Every figure comes from :meth:`convert.evaluation.Evaluation.to_dict` (rates 0–1 there,
-percentages here); the files are written atomically (:mod:`edge_runner.files`).
+percentages here); the files are written atomically (:mod:`edge_runner.common.files`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from edge_runner.decoder import decode_photo
-from edge_runner.files import write_atomic, write_json
+from edge_runner.core.decoder import decode_photo
+from edge_runner.common.files import write_atomic, write_json
 
 from .contact_sheet import Tile, contact_sheet, png_bytes
 from .evaluation import Evaluation

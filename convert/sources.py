@@ -6,7 +6,7 @@ like the model's labels (``DIR/cats/…``), or split folders holding them
 (``DIR/train/cats/…``, ``DIR/validation/cats/…``). ``--background DIR`` is a flat or
 nested folder of photos with nothing of interest: every one is labelled with the
 contract's background label. Photos are listed by the kit's one finder
-(:func:`edge_runner.image.find_images`), so the runner, training and this count the same files.
+(:func:`edge_runner.core.image.find_images`), so the runner, training and this count the same files.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from edge_runner.image import find_images, list_folders
-from edge_runner.spec import InputSpec
+from edge_runner.core.image import find_images, list_folders
+from edge_runner.core.spec import InputSpec
 
 from .errors import ConvertError
 from .photos import Photo, labelled_folder

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Sequence
 
-from convert.source import RunLayout
-from edge_runner.assets import models_dir
-from edge_runner.console import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, UsageError, parse_args,
+from edge_runner.common.run_layout import RunLayout
+from edge_runner.core.assets import models_dir
+from edge_runner.common.console import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, UsageError, parse_args,
                                  print_error)
-from edge_runner.argtypes import non_negative_int, positive_int
-from edge_runner.spec import LABELS_FILENAME, contract_path_for
+from edge_runner.common.argtypes import non_negative_int, positive_int
+from edge_runner.core.spec import LABELS_FILENAME, contract_path_for
 from train.config import DEFAULT_SEED, SOURCE_BY_CHOICES
 
 from .dataset import fetch_data

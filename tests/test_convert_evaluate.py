@@ -20,8 +20,8 @@ from conftest import REPO, SHARED, build_colour_keras, draw_photo, write_class_f
 from PIL import Image
 
 from convert.cli import main
-from edge_runner.image import find_images, preprocess
-from edge_runner.model import Classifier
+from edge_runner.core.image import find_images, preprocess
+from edge_runner.core.model import Classifier
 
 
 @pytest.fixture(scope="module")

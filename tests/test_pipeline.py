@@ -18,7 +18,7 @@ from conftest import build_colour_keras, draw_photo, write_class_folders
 
 pytest.importorskip("keras", reason="the main job needs TensorFlow (pip install .[train])")
 
-from edge_runner.spec import InputSpec, contract_path_for  # noqa: E402
+from edge_runner.core.spec import InputSpec, contract_path_for  # noqa: E402
 from edgekit import dataset, pipeline, summary  # noqa: E402
 
 # A label with a space: export names its files by the sanitised model name, so the

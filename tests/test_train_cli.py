@@ -1,7 +1,7 @@
 """``python -m train`` (and ``edgekit-train``, ``… compare``, ``… explain``): the shared CLI conventions.
 
 Every error is one line ``PROG: error: …`` on stderr (after argparse's usage lines for
-a bad flag) and the exit status is 2, as in ``edge_runner.console``; the subcommands
+a bad flag) and the exit status is 2, as in ``edge_runner.common.console``; the subcommands
 are dispatched from one table. Run as real processes: the console script and
 ``python -m`` are what users type.
 """

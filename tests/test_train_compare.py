@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from edge_runner import Classifier, preprocess
+from edge_runner.common.native_log import quiet_tensorflow_logs
 from train.comparison.candidates import Candidate, keras_weights_name, parse_candidates, parse_one, resolve_weights
 from train.errors import ConfigError
 from train.comparison.pareto import Point, fastest_at, mcnemar_p, pareto_front, recommend
@@ -142,7 +143,7 @@ def test_compare_loop_with_imagenet_weights_from_keras_home(tmp_path, keras_home
     argv = ["compare", "--data", str(data), "--out", str(out), "--candidates", f"mobilenet_v2:0.35:{SIZE},baseline:{SIZE}",
             "--weights", "imagenet", "--epochs", "2", "--fine-tune-epochs", "0", "--scratch-epochs", "1", "--batch-size", "8",
             "--cache-dir", str(tmp_path / "cache"), "--latency-runs", "5", "--latency-rounds", "1", "--threads", "1,2", "--quiet"]
-    env = {**os.environ, "KERAS_HOME": str(keras_home), "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = quiet_tensorflow_logs({**os.environ, "KERAS_HOME": str(keras_home), "PYTHONPATH": str(REPO)})
     run = subprocess.run([sys.executable, "-m", "train", *argv], env=env, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.startswith("Recommendation (no budget): ")

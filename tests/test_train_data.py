@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import draw_photo, write_class_folders
-from edge_runner.spec import InputSpec
+from edge_runner.core.spec import InputSpec
 from train import ConfigError, DataError, TrainConfig
 from train.cli import build_parser, config_from_args, main
 from train.data.split import DataSplit, background_split, split_samples
@@ -196,7 +196,7 @@ def test_unreadable_files_are_skipped_with_reasons(tmp_path):
     assert split.counts("train")["Cat"] + split.counts("validation")["Cat"] == 7
 
     # The decoded pixels are exactly the runner's, and a second pass reads the cache.
-    from edge_runner.image import preprocess
+    from edge_runner.core.image import preprocess
 
     row = decoded.rows([split.train[0].path])[0]
     assert np.array_equal(decoded.array[row], preprocess(split.train[0].path, SPEC).array)

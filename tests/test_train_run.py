@@ -19,9 +19,9 @@ import pytest
 pytest.importorskip("tensorflow", reason="training needs TensorFlow (pip install .[train])")
 
 from conftest import TINY_SIZE, convert_tiny, draw_photo, tiny_config, write_class_folders  # noqa: E402
-from edge_runner.image import preprocess  # noqa: E402
-from edge_runner.model import read_packed_files  # noqa: E402
-from edge_runner.spec import InputSpec, contract_path_for  # noqa: E402
+from edge_runner.core.image import preprocess  # noqa: E402
+from edge_runner.core.model import read_packed_files  # noqa: E402
+from edge_runner.core.spec import InputSpec, contract_path_for  # noqa: E402
 from train import ConfigError, TrainConfig, TrainError, run_training  # noqa: E402
 
 SIZE = TINY_SIZE
@@ -91,7 +91,7 @@ def test_contract_and_model_work_in_the_runner(baseline):
     """Float TFLite of the saved model + the written contract → the runner's Classifier accepts and classifies."""
     import keras
 
-    from edge_runner.model import Classifier, read_contract
+    from edge_runner.core.model import Classifier, read_contract
 
     _, result = baseline
     model = keras.saving.load_model(result.model_path)
@@ -166,7 +166,7 @@ def test_background_folder_run_exports_and_gates_three_classes(tmp_path, two_cla
     """--background DIR: a third class 'other', its photos split and recorded, the threshold table, the
     recommended threshold in the contract, and `convert export` gating on (and embedding) all three classes."""
     from convert.cli import main as convert_main
-    from convert.metadata import read_metadata
+    from convert.tflite.metadata import read_metadata
     from edge_runner import Classifier
     from train.cli import main
     from train.report.thresholds import THRESHOLDS

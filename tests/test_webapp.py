@@ -30,16 +30,17 @@ from PIL import Image
 pytest.importorskip("flask", reason="the web server needs Flask (pip install .[serve])")
 sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwright (pip install playwright)")
 
-from test_server_browser import DESKTOP, PHONE, find_chromium, keep_screenshot  # noqa: E402
+from chromium import find_chromium, save_screenshot as keep_screenshot  # noqa: E402
+from conftest import DESKTOP, PHONE  # noqa: E402
 from webapp_helpers import READY, StaticServer, launch_chromium, open_app, write_y4m  # noqa: E402
 
-from edge_runner.access import Token  # noqa: E402
-from edge_runner.app import create_app  # noqa: E402
-from edge_runner.image import fit, preprocess  # noqa: E402
-from edge_runner.model import Classifier, read_contract  # noqa: E402
-from edge_runner.service import ServerOptions, build_service  # noqa: E402
-from edge_runner.server import start_server  # noqa: E402
-from edge_runner.spec import InputSpec  # noqa: E402
+from edge_runner.web.access import Token  # noqa: E402
+from edge_runner.web.app import create_app  # noqa: E402
+from edge_runner.core.image import fit, preprocess  # noqa: E402
+from edge_runner.core.model import Classifier, read_contract  # noqa: E402
+from edge_runner.web.service import ServerOptions, build_service  # noqa: E402
+from edge_runner.web.server import start_server  # noqa: E402
+from edge_runner.core.spec import InputSpec  # noqa: E402
 from edge_runner.webapp import cli as webapp_cli  # noqa: E402
 
 SHIPPED = REPO / "models" / "cats_dogs_int8.tflite"
@@ -54,7 +55,7 @@ MODEL_VERSION = "2.3.4"
 def colour_model(background_models, tmp_path_factory) -> Path:
     """The colour model (red, green, blue; blue = background, threshold 0.6) exported as convert does it:
     standard TFLite metadata (name, version, labels) and the contract packed inside."""
-    import convert.metadata as md
+    import convert.tflite.metadata as md
 
     source = background_models["int8"]
     spec = read_contract(source)
@@ -137,7 +138,7 @@ def test_export_writes_a_self_contained_folder(webapp_dist, tmp_path, capsys):
 
 
 def test_runner_command_line_dispatches_webapp(webapp_dist, tmp_path, capsys):
-    from edge_runner import cli
+    from edge_runner.cli import runner as cli
 
     assert cli.main(["webapp", "--out", str(tmp_path / "a")]) == 0  # the shipped model by default
     assert (tmp_path / "a" / SHIPPED.name).is_file()
@@ -187,7 +188,7 @@ def test_app_route_serves_only_the_build_behind_the_token(webapp_dist):
 
 
 def test_app_resize_is_pillows_pixel_for_pixel(browser, colour_app):
-    """The page's fitPixels against edge_runner.image.fit, for every filter and crop, down and up."""
+    """The page's fitPixels against edge_runner.core.image.fit, for every filter and crop, down and up."""
     rng = np.random.default_rng(3)
     cases = []
     shapes = ((97, 61), (640, 480), (31, 45), (45, 31), (56, 40), (56, 300), (300, 40), (20, 300), (300, 20), (10, 7), (224, 224))

@@ -106,7 +106,7 @@ def test_wheel_holds_the_models_page_and_deploy_files_and_no_test_or_data_files(
     for name in shipped:
         assert f"edgekit_models/{name}" in names, f"models/{name} is not in the wheel"
     for name in ("index.html", "app.js", "style.css", "favicon.svg"):
-        assert f"edge_runner/static/{name}" in names
+        assert f"edge_runner/web/static/{name}" in names
     for name in ("install-pi.sh", "edgekit.service", "device_check.py"):
         assert f"edge_runner/deploy/{name}" in names
     # The browser app as `make webapp` built it: every file its build.json lists, and no Node.js modules.
@@ -151,9 +151,9 @@ def test_wheel_requirements_for_edge_and_serve_have_no_tensorflow(wheel):
 
 def test_installed_runner_classifies_with_the_shipped_model_from_outside_the_repo(installed, outside):
     python = installed / "python"
-    located = _run([python, "-c", "import edge_runner.cli as c, tensorflow"], cwd=outside)
+    located = _run([python, "-c", "import edge_runner.cli.runner as c, tensorflow"], cwd=outside)
     assert "No module named 'tensorflow'" in located.stderr, "the edge+serve install must not bring TensorFlow"
-    where = _run([python, "-c", "from edge_runner.loading import shipped_model_path as p; print(p())"], cwd=outside)
+    where = _run([python, "-c", "from edge_runner.core.loading import shipped_model_path as p; print(p())"], cwd=outside)
     model = Path(where.stdout.strip())
     assert model.is_file() and REPO not in model.parents and model.parent.name == "edgekit_models", where
     labels = (model.parent / "labels.txt").read_text().split()

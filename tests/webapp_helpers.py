@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
-from test_server_browser import CHROMIUM_ARGS, find_chromium
+from chromium import CHROMIUM_ARGS, find_chromium
 
 READY = "() => document.querySelector('#status').textContent.startsWith('ready') || document.querySelector('#status').className.includes('error')"
 OFFLINE_READY = "() => document.documentElement.dataset.offline === 'ready' && navigator.serviceWorker.controller !== null"

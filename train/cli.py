@@ -6,7 +6,7 @@ Thin layer: flags (generated from :class:`train.config.TrainConfig`'s fields) �
 (``SUBCOMMANDS``); with no such word first, the command trains one model, so
 ``python -m train --data …`` stays as it always was.
 
-The conventions are the runner's (:mod:`edge_runner.console`): errors are one line
+The conventions are the runner's (:mod:`edge_runner.common.console`): errors are one line
 ``train: error: …`` on stderr; exit status 2 for bad arguments or unusable data,
 130 for Ctrl-C (the checkpoints let ``--resume`` continue).
 """
@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-from importlib import import_module
 
-from edge_runner.console import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, parse_args, print_error
+from edge_runner.common.console import EXIT_INTERRUPTED, EXIT_OK, Parser, dispatch, parse_args, report_error
+from edge_runner.common.native_log import quiet_tensorflow_logs
 
 from .config import TrainConfig
 from .errors import TrainError
@@ -50,25 +49,18 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return from_arguments(TrainConfig, args)
 
 
-def dispatch(argv: list[str]) -> int | None:
-    """Run the subcommand named by ``argv[0]`` (see ``SUBCOMMANDS``) and return its status; None when there is none."""
-    if not argv or argv[0] not in SUBCOMMANDS:
-        return None
-    return import_module(SUBCOMMANDS[argv[0]]).main(list(argv[1:]))
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 2 usage or data error, 130 interrupted)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    status = dispatch(argv)
+    status = dispatch(argv, SUBCOMMANDS)
     if status is not None:
         return status
     args = parse_args(build_parser(), argv, needs_extra="train", prog=PROG)
     if isinstance(args, int):
         return args
     config = config_from_args(args)
-    # TensorFlow's C++ log lines are not for users (see edge_runner.native_log); failures still raise.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # TensorFlow's C++ log lines are not for users (see edge_runner.common.native_log); failures still raise.
+    quiet_tensorflow_logs()
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     from .progress import configure_logging
 
@@ -81,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         with logging_redirect_tqdm(loggers=[logging.getLogger("train")]):
             result = run_training(config)
     except TrainError as exc:
-        print_error(PROG, str(exc))
-        return EXIT_USAGE
+        return report_error(exc, PROG)
     except KeyboardInterrupt:
         print(
             f"\n{PROG}: interrupted: finished epochs are checkpointed in {args.out}/checkpoints; "

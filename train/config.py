@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from edge_runner.files import write_json
-from edge_runner.spec import UNKNOWN_LABEL
+from edge_runner.common.files import write_json
+from edge_runner.core.spec import UNKNOWN_LABEL
 
 from .backbones import BACKBONES, get_backbone
 from .errors import ConfigError

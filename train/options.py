@@ -15,7 +15,7 @@ import math
 from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any, Callable, Iterator
 
-from edge_runner.console import print_warning
+from edge_runner.common.console import print_warning
 
 from .errors import ConfigError
 

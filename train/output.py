@@ -1,9 +1,9 @@
-"""The run's output folder (``--out``): checked before a run, then written through :class:`convert.source.RunLayout`.
+"""The run's output folder (``--out``): checked before a run, then written through
+:class:`edge_runner.common.run_layout.RunLayout`.
 
-The file names live in ``convert/source.py`` (the reader ``convert`` may not import
-``train``); this module decides *when* and *how* they are written: nothing before
-the options are checked, ``--overwrite`` removes exactly the files a run writes,
-the model through a temporary file and a rename.
+The file names live in the kit-wide ``run_layout`` (``convert`` reads through it too); this
+module decides *when* and *how* they are written: nothing before the options are checked,
+``--overwrite`` removes exactly the files a run writes, the model through a temporary file and a rename.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from convert.source import RunLayout
+from edge_runner.common.run_layout import RunLayout
 
 from .config import TrainConfig
 from .errors import ConfigError

@@ -13,7 +13,7 @@ The run is a short sequence of stages, each in its own module (each with progres
    with a background class, the threshold table and the recommended threshold;
 5. report: the contract, plots, ``report.md`` and ``report.json``.
 
-Where each file goes is :class:`convert.source.RunLayout`'s, shared with ``convert``.
+Where each file goes is :class:`edge_runner.common.run_layout.RunLayout`'s, shared with ``convert``.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from convert.source import RunLayout
-from edge_runner.native_log import import_quietly
-from edge_runner.spec import InputSpec
+from edge_runner.common.run_layout import RunLayout
+from edge_runner.common.native_log import import_quietly
+from edge_runner.core.spec import InputSpec
 
 from .backbones import get_backbone
 from .config import TrainConfig, TrainResult

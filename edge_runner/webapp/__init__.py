@@ -2,7 +2,7 @@
 
 The app (``src/``: plain HTML, CSS and JavaScript, no framework) classifies camera frames and picked photos
 with MediaPipe Tasks for the web (``@mediapipe/tasks-vision``: the ImageClassifier that Android and iOS apps
-call, compiled to WebAssembly), resizing each picture exactly as :func:`edge_runner.image.fit` does. A service
+call, compiled to WebAssembly), resizing each picture exactly as :func:`edge_runner.core.image.fit` does. A service
 worker keeps the app, the WebAssembly and the model for offline use; a web manifest makes it installable.
 
 ``make webapp`` builds it into ``dist/`` (``npm ci`` from the lock file, then ``build.py``); the wheel carries
@@ -14,7 +14,7 @@ worker keeps the app, the WebAssembly and the model for offline use; a web manif
   static host or a mobile app's WebView (:mod:`edge_runner.webapp.cli`).
 
 Beside the app's files each copy has ``model.json``: the model's file name and its input contract (read by
-:func:`edge_runner.model.read_contract`, so a contract beside the model works too). The page reads the model's
+:func:`edge_runner.core.model.read_contract`, so a contract beside the model works too). The page reads the model's
 name and version from the ``.tflite``'s own metadata.
 """
 
@@ -25,8 +25,9 @@ import os
 import shutil
 from pathlib import Path
 
-from ..files import write_atomic
-from ..spec import InputSpec
+from ..common.console import EXIT_USAGE
+from ..common.files import write_atomic
+from ..core.spec import InputSpec
 
 DIST_DIR = Path(__file__).resolve().parent / "dist"
 BUILD_MANIFEST = "build.json"
@@ -36,6 +37,8 @@ NOT_BUILT = "the browser app is not built: run `make webapp` in the edgekit chec
 
 class WebappError(RuntimeError):
     """The app cannot be served or written; the message is one line saying why and what to do."""
+
+    exit_status = EXIT_USAGE
 
 
 def built_dir() -> Path:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SOURCES = HERE / "src"
-PAGE = HERE.parent / "static"
+PAGE = HERE.parent / "web" / "static"
 MEDIAPIPE = HERE / "node_modules" / "@mediapipe" / "tasks-vision"
 DIST = HERE / "dist"
 MANIFEST = "build.json"

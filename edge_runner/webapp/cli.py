@@ -11,13 +11,12 @@ Exit status: 0 written, 2 usage or model error (a missing or invalid model, an u
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Sequence
 
-from ..console import EXIT_OK, EXIT_USAGE, PROG, Parser, UsageError, parse_args, print_error
-from ..loading import MODEL_ENV, SHIPPED_MODEL_NAME, load_classifier, report_model_error, resolve_model
-from . import BUILD_MANIFEST, MODEL_CONFIG, WebappError, build_files, built_dir, export_app, folder_size
+from ..common.console import EXIT_OK, PROG, Parser, UsageError, parse_args, report_error
+from ..core.loading import MODEL_ENV, SHIPPED_MODEL_NAME, load_classifier, resolve_model
+from . import BUILD_MANIFEST, MODEL_CONFIG, build_files, built_dir, export_app, folder_size
 
 WEBAPP_PROG = f"{PROG} webapp"
 
@@ -55,15 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if model.name in reserved:
             raise UsageError(f"--model: the file name {model.name!r} is one of the app's own files; rename the model")
         written = export_app(model, classifier.spec, args.out, force=args.force)
-    except UsageError as exc:
-        parser.print_usage(sys.stderr)
-        print_error(WEBAPP_PROG, str(exc))
-        return EXIT_USAGE
-    except WebappError as exc:
-        print_error(WEBAPP_PROG, str(exc))
-        return EXIT_USAGE
-    except Exception as exc:  # a missing or invalid model: the runner's one line, exit 2
-        return report_model_error(exc, WEBAPP_PROG)
+    except Exception as exc:  # usage, app and model errors carry their exit status (common.console.report_error)
+        return report_error(exc, WEBAPP_PROG, parser=parser)
     print(
         f"{WEBAPP_PROG}: wrote {len(written)} files ({folder_size(written) / 1e6:.1f} MB) into {args.out}: "
         f"open index.html from any static web host (https:// for the camera and offline use)"

@@ -8,7 +8,7 @@ Routes:
     ``GET /app/<file>``       a file of the built app (``dist/``), nothing else: names are looked up in the
                               build's own file list, so no path reaches outside it
 
-The server's access token covers these routes as every other (:func:`edge_runner.access.protect` runs before
+The server's access token covers these routes as every other (:func:`edge_runner.web.access.protect` runs before
 every request). When the app is not built, each answers 503 with the one line saying to run ``make webapp``.
 """
 
@@ -33,7 +33,7 @@ MIME_TYPES = {
 
 
 def create_blueprint(service: Any):
-    """The ``/app`` blueprint for a :class:`~edge_runner.service.Service` (its model is the one the app loads)."""
+    """The ``/app`` blueprint for a :class:`~edge_runner.web.service.Service` (its model is the one the app loads)."""
     from flask import Blueprint, abort, jsonify, redirect, send_file, send_from_directory
 
     blueprint = Blueprint("webapp", __name__)

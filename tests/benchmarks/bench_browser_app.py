@@ -40,8 +40,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from edge_runner.image import find_images, preprocess  # noqa: E402
-from edge_runner.loading import load_classifier, shipped_model_path  # noqa: E402
+from edge_runner.core.image import find_images, preprocess  # noqa: E402
+from edge_runner.core.loading import load_classifier, shipped_model_path  # noqa: E402
 from edge_runner.webapp import export_app  # noqa: E402
 from webapp_helpers import StaticServer, launch_chromium, open_app  # noqa: E402
 
@@ -134,7 +134,7 @@ def camera_frame(photo: Path) -> np.ndarray:
 
 def run_runner_frames(classifier, frame: np.ndarray, count: int) -> tuple[list[float], list[float]]:
     """The runner's camera path on ``frame``: ``preprocess_array`` + ``classify``; (total ms, inference ms) each."""
-    from edge_runner.image import preprocess_array
+    from edge_runner.core.image import preprocess_array
 
     times, inference = [], []
     for _ in range(count):

@@ -26,12 +26,14 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from edge_runner.common.native_log import quiet_tensorflow_logs  # noqa: E402
+
+quiet_tensorflow_logs()
 
 import numpy as np  # noqa: E402
 
-from edge_runner.spec import InputSpec  # noqa: E402
+from edge_runner.core.spec import InputSpec  # noqa: E402
 from train.config import TrainConfig  # noqa: E402
 from train.data.folders import find_candidates
 from train.data.split import split_samples  # noqa: E402

@@ -27,8 +27,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from edge_runner import Classifier, preprocess  # noqa: E402
-from edge_runner.image import find_images  # noqa: E402
-from edge_runner.spec import UNKNOWN_LABEL  # noqa: E402
+from edge_runner.core.image import find_images  # noqa: E402
+from edge_runner.core.spec import UNKNOWN_LABEL  # noqa: E402
 from train.data.split import background_split  # noqa: E402 (numpy + the standard library only, no TensorFlow)
 
 THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)

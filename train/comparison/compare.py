@@ -7,7 +7,7 @@ and int8 through the gate → the int8 model's answer on every validation photo
 through the runner's path (for the paired noise test) → ``result.json``, written
 atomically last. A candidate whose ``result.json`` exists with the same training
 options is not trained again. Then the int8 latency of every finished candidate
-is measured with ``edge_runner.benchmark.measure_latency`` at each thread count,
+is measured with ``edge_runner.cli.benchmark.measure_latency`` at each thread count,
 interleaved over rounds so background load hits all of them alike, and
 ``report.md``, ``report.json`` and ``accuracy_latency.png`` are written.
 """
@@ -19,16 +19,16 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from convert.source import RunLayout
-from edge_runner.files import write_json
+from edge_runner.common.run_layout import RunLayout
 
 from .candidates import Candidate
+from .records import CandidateResult, CompareConfig
 from ..config import TrainConfig
 from ..errors import ConfigError, DataError, TrainError
 
@@ -38,86 +38,6 @@ RESULT_FILENAME = "result.json"
 VARIANTS = ("float32", "int8")
 # Options that do not change what a candidate's training produces.
 NOT_IDENTITY = frozenset({"out", "resume", "overwrite", "verbose", "workers", "cache_dir"})
-
-
-@dataclass(frozen=True)
-class CompareConfig:
-    """Everything ``compare`` needs.
-
-    Attributes:
-        data: the photo folder (any layout ``python -m train`` reads).
-        out: the comparison's folder.
-        candidates: with their weights resolved (:func:`train.comparison.candidates.resolve_weights`).
-        epochs, fine_tune_epochs: the pretrained candidates' head and fine-tuning epochs.
-        scratch_epochs: the from-scratch candidates' epochs (they train in the fine-tuning phase).
-        seed, batch_size, cache_dir, workers: as for ``python -m train``.
-        calibration_size: int8 calibration photos (lowered to the training photos when fewer).
-        threads: latency thread counts; latency_runs: timed calls per measurement; latency_rounds: interleaved repeats.
-        max_latency_ms, max_size_mb: the recommendation's budget (None = no limit).
-        target_accuracy: percent; the report names the fastest candidate reaching it.
-        overwrite: retrain candidates whose earlier result used other options.
-        verbose: 0 quiet, 1 progress bars.
-    """
-
-    data: str
-    out: str
-    candidates: tuple[Candidate, ...]
-    epochs: int = TrainConfig.epochs
-    fine_tune_epochs: int = TrainConfig.fine_tune_epochs
-    scratch_epochs: int = 20
-    seed: int = 0
-    batch_size: int = TrainConfig.batch_size
-    cache_dir: str | None = None
-    workers: int = TrainConfig.workers
-    calibration_size: int = 300
-    threads: tuple[int, ...] = (1, 4)
-    latency_runs: int = 100
-    latency_rounds: int = 3
-    max_latency_ms: float | None = None
-    max_size_mb: float | None = None
-    target_accuracy: float = 98.0
-    overwrite: bool = False
-    verbose: int = 1
-
-
-@dataclass
-class CandidateResult:
-    """One candidate's measurements (``result.json``); accuracies in percent, sizes in bytes, times in seconds.
-
-    ``latency_ms`` maps the thread count (as text) to the p50 in ms; it is measured
-    after all candidates, so it is empty in ``result.json``.
-    """
-
-    name: str
-    candidate: dict[str, Any]
-    status: str = "done"
-    error: str | None = None
-    keras_accuracy: float = 0.0
-    float_accuracy: float = 0.0
-    int8_accuracy: float = 0.0
-    int8_gate: str = ""
-    int8_size_bytes: int = 0
-    float32_size_bytes: int = 0
-    int8_path: str = ""
-    train_seconds: float = 0.0
-    convert_seconds: float = 0.0
-    photos: int = 0
-    wrong: list[str] = field(default_factory=list)
-    train_config: dict[str, Any] = field(default_factory=dict)
-    skipped: bool = False
-    latency_ms: dict[str, float] = field(default_factory=dict)
-    latency_p90_ms: dict[str, float] = field(default_factory=dict)
-
-    def save(self, path: Path) -> None:
-        data = {k: v for k, v in asdict(self).items() if k not in ("skipped", "latency_ms", "latency_p90_ms")}
-        write_json(path, data)
-
-    @classmethod
-    def load(cls, path: Path) -> CandidateResult:
-        try:
-            return cls(**json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError) as exc:
-            raise ConfigError(f"{path}: cannot read a finished candidate's result ({exc}); delete it to redo the candidate") from None
 
 
 def train_config_for(config: CompareConfig, candidate: Candidate, out: Path) -> TrainConfig:
@@ -157,7 +77,7 @@ def _int8_mistakes(int8_path: Path, split_path: Path) -> tuple[list[str], int]:
     """The validation photos the int8 model gets wrong through the runner's path (decode → Classifier)."""
     from convert.gate import predict_tflite, truth_indices
     from convert.photos import decode, split_photos
-    from edge_runner.model import read_contract
+    from edge_runner.core.model import read_contract
 
     spec = read_contract(int8_path)
     split = json.loads(split_path.read_text(encoding="utf-8"))
@@ -225,12 +145,12 @@ def run_candidate(config: CompareConfig, candidate: Candidate) -> CandidateResul
 def measure_latencies(results: list[CandidateResult], threads: tuple[int, ...], runs: int, rounds: int) -> None:
     """Fill ``latency_ms`` / ``latency_p90_ms`` of finished candidates: medians over ``rounds`` interleaved rounds.
 
-    Each measurement is ``edge_runner.benchmark.measure_latency`` on one validation
+    Each measurement is ``edge_runner.cli.benchmark.measure_latency`` on one validation
     photo preprocessed with the model's contract (the runner's path).
     """
-    from edge_runner.benchmark import measure_latency
-    from edge_runner.image import preprocess
-    from edge_runner.model import read_contract
+    from edge_runner.cli.benchmark import measure_latency
+    from edge_runner.core.image import preprocess
+    from edge_runner.core.model import read_contract
 
     done = [r for r in results if r.status == "done"]
     pixels = {}

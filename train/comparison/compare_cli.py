@@ -1,6 +1,6 @@
 """``python -m train compare``: flags → :class:`train.comparison.compare.CompareConfig` → :func:`train.comparison.compare.run_comparison`.
 
-Exit status (the runner's conventions, :mod:`edge_runner.console`): 0 every candidate
+Exit status (the runner's conventions, :mod:`edge_runner.common.console`): 0 every candidate
 measured, 1 some failed (the others are in the report), 2 bad arguments or data
 (one line ``train compare: error: …``), 130 Ctrl-C (run the same command again:
 finished candidates are kept).
@@ -13,8 +13,9 @@ import logging
 import os
 import sys
 
-from edge_runner.argtypes import non_negative_int, positive_float, positive_int, thread_counts
-from edge_runner.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, parse_args, print_error
+from edge_runner.common.argtypes import non_negative_int, positive_float, positive_int, thread_counts
+from edge_runner.common.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, parse_args, print_error
+from edge_runner.common.native_log import quiet_tensorflow_logs
 
 from .candidates import parse_candidates, resolve_weights
 from ..config import TrainConfig
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(build_parser(), argv, needs_extra="train", prog=PROG)
     if isinstance(args, int):
         return args
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    quiet_tensorflow_logs()
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     from ..progress import configure_logging
     from .compare import CompareConfig, run_comparison

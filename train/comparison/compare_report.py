@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edge_runner.files import write_atomic, write_figure, write_json
+from edge_runner.common.files import write_atomic, write_figure, write_json
 
 from .pareto import Point, fastest_at, pareto_front, recommend
 
 if TYPE_CHECKING:
-    from .compare import CandidateResult, CompareConfig
+    from .records import CandidateResult, CompareConfig
 
 REPORT_JSON, REPORT_MD, PLOT = "report.json", "report.md", "accuracy_latency.png"
 
@@ -50,7 +50,7 @@ def row_of(r: CandidateResult, front: set[str]) -> dict[str, Any]:
 
 
 def build_report(config: CompareConfig, results: list[CandidateResult], seconds: float) -> dict[str, Any]:
-    from edge_runner.runtime import load_runtime
+    from edge_runner.core.runtime import load_runtime
 
     points = points_of(results)
     front = pareto_front(points)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from convert.source import SKIPPED_FILENAME, RunLayout
-from edge_runner.files import write_atomic
-from edge_runner.spec import InputSpec
+from edge_runner.common.run_layout import SKIPPED_FILENAME, RunLayout
+from edge_runner.common.files import write_atomic
+from edge_runner.core.spec import InputSpec
 
 from ..config import TrainConfig
 from .folders import Candidates, Sample

@@ -10,7 +10,7 @@ Layouts understood (``DIR`` is ``--data``):
   ``american_bulldog_10.jpg`` (the label is the name before its trailing number),
   either ``DIR`` itself or ``DIR/train`` + ``DIR/validation``.
 
-Files are listed by the kit's one finder (``edge_runner.image.list_files``: hidden
+Files are listed by the kit's one finder (``edge_runner.core.image.list_files``: hidden
 files and folders ignored, sorted by path text); a file without an image suffix is
 skipped with a reason naming it. Reading the photos is not done here:
 ``train.data.pixels`` decodes every candidate once, and the ones it cannot read are
@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Sequence, Union
 
 from convert.sources import Source
-from edge_runner.image import find_images, is_image_path, list_files, list_folders
-from edge_runner.spec import UNKNOWN_LABEL
+from edge_runner.core.image import find_images, is_image_path, list_files, list_folders
+from edge_runner.core.spec import UNKNOWN_LABEL
 
 from ..errors import DataError
 from .sources import check_holdout, check_unique, held_out, parse_root, source_names

@@ -1,8 +1,8 @@
 """Decode every photo once, with the runner's own preprocessing, into a cached array.
 
 Training must see exactly the pixels the runner will see, so each photo goes
-through the runner's own decoder (:mod:`edge_runner.decoder`:
-:func:`edge_runner.image.preprocess` on a few threads; Pillow decode, EXIF orientation,
+through the runner's own decoder (:mod:`edge_runner.core.decoder`:
+:func:`edge_runner.core.image.preprocess` on a few threads; Pillow decode, EXIF orientation,
 RGB, JPEG draft decode, bilinear resize). The result is cached as a ``uint8``
 ``.npy`` file (memory-mapped on reuse) keyed by the file list, each file's size
 and modification time, and the input contract's geometry, so a second run, a
@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runner.decoder import decode_photos as decode_each
-from edge_runner.files import write_atomic
-from edge_runner.spec import InputSpec
+from edge_runner.core.decoder import decode_photos as decode_each
+from edge_runner.common.files import write_atomic
+from edge_runner.core.spec import InputSpec
 
 from ..progress import Progress
 

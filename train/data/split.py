@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runner.files import write_json
+from edge_runner.common.files import write_json
 
 from ..errors import DataError
 from .folders import DEFAULT_BACKGROUND_LABEL, Candidates, Sample, Skipped, find_background

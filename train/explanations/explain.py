@@ -17,12 +17,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from edge_runner.console import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parser, parse_args, print_error
-from edge_runner.heatmap import overlay, save_png
-from convert.source import PLOT_FILENAMES, RunLayout
-from edge_runner.files import write_figure
+from edge_runner.common.console import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parser, parse_args, print_error
+from edge_runner.explain.heatmap import overlay, save_png
+from edge_runner.common.run_layout import PLOT_FILENAMES, RunLayout
+from edge_runner.common.files import write_figure
+from edge_runner.common.native_log import quiet_tensorflow_logs
 
-PROG = "train explain"  # error lines: `train explain: error: …` (edge_runner.console's convention)
+PROG = "train explain"  # error lines: `train explain: error: …` (edge_runner.common.console's convention)
 GRID_FILENAME = PLOT_FILENAMES["gradcam"]
 SUFFIX = ".gradcam.png"
 
@@ -110,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_run(run: Path) -> tuple[Any, Any]:
     """``(keras model, InputSpec)`` of a training run; raises ValueError naming the file when unusable."""
-    from edge_runner.spec import ContractError, InputSpec
+    from edge_runner.core.spec import ContractError, InputSpec
 
     layout = RunLayout(run)
     model_path, contract_path = layout.model, layout.contract
@@ -132,8 +133,8 @@ def load_run(run: Path) -> tuple[Any, Any]:
 
 def explain_photos(run: Path, inputs: Sequence[str], out: Path, label: str | None = None) -> int:
     """Explain each photo into ``out``; print one line per photo; return the exit status."""
-    from edge_runner.batch import collect_inputs
-    from edge_runner.image import ImageError, open_image, preprocess
+    from edge_runner.cli.batch import collect_inputs
+    from edge_runner.core.image import ImageError, open_image, preprocess
 
     from .gradcam import GradCamError, GradCamExplainer
 
@@ -187,6 +188,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(build_parser(), argv, needs_extra="train", prog=PROG)
     if isinstance(args, int):
         return args
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    quiet_tensorflow_logs()
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     return explain_photos(Path(args.run), args.inputs, Path(args.out), args.label)

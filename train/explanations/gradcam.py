@@ -52,7 +52,7 @@ class GradCam:
 
     Attributes:
         grid: float32 ``(h, w)`` ≥ 0: the class-weighted feature map after ReLU, in the
-            feature layer's units (not normalised; :func:`edge_runner.heatmap.normalize` scales it).
+            feature layer's units (not normalised; :func:`edge_runner.explain.heatmap.normalize` scales it).
         class_index: the explained class.
         score: its softmax probability (0–1).
         probabilities: float32 ``(num_classes,)``.
@@ -164,7 +164,7 @@ class GradCamExplainer:
 
         The same score Grad-CAM explains (the deletion check measures its drop).
         """
-        from edge_runner.occlusion import margins
+        from edge_runner.explain.occlusion import margins
 
         rows = []
         for start in range(0, len(images), batch_size):

@@ -27,8 +27,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from convert.source import STATE_FILENAME
-from edge_runner.files import write_atomic, write_json
+from edge_runner.common.run_layout import STATE_FILENAME
+from edge_runner.common.files import write_atomic, write_json
 
 from ..errors import TrainError
 from ..progress import Progress
@@ -36,7 +36,7 @@ from ..progress import Progress
 log = logging.getLogger(__name__)
 
 PHASES = ("head", "fine_tune")
-STATE_FILE = STATE_FILENAME  # the layout of a run is convert.source.RunLayout
+STATE_FILE = STATE_FILENAME  # the layout of a run is edge_runner.common.run_layout.RunLayout
 
 # on_epoch_end(phase, epoch, logs): called after an epoch's checkpoint is on disk
 # (epoch counts from 1). Raising KeyboardInterrupt there simulates Ctrl-C.

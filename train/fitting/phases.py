@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from convert.source import RunLayout
+from edge_runner.common.run_layout import RunLayout
 
 from ..model import features as feats
 from .batches import epoch_batches, fixed_batches

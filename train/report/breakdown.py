@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from edge_runner.spec import UNKNOWN_LABEL
+from edge_runner.core.spec import UNKNOWN_LABEL
 
 from ..data.folders import Sample
 

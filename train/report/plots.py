@@ -11,10 +11,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay
 
-from convert.source import CHECKPOINT_DIR, CONFIG_FILENAME, MODEL_FILENAME, PLOT_FILENAMES, SKIPPED_FILENAME, \
-    SPLIT_FILENAME, RunLayout
-from edge_runner.files import write_figure
-from edge_runner.spec import CONTRACT_FILENAME, LABELS_FILENAME
+from edge_runner.common.files import write_figure
+from edge_runner.common.run_layout import CHECKPOINT_DIR, CONFIG_FILENAME, MODEL_FILENAME, PLOT_FILENAMES, \
+    SKIPPED_FILENAME, SPLIT_FILENAME, RunLayout
+from edge_runner.core.spec import CONTRACT_FILENAME, LABELS_FILENAME
 
 from .evaluate import Evaluation
 

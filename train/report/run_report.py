@@ -7,8 +7,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from convert.source import RunLayout
-from edge_runner.files import write_atomic, write_json
+from edge_runner.common.run_layout import RunLayout
+from edge_runner.common.files import write_atomic, write_json
 
 from .breakdown import headline, markdown_lines
 from ..config import TrainConfig

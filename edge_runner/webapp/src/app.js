@@ -86,7 +86,7 @@ async function loadModel() {
 
 // -- classification ---------------------------------------------------------------------------------------
 
-// The runner's answer (edge_runner.model.Classifier.classify): scores in label order, the best first (ties:
+// The runner's answer (edge_runner.core.model.Classifier.classify): scores in label order, the best first (ties:
 // the lower index), "unknown" below the contract's threshold, detected = neither background nor unknown.
 function answer(result, timings) {
   const m = state.model;
