@@ -8,8 +8,12 @@ WEIGHTS_FILE := mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h
 # ImageNet weights are downloaded (and cached) by Keras.
 DATA ?= $(if $(wildcard $(SHARED)/data/cats_and_dogs_filtered/train),$(SHARED)/data/cats_and_dogs_filtered,)
 WEIGHTS ?= $(if $(wildcard $(SHARED)/weights/$(WEIGHTS_FILE)),$(SHARED)/weights/$(WEIGHTS_FILE),imagenet)
-# Photos with no cat or dog in them: trained as the background class "other".
-OTHER ?= $(if $(wildcard $(SHARED)/data/other),$(SHARED)/data/other,)
+# More pet photos from other sources (breeds, photo styles): each folder is a source of its own.
+MORE_DATA ?= $(wildcard $(SHARED)/data/more_pets)
+# Photos with no cat or dog in them, from several sources: trained as the background class "other".
+OTHER ?= $(wildcard $(addprefix $(SHARED)/data/,other more_other lookalikes people))
+# Sources never trained on, only measured: the headline figures (see train/README.md, "Several sources").
+HOLDOUT ?= $(if $(MORE_DATA),more_pets:catdataset more_pets:commonpets more_other:intelscene,)
 OUT ?= runs/cats_dogs
 SEED ?= 0
 EXTRAS ?= edge,camera,train,serve,watch,dev
@@ -23,19 +27,22 @@ SYSTEM_PACKAGES := chromium qemu-user-static debootstrap mosquitto flatbuffers-c
 MP_VENV ?= .venv-mediapipe
 MP_PY := $(MP_VENV)/bin/python
 
-.PHONY: all model setup system-deps mediapipe test test-fast clean
+.PHONY: all model setup system-deps mediapipe webapp test test-fast clean
 
-all: setup  ## The main job: data → train → convert + gate → benchmark → runner, with a summary.
-	$(PY) -m edgekit $(if $(DATA),--data $(DATA)) $(if $(OTHER),--background $(OTHER)) --weights $(WEIGHTS) --out $(OUT) --seed $(SEED)
+JOB_FLAGS = $(if $(DATA),--data $(DATA)) $(addprefix --more-data ,$(MORE_DATA)) $(addprefix --background ,$(OTHER)) \
+	$(addprefix --holdout-source ,$(HOLDOUT)) --source-by prefix --weights $(WEIGHTS) --out $(OUT) --seed $(SEED)
+
+all: setup webapp  ## The main job: data → train → convert + gate → benchmark → runner, with a summary.
+	$(PY) -m edgekit $(JOB_FLAGS)
 
 model: setup  ## Reproduce the shipped model and copy it into models/.
-	$(PY) -m edgekit $(if $(DATA),--data $(DATA)) $(if $(OTHER),--background $(OTHER)) --weights $(WEIGHTS) --out $(OUT) --seed $(SEED) --install
+	$(PY) -m edgekit $(JOB_FLAGS) --install
 
 # The MediaPipe tests find .venv-mediapipe at the repo root themselves; the variable covers MP_VENV=elsewhere.
-test: setup system-deps mediapipe  ## The whole test suite (real-photo tests run when ../shared exists).
+test: setup system-deps mediapipe webapp  ## The whole test suite (real-photo tests run when ../shared exists).
 	EDGEKIT_MEDIAPIPE_PYTHON=$(if $(wildcard $(MP_PY)),$(abspath $(MP_PY))) $(PY) -m pytest -q --durations=15
 
-test-fast: setup  ## Skip the slow real-data tests.
+test-fast: setup webapp  ## Skip the slow real-data tests.
 	$(PY) -m pytest -q -m "not slow"
 
 setup: $(VENV)/.installed-$(EXTRAS)
@@ -45,6 +52,18 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $@
+
+# The browser app (edge_runner/webapp): MediaPipe Tasks for the web from the npm registry, as its
+# package-lock.json pins it, built into edge_runner/webapp/dist/ (git-ignored: the WebAssembly is 13 MB;
+# the wheel carries it). Needs Node.js and npm; a device that installs the wheel needs neither.
+WEBAPP := edge_runner/webapp
+WEBAPP_BUILT := $(WEBAPP)/dist/build.json
+
+webapp: $(WEBAPP_BUILT)  ## Build the browser app (npm ci + build.py).
+
+$(WEBAPP_BUILT): $(WEBAPP)/package.json $(WEBAPP)/package-lock.json $(WEBAPP)/build.py $(wildcard $(WEBAPP)/src/*) edge_runner/web/static/style.css edge_runner/web/static/favicon.svg
+	cd $(WEBAPP) && npm ci --no-audit --no-fund --loglevel=error
+	$(PYTHON) $(WEBAPP)/build.py
 
 mediapipe: $(MP_VENV)/.installed
 
@@ -62,4 +81,4 @@ system-deps:
 	else echo "note: not root, so not installing$$missing; the tests that need them will skip"; fi
 
 clean:
-	rm -rf $(VENV) $(MP_VENV) runs .pytest_cache
+	rm -rf $(VENV) $(MP_VENV) runs .pytest_cache $(WEBAPP)/node_modules $(WEBAPP)/dist

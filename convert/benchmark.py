@@ -1,10 +1,10 @@
 """``convert benchmark``: size, latency and accuracy of ``.tflite`` variants, with the Keras model as baseline.
 
-Latency is what the runner pays per image: :meth:`edge_runner.model.Classifier.probabilities`
+Latency is what the runner pays per image: :meth:`edge_runner.core.model.Classifier.probabilities`
 (quantise the input, invoke, dequantise the output) on ai-edge-litert, timed after
 warm-up runs, reported as p50/p90 per thread count. The Keras float model's
 latency (TensorFlow, ``tf.function``) is measured in the same run as the baseline.
-The timing itself is :mod:`edge_runner.timing`'s; the table, JSON and chart are
+The timing itself is :mod:`edge_runner.common.timing`'s; the table, JSON and chart are
 written by :mod:`convert.benchmark_report`.
 """
 
@@ -20,14 +20,14 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from edge_runner.model import Classifier
-from edge_runner.native_log import LITERT_NOISE, filtered_stderr, import_quietly
-from edge_runner.timing import Latency, time_interleaved
+from edge_runner.core.model import Classifier
+from edge_runner.common.native_log import LITERT_NOISE, filtered_stderr, import_quietly
+from edge_runner.common.run_layout import RunLayout
+from edge_runner.common.timing import Latency, time_interleaved
 
 from .errors import ConvertError
 from .gate import compare, predict_keras, predict_tflite, score, truth_indices
 from .photos import Photo, Warn, decode, labelled_folder, warn_stderr
-from .source import RunLayout
 
 # Figures in benchmark.json are rounded to the microsecond.
 DIGITS = 3

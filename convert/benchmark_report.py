@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_runner.files import write_atomic, write_figure, write_json
+from edge_runner.common.files import write_atomic, write_figure, write_json
 
 from .benchmark import BenchmarkResult, ModelBenchmark
 

@@ -1,6 +1,6 @@
-"""``python -m convert export|benchmark``: argument parsing and exit codes, nothing else.
+"""``python -m convert export|benchmark|evaluate``: argument parsing and exit codes, nothing else.
 
-The conventions are the runner's (:mod:`edge_runner.console`): errors are one line
+The conventions are the runner's (:mod:`edge_runner.common.console`): errors are one line
 ``convert: error: …`` on stderr; exit status 0 success (every variant accepted),
 1 a variant was rejected by the accuracy gate or failed its checks, 2 bad arguments
 or input (nothing half-written), 130 interrupted.
@@ -9,26 +9,22 @@ or input (nothing half-written), 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # see edge_runner.native_log: failures still raise
+from edge_runner.common.argtypes import non_negative_int, positive_int, thread_counts
+from edge_runner.common.console import EXIT_FAILED, EXIT_OK, Parser, parse_args, report_error
+from edge_runner.common.native_log import quiet_tensorflow_logs
 
-from edge_runner.argtypes import non_negative_int, positive_int, thread_counts  # noqa: E402
-from edge_runner.console import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, parse_args, print_error  # noqa: E402
-from edge_runner.model import ModelError  # noqa: E402
-from edge_runner.runtime import RuntimeUnavailable  # noqa: E402
-from edge_runner.spec import ContractError  # noqa: E402
+from .evaluate_cli import add_parser as add_evaluate_parser, run as run_evaluate
 
-from .errors import ConvertError  # noqa: E402
+quiet_tensorflow_logs()  # before any TensorFlow import (the jobs import it lazily): failures still raise
 
 PROG = "convert"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog=f"python -m {PROG}", error_prog=PROG, description=__doc__.split("\n")[0].strip("`"))
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{export,benchmark}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{export,benchmark,evaluate}")
 
     export = commands.add_parser("export", error_prog=PROG,
                                  help="convert a training run into gated .tflite variants with metadata")
@@ -82,13 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--warmup", type=non_negative_int, default=5, metavar="N",
                        help="untimed runs first (default: %(default)s)")
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_evaluate_parser(commands)
     return parser
 
 
 def run_export(args: argparse.Namespace) -> int:
     from .export import ExportOptions, export
     from .gate import Thresholds
-    from .metadata import ModelInfo
+    from .tflite.metadata import ModelInfo
     from .quantize import parse_variants
 
     options = ExportOptions(
@@ -130,7 +127,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
 
 # `python -m convert WORD …`: each job is a subparser above and its function here.
-SUBCOMMANDS = {"export": run_export, "benchmark": run_benchmark}
+SUBCOMMANDS = {"export": run_export, "benchmark": run_benchmark, "evaluate": run_evaluate}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,10 +137,6 @@ def main(argv: list[str] | None = None) -> int:
         return args
     try:
         return SUBCOMMANDS[args.command](args)
-    except (ConvertError, ModelError, ContractError, RuntimeUnavailable) as exc:
-        print_error(PROG, str(exc))
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; every file already written is complete, run the same command again to resume",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except (Exception, KeyboardInterrupt) as exc:  # ConvertError and the runner's model errors: 2; bugs re-raised
+        return report_error(exc, PROG, interrupted=f"{PROG}: interrupted; every file already written is complete, "
+                            "run the same command again to resume")

@@ -32,8 +32,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from edge_runner.files import write_figure
-from edge_runner.native_log import import_quietly, silenced
+from edge_runner.common.files import write_figure
+from edge_runner.common.native_log import import_quietly, silenced
 
 
 LOST = 0.5  # relative_rmse at which a layer's int8 output has lost its signal (error ≥ half its spread)

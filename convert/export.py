@@ -19,12 +19,12 @@ from typing import Callable
 
 import numpy as np
 
-from edge_runner.image import find_images
-from edge_runner.model import read_contract
-from edge_runner.native_log import LITERT_NOISE, filtered_stderr
-from edge_runner.runtime import load_runtime
-from edge_runner.files import write_atomic, write_json
-from edge_runner.spec import LABELS_FILENAME, contract_path_for
+from edge_runner.core.image import find_images
+from edge_runner.core.model import read_contract
+from edge_runner.common.native_log import LITERT_NOISE, filtered_stderr
+from edge_runner.core.runtime import load_runtime
+from edge_runner.common.files import write_atomic, write_json
+from edge_runner.core.spec import LABELS_FILENAME, contract_path_for
 
 from .errors import ConversionFailed, ConvertError
 from .gate import (p_text, predict_keras, score, study_draft, truth_indices)
@@ -173,7 +173,7 @@ def export(train_dir: str | Path, out_dir: str | Path, options: ExportOptions = 
             "candidates": len(candidates),
             "size": options.calibration_size,
             "seed": options.seed,
-            "preprocessing": "edge_runner.image.preprocess(path, contract) — the runner's own path (draft=True)",
+            "preprocessing": "edge_runner.core.image.preprocess(path, contract) — the runner's own path (draft=True)",
         }
         if calibration is not None:
             calibration_info.update(

@@ -1,7 +1,7 @@
 """The accuracy gate: each variant against the float Keras model, on the same pixels.
 
-Photos are decoded once with the runner's :func:`edge_runner.image.preprocess`;
-the Keras model and every ``.tflite`` (through :class:`edge_runner.model.Classifier`,
+Photos are decoded once with the runner's :func:`edge_runner.core.image.preprocess`;
+the Keras model and every ``.tflite`` (through :class:`edge_runner.core.model.Classifier`,
 the runner's own inference path) see identical uint8 pixels, so a difference can
 only come from the conversion.
 """
@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.metrics import accuracy_score, recall_score
 
-from edge_runner.model import Classifier
+from edge_runner.core.model import Classifier
 
 from .significance import (DEFAULT_ALPHA, DEFAULT_CONFIDENCE, ClassChange, ConfidentAgreement, PairedTest,
                            class_changes, confident_agreement, format_p, paired_test)

@@ -1,7 +1,7 @@
 """Listing and decoding the photos the converter calibrates and evaluates on.
 
-Every photo goes through the runner's own decoder (:mod:`edge_runner.decoder`, which
-calls :func:`edge_runner.image.preprocess`), so calibration and the accuracy gate see
+Every photo goes through the runner's own decoder (:mod:`edge_runner.core.decoder`, which
+calls :func:`edge_runner.core.image.preprocess`), so calibration and the accuracy gate see
 exactly the pixels the model will see on the device. An unreadable photo is skipped
 with a warning line naming it; a set with no usable photo is a ``ConvertError``.
 """
@@ -16,9 +16,9 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from edge_runner.decoder import DecodedPhoto, decode_photos
-from edge_runner.image import find_images, list_folders
-from edge_runner.spec import InputSpec
+from edge_runner.core.decoder import DecodedPhoto, decode_photos
+from edge_runner.core.image import find_images, list_folders
+from edge_runner.core.spec import InputSpec
 
 from .errors import ConvertError
 
@@ -97,7 +97,7 @@ def split_photos(entries: Iterable[dict], labels: Sequence[str], source: str) ->
 
 def decode(photos: Sequence[Photo], spec: InputSpec, *, draft: bool = True, warn: Warn = warn_stderr,
            progress: str | None = None) -> Decoded:
-    """Decode photos with the kit's decoder (:func:`edge_runner.decoder.decode_photos`), skipping unreadable ones.
+    """Decode photos with the kit's decoder (:func:`edge_runner.core.decoder.decode_photos`), skipping unreadable ones.
 
     Args:
         photos: what to decode.

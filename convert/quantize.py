@@ -7,7 +7,7 @@ Variants:
 * ``dynamic`` — weights int8, activations quantised on the fly; float32 I/O.
 * ``int8`` — full-integer: every op int8, calibrated on real training photos.
   Input **uint8 with scale 1.0 / zero-point 0**, so the raw 0–255 pixels of
-  :func:`edge_runner.image.preprocess` enter exactly, with no rescaling and no
+  :func:`edge_runner.core.image.preprocess` enter exactly, with no rescaling and no
   clipping; the first op shifts them by 128 into the int8 domain (exact).
   Output **uint8** (the softmax's 0–1 in steps of 1/256): as precise as int8
   (same scale, zero-point 0 instead of -128), and the only integer output type
@@ -18,17 +18,16 @@ Variants:
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import numpy as np
 
-from edge_runner.native_log import import_quietly, silenced
+from edge_runner.common.native_log import import_quietly, quiet_tensorflow_logs, silenced
 
 from .errors import ConversionFailed, ConvertError
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before any TensorFlow import; see edge_runner.native_log
+quiet_tensorflow_logs()  # before any TensorFlow import
 
 try:
     from ai_edge_litert import schema_py_generated as _tfl
@@ -65,7 +64,7 @@ def convert(model: Any, variant: str, calibration: np.ndarray | None = None) -> 
         model: a Keras model taking float32 ``(None, H, W, 3)`` raw 0–255 RGB, giving softmax ``(None, N)``.
         variant: one of ``VARIANTS``.
         calibration: for ``int8``/``int16x8``, float32 ``(K, H, W, 3)`` raw pixels from
-            :func:`edge_runner.image.preprocess` (the runner's exact inference input).
+            :func:`edge_runner.core.image.preprocess` (the runner's exact inference input).
 
     Returns:
         The ``.tflite`` flatbuffer (no metadata yet).
@@ -158,7 +157,7 @@ def check_graph(model_bytes: bytes, variant: str) -> GraphCheck:
     a uint8 tensor (uint8 kernels are the legacy, slower path), and no DEQUANTIZE.
     Float-I/O variants must take and give float32.
     """
-    from edge_runner.runtime import load_runtime
+    from edge_runner.core.runtime import load_runtime
 
     interpreter = load_runtime().make_interpreter(model_bytes, num_threads=1)
     interpreter.allocate_tensors()

@@ -25,8 +25,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edge_runner.model import Classifier
-from edge_runner.timing import time_interleaved
+from edge_runner.core.model import Classifier
+from edge_runner.common.timing import time_interleaved
 
 from .diagnosis import Diagnosis, LayerDebugger, LayerError, plot, with_consumers
 from .errors import ConversionFailed

@@ -6,8 +6,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from edge_runner.image import DRAFT_MARGIN
-from edge_runner.spec import InputSpec
+from edge_runner.core.image import DRAFT_MARGIN
+from edge_runner.core.spec import InputSpec
 
 from .diagnosis import LOST
 from .results import ExportResult, VariantResult
@@ -168,8 +168,8 @@ def export_markdown(result: ExportResult) -> str:
         + (f"Top-1 agreement of at least {th.min_agreement:g}% is required as well (`--require-agreement`)."
            if th.min_agreement is not None else "Agreement is reported, not required (`--require-agreement` makes it so)."),
         f"- Evaluated on {ref.photos} photos from {result.eval_source}, decoded once with "
-        "`edge_runner.image.preprocess` (draft decoding on, as the runner) and run through "
-        "`edge_runner.model.Classifier` (the runner's own inference path); the Keras model saw the same pixels.",
+        "`edge_runner.core.image.preprocess` (draft decoding on, as the runner) and run through "
+        "`edge_runner.core.model.Classifier` (the runner's own inference path); the Keras model saw the same pixels.",
     ]
     if result.eval_skipped:
         lines.append(f"- {len(result.eval_skipped)} unreadable photos skipped: " + "; ".join(result.eval_skipped[:10]))

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge_runner.spec import InputSpec
+from edge_runner.core.spec import InputSpec
 
 from .gate import Comparison, DraftStudy, Scores, Thresholds, Verdict
-from .metadata import ModelInfo
+from .tflite.metadata import ModelInfo
 from .quantize import DEFAULT_VARIANTS, GraphCheck
 from .significance import ClassChange, ConfidentAgreement, PairedTest
 

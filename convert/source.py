@@ -1,15 +1,7 @@
-"""A training run's directory: its layout (``train`` writes it) and its reader (``convert`` reads it).
+"""Reading a training run's folder for ``convert``: the model, its contract, labels and split.
 
-``python -m train`` writes ``model.keras`` (raw 0–255 RGB float32 in, softmax out,
-``Rescaling`` inside), ``contract.json``, ``labels.txt``, ``split.json``
-(``{"data_dir", "labels", "train": [{"path", "label"}...], "validation": [...], "skipped": [...]}``),
-``config.json``, ``skipped.txt``, ``report.{md,json}``, the plots and ``checkpoints/``.
-
-The file names are defined here once, in :class:`RunLayout`. Why in ``convert`` and not in
-``train``: dependencies point train → convert → edge_runner, and ``convert`` (the reader) may
-not import ``train`` (the writer), so the one definition sits on the reading side where both
-can import it; the runner reads only ``.tflite`` files and a contract, so ``edge_runner`` needs
-none of it (it owns ``contract.json`` and ``labels.txt``, :mod:`edge_runner.spec`).
+Where each file lives is :class:`edge_runner.common.run_layout.RunLayout` (``train`` writes
+through the same class).
 """
 
 from __future__ import annotations
@@ -20,85 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge_runner.spec import CONTRACT_FILENAME, LABELS_FILENAME, ContractError, InputSpec
+from edge_runner.common.run_layout import CONTRACT_FILENAME, MODEL_FILENAME, RunLayout
+from edge_runner.core.spec import ContractError, InputSpec
 
 from .errors import ConvertError
-
-MODEL_FILENAME = "model.keras"
-SPLIT_FILENAME = "split.json"
-CONFIG_FILENAME = "config.json"
-SKIPPED_FILENAME = "skipped.txt"
-REPORT_JSON_FILENAME = "report.json"
-REPORT_MD_FILENAME = "report.md"
-CHECKPOINT_DIR = "checkpoints"
-STATE_FILENAME = "state.json"  # inside CHECKPOINT_DIR, written last after every epoch
-PLOT_FILENAMES = {
-    "training_curves": "training_curves.png",
-    "confusion_matrix": "confusion_matrix.png",
-    "roc": "roc.png",
-    "worst_mistakes": "worst_mistakes.png",
-    "gradcam": "gradcam.png",
-    "thresholds": "thresholds.png",
-}
-
-
-@dataclass(frozen=True)
-class RunLayout:
-    """Where each file of a training run lives under ``root`` (the ``--out`` of ``python -m train``)."""
-
-    root: Path
-
-    @property
-    def model(self) -> Path:
-        return self.root / MODEL_FILENAME
-
-    @property
-    def contract(self) -> Path:
-        return self.root / CONTRACT_FILENAME
-
-    @property
-    def labels(self) -> Path:
-        return self.root / LABELS_FILENAME
-
-    @property
-    def split(self) -> Path:
-        return self.root / SPLIT_FILENAME
-
-    @property
-    def config(self) -> Path:
-        return self.root / CONFIG_FILENAME
-
-    @property
-    def skipped(self) -> Path:
-        return self.root / SKIPPED_FILENAME
-
-    @property
-    def report_json(self) -> Path:
-        return self.root / REPORT_JSON_FILENAME
-
-    @property
-    def report_md(self) -> Path:
-        return self.root / REPORT_MD_FILENAME
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / CHECKPOINT_DIR
-
-    @property
-    def state(self) -> Path:
-        """``checkpoints/state.json``: present once an epoch has finished."""
-        return self.checkpoints / STATE_FILENAME
-
-    def plot(self, kind: str) -> Path:
-        """The PNG of ``kind``, a key of ``PLOT_FILENAMES`` (``"roc"`` → ``root/roc.png``)."""
-        return self.root / PLOT_FILENAMES[kind]
-
-    def run_files(self) -> tuple[Path, ...]:
-        """Every file a run writes directly into ``root`` (what ``--overwrite`` removes, with ``checkpoints/``)."""
-        names = (MODEL_FILENAME, CONTRACT_FILENAME, LABELS_FILENAME, SPLIT_FILENAME, CONFIG_FILENAME, SKIPPED_FILENAME,
-                 REPORT_JSON_FILENAME, REPORT_MD_FILENAME, *PLOT_FILENAMES.values())
-        return tuple(self.root / name for name in names)
-
 
 @dataclass(frozen=True)
 class TrainingOutput:
@@ -173,7 +90,7 @@ def load_training_output(root: str | Path) -> TrainingOutput:
 
 def load_keras_model(source: TrainingOutput) -> Any:
     """Load ``model.keras`` and check it against the contract: input ``(None, H, W, 3)``, output ``(None, N)``."""
-    from edge_runner.native_log import import_quietly as import_tensorflow
+    from edge_runner.common.native_log import import_quietly as import_tensorflow
 
     import_tensorflow()
     import keras

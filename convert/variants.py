@@ -15,15 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from edge_runner.model import ModelError, read_contract
-from edge_runner.runtime import load_runtime
-from edge_runner.files import write_atomic
-from edge_runner.spec import CONTRACT_FILENAME, LABELS_FILENAME, ContractError, InputSpec, contract_path_for
+from edge_runner.core.model import ModelError, read_contract
+from edge_runner.core.runtime import load_runtime
+from edge_runner.common.files import write_atomic
+from edge_runner.core.spec import CONTRACT_FILENAME, LABELS_FILENAME, ContractError, InputSpec, contract_path_for
 
 from .errors import ConversionFailed
 from .gate import (Scores, Thresholds, evaluate, predict_tflite)
-from .flatbuffer import PACKING_VERSION
-from .metadata import ModelInfo, classifier_metadata, embed
+from .tflite.flatbuffer import PACKING_VERSION
+from .tflite.metadata import ModelInfo, classifier_metadata, embed
 from .photos import Calibration
 from .quantize import CALIBRATED, GraphCheck, check_graph, convert, require_valid
 from . import __version__

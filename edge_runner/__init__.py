@@ -1,9 +1,14 @@
-"""edgekit's on-device runner: numpy + Pillow + a TFLite runtime, never TensorFlow."""
+"""edgekit's on-device runner: numpy + Pillow + a TFLite runtime, never TensorFlow.
 
-from .image import ImageError, Pixels, preprocess
-from .model import Classifier, LabelScore, ModelError, Prediction, read_contract
-from .runtime import RuntimeUnavailable, load_runtime
-from .spec import ContractError, InputSpec
+The library in three names: ``Classifier(path).classify_image(photo_or_frame)``,
+``preprocess(photo, spec)`` (an encoded photo) and ``preprocess_array(frame, spec)`` (a camera
+frame: ``uint8`` ``(H, W, 3)`` RGB); the sub-packages are listed in ``edge_runner/README.md``.
+"""
+
+from .core.image import ImageError, Pixels, preprocess, preprocess_array
+from .core.model import Classifier, LabelScore, ModelError, Prediction, read_contract
+from .core.runtime import RuntimeUnavailable, load_runtime
+from .core.spec import ContractError, InputSpec
 
 __all__ = [
     "Classifier",
@@ -17,6 +22,7 @@ __all__ = [
     "RuntimeUnavailable",
     "load_runtime",
     "preprocess",
+    "preprocess_array",
     "read_contract",
 ]
 # The kit's one version source: pyproject.toml ([tool.setuptools.dynamic]), train, convert and edgekit read it.

@@ -16,17 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Sequence
 
-from convert.source import RunLayout
-from edge_runner.assets import models_dir
-from edge_runner.console import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, UsageError, parse_args,
+from edge_runner.common.run_layout import RunLayout
+from edge_runner.core.assets import models_dir
+from edge_runner.common.console import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser, UsageError, parse_args,
                                  print_error)
-from edge_runner.argtypes import non_negative_int, positive_int
-from edge_runner.spec import LABELS_FILENAME, contract_path_for
+from edge_runner.common.argtypes import non_negative_int, positive_int
+from edge_runner.core.spec import LABELS_FILENAME, contract_path_for
+from train.config import DEFAULT_SEED, SOURCE_BY_CHOICES
 
 from .dataset import fetch_data
 from .errors import PipelineError
-from .summary import (StageTime, Summary, background_validation, format_summary, read_json, runner_accuracy,
-                      runner_false_alarms, variant_rows)
+from .summary import (StageTime, Summary, background_validation, format_summary, held_out_photos, read_json,
+                      runner_accuracy, runner_by_source, runner_false_alarms, variant_rows)
 
 PROG = "edgekit"  # the error lines' prefix: `edgekit: error: …`
 REPO = Path(__file__).resolve().parent.parent
@@ -50,20 +51,26 @@ class PipelineConfig:
         epochs, fine_tune_epochs: None → the trainer's defaults.
         variants: comma-separated export variants; must include ``int8`` (and ``float16`` with ``install``).
         install: copy the shipped variants into ``models/``; resume: continue an interrupted training run.
-        background: photos with nothing of interest, trained as the background class ``other``.
+        background: folders of photos with nothing of interest, trained as the background class ``other``.
+        more_data: more folders of class folders (``cats/``, ``dogs/``), each a source.
+        holdout: sources never trained on; the runner measures the int8 model on them.
+        source_by: ``"folder"`` or ``"prefix"`` (see ``train.data.sources``).
     """
 
     data: Path | None
     weights: str
     out: Path
     image_size: int = 224
-    seed: int = 0
+    seed: int = DEFAULT_SEED
     epochs: int | None = None
     fine_tune_epochs: int | None = None
     variants: str = DEFAULT_VARIANTS
     install: bool = False
     resume: bool = False
-    background: Path | None = None
+    background: tuple[Path, ...] = ()
+    more_data: tuple[Path, ...] = ()
+    holdout: tuple[str, ...] = ()
+    source_by: str = "folder"
 
 
 def check_config(config: PipelineConfig) -> None:
@@ -74,8 +81,10 @@ def check_config(config: PipelineConfig) -> None:
     missing = [f"{variant} ({why})" for variant, why in needed.items() if variant not in variants]
     if missing:
         raise UsageError(f"--variants must include {' and '.join(missing)}, received {config.variants!r}")
-    if config.background is not None and not config.background.is_dir():
-        raise UsageError(f"--background {config.background}: not a directory of photos")
+    for flag, folders in (("--background", config.background), ("--more-data", config.more_data)):
+        for folder in folders:
+            if not folder.is_dir():
+                raise UsageError(f"{flag} {folder}: not a directory of photos")
     if config.data is not None and not ((config.data / "train").is_dir() and (config.data / "validation").is_dir()):
         raise UsageError(f"--data {config.data}: must contain train/ and validation/ class folders")
 
@@ -98,8 +107,14 @@ def train_command(config: PipelineConfig, data: Path, train_out: Path) -> list[s
         argv += ["--epochs", str(config.epochs)]
     if config.fine_tune_epochs is not None:
         argv += ["--fine-tune-epochs", str(config.fine_tune_epochs)]
-    if config.background is not None:
-        argv += ["--background", str(config.background.resolve())]
+    for folder in config.more_data:
+        argv += ["--data", str(folder.resolve())]
+    for folder in config.background:
+        argv += ["--background", str(folder.resolve())]
+    for source in config.holdout:
+        argv += ["--holdout-source", source]
+    if config.source_by != "folder":
+        argv += ["--source-by", config.source_by]
     # A repeated `make all` starts over; --resume continues an interrupted run instead.
     argv.append("--resume" if config.resume and RunLayout(train_out).checkpoints.exists() else "--overwrite")
     return argv
@@ -178,6 +193,14 @@ def run_pipeline(config: PipelineConfig) -> Summary:
         files.append(bg_lines.name)
         false_alarms = runner_false_alarms(bg_lines)
 
+    held_out = ()
+    entries = held_out_photos(read_json(run.split, "train"))
+    if entries:
+        held_lines = run_runner(f"runner ({RUNNER_VARIANT}, held-out sources)", int8, [Path(e["path"]) for e in entries],
+                                out / "runner_held_out.jsonl", times, "runner (held out)")
+        files.append(held_lines.name)
+        held_out = runner_by_source(held_lines, entries, read_json(run.contract, "train").get("background_label"))
+
     if config.install:
         install_models(models, tflite_out / LABELS_FILENAME)
 
@@ -187,6 +210,7 @@ def run_pipeline(config: PipelineConfig) -> Summary:
         keras_accuracy=read_json(run.report_json, "train")["summary"]["val_accuracy"],
         variants=variant_rows(export_report, benchmark), runner=runner, false_alarms=false_alarms,
         threshold=contract.get("threshold"), background_label=contract.get("background_label"), times=tuple(times),
+        held_out=held_out,
     )
 
 
@@ -211,13 +235,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--data", type=Path, default=None, metavar="DIR",
                         help="a cats_and_dogs_filtered folder (train/ + validation/); default: download the public archive")
-    parser.add_argument("--background", type=Path, default=None, metavar="DIR",
-                        help="a folder of photos with no cat or dog in them: trained as the background class 'other'")
+    parser.add_argument("--more-data", type=Path, action="append", default=[], metavar="DIR",
+                        help="more pet photos from another source (DIR/cats/, DIR/dogs/); repeatable")
+    parser.add_argument("--background", type=Path, action="append", default=[], metavar="DIR",
+                        help="a folder of photos with no cat or dog in them: trained as the background class 'other'; "
+                        "repeatable, each a source")
+    parser.add_argument("--holdout-source", dest="holdout", action="append", default=[], metavar="NAME",
+                        help="a source never trained on: the int8 model is measured on it (see python -m train --help)")
+    parser.add_argument("--source-by", choices=SOURCE_BY_CHOICES, default="folder",
+                        help="folder: each folder is a source; prefix: file-name prefixes (oxford_…) split them")
     parser.add_argument("--weights", type=str, default="imagenet", metavar="imagenet|none|PATH",
                         help="'imagenet' (Keras download), 'none', or a local MobileNetV2 no-top .h5 (default: imagenet)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR", help="output directory (default: runs/cats_dogs)")
     parser.add_argument("--image-size", type=int, default=224, choices=IMAGE_SIZES)
-    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=DEFAULT_SEED,
+                        help="training seed (default %(default)s, the default of python -m train too)")
     parser.add_argument("--epochs", type=positive_int, default=None, metavar="N", help="head epochs (default: the trainer's)")
     parser.add_argument("--fine-tune-epochs", type=non_negative_int, default=None, metavar="N",
                         help="fine-tuning epochs (default: the trainer's; 0: none)")
@@ -235,7 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = PipelineConfig(
         data=args.data, weights=args.weights, out=args.out, image_size=args.image_size, seed=args.seed,
         epochs=args.epochs, fine_tune_epochs=args.fine_tune_epochs, variants=args.variants,
-        install=args.install, resume=args.resume, background=args.background,
+        install=args.install, resume=args.resume, background=tuple(args.background), more_data=tuple(args.more_data),
+        holdout=tuple(args.holdout), source_by=args.source_by,
     )
     try:
         summary = run_pipeline(config)

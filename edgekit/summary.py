@@ -27,6 +27,21 @@ class Share:
 
 
 @dataclass(frozen=True)
+class SourceShare:
+    """The runner on one held-out source: right labels of a class, or false alarms on background photos.
+
+    Attributes:
+        source: the source's name (``train.data.sources``); label: the true class of these photos.
+        background: whether they are background photos (``share`` counts false alarms) or not (right labels).
+    """
+
+    source: str
+    label: str
+    background: bool
+    share: Share
+
+
+@dataclass(frozen=True)
 class StageTime:
     name: str
     seconds: float
@@ -63,6 +78,7 @@ class Summary:
         false_alarms: held-out background photos the runner called something of interest (None without a background class).
         threshold, background_label: from the training contract (None when absent).
         times: each stage's wall time.
+        held_out: the runner on each held-out source, by class (empty without ``--holdout-source``).
     """
 
     out: Path
@@ -74,6 +90,7 @@ class Summary:
     threshold: float | None
     background_label: str | None
     times: tuple[StageTime, ...]
+    held_out: tuple[SourceShare, ...] = ()
 
 
 def read_json(path: Path, stage: str) -> dict:
@@ -103,6 +120,32 @@ def background_validation(split: dict) -> list[Path]:
     """The validation photos of the background class in a parsed ``split.json`` (none without a background class)."""
     label = split.get("background_label")
     return [Path(item["path"]) for item in split["validation"] if label is not None and item["label"] == label]
+
+
+def held_out_photos(split: dict) -> list[dict]:
+    """The held-out photos of a parsed ``split.json`` (``{"path", "label", "source"}``; none without holdout)."""
+    return list(split.get("holdout", []))
+
+
+def runner_by_source(lines_path: Path, entries: list[dict], background_label: str | None) -> tuple[SourceShare, ...]:
+    """Per source and class of ``entries``: the runner's right labels, or false alarms for background photos."""
+    answers = {}
+    for line in lines_path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            record = json.loads(line)
+            answers[str(Path(record["source"]).resolve())] = record
+    groups: dict[tuple[str, str], list[bool]] = {}
+    for entry in entries:
+        record = answers.get(str(Path(entry["path"]).resolve()))
+        if record is None:
+            continue  # unreadable: the runner printed its error line
+        background = entry["label"] == background_label
+        hit = bool(record["detected"]) if background else record["label"] == entry["label"]
+        groups.setdefault((entry["source"], entry["label"]), []).append(hit)
+    if entries and not groups:
+        raise PipelineError(f"runner: classified none of the held-out photos (see {lines_path})")
+    return tuple(SourceShare(source, label, label == background_label, Share(sum(hits), len(hits)))
+                 for (source, label), hits in sorted(groups.items()))
 
 
 def runner_false_alarms(lines_path: Path) -> Share:
@@ -142,6 +185,11 @@ def format_summary(summary: Summary) -> str:
         alarms = summary.false_alarms
         lines.append(f"runner false alarms (held-out {summary.background_label!r} photos given a real label{applied}): "
                      f"{100 * alarms.fraction:.2f}% ({alarms.hits}/{alarms.total})")
+    if summary.held_out:
+        lines.append(f"runner on held-out sources (never trained on{applied}):")
+        for row in summary.held_out:
+            what = "false alarms" if row.background else f"{row.label} right"
+            lines.append(f"  {row.source:<30} {what:>14} {100 * row.share.fraction:6.2f}% ({row.share.hits}/{row.share.total})")
     total = sum(t.seconds for t in summary.times)
     lines.append("time: " + ", ".join(f"{t.name} {t.seconds:.0f}s" for t in summary.times) + f"; total {total / 60:.1f} min")
     lines.append(f"files: {summary.out} ({', '.join(summary.files)})")

@@ -1,50 +1,35 @@
-"""Shared fixtures: generated images and tiny models, so the core tests run offline.
+"""Shared fixtures and helpers: generated images, tiny models, video clips, a real browser, the MediaPipe venv.
 
-Real-photo tests use ``shared_data`` / ``shared_weights``, which skip with a
-clear reason when ``../shared`` is absent.
+Everything more than one test file uses lives here (test files import nothing from each
+other). Real-photo tests use ``shared_data`` / ``shared_weights``, which skip with a clear
+reason when ``../shared`` is absent.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from edge_runner.common.native_log import quiet_tensorflow_logs
+
+quiet_tensorflow_logs()
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+pytest_plugins = ["chromium", "ci_skips", "mediapipe_venv", "webapp_build"]  # fixture-only plugins: no test file imports them
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("EDGEKIT_SHARED", REPO.parent / "shared"))
 SHARED_DATA = SHARED / "data" / "cats_and_dogs_filtered"
 SHARED_WEIGHTS = SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
-
-# Under CI (CI=true, set by the CI runner) a skipped test is a gap, not a pass: the CI
-# machine has the system packages, the side environments and ../shared, so every skip
-# means an install step failed or a requirement went missing. List the reasons and fail
-# the run. Elsewhere (a laptop without chromium, a clone without ../shared) skips stay.
-_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001 - pytest's hook signature
-    skipped = terminalreporter.stats.get("skipped", [])
-    if not (_CI and skipped):
-        return
-    terminalreporter.section("skipped under CI=true (each is a failure here)", red=True)
-    for report in skipped:
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        terminalreporter.write_line(f"{report.nodeid}: {reason}")
-
-
-def pytest_sessionfinish(session, exitstatus):
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
-    if _CI and skipped and exitstatus == 0:
-        session.exitstatus = 1
-
 
 # Colours far apart, so a tiny model learns the generated classes in one epoch.
 CLASS_COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 70, 220)}
@@ -56,8 +41,6 @@ def draw_photo(colour: tuple[int, int, int], size: tuple[int, int] = (80, 64), s
     width, height = size
     noise = rng.integers(0, 90, size=(height, width, 3), dtype=np.uint8)
     image = Image.fromarray(noise, mode="RGB")
-    from PIL import ImageDraw
-
     draw = ImageDraw.Draw(image)
     x0, y0 = int(rng.integers(0, width // 3)), int(rng.integers(0, height // 3))
     x1, y1 = x0 + width // 2 + int(rng.integers(0, width // 4)), y0 + height // 2 + int(rng.integers(0, height // 4))
@@ -131,7 +114,7 @@ KINDS = ("float32", "int8")
 
 def save_tiny(model, spec, path: Path, kind: str) -> Path:
     """``model`` converted to ``kind`` (:func:`convert_tiny`) at ``path``, with ``spec`` as its sidecar contract."""
-    from edge_runner.spec import contract_path_for
+    from edge_runner.core.spec import contract_path_for
 
     path.write_bytes(convert_tiny(model, kind, spec.height))
     spec.save(contract_path_for(path))
@@ -145,7 +128,7 @@ def tiny_models(tmp_path_factory):
     Each ``.tflite`` has a sidecar ``name.contract.json``. Needs TensorFlow (skips without it).
     """
     pytest.importorskip("tensorflow", reason="the tiny test models are built with TensorFlow (pip install .[train])")
-    from edge_runner.spec import InputSpec
+    from edge_runner.core.spec import InputSpec
 
     size = 32
     root = tmp_path_factory.mktemp("tiny_models")
@@ -197,7 +180,7 @@ def background_models(tmp_path_factory):
     photo, 1/3 each, is ``unknown``). Needs TensorFlow to build (skips without it).
     """
     pytest.importorskip("tensorflow", reason="the tiny test models are built with TensorFlow (pip install .[train])")
-    from edge_runner.spec import InputSpec
+    from edge_runner.core.spec import InputSpec
 
     size = 32
     root = tmp_path_factory.mktemp("background_models")
@@ -212,9 +195,211 @@ def background_models(tmp_path_factory):
 
 def run_runner(argv, capsys) -> tuple[int, str, str]:
     """``python -m edge_runner ARGV`` in-process: ``(exit status, stdout, stderr)``; never a traceback."""
-    from edge_runner import cli
+    from edge_runner.cli import runner as cli
 
     code = cli.main([str(a) for a in argv])
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err
     return code, captured.out, captured.err
+
+
+# -- processes: the commands as users type them ---------------------------------
+
+
+def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """``command`` as a real process in ``cwd`` with this checkout importable; text output captured."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def error_line(done: subprocess.CompletedProcess) -> str:
+    """The last stderr line; everything before it must be argparse's usage."""
+    lines = done.stderr.strip().splitlines()
+    assert lines, "no error line on stderr"
+    assert all(line.startswith("usage: ") or line.startswith(" ") for line in lines[:-1]), done.stderr
+    assert "Traceback" not in done.stderr
+    return lines[-1]
+
+
+def console_script(name: str) -> str:
+    """The installed console script ``name`` (skips when the kit is not installed)."""
+    path = shutil.which(name) or str(Path(sys.executable).parent / name)
+    if not Path(path).is_file():
+        pytest.skip(f"{name} is not installed (pip install -e .)")
+    return path
+
+
+# -- training: a tiny "pretrained" backbone and a configuration that trains in seconds ------
+
+TINY_SIZE = 48  # input side of the tiny training runs
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    """MobileNetV2 alpha 0.35 without top, random weights, BatchNorm calibrated on generated photos (48 px).
+
+    Untouched statistics would make its features ~1e-11. Its random features do not separate
+    generated classes reliably: tests on it check mechanics, not learning.
+    """
+    pytest.importorskip("tensorflow", reason="training needs TensorFlow (pip install .[train])")
+    base = calibrated_mobilenet(TINY_SIZE, [(220, 40, 40), (40, 200, 60), (40, 70, 220), (200, 200, 40)], 64)
+    path = tmp_path_factory.mktemp("tiny_weights") / "tiny_mobilenet_v2_0.35.weights.h5"
+    base.save_weights(path)
+    return path
+
+
+def calibrated_mobilenet(size: int, colours: list[tuple[int, int, int]], count: int):
+    """A MobileNetV2 0.35 without top, random weights (seed 0), BatchNorm statistics set by one pass over
+    ``count`` generated photos of ``colours``."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    base = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(size, size, 3), alpha=0.35)
+    photos = np.stack([np.asarray(draw_photo(colours[i % len(colours)], seed=100 + i).resize((size, size)), np.float32)
+                       for i in range(count)])
+    for layer in base.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.0  # one training-mode pass sets the statistics to this batch's
+    base(photos / 127.5 - 1.0, training=True)
+    return base
+
+
+def tiny_config(data: Path | str | list[str], out: Path, weights: Path | str, **overrides):
+    """A ``TrainConfig`` on ``tiny_weights`` that trains in seconds (2 + 2 epochs); ``overrides`` replace any option."""
+    from train import TrainConfig
+
+    options = dict(
+        data=[str(d) for d in data] if isinstance(data, list) else str(data),
+        out=str(out),
+        alpha=0.35,
+        image_size=TINY_SIZE,
+        weights=str(weights),
+        epochs=2,
+        fine_tune_epochs=2,
+        fine_tune_layers=29,
+        batch_size=8,
+        fine_tune_learning_rate=1e-4,
+        patience=5,
+        cache_dir=str(Path(out).parent / "cache"),
+        deterministic=False,
+        verbose=0,
+    )
+    options.update(overrides)
+    return TrainConfig(**options)
+# -- the watcher: a colour model with a background class, and clips written with OpenCV -------------------------
+
+# RGB colours the watch model maps to its labels: red = cat, green = dog, blue = other (background).
+RED, GREEN, BLUE = (220, 40, 40), (40, 200, 60), (40, 70, 220)
+
+
+@pytest.fixture(scope="session")
+def watch_model(tmp_path_factory) -> Path:
+    """A float32 ``.tflite`` whose top label is the frame's dominant colour (cat, dog, other); ``other`` is its background."""
+    pytest.importorskip("tensorflow", reason="the colour model is built with TensorFlow (pip install .[train])")
+    pytest.importorskip("cv2", reason="the clips are written with OpenCV (pip install .[camera])")
+    from edge_runner.core.spec import InputSpec, contract_path_for
+
+    size = 32
+    path = tmp_path_factory.mktemp("watch_model") / "colour_float32.tflite"
+    path.write_bytes(convert_tiny(build_colour_keras(size, sharpness=12.0), "float32", size))
+    spec = InputSpec(labels=("cat", "dog", "other"), height=size, width=size, name="colour", background_label="other")
+    spec.save(contract_path_for(path))
+    return path
+
+
+def write_clip(path: Path, colours: list[tuple[int, int, int]], fps: float = 10.0, size=(64, 48), seed: int = 0) -> Path:
+    """An MJPG ``.avi`` with one frame per entry of ``colours`` (RGB), a little noise on each."""
+    import cv2
+
+    width, height = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    assert writer.isOpened()
+    rng = np.random.default_rng(seed)
+    for colour in colours:
+        frame = np.empty((height, width, 3), np.uint8)
+        frame[:] = colour
+        frame += rng.integers(0, 20, frame.shape, dtype=np.uint8)
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def visit_clip(path: Path, before: int = 20, visit: int = 30, after: int = 20, colour=RED, fps: float = 10.0) -> Path:
+    """Background, a visit of ``visit`` frames with one background glitch frame in its middle, background."""
+    middle = [colour] * visit
+    middle[visit // 2] = BLUE  # one wrong frame inside the visit must not split it
+    return write_clip(path, [BLUE] * before + middle + [BLUE] * after, fps=fps)
+
+
+# -- a real browser (the `browser` fixture lives in the plugin tests/chromium.py): page sizes ----------------------
+
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+DESKTOP = {"viewport": {"width": 1200, "height": 900}}
+
+# -- a training run folder as `python -m train` writes it, for convert ----------------------------------------
+
+LABELS = tuple(CLASS_COLOURS)  # ("red", "green", "blue")
+
+
+def write_photos(root: Path, per_class: int, size: tuple[int, int], seed: int) -> list[dict]:
+    entries = []
+    for c, label in enumerate(LABELS):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            path = root / label / f"{label}.{i}.jpg"
+            draw_photo(CLASS_COLOURS[label], size=size, seed=seed * 1000 + c * 100 + i).save(path, "JPEG", quality=90)
+            entries.append({"path": str(path), "label": label})
+    return entries
+
+
+def make_train_out(root: Path, *, collapse: bool = False) -> Path:
+    """A training output directory like train/'s: model.keras, contract.json, labels.txt, split.json.
+
+    ``collapse=True`` scales the last layer's weights down so the softmax is nearly
+    flat: the float model still ranks the classes, but int8's 1/256 output steps
+    cannot (the way MobileNetV3 collapses under int8), and the gate must catch it.
+    """
+    import keras
+
+    from edge_runner import InputSpec, preprocess
+
+    train = write_photos(root / "photos" / "train", 12, (96, 72), seed=1)
+    # Validation photos 4x the draft threshold, so JPEG draft decoding really applies.
+    validation = write_photos(root / "photos" / "validation", 6, (256, 192), seed=2)
+    corrupt = root / "photos" / "validation" / "red" / "broken.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
+    validation.append({"path": str(corrupt), "label": "red"})
+    spec = InputSpec(labels=LABELS, height=32, width=32, name="tiny", backbone="tiny-cnn")
+    model = build_tiny_keras(len(LABELS), 32, seed=0)
+    x = np.stack([preprocess(e["path"], spec).array for e in train]).astype(np.float32)
+    y = np.array([LABELS.index(e["label"]) for e in train])
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=15, batch_size=12, verbose=0)
+    if collapse:
+        dense = model.layers[-1]
+        kernel, bias = dense.get_weights()
+        dense.set_weights([kernel * 1e-5, bias * 0.0])
+    out = root / "train_out"
+    out.mkdir()
+    model.save(out / "model.keras")
+    spec.save(out / "contract.json")
+    spec.save_labels(out / "labels.txt")
+    split = {"data_dir": str(root / "photos"), "labels": list(LABELS), "train": train, "validation": validation, "skipped": []}
+    (out / "split.json").write_text(json.dumps(split))
+    return out
+
+
+# -- the TFLite metadata: a wrong field id, as a broken shared schema would give ----------------------------------
+
+def swap_field_ids(monkeypatch, table: str, first: str, second: str) -> None:
+    """Make the generated metadata writer and reader of ``table`` put ``first`` in ``second``'s slot and back."""
+    from convert.schema import metadata_generated as fb
+
+    add_first, add_second = getattr(fb, f"{table}Add{first}"), getattr(fb, f"{table}Add{second}")
+    monkeypatch.setattr(fb, f"{table}Add{first}", add_second)
+    monkeypatch.setattr(fb, f"{table}Add{second}", add_first)
+    reader = getattr(fb, table)
+    accessors = {n: f for n, f in vars(reader).items() if n.startswith((first, second))}  # Max, MaxAsNumpy, ...
+    for name in accessors:
+        other = second + name[len(first):] if name.startswith(first) else first + name[len(second):]
+        monkeypatch.setattr(reader, name, accessors[other])

@@ -1,4 +1,4 @@
-"""Finding the side virtual environment with MediaPipe Tasks, for the tests that use it.
+"""A pytest plugin (``pytest_plugins`` in ``conftest.py``): the ``mediapipe_venv`` fixture, the side venv with MediaPipe Tasks.
 
 MediaPipe pins numpy<2 and protobuf 4, which clash with the kit's TensorFlow, so it
 lives in a venv of its own: ``make mediapipe`` creates ``.venv-mediapipe/`` at the repo
@@ -20,10 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
-
 ENV_VAR = "EDGEKIT_MEDIAPIPE_PYTHON"
-DEFAULT_PYTHON = REPO / ".venv-mediapipe" / "bin" / "python"
+DEFAULT_PYTHON = Path(__file__).resolve().parent.parent / ".venv-mediapipe" / "bin" / "python"
 # Prints where the mediapipe package is; its wheel ships the published
 # metadata_schema.fbs next to the code generated from it.
 _PROBE = "import importlib.util as u; print(u.find_spec('mediapipe').submodule_search_locations[0])"
@@ -67,7 +65,8 @@ def _probe() -> tuple[MediaPipeVenv | None, str, bool]:
     return MediaPipeVenv(str(python), schema if schema.is_file() else None), "", True
 
 
-def require_mediapipe() -> MediaPipeVenv:
+@pytest.fixture(scope="session")
+def mediapipe_venv() -> MediaPipeVenv:
     """The working side venv; otherwise skip, or fail under ``CI=true`` when one is there but broken."""
     venv, reason, present = _probe()
     if venv is None:

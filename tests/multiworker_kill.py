@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 
-from train import fit
+from train.fitting import fit
 from train.cli import main
 
 target, _, step = os.environ["EDGEKIT_KILL_AT"].rpartition(":")

@@ -19,9 +19,9 @@ import pytest
 from conftest import CLASS_COLOURS, draw_photo, run_runner
 from PIL import Image
 
-from edge_runner.image import preprocess
-from edge_runner.model import Classifier
-from edge_runner.spec import InputSpec, contract_path_for
+from edge_runner.core.image import preprocess
+from edge_runner.core.model import Classifier
+from edge_runner.core.spec import InputSpec, contract_path_for
 
 GREYISH = (130, 120, 120)  # best label red at about 0.44: below the contract's threshold of 0.6
 
@@ -186,8 +186,8 @@ def test_camera_summary_without_background_label_is_unchanged(plain_model, clip,
 
 def test_web_api_answers_and_model_description(background_models, photos, tmp_path):
     pytest.importorskip("flask", reason="the web server needs Flask (pip install .[serve])")
-    from edge_runner.service import ServerOptions, build_service
-    from edge_runner.server import start_server
+    from edge_runner.web.service import ServerOptions, build_service
+    from edge_runner.web.server import start_server
 
     model = background_models["int8"]
     clip = write_clip(tmp_path / "blue.avi", [CLASS_COLOURS["blue"]], frames_each=6)
@@ -218,8 +218,8 @@ def test_web_api_answers_and_model_description(background_models, photos, tmp_pa
 
 def test_web_api_of_a_model_without_background_label(plain_model):
     pytest.importorskip("flask", reason="the web server needs Flask (pip install .[serve])")
-    from edge_runner.service import ServerOptions, build_service
-    from edge_runner.server import start_server
+    from edge_runner.web.service import ServerOptions, build_service
+    from edge_runner.web.server import start_server
 
     server = start_server(build_service(ServerOptions(model=plain_model, host="127.0.0.1", port=0)))
     try:

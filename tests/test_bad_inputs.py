@@ -16,7 +16,7 @@ from conftest import draw_photo, run_runner
 from PIL import Image
 
 from edge_runner import preprocess
-from edge_runner.spec import InputSpec, contract_path_for
+from edge_runner.core.spec import InputSpec, contract_path_for
 
 RED, BLUE = (220, 40, 40), (40, 70, 220)
 

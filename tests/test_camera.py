@@ -14,9 +14,9 @@ import pytest
 from conftest import CLASS_COLOURS, REPO, run_runner
 
 from edge_runner import Classifier
-from edge_runner import camera as camera_module
-from edge_runner.camera import CameraError, FrameSource, OpenCVSource, PiCameraSource, open_camera
-from edge_runner.image import preprocess_array
+from edge_runner.watcher import camera as camera_module
+from edge_runner.watcher.camera import CameraError, FrameSource, OpenCVSource, PiCameraSource, open_camera
+from edge_runner.core.image import preprocess_array
 
 cv2 = pytest.importorskip("cv2", reason="the camera tests need OpenCV (pip install .[camera])")
 

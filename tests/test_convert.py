@@ -17,65 +17,18 @@ import pytest
 
 pytest.importorskip("tensorflow", reason="convert/ needs TensorFlow (pip install .[train])")
 
-from conftest import CLASS_COLOURS, build_tiny_keras, draw_photo  # noqa: E402
+from conftest import LABELS, build_tiny_keras, draw_photo, make_train_out, write_photos  # noqa: E402
 
-from convert import metadata as md  # noqa: E402
+from convert.tflite import metadata as md  # noqa: E402
 from convert.cli import main  # noqa: E402
 from convert.gate import Comparison, Scores, Thresholds, compare, judge, score  # noqa: E402
 from convert.quantize import check_graph, convert, parse_variants, pin_input_range  # noqa: E402
 from edge_runner import Classifier, InputSpec, preprocess  # noqa: E402
-from edge_runner.model import read_contract, read_packed_files  # noqa: E402
-from edge_runner.spec import contract_path_for  # noqa: E402
+from edge_runner.core.model import read_contract, read_packed_files  # noqa: E402
+from edge_runner.core.spec import contract_path_for  # noqa: E402
 
 SIZE = 32
-LABELS = ("red", "green", "blue")
 VARIANTS = ("float32", "float16", "dynamic", "int8")
-
-
-def write_photos(root: Path, per_class: int, size: tuple[int, int], seed: int) -> list[dict]:
-    entries = []
-    for c, label in enumerate(LABELS):
-        (root / label).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            path = root / label / f"{label}.{i}.jpg"
-            draw_photo(CLASS_COLOURS[label], size=size, seed=seed * 1000 + c * 100 + i).save(path, "JPEG", quality=90)
-            entries.append({"path": str(path), "label": label})
-    return entries
-
-
-def make_train_out(root: Path, *, collapse: bool = False) -> Path:
-    """A training output directory like train/'s: model.keras, contract.json, labels.txt, split.json.
-
-    ``collapse=True`` scales the last layer's weights down so the softmax is nearly
-    flat: the float model still ranks the classes, but int8's 1/256 output steps
-    cannot (the way MobileNetV3 collapses under int8), and the gate must catch it.
-    """
-    import keras
-
-    train = write_photos(root / "photos" / "train", 12, (96, 72), seed=1)
-    # Validation photos 4x the draft threshold, so JPEG draft decoding really applies.
-    validation = write_photos(root / "photos" / "validation", 6, (256, 192), seed=2)
-    corrupt = root / "photos" / "validation" / "red" / "broken.jpg"
-    corrupt.write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
-    validation.append({"path": str(corrupt), "label": "red"})
-    spec = InputSpec(labels=LABELS, height=SIZE, width=SIZE, name="tiny", backbone="tiny-cnn")
-    model = build_tiny_keras(len(LABELS), SIZE, seed=0)
-    x = np.stack([preprocess(e["path"], spec).array for e in train]).astype(np.float32)
-    y = np.array([LABELS.index(e["label"]) for e in train])
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
-    model.fit(x, y, epochs=15, batch_size=12, verbose=0)
-    if collapse:
-        dense = model.layers[-1]
-        kernel, bias = dense.get_weights()
-        dense.set_weights([kernel * 1e-5, bias * 0.0])
-    out = root / "train_out"
-    out.mkdir()
-    model.save(out / "model.keras")
-    spec.save(out / "contract.json")
-    spec.save_labels(out / "labels.txt")
-    split = {"data_dir": str(root / "photos"), "labels": list(LABELS), "train": train, "validation": validation, "skipped": []}
-    (out / "split.json").write_text(json.dumps(split))
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -306,8 +259,8 @@ def test_a_variant_breaking_its_invariants_is_not_written(tmp_path, monkeypatch)
 
 
 def test_a_packing_that_changes_quantisation_is_not_written(tmp_path, monkeypatch):
-    import convert.metadata as metadata_module
-    from convert.flatbuffer import pack_model
+    import convert.tflite.metadata as metadata_module
+    from convert.tflite.flatbuffer import pack_model
 
     def pack_with_a_wrong_scale(model):
         for tensor in model.subgraphs[0].tensors:
@@ -466,7 +419,7 @@ def test_embedding_keeps_the_graph_and_aligns_weights(tiny_models):
     for i in range(model.BuffersLength()):
         if model.Buffers(i).DataLength():
             assert model.Buffers(i).DataAsNumpy().ctypes.data % 16 == np.frombuffer(content, np.uint8).ctypes.data % 16
-    from edge_runner.runtime import load_runtime
+    from edge_runner.core.runtime import load_runtime
 
     pixels = np.random.default_rng(1).integers(0, 256, (1, SIZE, SIZE, 3)).astype(np.float32)
     results = []
@@ -498,8 +451,8 @@ def test_packing_shares_identical_quantisation_vectors(tiny_models):
     import flatbuffers
 
     from convert.variants import _tensor_quantization
-    from convert.flatbuffer import pack_model, read_model
-    from edge_runner.runtime import load_runtime
+    from convert.tflite.flatbuffer import pack_model, read_model
+    from edge_runner.core.runtime import load_runtime
 
     bare = Path(tiny_models["int8"]).read_bytes()
     model = read_model(bare)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import sys
 
 import pytest
-from test_train_cli import console_script, error_line, run
+from conftest import console_script, error_line, run
 
-from convert.cli import SUBCOMMANDS, main
+from convert.cli import main
 
 
 @pytest.mark.parametrize("entry", ["module", "script"])
@@ -53,6 +53,20 @@ def test_typed_flags_refuse_bad_values_in_process(capsys, argv, expected):
     assert err[-1].startswith("convert: error: ") and expected in err[-1]
 
 
-def test_subcommands_are_one_table():
-    assert set(SUBCOMMANDS) == {"export", "benchmark"}
-    assert main(["benchmark", "--help"]) == 0
+@pytest.mark.parametrize("word", ["export", "benchmark", "evaluate"])
+def test_each_job_word_has_its_own_arguments(word, capsys):
+    assert main([word, "--help"]) == 0
+    assert capsys.readouterr().out.startswith(f"usage: python -m convert {word} ")
+
+
+def test_an_unknown_job_word_is_a_usage_error_naming_the_jobs(capsys):
+    assert main(["compress", "runs/pets"]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("convert: error: argument {export,benchmark,evaluate}: invalid choice: 'compress'"), err
+
+
+def test_a_job_error_is_one_line_with_the_error_s_own_exit_status(tmp_path, capsys):
+    """convert's main maps errors through the kit's one table: an unusable input is 2, with no traceback."""
+    assert main(["benchmark", str(tmp_path / "missing"), "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("convert: error: ") and err.count("\n") == 1 and "Traceback" not in err, err

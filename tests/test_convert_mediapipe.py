@@ -3,9 +3,9 @@
 Runs ``tests/mediapipe/check_mediapipe.py`` in the side venv with ``mediapipe==0.10.21``
 (MediaPipe pins numpy<2 and protobuf 4, which clash with the kit's TensorFlow):
 ``.venv-mediapipe/`` at the repo root, which ``make test`` creates, or the python named by
-``EDGEKIT_MEDIAPIPE_PYTHON`` (see ``tests/mediapipe_venv.py``). MediaPipe's metadata parser
+``EDGEKIT_MEDIAPIPE_PYTHON`` (the ``mediapipe_venv`` fixture). MediaPipe's metadata parser
 is generated from the published schema, so it is an independent reader of what
-``convert.metadata`` writes.
+``convert.tflite.metadata`` writes.
 """
 
 from __future__ import annotations
@@ -20,21 +20,19 @@ from PIL import Image
 
 pytest.importorskip("tensorflow", reason="convert/ needs TensorFlow (pip install .[train])")
 
-from mediapipe_venv import require_mediapipe  # noqa: E402
-from test_convert import LABELS, make_train_out  # noqa: E402
-from test_metadata import swap_field_ids  # noqa: E402
+from conftest import LABELS, make_train_out, swap_field_ids  # noqa: E402
 
-from convert import metadata as md  # noqa: E402
+from convert.tflite import metadata as md  # noqa: E402
 from convert.cli import main  # noqa: E402
 from edge_runner import Classifier, preprocess  # noqa: E402
-from edge_runner.model import read_packed_files  # noqa: E402
+from edge_runner.core.model import read_packed_files  # noqa: E402
 
 SCRIPT = Path(__file__).resolve().parent / "mediapipe" / "check_mediapipe.py"
 
 
 @pytest.fixture(scope="module")
-def mediapipe_python() -> str:
-    return require_mediapipe().python
+def mediapipe_python(mediapipe_venv) -> str:
+    return mediapipe_venv.python
 
 
 def run_check(python: str, models, images=()) -> list[dict]:

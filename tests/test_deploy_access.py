@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from edge_runner.access import Token, load_token
+from edge_runner.web.access import Token, load_token
 
 DEPLOY = REPO / "edge_runner" / "deploy"
 INSTALLER = DEPLOY / "install-pi.sh"

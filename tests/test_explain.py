@@ -18,12 +18,12 @@ import pytest
 from conftest import CLASS_COLOURS, REPO, build_tiny_keras, convert_tiny, draw_photo
 from PIL import Image
 
-from edge_runner.deletion import deletion_check, summarize, top_mask, top_region_iou
-from edge_runner.heatmap import overlay
-from edge_runner.image import find_images, preprocess
-from edge_runner.model import Classifier
-from edge_runner.occlusion import Occluder, OcclusionError, patch_boxes
-from edge_runner.spec import InputSpec, contract_path_for
+from edge_runner.explain.deletion import deletion_check, summarize, top_mask, top_region_iou
+from edge_runner.explain.heatmap import overlay
+from edge_runner.core.image import find_images, preprocess
+from edge_runner.core.model import Classifier
+from edge_runner.explain.occlusion import Occluder, OcclusionError, patch_boxes
+from edge_runner.core.spec import InputSpec, contract_path_for
 
 SIZE = 32
 PATCH = 16  # the drawn shape is 8–12 px of 32: ~10% of the photo
@@ -164,7 +164,7 @@ def test_deletion_occlusion_beats_random_and_an_inverted_map_loses(trained):
 
 
 def test_deletion_gradcam_beats_random(trained):
-    from train.gradcam import GradCamExplainer
+    from train.explanations.gradcam import GradCamExplainer
 
     explainer = GradCamExplainer(trained["keras"])
     maps = [explainer.explain(p).grid for p in trained["x"]]
@@ -188,7 +188,7 @@ def _write_photos(folder: Path, trained, count: int = 3) -> list[Path]:
 
 
 def test_cli_explain_writes_overlays_and_json_gets_the_path(trained, tmp_path, capsys):
-    from edge_runner.cli import main
+    from edge_runner.cli.runner import main
 
     paths = _write_photos(tmp_path / "in", trained)
     bad = tmp_path / "in" / "broken.jpg"
@@ -210,7 +210,7 @@ def test_cli_explain_writes_overlays_and_json_gets_the_path(trained, tmp_path, c
 
 
 def test_cli_explain_usage_errors(trained, tmp_path, capsys):
-    from edge_runner.cli import main
+    from edge_runner.cli.runner import main
 
     photo = _write_photos(tmp_path / "in", trained, 1)[0]
     not_a_dir = tmp_path / "file.txt"
@@ -227,8 +227,8 @@ def test_api_explain_returns_png_and_grid(trained):
     import urllib.error
     import urllib.request
 
-    from edge_runner.service import ServerOptions, build_service
-    from edge_runner.server import start_server
+    from edge_runner.web.service import ServerOptions, build_service
+    from edge_runner.web.server import start_server
 
     buffer = io.BytesIO()
     Image.fromarray(trained["x"][0]).save(buffer, format="PNG")
@@ -264,7 +264,7 @@ def test_api_explain_returns_png_and_grid(trained):
 
 
 def test_page_has_an_explain_button():
-    script = (REPO / "edge_runner" / "static" / "app.js").read_text()
+    script = (REPO / "edge_runner" / "web" / "static" / "app.js").read_text()
     assert "/api/classify?explain=1" in script and 'el("button", "explain", "explain")' in script
 
 
@@ -278,8 +278,8 @@ def test_gradcam_finds_the_last_feature_map_of_every_backbone(backbone, tmp_path
 
     from train.backbones import BACKBONES
     from train.config import TrainConfig
-    from train.gradcam import GradCamExplainer
-    from train.model import build_network, export_model
+    from train.explanations.gradcam import GradCamExplainer
+    from train.model.network import build_network, export_model
 
     assert backbone in BACKBONES
     config = TrainConfig(data="x", out="y", backbone=backbone, weights="none", image_size=64, fine_tune_epochs=0)
@@ -316,8 +316,8 @@ def test_train_explain_cli_writes_gradcam_pngs(trained, tmp_path, capsys):
 
 
 def test_report_grid_shows_mistakes_and_correct_photos(trained, tmp_path):
-    from train.evaluate import evaluate_probabilities
-    from train.explain import GRID_FILENAME, pick_examples, write_report_grid
+    from train.report.evaluate import evaluate_probabilities
+    from train.explanations.explain import GRID_FILENAME, pick_examples, write_report_grid
 
     x, y = trained["x"], trained["y"].copy()
     y[0] = (y[0] + 1) % 3  # one deliberate mistake
@@ -385,7 +385,7 @@ def real_run(tmp_path_factory) -> Path:
 def test_real_photos_gradcam_deletion_with_a_trained_model(shared_data, real_run):
     import keras
 
-    from train.gradcam import GradCamExplainer
+    from train.explanations.gradcam import GradCamExplainer
 
     model = keras.saving.load_model(real_run / "model.keras")
     explainer = GradCamExplainer(model)
@@ -396,35 +396,30 @@ def test_real_photos_gradcam_deletion_with_a_trained_model(shared_data, real_run
     assert summary.mean_map_drop > MIN_RATIO * summary.mean_random_drop, summary.line("Grad-CAM")
 
 
-def test_browser_explain_button_shows_the_heatmap(trained, tmp_path):
+def test_browser_explain_button_shows_the_heatmap(trained, tmp_path, browser, keep_screenshot):
     """A real browser: upload a photo, press "explain", see the overlay replace the thumbnail."""
     pytest.importorskip("flask", reason="the web server needs Flask (pip install .[serve])")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs Playwright (pip install playwright)")
-    from test_server_browser import CHROMIUM_ARGS, DESKTOP, find_chromium, keep_screenshot
+    from conftest import DESKTOP
 
-    from edge_runner.service import ServerOptions, build_service
-    from edge_runner.server import start_server
+    from edge_runner.web.server import start_server
+    from edge_runner.web.service import ServerOptions, build_service
 
-    executable = find_chromium()
-    if executable is None:
-        pytest.skip("no chromium browser installed (apt-get install chromium); set EDGEKIT_CHROMIUM to use another path")
     photo = _write_photos(tmp_path / "in", trained, 1)[0]
     server = start_server(build_service(ServerOptions(model=trained["tflite"], host="127.0.0.1", port=0)))
+    context = browser.new_context(**DESKTOP)
     try:
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-            page = browser.new_context(**DESKTOP).new_page()
-            problems: list[str] = []
-            page.on("pageerror", lambda error: problems.append(str(error)))
-            page.goto(server.url + "/")
-            page.set_input_files("#files", [str(photo)])
-            page.click("button.explain", timeout=60_000)
-            page.wait_for_selector("img.heatmap", timeout=60_000)
-            assert page.get_attribute("img.heatmap", "src").startswith("data:image/png;base64,")
-            assert "hiding it lowers" in page.inner_text(".explain-note")
-            assert page.evaluate("() => document.querySelector('img.heatmap').naturalWidth") == SIZE
-            keep_screenshot(page, tmp_path, "explain-desktop.png")
-            browser.close()
+        page = context.new_page()
+        problems: list[str] = []
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.goto(server.url + "/")
+        page.set_input_files("#files", [str(photo)])
+        page.click("button.explain", timeout=60_000)
+        page.wait_for_selector("img.heatmap", timeout=60_000)
+        assert page.get_attribute("img.heatmap", "src").startswith("data:image/png;base64,")
+        assert "hiding it lowers" in page.inner_text(".explain-note")
+        assert page.evaluate("() => document.querySelector('img.heatmap').naturalWidth") == SIZE
+        keep_screenshot(page, "explain-desktop.png")
         assert not problems, problems
     finally:
+        context.close()
         server.stop()

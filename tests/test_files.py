@@ -1,5 +1,5 @@
-"""The shared helpers under every writer and every latency figure: ``edge_runner.files``,
-``edge_runner.timing`` and the file-descriptor tools of ``edge_runner.native_log``."""
+"""The shared helpers under every writer and every latency figure: ``edge_runner.common.files``,
+``edge_runner.common.timing`` and the file-descriptor tools of ``edge_runner.common.native_log``."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from edge_runner.files import write_atomic, write_figure, write_json
-from edge_runner.native_log import silenced
-from edge_runner.timing import Latency, time_interleaved
+from edge_runner.common.files import write_atomic, write_figure, write_json
+from edge_runner.common.native_log import silenced
+from edge_runner.common.timing import Latency, time_interleaved
 
 
 def test_write_atomic_creates_parents_replaces_and_is_readable_by_others(tmp_path):
@@ -107,7 +107,7 @@ def test_filtered_stderr_drops_info_lines_and_keeps_the_rest():
     # A child process: under pytest's capture sys.stderr has no descriptor and the filter stands aside.
     script = (
         "import os, sys\n"
-        "from edge_runner.native_log import INFO_NOISE, filtered_stderr\n"
+        "from edge_runner.common.native_log import INFO_NOISE, filtered_stderr\n"
         "with filtered_stderr(INFO_NOISE):\n"
         "    os.write(2, b'I0000 00:00:1796163041.341537   21387 port.cc:153] oneDNN custom operations are on\\n')\n"
         "    os.write(2, b'W0000 00:00:1796163041.341537   21387 foo.cc:1] a real warning\\n')\n"

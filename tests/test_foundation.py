@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 
 from edge_runner import Classifier, ContractError, InputSpec, ModelError, preprocess
-from edge_runner.quantization import quantize_input
-from edge_runner.model import read_contract
-from edge_runner.runtime import RuntimeUnavailable, load_runtime
-from edge_runner.spec import contract_path_for
+from edge_runner.core.quantization import quantize_input
+from edge_runner.core.model import read_contract
+from edge_runner.core.runtime import RuntimeUnavailable, load_runtime
+from edge_runner.core.spec import contract_path_for
 
 
 def test_contract_round_trips_through_json(tmp_path):
@@ -81,7 +81,7 @@ def test_contract_rejects_bad_json(tmp_path):
 
 def test_runtime_is_taken_in_the_order_of_preference(monkeypatch):
     """The first importable of LiteRT → tflite-runtime → TensorFlow; ``prefer`` (or $EDGEKIT_RUNTIME) takes exactly one."""
-    from edge_runner import runtime as runtime_module
+    from edge_runner.core import runtime as runtime_module
 
     imported = []
 

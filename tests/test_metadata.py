@@ -1,12 +1,12 @@
-"""convert/metadata.py checked by readers and writers that share nothing with it.
+"""convert/tflite/metadata.py checked by readers and writers that share nothing with it.
 
-``convert.metadata`` writes and reads the TFLite metadata through code generated
+``convert.tflite.metadata`` writes and reads the TFLite metadata through code generated
 from ``convert/schema/metadata.fbs``, so a round trip alone cannot see a wrong field
 id: writer and reader would agree on it. Here the other side is always independent:
 
 * ``flatc`` (Debian's ``flatbuffers-compiler``) prints the bytes as JSON and builds
   bytes from JSON, with our ``.fbs`` and with the *published* ``metadata_schema.fbs``
-  that the MediaPipe wheel ships (side venv, see ``tests/mediapipe_venv.py``);
+  that the MediaPipe wheel ships (side venv: the ``mediapipe_venv`` fixture, ``tests/mediapipe_venv.py``);
 * ``flatc --conform`` checks our subset against the published schema (ids, types,
   enum and union values).
 
@@ -25,13 +25,11 @@ import pytest
 
 pytest.importorskip("flatbuffers", reason="convert/ needs flatbuffers (pip install .[train])")
 
-from conftest import REPO  # noqa: E402
-from mediapipe_venv import require_mediapipe  # noqa: E402
+from conftest import REPO, swap_field_ids  # noqa: E402
 
-from convert import metadata as md  # noqa: E402
-from convert.flatbuffer import schema as tflite_schema  # noqa: E402
-from convert.schema import metadata_generated as fb  # noqa: E402
-from edge_runner.spec import InputSpec  # noqa: E402
+from convert.tflite import metadata as md  # noqa: E402
+from convert.tflite.flatbuffer import schema as tflite_schema  # noqa: E402
+from edge_runner.core.spec import InputSpec  # noqa: E402
 
 SCHEMA = REPO / "convert" / "schema" / "metadata.fbs"
 SHIPPED = sorted((REPO / "models").glob("*.tflite"))
@@ -80,7 +78,7 @@ def schema(request, flatc) -> Path:
     """The .fbs flatc reads with: ours, and the published one from the MediaPipe wheel."""
     if request.param == "our schema":
         return SCHEMA
-    published = require_mediapipe().published_schema
+    published = request.getfixturevalue("mediapipe_venv").published_schema
     if published is None:
         pytest.skip("the MediaPipe wheel has no tasks/metadata/metadata_schema.fbs")
     return published
@@ -107,9 +105,9 @@ def flatc_write(flatc: str, schema: Path, metadata: dict, workdir: Path) -> byte
     return binary.read_bytes()
 
 
-def test_our_schema_conforms_to_the_published_one(flatc):
+def test_our_schema_conforms_to_the_published_one(flatc, mediapipe_venv):
     """The published schema must be a valid evolution of our subset: same ids, types, enum and union values."""
-    published = require_mediapipe().published_schema
+    published = mediapipe_venv.published_schema
     if published is None:
         pytest.skip("the MediaPipe wheel has no tasks/metadata/metadata_schema.fbs")
     done = subprocess.run([flatc, "--conform", str(SCHEMA), str(published)], capture_output=True, text=True, timeout=60)
@@ -151,18 +149,6 @@ def test_classifier_metadata_as_an_app_reads_it(flatc, schema, tmp_path, float_i
     written = copy.deepcopy(written)
     del written["associated_files"][0]["type"]
     assert seen == {**written, "min_parser_version": "1.0.0"}
-
-
-def swap_field_ids(monkeypatch, table: str, first: str, second: str) -> None:
-    """Make the generated writer and reader of ``table`` put ``first`` in ``second``'s slot and back."""
-    add_first, add_second = getattr(fb, f"{table}Add{first}"), getattr(fb, f"{table}Add{second}")
-    monkeypatch.setattr(fb, f"{table}Add{first}", add_second)
-    monkeypatch.setattr(fb, f"{table}Add{second}", add_first)
-    reader = getattr(fb, table)
-    accessors = {n: f for n, f in vars(reader).items() if n.startswith((first, second))}  # Max, MaxAsNumpy, ...
-    for name in accessors:
-        other = second + name[len(first):] if name.startswith(first) else first + name[len(second):]
-        monkeypatch.setattr(reader, name, accessors[other])
 
 
 # (generated table, field, field) of the same type: uint, [float], string.

@@ -19,12 +19,12 @@ import pytest
 
 from conftest import draw_photo
 from convert.photos import Photo, decode, labelled_folder
-from edge_runner.batch import collect_inputs
-from edge_runner.decoder import DecodedPhoto, decode_photo, decode_photos, map_in_order
-from edge_runner.image import find_images, list_files, list_folders, preprocess
-from edge_runner.spec import InputSpec
-from train.folders import find_candidates
-from train.pixels import decode_photos as train_decode_photos
+from edge_runner.cli.batch import collect_inputs
+from edge_runner.core.decoder import DecodedPhoto, decode_photo, decode_photos, map_in_order
+from edge_runner.core.image import find_images, list_files, list_folders, preprocess
+from edge_runner.core.spec import InputSpec
+from train.data.folders import find_candidates
+from train.data.pixels import decode_photos as train_decode_photos
 
 SPEC = InputSpec(labels=("cats", "dogs"), height=48, width=48)
 

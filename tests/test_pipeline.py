@@ -18,7 +18,7 @@ from conftest import build_colour_keras, draw_photo, write_class_folders
 
 pytest.importorskip("keras", reason="the main job needs TensorFlow (pip install .[train])")
 
-from edge_runner.spec import InputSpec, contract_path_for  # noqa: E402
+from edge_runner.core.spec import InputSpec, contract_path_for  # noqa: E402
 from edgekit import dataset, pipeline, summary  # noqa: E402
 
 # A label with a space: export names its files by the sanitised model name, so the
@@ -85,8 +85,32 @@ def test_background_photos_and_false_alarms_for_the_summary(tmp_path):
         summary.runner_false_alarms(lines)
 
 
+def test_held_out_sources_in_the_summary(tmp_path):
+    """Per held-out source and class: right labels of pets, false alarms (`detected`) of background photos."""
+    entries = [{"path": f"/h/{i}.jpg", "label": label, "source": source}
+               for i, (label, source) in enumerate([("dogs", "web"), ("dogs", "web"), ("cats", "web"), ("other", "wild"),
+                                                     ("other", "wild"), ("other", "wild")])]
+    answers = [("dogs", True), ("other", False), ("cats", True), ("cats", True), ("unknown", False), ("other", False)]
+    lines = tmp_path / "held.jsonl"
+    lines.write_text("".join(json.dumps({"source": f"/h/{i}.jpg", "label": label, "detected": detected}) + "\n"
+                             for i, (label, detected) in enumerate(answers)))
+    rows = summary.runner_by_source(lines, entries, "other")
+    assert [(r.source, r.label, r.background, r.share) for r in rows] == [
+        ("web", "cats", False, summary.Share(1, 1)), ("web", "dogs", False, summary.Share(1, 2)),
+        ("wild", "other", True, summary.Share(1, 3))]
+    text = summary.format_summary(summary.Summary(
+        out=tmp_path, files=(), keras_accuracy=0.9, variants=(), runner=summary.Share(9, 10), false_alarms=None,
+        threshold=0.5, background_label="other", times=(), held_out=rows))
+    assert "runner on held-out sources (never trained on, threshold 0.5):" in text
+    assert "wild" in text.splitlines()[-3] and "false alarms  33.33% (1/3)" in text
+    lines.write_text("")
+    with pytest.raises(pipeline.PipelineError, match="classified none of the held-out photos"):
+        summary.runner_by_source(lines, entries, "other")
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--background", "nope"], "--background {tmp}/nope: not a directory of photos"),
+    (["--more-data", "nope"], "--more-data {tmp}/nope: not a directory of photos"),
     (["--variants", "float32,float16"], "--variants must include int8"),
     (["--variants", "int8", "--install"], "--variants must include float16"),
 ])

@@ -14,9 +14,10 @@ import pytest
 from conftest import CLASS_COLOURS, REPO, draw_photo, run_runner
 
 from edge_runner import Classifier, preprocess
-from edge_runner import cli, loading
-from edge_runner import runtime as runtime_module
-from edge_runner.batch import classify_paths, collect_inputs
+from edge_runner.cli import runner as cli
+from edge_runner.core import loading
+from edge_runner.core import runtime as runtime_module
+from edge_runner.cli.batch import classify_paths, collect_inputs
 
 
 run = run_runner  # python -m edge_runner, in-process (tests/conftest.py)
@@ -224,14 +225,37 @@ def test_tflite_runtime_under_numpy2_is_explained(tiny_models, gallery, capsys, 
     assert "pip install .[edge]" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("command", ["runner", "watch", "serve"])
+def test_every_runner_command_takes_the_same_model_arguments(command):
+    """One argument group: ``-m/--model``, ``--runtime``, ``--threads``, ``-v/--verbose`` mean the same in all three."""
+    from edge_runner.watcher import watch
+    from edge_runner.web import server
+
+    parser = {"runner": cli, "watch": watch, "serve": server}[command].build_parser()
+    args = parser.parse_args(["-m", "m.tflite", "--runtime", "tflite-runtime", "--threads", "3", "-v"])
+    assert (args.model, args.runtime, args.threads, args.verbose) == ("m.tflite", "tflite-runtime", 3, True)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--runtime", "onnx"])
+
+
+def test_workers_zero_means_one_per_cpu_as_in_train(tiny_models, gallery, capsys):
+    from edge_runner.core.decoder import usable_cores
+
+    code, out, err = run([gallery, "--model", tiny_models["int8"], "--workers", "0", "-v"], capsys)
+    assert code == 0 and len(out.splitlines()) == 6
+    assert f"workers: {usable_cores()}" in err.splitlines()
+    code, _, err = run([gallery, "--model", tiny_models["int8"], "--workers", "1", "-v"], capsys)
+    assert code == 0 and "workers: 1" in err.splitlines()
+
+
 def test_serve_is_delegated_to_the_server_module(monkeypatch):
     calls = []
-    fake = types.ModuleType("edge_runner.server")
+    fake = types.ModuleType("edge_runner.web.server")
     fake.main = lambda argv: calls.append(list(argv)) or 7
-    monkeypatch.setitem(sys.modules, "edge_runner.server", fake)
-    import edge_runner
+    monkeypatch.setitem(sys.modules, "edge_runner.web.server", fake)
+    import edge_runner.web
 
-    monkeypatch.setattr(edge_runner, "server", fake, raising=False)
+    monkeypatch.setattr(edge_runner.web, "server", fake, raising=False)
     assert cli.main(["serve", "--port", "9000"]) == 7
     assert calls == [["--port", "9000"]]
 
@@ -260,10 +284,10 @@ def test_subprocess_end_to_end_without_tensorflow_opencv_or_server(tiny_models, 
     assert json.loads(completed.stdout)["source"] == str(gallery / "red.0.jpg")
     assert completed.stderr.strip() == f"edge_runner: error: {tmp_path / 'nope.jpg'}: no such file or directory"
     probe = (
-        "import sys; from edge_runner.cli import main; "
+        "import sys; from edge_runner.cli.runner import main; "
         f"code = main([{str(gallery)!r}, '--model', {str(tiny_models['int8'])!r}]); "
-        "print('MODULES', code, sorted(m for m in ('tensorflow', 'keras', 'cv2', 'edge_runner.server', "
-        "'edge_runner.camera') if m in sys.modules))"
+        "print('MODULES', code, sorted(m for m in ('tensorflow', 'keras', 'cv2', 'edge_runner.web.server', "
+        "'edge_runner.watcher.camera') if m in sys.modules))"
     )
     completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60)
     assert completed.stdout.splitlines()[-1] == "MODULES 0 []", completed.stderr

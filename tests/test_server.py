@@ -29,10 +29,10 @@ from PIL import Image
 pytest.importorskip("flask", reason="the web server needs Flask (pip install .[serve])")
 pytest.importorskip("waitress", reason="the web server needs waitress (pip install .[serve])")
 
-from edge_runner.image import preprocess  # noqa: E402
-from edge_runner.model import Classifier  # noqa: E402
-from edge_runner.server import build_parser, main, start_server  # noqa: E402
-from edge_runner.service import ServerOptions, build_service  # noqa: E402
+from edge_runner.core.image import preprocess  # noqa: E402
+from edge_runner.core.model import Classifier  # noqa: E402
+from edge_runner.web.server import build_parser, main, start_server  # noqa: E402
+from edge_runner.web.service import ServerOptions, build_service  # noqa: E402
 
 ARCHIVE_NAME = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{32}\.(jpg|png)$")
 
@@ -373,7 +373,7 @@ def test_archive_keeps_uploads_under_generated_names(serve, photos, tmp_path, re
 def test_archive_that_cannot_be_created_is_a_clear_error(model_path, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    from edge_runner.archive import ArchiveError
+    from edge_runner.web.archive import ArchiveError
 
     with pytest.raises(ArchiveError, match="--archive must be a folder"):
         build_service(ServerOptions(model=model_path, port=0, archive=blocker))
@@ -446,8 +446,8 @@ def write_video(path: Path, colour: tuple[int, int, int], frames: int = 12, size
 
 def video_labels(path: Path, classifier: Classifier) -> set[str]:
     """The label of every frame, read the way the live view reads them."""
-    from edge_runner.camera import open_camera
-    from edge_runner.image import preprocess_array
+    from edge_runner.watcher.camera import open_camera
+    from edge_runner.core.image import preprocess_array
 
     labels = set()
     with open_camera(str(path)) as source:
@@ -594,7 +594,8 @@ def test_parser_rejects_bad_values(capsys):
 
 
 def test_without_a_model_serve_says_model_is_required(monkeypatch, tmp_path, capsys):
-    from edge_runner import cli, loading
+    from edge_runner.cli import runner as cli
+    from edge_runner.core import loading
 
     monkeypatch.delenv("EDGEKIT_MODEL", raising=False)
     monkeypatch.setattr(loading, "shipped_model_path", lambda: tmp_path / "absent.tflite")

@@ -27,7 +27,7 @@ from conftest import CLASS_COLOURS, REPO, draw_photo
 pytest.importorskip("flask", reason="the web server needs Flask (pip install .[serve])")
 pytest.importorskip("waitress", reason="the web server needs waitress (pip install .[serve])")
 
-from edge_runner.access import (  # noqa: E402
+from edge_runner.web.access import (  # noqa: E402
     COOKIE_NAME,
     OPEN_PATHS,
     TOKEN_ENV,
@@ -37,9 +37,9 @@ from edge_runner.access import (  # noqa: E402
     is_loopback,
     load_token,
 )
-from edge_runner.app import create_app  # noqa: E402
-from edge_runner.server import main, start_server  # noqa: E402
-from edge_runner.service import ServerOptions, Service, build_service  # noqa: E402
+from edge_runner.web.app import create_app  # noqa: E402
+from edge_runner.web.server import main, start_server  # noqa: E402
+from edge_runner.web.service import ServerOptions, Service, build_service  # noqa: E402
 
 TOKEN = "k7Qp-" + "x9" * 12 + "Zr"  # 30 characters, as the installer's token_urlsafe(24) would be 32
 WRONG = TOKEN[:-1] + "s"  # one character off
@@ -231,34 +231,25 @@ def test_redirect_after_the_token_stays_on_this_server(guarded):
     assert not answer.headers["Location"].startswith("//")
 
 
-def test_the_page_in_a_real_browser_asks_once_then_works(guarded, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs Playwright (pip install playwright)")
-    from test_server_browser import CHROMIUM_ARGS, find_chromium
-
-    executable = find_chromium()
-    if executable is None:
-        pytest.skip("no chromium browser installed (apt-get install chromium)")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context()
-            page = context.new_page()
-            page.goto(guarded.url + "/")
-            page.fill("#token", WRONG)
-            page.click("button[type=submit]")
-            assert page.inner_text(".error") == "That token is not right. Try again."
-            page.fill("#token", TOKEN)
-            page.click("button[type=submit]")
-            page.wait_for_function("() => document.querySelector('#model') && document.querySelector('#model').textContent.includes('tiny')")
-            assert page.url == guarded.url + "/"
-            page.wait_for_function("() => document.querySelector('#live').naturalWidth > 0", timeout=20_000)
-            cookies = context.cookies()
-            assert [(c["name"], c["httpOnly"], c["sameSite"]) for c in cookies] == [(COOKIE_NAME, True, "Strict")]
-            assert page.evaluate("document.cookie") == ""  # HttpOnly: scripts cannot read it
-            page.screenshot(path=str(tmp_path / "after_login.png"))
-            context.close()
-        finally:
-            browser.close()
+def test_the_page_in_a_real_browser_asks_once_then_works(guarded, tmp_path, browser):
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(guarded.url + "/")
+        page.fill("#token", WRONG)
+        page.click("button[type=submit]")
+        assert page.inner_text(".error") == "That token is not right. Try again."
+        page.fill("#token", TOKEN)
+        page.click("button[type=submit]")
+        page.wait_for_function("() => document.querySelector('#model') && document.querySelector('#model').textContent.includes('tiny')")
+        assert page.url == guarded.url + "/"
+        page.wait_for_function("() => document.querySelector('#live').naturalWidth > 0", timeout=20_000)
+        cookies = context.cookies()
+        assert [(c["name"], c["httpOnly"], c["sameSite"]) for c in cookies] == [(COOKIE_NAME, True, "Strict")]
+        assert page.evaluate("document.cookie") == ""  # HttpOnly: scripts cannot read it
+        page.screenshot(path=str(tmp_path / "after_login.png"))
+    finally:
+        context.close()
 
 
 # -- where the server may listen -----------------------------------------------------------------

@@ -14,64 +14,21 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import os
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CLASS_COLOURS, draw_photo
+from conftest import CLASS_COLOURS, DESKTOP, PHONE, draw_photo
 
 pytest.importorskip("flask", reason="the web server needs Flask (pip install .[serve])")
 pytest.importorskip("waitress", reason="the web server needs waitress (pip install .[serve])")
 sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs Playwright (pip install playwright)")
 
-from edge_runner.image import preprocess  # noqa: E402
-from edge_runner.model import Classifier  # noqa: E402
-from edge_runner.service import ServerOptions, build_service  # noqa: E402
-from edge_runner.server import start_server  # noqa: E402
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
-DESKTOP = {"viewport": {"width": 1200, "height": 900}}
-
-
-def find_chromium() -> str | None:
-    for candidate in (os.environ.get("EDGEKIT_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = find_chromium()
-    if executable is None:
-        pytest.skip("no chromium browser installed (apt-get install chromium); set EDGEKIT_CHROMIUM to use another path")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-def keep_screenshot(page, tmp_path: Path, name: str) -> Path:
-    path = tmp_path / name
-    page.screenshot(path=str(path), full_page=True)
-    artifacts = os.environ.get("EDGEKIT_ARTIFACTS")
-    if artifacts:
-        Path(artifacts).mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, Path(artifacts) / name)
-    return path
+from edge_runner.core.image import preprocess  # noqa: E402
+from edge_runner.core.model import Classifier  # noqa: E402
+from edge_runner.web.service import ServerOptions, build_service  # noqa: E402
+from edge_runner.web.server import start_server  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -117,8 +74,8 @@ def colour_model(tiny_models, tmp_path_factory) -> Path:
     import keras
     from conftest import build_tiny_keras, save_tiny
 
-    from edge_runner.image import fit
-    from edge_runner.spec import InputSpec
+    from edge_runner.core.image import fit
+    from edge_runner.core.spec import InputSpec
 
     spec = InputSpec(labels=tuple(CLASS_COLOURS), height=32, width=32, name="tiny-colours")
     pixels, labels = [], []
@@ -143,7 +100,7 @@ def photos(tmp_path: Path) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("device", ["desktop", "phone"])
-def test_upload_photos_and_see_their_labels(browser, colour_model, photos, tmp_path, device):
+def test_upload_photos_and_see_their_labels(browser, keep_screenshot, colour_model, photos, tmp_path, device):
     model = colour_model
     reference = Classifier(model)
     expected = {path.name: reference.classify(preprocess(path, reference.spec).array).label for path in photos.values()}
@@ -186,7 +143,7 @@ def test_upload_photos_and_see_their_labels(browser, colour_model, photos, tmp_p
 
         if device == "phone":  # nothing wider than the screen
             assert page.evaluate("document.documentElement.scrollWidth") <= 390
-        shot = keep_screenshot(page, tmp_path, f"server_page_{device}.png")
+        shot = keep_screenshot(page, f"server_page_{device}.png")
         assert shot.stat().st_size > 10_000
         # The browser logs the refused upload's 415; nothing else may go wrong.
         assert [p for p in problems if "status of 415" not in p] == []
@@ -206,7 +163,7 @@ def test_too_large_photo_is_refused_on_the_page(browser, tiny_models, tmp_path):
         assert problems == []
 
 
-def test_live_camera_view_in_the_browser(browser, colour_model, tmp_path):
+def test_live_camera_view_in_the_browser(browser, keep_screenshot, colour_model, tmp_path):
     pytest.importorskip("cv2", reason="the live view reads video through OpenCV (pip install .[camera])")
     video = write_video(tmp_path / "green.avi", "green")
     options = ServerOptions(model=colour_model, host="127.0.0.1", port=0, camera=video, camera_fps=10.0)
@@ -216,11 +173,11 @@ def test_live_camera_view_in_the_browser(browser, colour_model, tmp_path):
         page.wait_for_function("() => / \\d+\\.\\d% · \\d+\\.\\d fps$/.test(document.querySelector('#live-state').textContent)", timeout=20_000)
         caption = page.inner_text("#live-state")
         assert caption.startswith("green ")  # the video shows green shapes
-        keep_screenshot(page, tmp_path, "server_page_camera_phone.png")
+        keep_screenshot(page, "server_page_camera_phone.png")
         assert problems == []
 
 
-def test_background_answer_shows_nothing_recognised_instead_of_bars(browser, background_models, tmp_path):
+def test_background_answer_shows_nothing_recognised_instead_of_bars(browser, keep_screenshot, background_models, tmp_path):
     """A model whose contract names ``blue`` as its background label: words, not bars, for a blue photo and frame."""
     pytest.importorskip("cv2", reason="the live view reads video through OpenCV (pip install .[camera])")
     from PIL import Image
@@ -251,5 +208,5 @@ def test_background_answer_shows_nothing_recognised_instead_of_bars(browser, bac
 
         page.wait_for_function("() => document.querySelector('#live-state').textContent.startsWith('nothing recognised (blue ')", timeout=20_000)
         assert re.fullmatch(r"nothing recognised \(blue \d+\.\d%\) · \d+\.\d fps", page.inner_text("#live-state"))
-        keep_screenshot(page, tmp_path, "server_page_nothing_recognised_phone.png")
+        keep_screenshot(page, "server_page_nothing_recognised_phone.png")
         assert problems == []

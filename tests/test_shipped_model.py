@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from edge_runner import Classifier, InputSpec, preprocess
-from edge_runner.model import read_contract, read_packed_files
-from edge_runner.spec import contract_path_for
+from edge_runner.core.model import read_contract, read_packed_files
+from edge_runner.core.spec import contract_path_for
 from conftest import REPO, draw_photo
 
 MODELS = REPO / "models"
@@ -55,7 +55,7 @@ def test_shipped_files_are_consistent(variant):
 @pytest.mark.parametrize("variant", sorted(SHIPPED))
 def test_shipped_metadata_is_standard_tflite_metadata(variant):
     pytest.importorskip("flatbuffers")
-    from convert.metadata import read_metadata
+    from convert.tflite.metadata import read_metadata
 
     metadata = read_metadata(SHIPPED[variant].read_bytes())
     assert metadata["name"] == "cats_dogs"
@@ -88,7 +88,7 @@ def test_runner_defaults_to_the_shipped_int8(tmp_path):
 
 def held_out_background(shared_data: Path) -> list[Path]:
     """The photos of ../shared/data/other that training held out (the same seeded split `make model` made)."""
-    from train.split import background_split
+    from train.data.split import background_split
 
     other = shared_data.parent / "other"
     if not other.is_dir():

@@ -1,44 +1,19 @@
 """``python -m train`` (and ``edgekit-train``, ``… compare``, ``… explain``): the shared CLI conventions.
 
 Every error is one line ``PROG: error: …`` on stderr (after argparse's usage lines for
-a bad flag) and the exit status is 2, as in ``edge_runner.console``; the subcommands
+a bad flag) and the exit status is 2, as in ``edge_runner.common.console``; the subcommands
 are dispatched from one table. Run as real processes: the console script and
 ``python -m`` are what users type.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import console_script, error_line, run
 
 from train.cli import SUBCOMMANDS, main
-
-
-def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-
-
-def error_line(done: subprocess.CompletedProcess) -> str:
-    """The last stderr line; everything before it must be argparse's usage."""
-    lines = done.stderr.strip().splitlines()
-    assert lines, "no error line on stderr"
-    assert all(line.startswith("usage: ") or line.startswith(" ") for line in lines[:-1]), done.stderr
-    assert "Traceback" not in done.stderr
-    return lines[-1]
-
-
-def console_script(name: str) -> str:
-    path = shutil.which(name) or str(Path(sys.executable).parent / name)
-    if not Path(path).is_file():
-        pytest.skip(f"{name} is not installed (pip install -e .)")
-    return path
 
 
 @pytest.mark.parametrize("entry", ["module", "script"])

@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 
 from edge_runner import Classifier, preprocess
-from train.candidates import Candidate, keras_weights_name, parse_candidates, parse_one, resolve_weights
+from edge_runner.common.native_log import quiet_tensorflow_logs
+from train.comparison.candidates import Candidate, keras_weights_name, parse_candidates, parse_one, resolve_weights
 from train.errors import ConfigError
-from train.pareto import Point, fastest_at, mcnemar_p, pareto_front, recommend
+from train.comparison.pareto import Point, fastest_at, mcnemar_p, pareto_front, recommend
 
 REPO = Path(__file__).resolve().parent.parent
 SIZE = 32
@@ -119,19 +120,11 @@ def keras_home(tmp_path_factory) -> Path:
     """``KERAS_HOME`` with a tiny MobileNetV2-0.35 no-top file (random, BatchNorm calibrated) under Keras' own name."""
     pytest.importorskip("tensorflow", reason="training needs TensorFlow (pip install .[train])")
     import h5py
-    import keras
     from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
 
-    from conftest import draw_photo
+    from conftest import calibrated_mobilenet
 
-    keras.utils.set_random_seed(0)
-    base = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(SIZE, SIZE, 3), alpha=0.35)
-    colours = [(220, 40, 40), (40, 200, 60)]
-    photos = np.stack([np.asarray(draw_photo(colours[i % 2], seed=100 + i).resize((SIZE, SIZE)), np.float32) for i in range(32)])
-    for layer in base.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = 0.0  # one training-mode pass sets the statistics to this batch's
-    base(photos / 127.5 - 1.0, training=True)
+    base = calibrated_mobilenet(SIZE, [(220, 40, 40), (40, 200, 60)], 32)
     home = tmp_path_factory.mktemp("keras_home")
     (home / "models").mkdir()
     # The legacy HDF5 layout Keras' own ImageNet files have, under the name Keras looks for.
@@ -150,7 +143,7 @@ def test_compare_loop_with_imagenet_weights_from_keras_home(tmp_path, keras_home
     argv = ["compare", "--data", str(data), "--out", str(out), "--candidates", f"mobilenet_v2:0.35:{SIZE},baseline:{SIZE}",
             "--weights", "imagenet", "--epochs", "2", "--fine-tune-epochs", "0", "--scratch-epochs", "1", "--batch-size", "8",
             "--cache-dir", str(tmp_path / "cache"), "--latency-runs", "5", "--latency-rounds", "1", "--threads", "1,2", "--quiet"]
-    env = {**os.environ, "KERAS_HOME": str(keras_home), "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = quiet_tensorflow_logs({**os.environ, "KERAS_HOME": str(keras_home), "PYTHONPATH": str(REPO)})
     run = subprocess.run([sys.executable, "-m", "train", *argv], env=env, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.startswith("Recommendation (no budget): ")

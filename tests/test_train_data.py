@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from conftest import draw_photo, write_class_folders
-from edge_runner.spec import InputSpec
+from edge_runner.core.spec import InputSpec
 from train import ConfigError, DataError, TrainConfig
 from train.cli import build_parser, config_from_args, main
-from train.split import DataSplit, background_split, split_samples
-from train.folders import LAYOUT_CLASSES, LAYOUT_FILENAMES, LAYOUT_SPLIT, find_candidates, label_from_filename
-from train.pixels import decode_photos
-from train.dataset import class_weights_for
+from train.data.split import DataSplit, background_split, split_samples
+from train.data.folders import LAYOUT_CLASSES, LAYOUT_FILENAMES, LAYOUT_SPLIT, find_candidates, label_from_filename
+from train.data.pixels import decode_photos
+from train.data.dataset import class_weights_for
 
 SPEC = InputSpec(labels=("a", "b"), height=40, width=40)
 
@@ -103,7 +103,7 @@ def test_background_errors_name_the_argument(tmp_path, photo_folders):
 
 
 def test_threshold_table_counts_recall_and_false_alarms():
-    from train.thresholds import recommend, threshold_table
+    from train.report.thresholds import recommend, threshold_table
 
     labels = ("cats", "dogs", "other")
     probabilities = np.array([
@@ -196,7 +196,7 @@ def test_unreadable_files_are_skipped_with_reasons(tmp_path):
     assert split.counts("train")["Cat"] + split.counts("validation")["Cat"] == 7
 
     # The decoded pixels are exactly the runner's, and a second pass reads the cache.
-    from edge_runner.image import preprocess
+    from edge_runner.core.image import preprocess
 
     row = decoded.rows([split.train[0].path])[0]
     assert np.array_equal(decoded.array[row], preprocess(split.train[0].path, SPEC).array)
@@ -209,7 +209,7 @@ def test_split_json_round_trip(tmp_path, photo_folders):
     path = split.save(tmp_path / "split.json")
     data = json.loads(path.read_text())
     assert set(data) >= {"data_dir", "labels", "train", "validation", "skipped"}
-    assert data["train"][0].keys() == {"path", "label"}
+    assert data["train"][0].keys() == {"path", "label", "source"}
     assert DataSplit.load(path).to_dict() == split.to_dict()
 
 
@@ -270,7 +270,7 @@ def test_no_readable_photo_is_refused(tmp_path):
     "argv, fragment",
     [
         (["--image-size", "8"], "--image-size must be an integer from 32 to 1024, received 8"),
-        (["--alpha", "0.3"], "--alpha for mobilenet_v2 must be one of [0.35, 0.5, 0.75, 1.0, 1.3, 1.4], received 0.3"),
+        (["--width", "0.3"], "--width for mobilenet_v2 must be one of [0.35, 0.5, 0.75, 1.0, 1.3, 1.4], received 0.3"),
         (["--weights", "nowhere.h5"], "--weights must be one of ['imagenet', 'none'] or an existing weights file"),
         (["--validation-fraction", "1.5"], "--validation-fraction must be a number in (0, 1), received 1.5"),
         (["--epochs", "0", "--fine-tune-epochs", "0"], "nothing would be trained"),
@@ -307,11 +307,11 @@ def test_unusable_data_dir_exits_2(tmp_path, capsys):
 
 
 def test_config_round_trip_and_command(tmp_path):
-    args = build_parser().parse_args(["--data", "d", "--out", "o", "--image-size", "96", "--alpha", "0.35", "--seed", "7"])
+    args = build_parser().parse_args(["--data", "d", "--out", "o", "--image-size", "96", "--width", "0.35", "--seed", "7"])
     config = config_from_args(args).validate()
     path = config.save(tmp_path / "config.json")
     assert TrainConfig.load(path) == config
-    assert config.to_command() == "python -m train --data d --out o --alpha 0.35 --image-size 96 --seed 7"
+    assert config.to_command() == "python -m train --data d --out o --width 0.35 --image-size 96 --seed 7"
     with pytest.raises(ConfigError, match="unknown options"):
         TrainConfig.from_dict({"data": "d", "out": "o", "colour": 1})
 
@@ -350,3 +350,33 @@ def test_out_dir_refuses_a_previous_run_unless_resume_or_overwrite(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ConfigError, match="exists and is not a directory"):
         prepare_out_dir(TrainConfig(data="d", out=str(tmp_path / "file")))
+
+
+def test_old_alpha_flag_still_sets_the_width_with_a_one_line_warning(capsys):
+    args = build_parser().parse_args(["--data", "d", "--out", "o", "--alpha", "0.5"])
+    assert config_from_args(args).alpha == 0.5
+    assert capsys.readouterr().err == (
+        "train: warning: --alpha is deprecated and will be removed in the next release; use --width\n")
+    build_parser().parse_args(["--data", "d", "--out", "o", "--width", "0.5"])
+    assert capsys.readouterr().err == ""
+
+
+def test_flags_are_generated_from_the_fields_once():
+    """Every option field has exactly one flag, with its default, and the resumable list is read from the fields."""
+    from dataclasses import fields
+
+    from train.config import RESUMABLE_CHANGES
+    from train.options import flag_of, options_of
+
+    parser = build_parser()
+    by_dest = {action.dest: action for action in parser._actions if action.option_strings}
+    option_fields = dict((f.name, f) for f, _ in options_of(TrainConfig))
+    assert set(option_fields) == {f.name for f in fields(TrainConfig)}
+    for name, f in option_fields.items():
+        assert flag_of(f) == by_dest[name].option_strings[0], name
+    defaults = config_from_args(parser.parse_args(["--data", "d", "--out", "o"]))
+    assert defaults == TrainConfig(data="d", out="o")
+    assert defaults.seed == 0 and defaults.workers == 0 and "one per CPU" in by_dest["workers"].help
+    assert RESUMABLE_CHANGES == {"out", "resume", "overwrite", "verbose", "workers", "cache_dir", "epochs",
+                                 "fine_tune_epochs", "patience", "strategy", "worker_timeout"}
+    assert [group.title for group in parser._action_groups[2:]] == ["data", "model", "fitting (hyper-parameters)", "run"]

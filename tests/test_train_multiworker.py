@@ -4,7 +4,7 @@
   can be compared): both exit 0, the chief's run folder is complete, worker 1 leaves nothing behind,
   each worker decoded (and cached) only its share of the photos, and the validation accuracy matches
   a one-process run with the same global batch within one photo of twelve (TOLERANCE);
-* a worker killed mid-epoch (SIGKILL, fine-tuning of the tiny MobileNetV2 of ``test_train_run``, both
+* a worker killed mid-epoch (SIGKILL, fine-tuning of the tiny MobileNetV2 of ``conftest``, both
   phases): the chief stops with one error line, both restart with the same command and finish, and
   the report says the run was resumed and from which epochs;
 * a bad ``TF_CONFIG`` (unset, missing chief, index out of range, unsupported job, a batch that does
@@ -28,9 +28,9 @@ pytest.importorskip("tensorflow", reason="training needs TensorFlow (pip install
 
 from conftest import REPO, write_class_folders  # noqa: E402
 from multiworker_helpers import free_ports, tf_config  # noqa: E402
-from test_train_run import SIZE, tiny_weights  # noqa: E402,F401 - tiny_weights is a fixture
+from conftest import TINY_SIZE as SIZE  # noqa: E402
 from train import TrainConfig, run_training  # noqa: E402
-from train.cluster import parse_tf_config  # noqa: E402
+from train.fitting.cluster import parse_tf_config  # noqa: E402
 
 TOLERANCE = 1 / 12  # validation accuracy, two workers against one: at most one of the 12 photos apart
 RUN_FILES = ("model.keras", "contract.json", "labels.txt", "split.json", "config.json", "skipped.txt", "report.json",
@@ -119,12 +119,31 @@ def test_two_workers_match_one_and_each_decodes_its_share(tmp_path, colour_data)
     assert report["config"]["strategy"] == "multi-worker" and "--strategy multi-worker" in report["command"]
 
 
+def test_held_out_photos_are_not_trained_on_and_the_chief_measures_them(tmp_path):
+    home, web = tmp_path / "home", tmp_path / "web"
+    write_class_folders(home, ["red", "green"], 15)
+    write_class_folders(web, ["red", "green"], 4, seed=5)
+    ports, out = free_ports(2), tmp_path / "out"
+    argv = scratch_argv(home, out)[2:] + ["--data", str(home), "--data", str(web), "--holdout-source", "web",
+                                          "--strategy", "multi-worker", "--worker-timeout", "60"]
+    results = finish([start_worker(argv, ports, i, tmp_path) for i in (0, 1)])
+    assert [code for code, _, _ in results] == [0, 0], results[0][2] + results[1][2]
+    split = json.loads((out / "split.json").read_text())
+    stats = json.loads((out / "distributed.json").read_text())
+    per_worker = stats["per_worker"]
+    assert sum(w["train"] for w in per_worker) == len(split["train"]) and len(split["holdout"]) == 8
+    assert sum(w["validation"] for w in per_worker) == len(split["validation"])
+    assert stats["chief_report_decode"]["photos"] == len(split["validation"]) + 8
+    held = json.loads((out / "report.json").read_text())["per_source"]["holdout"]
+    assert held["photos"] == 8
+
+
 def test_worker_killed_mid_epoch_is_restarted_and_the_run_resumes(tmp_path, tiny_weights):  # noqa: F811
     data = tmp_path / "data"
     write_class_folders(data / "train", ["red", "green"], 16)
     write_class_folders(data / "validation", ["red", "green"], 6, seed=3)
     ports, out = free_ports(2), tmp_path / "out"
-    argv = ["--data", str(data), "--out", str(out), "--alpha", "0.35", "--image-size", str(SIZE), "--weights",
+    argv = ["--data", str(data), "--out", str(out), "--width", "0.35", "--image-size", str(SIZE), "--weights",
             str(tiny_weights), "--epochs", "2", "--fine-tune-epochs", "2", "--fine-tune-layers", "29", "--batch-size", "8",
             "--fine-tune-learning-rate", "1e-4", "--augment-views", "1", "--patience", "5", "--no-determinism",
             "--quiet", "--strategy", "multi-worker", "--worker-timeout", "30", "--resume"]

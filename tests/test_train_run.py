@@ -1,11 +1,10 @@
 """train/: whole runs on generated photos with a tiny MobileNetV2 (alpha 0.35, 32-48 px), and one on the real photos.
 
-The tiny "pretrained" backbone is a random MobileNetV2 whose BatchNorm statistics
-are calibrated on generated photos and saved to a weights file (untouched
-statistics would make its features ~1e-11). Its random features do not separate
-the generated classes reliably, so these fast tests check the mechanics (files,
-contract, runner round trip, resume, layouts) and that the report's accuracy is
-the saved model's; learning is checked by the slow test on the real photos.
+The tiny "pretrained" backbone is conftest's ``tiny_weights`` (a random MobileNetV2 with
+calibrated BatchNorm statistics). Its random features do not separate the generated
+classes reliably, so these fast tests check the mechanics (files, contract, runner round
+trip, resume, layouts) and that the report's accuracy is the saved model's; learning is
+checked by the slow test on the real photos.
 """
 
 from __future__ import annotations
@@ -19,33 +18,13 @@ import pytest
 
 pytest.importorskip("tensorflow", reason="training needs TensorFlow (pip install .[train])")
 
-from conftest import convert_tiny, draw_photo, write_class_folders  # noqa: E402
-from edge_runner.image import preprocess  # noqa: E402
-from edge_runner.model import read_packed_files  # noqa: E402
-from edge_runner.spec import InputSpec, contract_path_for  # noqa: E402
+from conftest import TINY_SIZE, convert_tiny, draw_photo, tiny_config, write_class_folders  # noqa: E402
+from edge_runner.core.image import preprocess  # noqa: E402
+from edge_runner.core.model import read_packed_files  # noqa: E402
+from edge_runner.core.spec import InputSpec, contract_path_for  # noqa: E402
 from train import ConfigError, TrainConfig, TrainError, run_training  # noqa: E402
 
-SIZE = 48
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory) -> Path:
-    """MobileNetV2 alpha 0.35 without top, random weights, BatchNorm calibrated on generated photos."""
-    import keras
-
-    keras.utils.set_random_seed(0)
-    base = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(SIZE, SIZE, 3), alpha=0.35)
-    colours = [(220, 40, 40), (40, 200, 60), (40, 70, 220), (200, 200, 40)]
-    photos = np.stack(
-        [np.asarray(draw_photo(colours[i % 4], seed=100 + i).resize((SIZE, SIZE)), dtype=np.float32) for i in range(64)]
-    )
-    for layer in base.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = 0.0  # one training-mode pass sets the statistics to this batch's
-    base(photos / 127.5 - 1.0, training=True)
-    path = tmp_path_factory.mktemp("tiny_weights") / "tiny_mobilenet_v2_0.35.weights.h5"
-    base.save_weights(path)
-    return path
+SIZE = TINY_SIZE
 
 
 @pytest.fixture(scope="module")
@@ -54,27 +33,6 @@ def two_class_data(tmp_path_factory) -> Path:
     write_class_folders(root / "data" / "train", ["red", "green"], 16)
     write_class_folders(root / "data" / "validation", ["red", "green"], 6, seed=3)
     return root / "data"
-
-
-def tiny_config(data: Path, out: Path, weights: Path | str, **overrides) -> TrainConfig:
-    options = dict(
-        data=str(data),
-        out=str(out),
-        alpha=0.35,
-        image_size=SIZE,
-        weights=str(weights),
-        epochs=2,
-        fine_tune_epochs=2,
-        fine_tune_layers=29,
-        batch_size=8,
-        fine_tune_learning_rate=1e-4,
-        patience=5,
-        cache_dir=str(out.parent / "cache"),
-        deterministic=False,
-        verbose=0,
-    )
-    options.update(overrides)
-    return TrainConfig(**options)
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +91,7 @@ def test_contract_and_model_work_in_the_runner(baseline):
     """Float TFLite of the saved model + the written contract → the runner's Classifier accepts and classifies."""
     import keras
 
-    from edge_runner.model import Classifier, read_contract
+    from edge_runner.core.model import Classifier, read_contract
 
     _, result = baseline
     model = keras.saving.load_model(result.model_path)
@@ -208,15 +166,15 @@ def test_background_folder_run_exports_and_gates_three_classes(tmp_path, two_cla
     """--background DIR: a third class 'other', its photos split and recorded, the threshold table, the
     recommended threshold in the contract, and `convert export` gating on (and embedding) all three classes."""
     from convert.cli import main as convert_main
-    from convert.metadata import read_metadata
+    from convert.tflite.metadata import read_metadata
     from edge_runner import Classifier
     from train.cli import main
-    from train.thresholds import THRESHOLDS
+    from train.report.thresholds import THRESHOLDS
 
     negatives = write_class_folders(tmp_path / "negatives", ["sky"], 6, seed=7)
     write_class_folders(tmp_path / "negatives" / "more", ["sea"], 4, seed=8)
     out = tmp_path / "out"
-    argv = ["--data", str(two_class_data), "--out", str(out), "--background", str(negatives), "--alpha", "0.35",
+    argv = ["--data", str(two_class_data), "--out", str(out), "--background", str(negatives), "--width", "0.35",
             "--image-size", str(SIZE), "--weights", str(tiny_weights), "--epochs", "2", "--fine-tune-epochs", "1",
             "--fine-tune-layers", "29", "--batch-size", "8", "--cache-dir", str(tmp_path / "cache"), "--no-determinism",
             "--quiet"]
@@ -310,7 +268,7 @@ def test_cli_labels_from_filename_full_mode_mirrored(tmp_path, tiny_weights, cap
     (flat / "cat.99.jpg").write_bytes(b"")
     (flat / "dog.98.jpg").write_text("not a photo")
     out = tmp_path / "out"
-    argv = ["--data", str(flat), "--out", str(out), "--labels-from-filename", "--alpha", "0.35", "--image-size", str(SIZE),
+    argv = ["--data", str(flat), "--out", str(out), "--labels-from-filename", "--width", "0.35", "--image-size", str(SIZE),
             "--weights", str(tiny_weights), "--epochs", "1", "--fine-tune-epochs", "1", "--fine-tune-mode", "full",
             "--batch-size", "8", "--cache-dir", str(tmp_path / "cache"), "--strategy", "mirrored",
             "--quiet", "--no-determinism"]

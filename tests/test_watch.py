@@ -12,13 +12,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
-from watch_helpers import BLUE, GREEN, RED, build_colour_model, visit_clip, write_clip
+from conftest import BLUE, GREEN, RED, visit_clip, write_clip
 
-from edge_runner import cli
-from edge_runner.notify import ActionWorker, CommandAction, WebhookAction
-from edge_runner.snapshots import SnapshotStore
-from edge_runner.strip import ThumbnailStrip
-from edge_runner.visits import VisitTracker
+from edge_runner.cli import runner as cli
+from edge_runner.watcher.notify import ActionWorker, CommandAction, WebhookAction
+from edge_runner.watcher.snapshots import SnapshotStore
+from edge_runner.watcher.strip import ThumbnailStrip
+from edge_runner.watcher.visits import VisitTracker
 
 INTEREST = {"cat", "dog"}.__contains__
 
@@ -58,8 +58,8 @@ def test_frames_below_the_visit_threshold_count_as_nothing():
 def test_watch_threshold_is_the_stricter_of_the_contract_and_the_default_unless_given():
     from types import SimpleNamespace
 
-    from edge_runner.settings import WatchSettings, visit_threshold
-    from edge_runner.visits import DEFAULT_MIN_SCORE
+    from edge_runner.watcher.settings import WatchSettings, visit_threshold
+    from edge_runner.watcher.visits import DEFAULT_MIN_SCORE
 
     assert visit_threshold(WatchSettings(), SimpleNamespace(threshold=0.5)) == DEFAULT_MIN_SCORE == 0.8
     assert visit_threshold(WatchSettings(), SimpleNamespace(threshold=0.95)) == 0.95
@@ -160,8 +160,8 @@ def test_snapshot_names_are_generated_and_checked(tmp_path):
         store.save("../evil.jpg", frame())
 
 
-def test_full_disk_is_reported_and_the_watcher_goes_on(colour_model, tmp_path, monkeypatch, capsys):
-    model = colour_model
+def test_full_disk_is_reported_and_the_watcher_goes_on(watch_model, tmp_path, monkeypatch, capsys):
+    model = watch_model
     clip = write_clip(tmp_path / "two.avi", [BLUE] * 5 + [RED] * 10 + [BLUE] * 25 + [GREEN] * 10 + [BLUE] * 5)
 
     def full(self, path, data):
@@ -293,13 +293,6 @@ def test_strip_spreads_its_thumbnails_over_a_visit_of_any_length():
 # -- the whole command on clips ------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def colour_model(tmp_path_factory):
-    pytest.importorskip("tensorflow", reason="the colour model is built with TensorFlow (pip install .[train])")
-    pytest.importorskip("cv2", reason="the clips are written with OpenCV (pip install .[camera])")
-    return build_colour_model(tmp_path_factory.mktemp("colour_model"))
-
-
 def run_watch(argv, capsys):
     code = cli.main(["watch", *map(str, argv)])
     captured = capsys.readouterr()
@@ -307,13 +300,13 @@ def run_watch(argv, capsys):
     return code, captured.out, captured.err
 
 
-def test_watch_a_clip_gives_one_visit_with_snapshot_file_and_hooks(colour_model, tmp_path, capsys, receiver):
+def test_watch_a_clip_gives_one_visit_with_snapshot_file_and_hooks(watch_model, tmp_path, capsys, receiver):
     clip = visit_clip(tmp_path / "visit.avi")  # 2 s background, 3 s cat (one glitch frame), 2 s background
     events_file = tmp_path / "events.jsonl"
     hook_out = tmp_path / "hook.txt"
     hook = f"{sys.executable} -c \"import os,sys; open({str(hook_out)!r},'a').write(os.environ['EDGEKIT_EVENT_EVENT']+'\\n')\""
     code, out, err = run_watch(
-        ["--camera", clip, "--model", colour_model, "--json", "--events", events_file, "--snapshots", tmp_path / "snaps",
+        ["--camera", clip, "--model", watch_model, "--json", "--events", events_file, "--snapshots", tmp_path / "snaps",
          "--hold", "1", "--on-event", hook, "--webhook", receiver[1]],
         capsys,
     )
@@ -338,23 +331,23 @@ def test_watch_a_clip_gives_one_visit_with_snapshot_file_and_hooks(colour_model,
     assert "70 frames classified" in err and "2 events" in err
 
 
-def test_watch_background_only_clip_gives_no_event(colour_model, tmp_path, capsys):
+def test_watch_background_only_clip_gives_no_event(watch_model, tmp_path, capsys):
     clip = write_clip(tmp_path / "empty.avi", [BLUE] * 40)
-    code, out, err = run_watch(["--camera", clip, "--model", colour_model], capsys)
+    code, out, err = run_watch(["--camera", clip, "--model", watch_model], capsys)
     assert code == 0 and out == "" and "0 events" in err
 
 
-def test_watch_closes_a_visit_open_at_the_end_in_text_mode(colour_model, tmp_path, capsys):
+def test_watch_closes_a_visit_open_at_the_end_in_text_mode(watch_model, tmp_path, capsys):
     clip = write_clip(tmp_path / "open.avi", [BLUE] * 10 + [GREEN] * 20)
-    code, out, err = run_watch(["--camera", clip, "--model", colour_model], capsys)
+    code, out, err = run_watch(["--camera", clip, "--model", watch_model], capsys)
     lines = out.splitlines()
     assert code == 0 and len(lines) == 2
     assert lines[0].startswith("0:01.0  dog arrived") and "dog left after 1.9 s (20 frames" in lines[1]
 
 
-def test_watch_realtime_reads_the_newest_frame(colour_model, tmp_path, capsys):
+def test_watch_realtime_reads_the_newest_frame(watch_model, tmp_path, capsys):
     clip = visit_clip(tmp_path / "rt.avi", before=10, visit=15, after=5, fps=20.0)
-    code, out, err = run_watch(["--camera", clip, "--model", colour_model, "--realtime", "--json", "--hold", "0.3"], capsys)
+    code, out, err = run_watch(["--camera", clip, "--model", watch_model, "--realtime", "--json", "--hold", "0.3"], capsys)
     assert code == 0, err
     events = [json.loads(line) for line in out.splitlines()]
     assert [e["event"] for e in events] == ["arrived", "left"] and events[0]["clock"] == "unix"
@@ -373,9 +366,9 @@ def test_watch_realtime_reads_the_newest_frame(colour_model, tmp_path, capsys):
         (["--hold", "0"], "--hold: must be a number > 0"),
     ],
 )
-def test_bad_options_are_one_line_usage_errors(colour_model, tmp_path, capsys, argv, message):
+def test_bad_options_are_one_line_usage_errors(watch_model, tmp_path, capsys, argv, message):
     clip = write_clip(tmp_path / "c.avi", [BLUE] * 3)
-    code, out, err = run_watch(["--camera", clip, "--model", colour_model, *argv], capsys)
+    code, out, err = run_watch(["--camera", clip, "--model", watch_model, *argv], capsys)
     assert code == 2 and message in err
     assert err.startswith("usage: python -m edge_runner watch") and err.count("error:") == 1, err
     assert err.splitlines()[-1].startswith("edge_runner watch: error: "), err
@@ -393,8 +386,8 @@ def tmp_models_no_background(tiny_models):
     return tiny_models["int8"]
 
 
-def test_missing_video_is_a_camera_error(colour_model, tmp_path, capsys):
-    code, out, err = run_watch(["--camera", tmp_path / "nope.avi", "--model", colour_model], capsys)
+def test_missing_video_is_a_camera_error(watch_model, tmp_path, capsys):
+    code, out, err = run_watch(["--camera", tmp_path / "nope.avi", "--model", watch_model], capsys)
     assert code == 1 and "no such video file" in err
     assert err == f"edge_runner watch: error: {tmp_path / 'nope.avi'}: no such video file or camera\n"
 
@@ -408,8 +401,10 @@ def test_missing_model_is_a_model_error_as_in_the_runner_and_serve(tmp_path, cap
 
 def test_bare_camera_means_the_default_camera_in_every_command():
     """``--camera`` with no value is camera 0 in the runner, ``serve`` and ``watch`` (and ``watch`` defaults to it)."""
-    from edge_runner import cli, server, watch
-    from edge_runner.console import DEFAULT_CAMERA
+    from edge_runner.cli import runner as cli
+    from edge_runner.watcher import watch
+    from edge_runner.web import server
+    from edge_runner.common.console import DEFAULT_CAMERA
 
     assert DEFAULT_CAMERA == "0"
     assert cli.build_parser().parse_args(["--camera"]).camera == DEFAULT_CAMERA
@@ -434,8 +429,8 @@ def test_systemd_unit_runs_the_watcher_with_settings_from_etc_default():
     assert "EnvironmentFile=-/etc/default/edgekit" in lines and "Environment=EDGEKIT_WATCH_ARGS=--camera" in lines
     assert "Restart=on-failure" in lines and "StateDirectory=edgekit" in lines
     # The documented example settings are a valid command line.
-    from edge_runner.settings import settings_from_args
-    from edge_runner.watch import build_parser
+    from edge_runner.watcher.settings import settings_from_args
+    from edge_runner.watcher.watch import build_parser
 
     example = unit.split('EDGEKIT_WATCH_ARGS="', 1)[1].split('"', 1)[0].replace("\\\n#", " ")
     args = build_parser().parse_args(shlex.split(example))
@@ -444,7 +439,7 @@ def test_systemd_unit_runs_the_watcher_with_settings_from_etc_default():
 
 
 def test_live_reader_hands_out_only_the_newest_frame():
-    from edge_runner.watch import LatestFrame
+    from edge_runner.watcher.frames import LatestFrame
 
     class Counting:
         name = "fake camera"
@@ -472,3 +467,41 @@ def test_live_reader_hands_out_only_the_newest_frame():
     reader.stop()
     assert seen == sorted(seen) and len(seen) < 100  # in order, most frames skipped
     assert reader.read_count == 200 and reader.dropped == 200 - len(seen)
+
+
+def _serve_service(argv):
+    from edge_runner.web import server
+    from edge_runner.web.service import build_service
+
+    return build_service(server.options_from_args(server.build_parser().parse_args([*map(str, argv), "--port", "0"])))
+
+
+def test_serve_camera_records_visits_whenever_watch_does(tmp_models_no_background, tmp_path, capsys):
+    """One rule for "can this model produce events?": a two-class model given --visit-threshold makes visits
+    in ``watch`` and in ``serve --camera`` alike (serve once ignored the flag and recorded nothing)."""
+    clip = write_clip(tmp_path / "c.avi", [BLUE] * 3)
+    code, _, err = run_watch(["--camera", clip, "--model", tmp_models_no_background, "--visit-threshold", "0.9"], capsys)
+    assert code == 0, err
+    service = _serve_service(["--camera", clip, "--model", tmp_models_no_background, "--visit-threshold", "0.9"])
+    try:
+        assert service.recorder is not None and service.live.on_frame is not None
+        assert service.recorder.tracker.min_score == 0.9
+    finally:
+        service.close()
+    service = _serve_service(["--camera", clip, "--model", tmp_models_no_background])  # watch refuses this one
+    try:
+        assert service.recorder is None
+    finally:
+        service.close()
+
+
+@pytest.mark.parametrize("command", ["watch", "serve"])
+def test_old_threshold_spelling_still_works_with_a_warning(command, capsys):
+    from edge_runner.watcher import watch
+    from edge_runner.web import server
+
+    parser = (watch if command == "watch" else server).build_parser()
+    assert parser.parse_args(["--visit-threshold", "0.7"]).visit_threshold == 0.7
+    assert "deprecated" not in capsys.readouterr().err
+    assert parser.parse_args(["--threshold", "0.7"]).visit_threshold == 0.7
+    assert f"edge_runner {command}: warning: --threshold is deprecated here: use --visit-threshold" in capsys.readouterr().err

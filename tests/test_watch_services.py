@@ -16,17 +16,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import REPO
-from watch_helpers import BLUE, GREEN, RED, build_colour_model, visit_clip, write_clip
+from conftest import BLUE, GREEN, PHONE, RED, REPO, visit_clip, write_clip
 
 MOSQUITTO = shutil.which("mosquitto") or next((p for p in ("/usr/sbin/mosquitto",) if os.path.exists(p)), None)
-
-
-@pytest.fixture(scope="module")
-def colour_model(tmp_path_factory):
-    pytest.importorskip("tensorflow", reason="the colour model is built with TensorFlow (pip install .[train])")
-    pytest.importorskip("cv2", reason="the clips are written with OpenCV (pip install .[camera])")
-    return build_colour_model(tmp_path_factory.mktemp("colour_model"))
 
 
 def free_port() -> int:
@@ -106,7 +98,7 @@ class Subscriber:
 
 
 @pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto not found (Debian: apt install mosquitto; `make test` installs it as root)")
-def test_mqtt_events_state_and_discovery_survive_a_broker_that_dies(colour_model, tmp_path):
+def test_mqtt_events_state_and_discovery_survive_a_broker_that_dies(watch_model, tmp_path):
     pytest.importorskip("paho.mqtt", reason="the MQTT publisher needs paho-mqtt (pip install .[watch])")
     port = free_port()
     broker = Broker(tmp_path, port)
@@ -117,7 +109,7 @@ def test_mqtt_events_state_and_discovery_survive_a_broker_that_dies(colour_model
     # after the cat left, restarted a second later, and the dog's events still arrive.
     clip = write_clip(tmp_path / "two.avi", [BLUE] * 10 + [RED] * 15 + [BLUE] * 55 + [GREEN] * 15 + [BLUE] * 10)
     watcher = subprocess.Popen(
-        [sys.executable, "-m", "edge_runner", "watch", "--camera", str(clip), "--model", str(colour_model), "--realtime",
+        [sys.executable, "-m", "edge_runner", "watch", "--camera", str(clip), "--model", str(watch_model), "--realtime",
          "--json", "--hold", "0.5", "--mqtt", f"127.0.0.1:{port}", "--mqtt-prefix", prefix],
         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -167,14 +159,14 @@ def test_mqtt_events_state_and_discovery_survive_a_broker_that_dies(colour_model
     assert late_state[0] == "none" and late_availability == b"offline"
 
 
-def test_serve_camera_lists_events_and_serves_only_generated_snapshots(colour_model, tmp_path):
-    from edge_runner.service import ServerOptions, build_service
-    from edge_runner.server import start_server
-    from edge_runner.settings import WatchSettings
+def test_serve_camera_lists_events_and_serves_only_generated_snapshots(watch_model, tmp_path):
+    from edge_runner.web.service import ServerOptions, build_service
+    from edge_runner.web.server import start_server
+    from edge_runner.watcher.settings import WatchSettings
 
     clip = visit_clip(tmp_path / "visit.avi", before=5, visit=20, after=15)
     options = ServerOptions(
-        model=colour_model, host="127.0.0.1", port=0, camera=str(clip), camera_fps=30.0,
+        model=watch_model, host="127.0.0.1", port=0, camera=str(clip), camera_fps=30.0,
         watch=WatchSettings(hold_s=0.3, snapshots=tmp_path / "snaps", events=tmp_path / "events.jsonl"),
     )
     with start_server(build_service(options)) as server:
@@ -207,8 +199,8 @@ def test_serve_camera_lists_events_and_serves_only_generated_snapshots(colour_mo
 
 
 def test_api_events_without_camera_says_how_to_turn_it_on(tiny_models):
-    from edge_runner.service import ServerOptions, build_service
-    from edge_runner.server import start_server
+    from edge_runner.web.service import ServerOptions, build_service
+    from edge_runner.web.server import start_server
 
     with start_server(build_service(ServerOptions(model=tiny_models["int8"], host="127.0.0.1", port=0))) as server:
         with pytest.raises(urllib.error.HTTPError) as refused:
@@ -217,7 +209,7 @@ def test_api_events_without_camera_says_how_to_turn_it_on(tiny_models):
 
 
 def test_serve_camera_with_a_model_without_background_records_no_events(tiny_models, tmp_path):
-    from edge_runner.service import ServerOptions, build_service
+    from edge_runner.web.service import ServerOptions, build_service
 
     pytest.importorskip("cv2", reason="the clip is written with OpenCV (pip install .[camera])")
     clip = write_clip(tmp_path / "c.avi", [BLUE] * 3)
@@ -228,14 +220,14 @@ def test_serve_camera_with_a_model_without_background_records_no_events(tiny_mod
         service.close()
 
 
-def test_sigterm_closes_the_open_visit_before_exiting(colour_model, tmp_path):
+def test_sigterm_closes_the_open_visit_before_exiting(watch_model, tmp_path):
     """systemd stops the service with SIGTERM: the visit in progress still gets its `left` event."""
     import signal
 
     clip = write_clip(tmp_path / "long.avi", [BLUE] * 5 + [RED] * 300)  # a cat that stays for 30 s
     events_file = tmp_path / "events.jsonl"
     watcher = subprocess.Popen(
-        [sys.executable, "-m", "edge_runner", "watch", "--camera", str(clip), "--model", str(colour_model), "--realtime",
+        [sys.executable, "-m", "edge_runner", "watch", "--camera", str(clip), "--model", str(watch_model), "--realtime",
          "--events", str(events_file)],
         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -255,28 +247,22 @@ def test_sigterm_closes_the_open_visit_before_exiting(colour_model, tmp_path):
     assert "cat left after" in out and "(interrupted)" in err
 
 
-def test_events_page_in_a_real_browser(colour_model, tmp_path):
+def test_events_page_in_a_real_browser(watch_model, tmp_path, browser):
     """Debian's chromium opens /events (from the live page's link): the visit is listed and its snapshot shows."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs Playwright (pip install playwright)")
-    from test_server_browser import CHROMIUM_ARGS, PHONE, find_chromium
+    from edge_runner.watcher.settings import WatchSettings
+    from edge_runner.web.server import start_server
+    from edge_runner.web.service import ServerOptions, build_service
 
-    from edge_runner.service import ServerOptions, build_service
-    from edge_runner.server import start_server
-    from edge_runner.settings import WatchSettings
-
-    executable = find_chromium()
-    if executable is None:
-        pytest.skip("no chromium browser installed (apt-get install chromium); set EDGEKIT_CHROMIUM to use another path")
     clip = visit_clip(tmp_path / "visit.avi", before=5, visit=20, after=15)
-    options = ServerOptions(model=colour_model, host="127.0.0.1", port=0, camera=str(clip), camera_fps=30.0,
+    options = ServerOptions(model=watch_model, host="127.0.0.1", port=0, camera=str(clip), camera_fps=30.0,
                             watch=WatchSettings(hold_s=0.3, snapshots=tmp_path / "snaps"))
-    with start_server(build_service(options)) as server, sync_api.sync_playwright() as playwright:
+    with start_server(build_service(options)) as server:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not server.service.recorder.state()["events"][1:]:
             time.sleep(0.2)
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        context = browser.new_context(**PHONE)
         try:
-            page = browser.new_context(**PHONE).new_page()
+            page = context.new_page()
             problems: list[str] = []
             page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
             page.goto(server.url + "/")
@@ -288,13 +274,13 @@ def test_events_page_in_a_real_browser(colour_model, tmp_path):
             assert page.evaluate("(img) => img.complete && img.naturalWidth > 0", image.element_handle())
             assert not problems, problems  # no Content-Security-Policy refusal, no broken image
         finally:
-            browser.close()
+            context.close()
 
 
 @pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto not found (Debian: apt install mosquitto; `make test` installs it as root)")
 def test_mqtt_broker_down_at_start_gets_the_queued_event_once_it_is_up(tmp_path, caplog):
     pytest.importorskip("paho.mqtt", reason="the MQTT publisher needs paho-mqtt (pip install .[watch])")
-    from edge_runner.mqtt import MqttPublisher
+    from edge_runner.watcher.mqtt import MqttPublisher
 
     port = free_port()
     broker = Broker(tmp_path, port)

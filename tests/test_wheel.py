@@ -55,12 +55,12 @@ def _run(argv: list, *, cwd: Path, timeout: float = 120, **kwargs) -> subprocess
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    """``edgekit-*.whl`` built by ``pip wheel --no-deps`` from a copy of the repository's sources."""
+def wheel(tmp_path_factory, webapp_dist) -> Path:
+    """``edgekit-*.whl`` built by ``pip wheel --no-deps`` from a copy of the repository's sources (the browser app built)."""
     root = tmp_path_factory.mktemp("wheel")
     src = root / "src"
     src.mkdir()
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", "node_modules", "dist.tmp")
     for name in SOURCES:
         path = REPO / name
         if path.is_dir():
@@ -106,15 +106,22 @@ def test_wheel_holds_the_models_page_and_deploy_files_and_no_test_or_data_files(
     for name in shipped:
         assert f"edgekit_models/{name}" in names, f"models/{name} is not in the wheel"
     for name in ("index.html", "app.js", "style.css", "favicon.svg"):
-        assert f"edge_runner/static/{name}" in names
+        assert f"edge_runner/web/static/{name}" in names
     for name in ("install-pi.sh", "edgekit.service", "device_check.py"):
         assert f"edge_runner/deploy/{name}" in names
+    # The browser app as `make webapp` built it: every file its build.json lists, and no Node.js modules.
+    built = json.loads(zipfile.ZipFile(wheel).read("edge_runner/webapp/dist/build.json"))["files"]
+    assert "wasm/vision_wasm_internal.wasm" in built and "index.html" in built and "sw.js" in built
+    for name in built:
+        assert f"edge_runner/webapp/dist/{name}" in names, f"the browser app's {name} is not in the wheel"
+    assert not [n for n in names if "node_modules" in n or n.startswith("edge_runner/webapp/src/")]
     top = {name.split("/", 1)[0] for name in names}
     assert top == {"edge_runner", "train", "convert", "edgekit", "edgekit_models",
                    f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info"}
     for name in ("edgekit/__main__.py", "edgekit/pipeline.py", "convert/schema/metadata_generated.py"):
         assert name in names, f"{name} is not in the wheel"
-    bad = sorted(n for n in names if n.lower().endswith(FORBIDDEN_SUFFIXES) or "/tests/" in f"/{n}" or "/runs/" in f"/{n}")
+    app_icons = {f"edge_runner/webapp/dist/{name}" for name in built if name.startswith("icon-")}  # the web manifest's PNGs
+    bad = sorted(n for n in names - app_icons if n.lower().endswith(FORBIDDEN_SUFFIXES) or "/tests/" in f"/{n}" or "/runs/" in f"/{n}")
     assert not bad, f"files that do not belong in the wheel: {bad}"
 
 
@@ -144,9 +151,9 @@ def test_wheel_requirements_for_edge_and_serve_have_no_tensorflow(wheel):
 
 def test_installed_runner_classifies_with_the_shipped_model_from_outside_the_repo(installed, outside):
     python = installed / "python"
-    located = _run([python, "-c", "import edge_runner.cli as c, tensorflow"], cwd=outside)
+    located = _run([python, "-c", "import edge_runner.cli.runner as c, tensorflow"], cwd=outside)
     assert "No module named 'tensorflow'" in located.stderr, "the edge+serve install must not bring TensorFlow"
-    where = _run([python, "-c", "from edge_runner.loading import shipped_model_path as p; print(p())"], cwd=outside)
+    where = _run([python, "-c", "from edge_runner.core.loading import shipped_model_path as p; print(p())"], cwd=outside)
     model = Path(where.stdout.strip())
     assert model.is_file() and REPO not in model.parents and model.parent.name == "edgekit_models", where
     labels = (model.parent / "labels.txt").read_text().split()
@@ -222,6 +229,13 @@ def test_installed_server_answers_health_and_model(installed, outside):
         assert model["labels"] == ["cats", "dogs", "other"] and model["background_label"] == "other"
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
             assert b"<html" in response.read().lower()
+        # The browser app from the wheel's package data, with the served model.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/app/", timeout=5) as response:
+            assert b'src="app.js"' in response.read()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/app/model.json", timeout=5) as response:
+            assert json.load(response)["model"] == "cats_dogs_int8.tflite"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/app/wasm/vision_wasm_internal.wasm", timeout=5) as response:
+            assert response.headers["Content-Type"] == "application/wasm" and len(response.read()) > 1_000_000
     finally:
         server.terminate()
         try:
@@ -229,3 +243,11 @@ def test_installed_server_answers_health_and_model(installed, outside):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def test_installed_webapp_command_writes_the_app_folder(installed, outside):
+    result = _run([installed / "edge-runner", "webapp", "--out", "phone-app"], cwd=outside)
+    assert result.returncode == 0, result.stderr
+    folder = outside / "phone-app"
+    assert json.loads((folder / "model.json").read_text())["model"] == "cats_dogs_int8.tflite"
+    assert (folder / "cats_dogs_int8.tflite").is_file() and (folder / "wasm" / "vision_wasm_internal.wasm").is_file()

@@ -19,7 +19,7 @@ from .config import TrainConfig, TrainResult
 from .errors import ConfigError, DataError, TrainError
 
 if TYPE_CHECKING:
-    from .fit import EpochHook
+    from .fitting.fit import EpochHook
 
 
 def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None) -> TrainResult:

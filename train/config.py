@@ -1,9 +1,16 @@
 """The configuration of a training run and the summary of its result.
 
-``TrainConfig`` is what the CLI builds from its flags and what the lead's
-pipeline passes to :func:`train.run_training`; it is written as ``config.json``
-into the output directory so a run can be repeated (``TrainConfig.load``) and
-resumed (the resumed run must have the same identity fields).
+``TrainConfig`` is what ``python -m train`` builds from its flags and what the main job
+(``edgekit.pipeline``) and ``train compare`` pass to :func:`train.run_training`. Its fields are
+declared in four groups, the way trainers usually split them: **data** (where the photos come
+from and how they are split and weighted), **model** (what is built and what its contract says),
+**fitting** (the hyper-parameters of the two phases) and **run** (how this run behaves: folders,
+resume, threads, strategy, logging). Each field says once, in its :func:`train.options.option`,
+its group, flag, help, allowed values and whether ``--resume`` may change it; the command line,
+the plain checks, the command that repeats a run and the resumable list are all read from there.
+
+It is written as ``config.json`` into the output directory so a run can be repeated
+(``TrainConfig.load``) and resumed (the resumed run must match on every non-resumable field).
 """
 
 from __future__ import annotations
@@ -16,111 +23,150 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from edge_runner.files import write_json
-from edge_runner.spec import UNKNOWN_LABEL
+from edge_runner.common.files import write_json
+from edge_runner.core.spec import UNKNOWN_LABEL
 
-from .backbones import get_backbone
+from .backbones import BACKBONES, get_backbone
 from .errors import ConfigError
+from .options import check_fields, check_int, command_words, is_number, option, resumable_names
 
 WEIGHTS_CHOICES = ("imagenet", "none")  # or a path to a weights file
 CLASS_WEIGHT_CHOICES = ("auto", "on", "off")
 FINE_TUNE_MODES = ("cached", "full")
 STRATEGIES = ("default", "mirrored", "multi-worker")
+SOURCE_BY_CHOICES = ("folder", "prefix")  # what makes a source: each root folder, or file-name prefixes (train.data.sources)
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 32, 1024
+# One seed default for python -m train, train compare and the main job, so each alone repeats `make all`.
+DEFAULT_SEED = 0
+SEED_RANGE = (0, 2**31 - 1)
 
-# Options that may change between an interrupted run and its --resume (the rest
-# must match, or the checkpoints would belong to a different experiment).
-RESUMABLE_CHANGES = frozenset(
-    {"out", "resume", "overwrite", "verbose", "workers", "cache_dir", "epochs", "fine_tune_epochs", "patience", "strategy",
-     "worker_timeout"}
-)
+
+def _backbone_names() -> tuple[str, ...]:
+    return tuple(sorted(BACKBONES))
 
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a training run.
+    """Everything that defines a training run; each field's ``help`` (``python -m train --help``) says what it is.
 
-    Attributes:
-        data: the photo folder (see ``train.folders`` for the layouts it understands).
-        out: the output directory (model, contract, report, checkpoints).
-        backbone: a key of ``train.backbones.BACKBONES``.
-        alpha: the backbone's width multiplier.
-        image_size: the square input side in pixels (the contract's height and width).
-        weights: ``"imagenet"`` (Keras download), ``"none"`` (from scratch) or a weights file path.
-        epochs: head-phase epochs (base frozen, head trained on cached features).
-        fine_tune_epochs: fine-tuning epochs (0 skips the phase).
-        fine_tune_layers: how many of the backbone's top layers are trained in the
-            fine-tuning phase; rounded up to a block boundary (see ``train.model``).
-        batch_size: images per step.
-        seed: seeds the split, shuffling, augmentation, dropout and initialisation.
-        resume: continue the run in ``out`` from its last finished epoch.
-        labels_from_filename: labels from names like ``cat.123.jpg`` in a flat folder.
-        background: a folder (flat or nested) of photos with nothing of interest in them,
-            used as the background class without copying (split like the other classes).
-        background_label: the background class's name (default: ``other`` with
-            ``background``; else a class folder named ``other`` or ``background``).
-        max_false_alarm: the recommended threshold is the lowest one whose false-alarm
-            rate (background photos given another label) on the validation split is at
-            most this (0–1); only with a background class.
-        validation_fraction: the share of each class held out when the data has no
-            ``validation/`` folder.
-        learning_rate: the head phase's Adam learning rate (and from-scratch training's).
-        fine_tune_learning_rate: the fine-tuning phase's Adam learning rate.
-        dropout: dropout rate before the classifier.
-        patience: early stopping: epochs without a lower validation loss before a phase stops.
-        class_weights: ``"auto"`` weights classes when the training set is imbalanced.
-        imbalance_ratio: largest/smallest class count from which the data counts as imbalanced.
-        fine_tune_mode: ``"cached"`` trains the top layers on cached activations of
-            ``augment_views`` fixed views per photo; ``"full"`` runs every step through
-            the whole network with fresh augmentation (slower, see the README).
-        augment_views: views per training photo in cached mode: the photo itself,
-            its mirror image, then random flips/rotations/zooms/contrast changes.
-        strategy: ``"mirrored"`` builds and trains under ``tf.distribute.MirroredStrategy``;
-            ``"multi-worker"`` trains over the workers named by ``TF_CONFIG`` (``train.distributed``).
-        worker_timeout: with ``multi-worker``, seconds to wait for every worker to join, and about
-            how long a lost peer goes unnoticed, before the worker stops with a one-line error.
-        name: the model name written into the contract (default: from the labels).
-        cache_dir: where decoded pixels and cached activations are kept (default:
-            ``$EDGEKIT_CACHE_DIR`` or ``~/.cache/edgekit``).
-        workers: decoding threads (0: one per CPU).
-        overwrite: replace a previous run in ``out`` instead of refusing.
-        deterministic: ``tf.config.experimental.enable_op_determinism()``.
-        verbose: 0 silent, 1 progress bars and per-epoch lines.
+    ``data`` and ``background`` take one folder or several (each ``DIR`` or ``NAME=DIR``) and are
+    lists after ``__post_init__``, so ``config.json`` and ``--resume`` compare alike.
     """
 
-    data: str
-    out: str
-    backbone: str = "mobilenet_v2"
-    alpha: float = 1.0
-    image_size: int = 224
-    weights: str = "imagenet"
-    epochs: int = 20
-    fine_tune_epochs: int = 10
-    fine_tune_layers: int = 38
-    batch_size: int = 32
-    seed: int = 42
-    resume: bool = False
-    labels_from_filename: bool = False
-    background: str | None = None
-    background_label: str | None = None
-    max_false_alarm: float = 0.01
-    validation_fraction: float = 0.2
-    learning_rate: float = 1e-3
-    fine_tune_learning_rate: float = 1e-5
-    dropout: float = 0.2
-    patience: int = 3
-    class_weights: str = "auto"
-    imbalance_ratio: float = 1.5
-    fine_tune_mode: str = "cached"
-    augment_views: int = 2
-    strategy: str = "default"
-    worker_timeout: float = 300.0
-    name: str | None = None
-    cache_dir: str | None = None
-    workers: int = 0
-    overwrite: bool = False
-    deterministic: bool = True
-    verbose: int = 1
+    # -- data: where the photos come from, how they are split and weighted ------------------
+    data: str | list[str] = option(
+        group="data", required=True, repeat=True, metavar="[NAME=]DIR",
+        help="photos: DIR/<class>/*.jpg, or DIR/train/<class>/ + DIR/validation/<class>/, or a flat folder with "
+        "--labels-from-filename; repeat for several sources (each is reported on its own; NAME names it, default: "
+        "the folder's name)")
+    out: str = option(group="run", required=True, metavar="DIR", resumable=True,
+                      help="output directory (model, contract, report, checkpoints)")
+    labels_from_filename: bool = option(False, group="data",
+                                        help="take labels from file names such as cat.123.jpg (flat folder)")
+    background: str | list[str] | None = option(
+        None, group="data", repeat=True, metavar="[NAME=]DIR",
+        help="a folder (flat or nested) of photos with nothing of interest in them: trained as the background class "
+        "(not copied), split like the other classes; repeat for several sources")
+    background_label: str | None = option(
+        None, group="data", metavar="NAME",
+        help="the class that means 'nothing here' (default: 'other' with --background, else a class folder named "
+        "'other' or 'background' if there is one)")
+    holdout_sources: list[str] = option(
+        default_factory=list, group="data", flag="--holdout-source", repeat=True, metavar="NAME",
+        help="never train on this source (a folder's name, or NAME:PREFIX with --source-by prefix); its photos are "
+        "only measured and the report's headline is their figure; repeatable")
+    source_by: str = option("folder", group="data", choices=SOURCE_BY_CHOICES,
+                            help="folder: each --data/--background folder is a source (default); prefix: file-name "
+                            "prefixes such as oxford_… split a folder into sources")
+    balance_sources: bool = option(False, group="data", help="weight training photos so that every source of a class "
+                                   "counts as much as the others")
+    validation_fraction: float = option(0.2, group="data", floats=(0.0, 1.0, True, True), metavar="F",
+                                        help="share of each class held out when there is no validation/ folder "
+                                        "(default %(default)s)")
+    class_weights: str = option("auto", group="data", choices=CLASS_WEIGHT_CHOICES,
+                                help="weight classes by inverse frequency: auto = when imbalanced (default)")
+    imbalance_ratio: float = option(1.5, group="data", floats=(1.0, math.inf, False, False), metavar="R",
+                                    help="largest/smallest class count from which the training set counts as "
+                                    "imbalanced (default %(default)s)")
+
+    # -- model: what is built, and what its contract says ----------------------------------
+    backbone: str = option("mobilenet_v2", group="model", choices=_backbone_names,
+                           help="the pretrained network under the head (default %(default)s)")
+    alpha: float = option(1.0, group="model", flag="--width", aliases=("--alpha",), metavar="W",
+                          help="the backbone's width multiplier, Keras' alpha (default %(default)s; --alpha is the "
+                          "deprecated spelling, removed in the next release)")
+    image_size: int = option(224, group="model", metavar="PX", help="square input side in pixels (default %(default)s)")
+    weights: str = option("imagenet", group="model", metavar="imagenet|none|PATH",
+                          help="imagenet (Keras download, default), none (from scratch) or a local weights file")
+    dropout: float = option(0.2, group="model", floats=(0.0, 1.0, False, True), metavar="RATE",
+                            help="dropout before the classifier (default %(default)s)")
+    name: str | None = option(None, group="model", help="model name in the contract (default: from the labels)")
+    max_false_alarm: float = option(
+        0.01, group="model", floats=(0.0, 1.0, False, False), metavar="RATE",
+        help="the contract's recommended threshold: the lowest whose false-alarm rate on the validation background "
+        "photos is at most RATE (default %(default)s)")
+    max_recall_loss: float = option(
+        0.01, group="model", floats=(0.0, 1.0, False, False), metavar="SHARE",
+        help="the recommended threshold gives up at most this share of the real classes' recall (against 0.5) to "
+        "meet --max-false-alarm; else the threshold with the fewest false alarms within it (default %(default)s)")
+
+    # -- fitting: the hyper-parameters of the head phase and the fine-tuning phase ----------
+    epochs: int = option(20, group="fitting", ints=(0, 10_000), metavar="N", resumable=True,
+                         help="head epochs (default %(default)s)")
+    fine_tune_epochs: int = option(10, group="fitting", ints=(0, 10_000), metavar="N", resumable=True,
+                                   help="fine-tuning epochs, 0 to skip (default %(default)s)")
+    fine_tune_layers: int = option(38, group="fitting", ints=(0, 100_000), metavar="N",
+                                   help="backbone layers trained in phase 2, rounded up to a block boundary "
+                                   "(default %(default)s)")
+    fine_tune_mode: str = option("cached", group="fitting", choices=FINE_TUNE_MODES,
+                                 help="cached: train the top layers on cached activations of --augment-views views "
+                                 "per photo (fast); full: every step through the whole network with fresh "
+                                 "augmentation (slow)")
+    augment_views: int = option(2, group="fitting", ints=(1, 64), metavar="N",
+                                help="views per training photo in cached mode: itself, its mirror image, then random "
+                                "augmentations (default %(default)s)")
+    batch_size: int = option(32, group="fitting", ints=(1, 4096), metavar="N", help="images per step (default %(default)s)")
+    learning_rate: float = option(1e-3, group="fitting", floats=(0.0, 10.0, True, False), metavar="LR",
+                                  help="head phase (and from-scratch) Adam learning rate (default %(default)s)")
+    fine_tune_learning_rate: float = option(1e-5, group="fitting", floats=(0.0, 10.0, True, False), metavar="LR",
+                                            help="fine-tuning Adam learning rate (default %(default)s)")
+    patience: int = option(3, group="fitting", ints=(1, 10_000), metavar="N", resumable=True,
+                           help="early stopping: epochs without a lower validation loss (default %(default)s)")
+    seed: int = option(DEFAULT_SEED, group="fitting", ints=SEED_RANGE, metavar="N",
+                       help="seeds the split, shuffling, augmentation, dropout and initialisation (default %(default)s, "
+                       "as the main job's)")
+
+    # -- run: how this run behaves ---------------------------------------------------------
+    resume: bool = option(False, group="run", resumable=True, in_command=False,
+                          help="continue the run in --out from its last finished epoch")
+    overwrite: bool = option(False, group="run", resumable=True, in_command=False,
+                             help="replace a previous run in --out")
+    cache_dir: str | None = option(None, group="run", metavar="DIR", resumable=True,
+                                   help="where decoded photos and backbone activations are cached "
+                                   "(default $EDGEKIT_CACHE_DIR or ~/.cache/edgekit)")
+    workers: int = option(0, group="run", ints=(0, 256), metavar="N", resumable=True,
+                          help="decoding threads; 0 (the default) means one per CPU")
+    strategy: str = option("default", group="run", choices=STRATEGIES, resumable=True,
+                           help="mirrored: tf.distribute.MirroredStrategy over all GPUs (same code path on a CPU); "
+                           "multi-worker: several processes or hosts, each named by its TF_CONFIG (train/README.md)")
+    worker_timeout: float = option(300.0, group="run", resumable=True, floats=(1.0, 86400.0, False, False),
+                                   metavar="S",
+                                   help="multi-worker: seconds to wait for every worker to join, and to notice a lost "
+                                   "one, before stopping with an error (default %(default)s)")
+    deterministic: bool = option(True, group="run", flag="--no-determinism",
+                                 help="skip tf.config.experimental.enable_op_determinism()")
+    verbose: int = option(1, group="run", flag="--quiet", const=0, ints=(0, 2), resumable=True,
+                          help="no progress bars or per-epoch lines")
+
+    def __post_init__(self) -> None:
+        self.data = [self.data] if isinstance(self.data, (str, os.PathLike)) else [str(d) for d in self.data]
+        if self.background is None:
+            self.background = []
+        elif isinstance(self.background, (str, os.PathLike)):
+            self.background = [self.background]
+        else:
+            self.background = [str(b) for b in self.background]
+        self.holdout_sources = [self.holdout_sources] if isinstance(self.holdout_sources, str) else list(self.holdout_sources)
 
     # -- derived -------------------------------------------------------------
 
@@ -144,12 +190,30 @@ class TrainConfig:
     # -- checks --------------------------------------------------------------
 
     def validate(self) -> TrainConfig:
-        """Raise ``ConfigError`` naming the flag, the allowed values and what was received."""
+        """Raise ``ConfigError`` naming the flag, the allowed values and what was received.
+
+        The plain ranges and choices come from the fields' options; what depends on several
+        fields (the backbone's widths and smallest input, the weights, nothing to train) is here.
+        """
         backbone = get_backbone(self.backbone)
-        _check_int("--image-size", self.image_size, max(MIN_IMAGE_SIZE, backbone.min_size), MAX_IMAGE_SIZE)
-        if not _is_number(self.alpha) or float(self.alpha) not in backbone.alphas:
-            raise ConfigError(f"--alpha for {self.backbone} must be one of {list(backbone.alphas)}, received {self.alpha!r}")
-        if not backbone.pretrained and self.weights != "none":
+        check_int("--image-size", self.image_size, max(MIN_IMAGE_SIZE, backbone.min_size), MAX_IMAGE_SIZE)
+        if not is_number(self.alpha) or float(self.alpha) not in backbone.alphas:
+            raise ConfigError(f"--width for {self.backbone} must be one of {list(backbone.alphas)}, received {self.alpha!r}")
+        self._check_weights(backbone.pretrained)
+        check_fields(self)
+        if self.epochs == 0 and (self.fine_tune_epochs == 0 or self.fine_tune_layers == 0) and not self.from_scratch:
+            raise ConfigError("--epochs and --fine-tune-epochs are both 0 (or --fine-tune-layers is 0): nothing would be trained")
+        if self.from_scratch and self.fine_tune_epochs == 0:
+            raise ConfigError("--weights none trains the whole network in the fine-tuning phase: --fine-tune-epochs must be at least 1")
+        self._check_names()
+        if not self.data or not all(str(d) for d in self.data):
+            raise ConfigError("--data is required")
+        if not self.out:
+            raise ConfigError("--out is required")
+        return self
+
+    def _check_weights(self, pretrained: bool) -> None:
+        if not pretrained and self.weights != "none":
             raise ConfigError(f"--weights for --backbone {self.backbone} must be 'none' (it has no pretrained weights), received {self.weights!r}")
         if not isinstance(self.weights, str) or not self.weights:
             raise ConfigError(f"--weights must be one of {list(WEIGHTS_CHOICES)} or a weights file path, received {self.weights!r}")
@@ -162,28 +226,8 @@ class TrainConfig:
                 )
             if not path.name.endswith((".h5", ".keras")):
                 raise ConfigError(f"--weights file must be a Keras .h5/.weights.h5/.keras file, received {self.weights!r}")
-        _check_int("--epochs", self.epochs, 0, 10_000)
-        _check_int("--fine-tune-epochs", self.fine_tune_epochs, 0, 10_000)
-        _check_int("--fine-tune-layers", self.fine_tune_layers, 0, 100_000)
-        if self.epochs == 0 and (self.fine_tune_epochs == 0 or self.fine_tune_layers == 0) and not self.from_scratch:
-            raise ConfigError("--epochs and --fine-tune-epochs are both 0 (or --fine-tune-layers is 0): nothing would be trained")
-        if self.from_scratch and self.fine_tune_epochs == 0:
-            raise ConfigError("--weights none trains the whole network in the fine-tuning phase: --fine-tune-epochs must be at least 1")
-        _check_int("--batch-size", self.batch_size, 1, 4096)
-        _check_int("--seed", self.seed, 0, 2**31 - 1)
-        _check_int("--patience", self.patience, 1, 10_000)
-        _check_int("--augment-views", self.augment_views, 1, 64)
-        _check_int("--workers", self.workers, 0, 256)
-        _check_int("--verbose", self.verbose, 0, 2)
-        _check_float("--validation-fraction", self.validation_fraction, 0.0, 1.0, open_low=True, open_high=True)
-        _check_float("--learning-rate", self.learning_rate, 0.0, 10.0, open_low=True)
-        _check_float("--fine-tune-learning-rate", self.fine_tune_learning_rate, 0.0, 10.0, open_low=True)
-        _check_float("--dropout", self.dropout, 0.0, 1.0, open_high=True)
-        _check_float("--imbalance-ratio", self.imbalance_ratio, 1.0, math.inf)
-        _check_choice("--class-weights", self.class_weights, CLASS_WEIGHT_CHOICES)
-        _check_choice("--fine-tune-mode", self.fine_tune_mode, FINE_TUNE_MODES)
-        _check_choice("--strategy", self.strategy, STRATEGIES)
-        _check_float("--worker-timeout", self.worker_timeout, 1.0, 86400.0)
+
+    def _check_names(self) -> None:
         if self.name is not None and (not str(self.name).strip() or "\n" in str(self.name)):
             raise ConfigError(f"--name must be a non-empty single-line name, received {self.name!r}")
         if self.background_label is not None:
@@ -195,14 +239,12 @@ class TrainConfig:
                     f"--background-label must not be {UNKNOWN_LABEL!r} (the runner's answer below the threshold), "
                     f"received {label!r}; use e.g. 'other'"
                 )
-        if self.background is not None and (not isinstance(self.background, str) or not self.background):
-            raise ConfigError(f"--background must be a folder of photos, received {self.background!r}")
-        _check_float("--max-false-alarm", self.max_false_alarm, 0.0, 1.0)
-        if not self.data:
-            raise ConfigError("--data is required")
-        if not self.out:
-            raise ConfigError("--out is required")
-        return self
+        for folder in self.background:
+            if not isinstance(folder, (str, os.PathLike)) or not str(folder):
+                raise ConfigError(f"--background must be a folder of photos, received {folder!r}")
+        for name in self.holdout_sources:
+            if not isinstance(name, str) or not name.strip():
+                raise ConfigError(f"--holdout-source must be a source name, received {name!r}")
 
     # -- serialisation -------------------------------------------------------
 
@@ -237,26 +279,8 @@ class TrainConfig:
         return [key for key in mine if key not in RESUMABLE_CHANGES and mine[key] != theirs.get(key)]
 
     def to_command(self) -> str:
-        """The ``python -m train`` command line that repeats this run."""
-        defaults = TrainConfig(data="", out="")
-        parts = ["python", "-m", "train", "--data", self.data, "--out", self.out]
-        for f in fields(self):
-            if f.name in ("data", "out", "resume", "overwrite"):
-                continue
-            value = getattr(self, f.name)
-            if value == getattr(defaults, f.name):
-                continue
-            flag = "--" + f.name.replace("_", "-")
-            if f.name == "deterministic":
-                parts.append("--no-determinism")
-            elif f.name == "verbose":
-                parts.append("--quiet")
-            elif isinstance(value, bool):
-                if value:
-                    parts.append(flag)
-            else:
-                parts += [flag, str(value)]
-        return shlex.join(parts)
+        """The ``python -m train`` command line that repeats this run (list fields as repeated flags)."""
+        return shlex.join(["python", "-m", "train", *command_words(self, TrainConfig(data="", out=""))])
 
 
 @dataclass
@@ -311,25 +335,6 @@ def _minutes(seconds: float) -> str:
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_int(flag: str, value: Any, low: int, high: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ConfigError(f"{flag} must be an integer from {low} to {high}, received {value!r}")
-
-
-def _check_float(flag: str, value: Any, low: float, high: float, *, open_low: bool = False, open_high: bool = False) -> None:
-    ok = _is_number(value) and math.isfinite(float(value)) if high != math.inf else _is_number(value)
-    if ok:
-        v = float(value)
-        ok = (v > low if open_low else v >= low) and (v < high if open_high else v <= high)
-    if not ok:
-        left, right = "(" if open_low else "[", ")" if open_high else "]"
-        raise ConfigError(f"{flag} must be a number in {left}{low:g}, {high:g}{right}, received {value!r}")
-
-
-def _check_choice(flag: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{flag} must be one of {list(choices)}, received {value!r}")
+# Options that may change between an interrupted run and its --resume (the rest must match,
+# or the checkpoints would belong to a different experiment): the fields marked resumable.
+RESUMABLE_CHANGES = resumable_names(TrainConfig)

@@ -1,10 +1,12 @@
-"""Errors raised by ``train``; the CLI turns them into a one-line message and exit code 2."""
+"""Errors raised by ``train``; each carries its exit status (2), which the CLI reports in one line."""
 
 from __future__ import annotations
 
 
 class TrainError(ValueError):
     """A training run that cannot go ahead; the message names the input and what is wrong."""
+
+    exit_status = 2  # EXIT_USAGE of edge_runner.common.console.report_error
 
 
 class ConfigError(TrainError):

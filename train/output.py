@@ -1,9 +1,9 @@
-"""The run's output folder (``--out``): checked before a run, then written through :class:`convert.source.RunLayout`.
+"""The run's output folder (``--out``): checked before a run, then written through
+:class:`edge_runner.common.run_layout.RunLayout`.
 
-The file names live in ``convert/source.py`` (the reader ``convert`` may not import
-``train``); this module decides *when* and *how* they are written: nothing before
-the options are checked, ``--overwrite`` removes exactly the files a run writes,
-the model through a temporary file and a rename.
+The file names live in the kit-wide ``run_layout`` (``convert`` reads through it too); this
+module decides *when* and *how* they are written: nothing before the options are checked,
+``--overwrite`` removes exactly the files a run writes, the model through a temporary file and a rename.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from convert.source import CHECKPOINT_DIR, CONFIG_FILENAME, MODEL_FILENAME, PLOT_FILENAMES, SKIPPED_FILENAME, \
-    SPLIT_FILENAME, RunLayout
-from edge_runner.spec import CONTRACT_FILENAME, LABELS_FILENAME
+from edge_runner.common.run_layout import RunLayout
 
 from .config import TrainConfig
 from .errors import ConfigError
@@ -77,37 +75,3 @@ def save_model(model: Any, path: Path) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
-
-
-def write_plots(out: Path, evaluation: Any, states: dict, pixels: Any, names: list[str], thresholds: Any = None,
-                model: Any = None) -> dict[str, str]:
-    """The PNG plots; returns ``{kind: file name}`` of everything in ``out`` (for the report).
-
-    ``pixels[i]`` is validation photo ``names[i]`` (0–255 float32 ``(H, W, 3)``); a plot that
-    does not apply (no ROC curve, no thresholds) is removed so a resumed run leaves no stale one.
-    """
-    from .plots import plot_confusion, plot_history, plot_mistakes, plot_roc, plot_thresholds
-
-    layout = RunLayout(out)
-    files = {"model": MODEL_FILENAME, "contract": CONTRACT_FILENAME, "labels": LABELS_FILENAME, "split": SPLIT_FILENAME,
-             "config": CONFIG_FILENAME, "skipped": SKIPPED_FILENAME, "checkpoints": CHECKPOINT_DIR + "/"}
-    plot_history({name: states[name].history for name in ("head", "fine_tune")}, layout.plot("training_curves"))
-    plot_confusion(evaluation, layout.plot("confusion_matrix"))
-    files.update(training_curves=PLOT_FILENAMES["training_curves"], confusion_matrix=PLOT_FILENAMES["confusion_matrix"])
-    if evaluation.roc_fpr.size:
-        plot_roc(evaluation, layout.plot("roc"))
-        files["roc"] = PLOT_FILENAMES["roc"]
-    else:
-        layout.plot("roc").unlink(missing_ok=True)
-    plot_mistakes(evaluation, pixels, names, layout.plot("worst_mistakes"))
-    files["worst_mistakes"] = PLOT_FILENAMES["worst_mistakes"]
-    if thresholds is not None:
-        plot_thresholds(thresholds, layout.plot("thresholds"))
-        files["thresholds"] = PLOT_FILENAMES["thresholds"]
-    else:
-        layout.plot("thresholds").unlink(missing_ok=True)
-    if model is not None:
-        from .explain import write_report_grid
-
-        files.update(write_report_grid(out, model, evaluation, pixels, names))
-    return files

@@ -2,18 +2,18 @@
 
 The run is a short sequence of stages, each in its own module (each with progress bars):
 
-1. data (:mod:`train.dataset`): find the photos, decode them once with the runner's
+1. data (:mod:`train.data.dataset`): find the photos, decode them once with the runner's
    preprocessing (unreadable ones skipped and listed), split, write ``config.json``,
    ``split.json`` and ``skipped.txt``;
-2. model (:mod:`train.model`): the pretrained backbone with a new head;
-3. fit (:mod:`train.phases`): phase 1 trains the head on the frozen backbone's features,
+2. model (:mod:`train.model.network`): the pretrained backbone with a new head;
+3. fit (:mod:`train.fitting.phases`): phase 1 trains the head on the frozen backbone's features,
    computed once; phase 2 fine-tunes the top of the backbone at a low learning rate
    (BatchNorm in inference mode); every epoch is checkpointed, so ``--resume`` continues;
 4. evaluate: the saved model is reloaded as a user would and run on the validation photos;
    with a background class, the threshold table and the recommended threshold;
 5. report: the contract, plots, ``report.md`` and ``report.json``.
 
-Where each file goes is :class:`convert.source.RunLayout`'s, shared with ``convert``.
+Where each file goes is :class:`edge_runner.common.run_layout.RunLayout`'s, shared with ``convert``.
 """
 
 from __future__ import annotations
@@ -26,24 +26,26 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from convert.source import RunLayout
-from edge_runner.native_log import import_quietly
-from edge_runner.spec import InputSpec
+from edge_runner.common.run_layout import RunLayout
+from edge_runner.common.native_log import import_quietly
+from edge_runner.core.spec import InputSpec
 
 from .backbones import get_backbone
 from .config import TrainConfig, TrainResult
-from .folders import Candidates, find_candidates
-from .dataset import Dataset, Journal, default_name, load_dataset
-from .distributed import join_cluster
-from .output import prepare_out_dir, save_model, write_plots
+from .data.folders import Candidates, find_candidates
+from .data.sources import parse_root
+from .data.dataset import Dataset, Journal, default_name, load_dataset
+from .data.pixels import decode_photos
+from .fitting import distributed
+from .output import prepare_out_dir, save_model
 from .progress import Progress
 
 if TYPE_CHECKING:
-    from .evaluate import Evaluation
-    from .fit import EpochHook
-    from .model import Network
-    from .phases import Fitted
-    from .thresholds import ThresholdTable
+    from .report.evaluate import Evaluation
+    from .fitting.fit import EpochHook
+    from .model.network import Network
+    from .fitting.phases import Fitted
+    from .report.thresholds import ThresholdTable
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ class Evaluated:
         export: the inference model that was saved; ``saved``: the same, reloaded from ``model.keras``.
         evaluation: accuracy, loss, confusion matrix … of ``saved`` on the validation split.
         thresholds: recall and false alarms per threshold (background class only), or None.
+        per_source: figures per source on the validation and held-out photos, and the
+            background photos still mistaken for a class (:func:`train.report.breakdown.breakdown`).
     """
 
     spec: InputSpec
@@ -64,6 +68,7 @@ class Evaluated:
     saved: Any
     evaluation: "Evaluation"
     thresholds: "ThresholdTable | None"
+    per_source: dict[str, Any]
 
 
 def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None) -> TrainResult:
@@ -78,24 +83,28 @@ def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None
     """
     started = time.perf_counter()
     config = resolve_paths(config.validate())
-    session = join_cluster(config)  # --strategy multi-worker: TF_CONFIG, before any other TensorFlow op
+    session = distributed.join_cluster(config)  # --strategy multi-worker: TF_CONFIG, before any other TensorFlow op
     if session is not None:
         config = session.local_config(config)  # a worker other than the chief writes into a temporary folder
     journal = Journal()
     candidates = find_candidates(config.data, labels_from_filename=config.labels_from_filename,
-                                 background=config.background, background_label=config.background_label)
+                                 background=config.background, background_label=config.background_label,
+                                 source_by=config.source_by, holdout=config.holdout_sources)
     resumed = prepare_out_dir(config)
     if session is not None:
         resumed = session.agree_resumed(resumed)
     spec = contract_for(config, candidates)
-    data = load_dataset(config, candidates, spec, journal)
+    # --strategy multi-worker: this worker decodes, and trains and validates on, its share of the photos only
+    data = distributed.shard(load_dataset(config, candidates, spec, journal,
+                                          decode=distributed.decode_function(decode_photos)))
     strategy, network = build_model(config, data)
 
-    from .phases import fit_phases
+    from .fitting.phases import fit_phases
+    from .report.plots import write_plots
 
     fitted = fit_phases(config, network, data, strategy, resumed=resumed, journal=journal, on_epoch_end=on_epoch_end)
     if session is not None:
-        chief_data = session.finish(data, spec, config, journal)  # the chief: with every validation photo
+        chief_data = session.finish(data, spec, config, journal)  # the chief: every validation and held-out photo
         if chief_data is None:
             return session.worker_result(data, fitted, time.perf_counter() - started)
         data = chief_data
@@ -131,11 +140,16 @@ def resolve_paths(config: TrainConfig) -> TrainConfig:
     def absolute(path: str) -> str:
         return str(Path(path).expanduser().resolve())
 
+    def absolute_root(value: str) -> str:  # DIR or NAME=DIR (see train.data.sources.parse_root)
+        root = parse_root(value, "data")
+        named = root.name != root.root.name
+        return f"{root.name}={root.root}" if named else absolute(value)
+
     return replace(
         config,
-        data=absolute(config.data),
+        data=[absolute_root(d) for d in config.data],
         out=absolute(config.out),
-        background=None if config.background is None else absolute(config.background),
+        background=[absolute_root(b) for b in config.background],
         weights=config.weights if config.weights in ("imagenet", "none") else absolute(config.weights),
     )
 
@@ -148,7 +162,7 @@ def contract_for(config: TrainConfig, candidates: Candidates) -> InputSpec:
         width=config.image_size,
         resize="bilinear",
         crop="none",
-        name=config.name or default_name(candidates.labels, Path(config.data), candidates.background_label),
+        name=config.name or default_name(candidates.labels, candidates.data_dir, candidates.background_label),
         backbone=get_backbone(config.backbone).tag(config.alpha, config.image_size),
         background_label=candidates.background_label,
     )
@@ -159,7 +173,7 @@ def build_model(config: TrainConfig, data: Dataset) -> tuple[Any, "Network"]:
     tf = import_quietly("tensorflow")  # without absl's INFO start-up lines on stderr
     import keras
 
-    from .model import build_network
+    from .model.network import build_network
 
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
@@ -184,9 +198,10 @@ def evaluate_saved_model(config: TrainConfig, network: "Network", data: Dataset,
     """Save ``model.keras`` and ``labels.txt``, reload the model and evaluate it on the validation photos."""
     import keras
 
-    from .evaluate import evaluate_probabilities
-    from .model import export_model
-    from .thresholds import threshold_table
+    from .report.breakdown import breakdown
+    from .report.evaluate import evaluate_probabilities
+    from .model.network import export_model
+    from .report.thresholds import threshold_table
 
     start = time.perf_counter()
     layout = RunLayout(Path(config.out))
@@ -196,13 +211,18 @@ def evaluate_saved_model(config: TrainConfig, network: "Network", data: Dataset,
     # Evaluate what was written, reloaded as a user would load it.
     saved = keras.saving.load_model(layout.model)
     probabilities = predict_rows(saved, data.decoded.array, data.val_rows, config.batch_size, config.verbose >= 1)
+    held = None
+    if len(data.holdout_rows):
+        held = predict_rows(saved, data.decoded.array, data.holdout_rows, config.batch_size, config.verbose >= 1,
+                            "evaluate held-out sources")
     journal.timings["evaluate"] = time.perf_counter() - start
 
     split = data.split
     evaluation = evaluate_probabilities(probabilities, data.y_val, split.labels)
     thresholds = None
     if split.background_label is not None:
-        thresholds = threshold_table(probabilities, data.y_val, split.labels, split.background_label, config.max_false_alarm)
+        thresholds = threshold_table(probabilities, data.y_val, split.labels, split.background_label, config.max_false_alarm,
+                                     config.max_recall_loss)
         spec = replace(spec, threshold=thresholds.recommended)
         _log_thresholds(thresholds)
         if data.class_weights:
@@ -210,13 +230,17 @@ def evaluate_saved_model(config: TrainConfig, network: "Network", data: Dataset,
                 f"Imbalance: each training photo was weighted by n / (K * n_class) in the loss (class weights "
                 f"{data.class_weights}), so the {split.background_label!r} class counts as much as each real class."
             )
-    return Evaluated(spec=spec, export=export, saved=saved, evaluation=evaluation, thresholds=thresholds)
+    per_source = breakdown(split, probabilities, held, spec.threshold)
+    _log_per_source(per_source)
+    return Evaluated(spec=spec, export=export, saved=saved, evaluation=evaluation, thresholds=thresholds,
+                     per_source=per_source)
 
 
-def predict_rows(model: Any, pixels: np.ndarray, rows: np.ndarray, batch_size: int, progress: bool) -> np.ndarray:
+def predict_rows(model: Any, pixels: np.ndarray, rows: np.ndarray, batch_size: int, progress: bool,
+                 desc: str = "evaluate saved model") -> np.ndarray:
     """Softmax outputs ``float32`` ``(len(rows), K)`` of ``model`` on raw 0–255 ``pixels[rows]``."""
     outputs = []
-    with Progress(len(rows), "evaluate saved model", "photo", enabled=progress) as bar:
+    with Progress(len(rows), desc, "photo", enabled=progress) as bar:
         for start in range(0, len(rows), batch_size):
             chunk = rows[start : start + batch_size]
             outputs.append(np.asarray(model.predict_on_batch(np.asarray(pixels[chunk], dtype=np.float32))))
@@ -227,7 +251,7 @@ def predict_rows(model: Any, pixels: np.ndarray, rows: np.ndarray, batch_size: i
 def write_training_report(config: TrainConfig, data: Dataset, network: "Network", fitted: "Fitted", evaluated: Evaluated,
                           journal: Journal, files: dict[str, str]) -> None:
     """``report.json`` and ``report.md`` of the run."""
-    from .report import build_report, write_report
+    from .report.run_report import build_report, write_report
 
     report = build_report(
         config=config,
@@ -241,14 +265,23 @@ def write_training_report(config: TrainConfig, data: Dataset, network: "Network"
         files=files,
         notes=journal.notes,
         thresholds=evaluated.thresholds,
+        per_source=evaluated.per_source,
     )
     write_report(Path(config.out), report)
 
 
 def _rows_of(data: Dataset) -> Any:
-    from .batches import VirtualRows
+    from .fitting.batches import VirtualRows
 
     return VirtualRows(data.decoded.array, data.val_rows)
+
+
+def _log_per_source(per_source: dict[str, Any]) -> None:
+    for figures in per_source["sources"]:
+        recall = ", ".join(f"{label} {100 * value:.1f}%" for label, value in figures["recall"].items())
+        alarm = "" if figures["false_alarm"] is None else f", false alarms {100 * figures['false_alarm']:.1f}%"
+        log.info("  %-10s %-32s %5d photos: right %.1f%%%s%s", figures["part"], figures["source"], figures["photos"],
+                 100 * figures["accuracy"], f" ({recall})" if recall else "", alarm)
 
 
 def _log_thresholds(table: Any) -> None:
@@ -279,7 +312,7 @@ def _phase_summary(config: TrainConfig, fitted: "Fitted") -> dict[str, dict[str,
 
 
 def _model_info(config: TrainConfig, network: "Network", evaluated: Evaluated) -> dict[str, Any]:
-    from .model import trainable_parameter_count
+    from .model.network import trainable_parameter_count
 
     return {
         "name": evaluated.spec.name,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import platform
 import statistics
 import struct
@@ -21,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-# The values of edge_runner.console, repeated: this script runs before the package is importable (see main).
+# The values of edge_runner.common.console, repeated: this script runs before the package is importable (see main).
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 TIMED_RUNS = 10
 
@@ -94,12 +93,12 @@ def generated_photo(size: tuple[int, int] = (640, 480), seed: int = 0) -> bytes:
 
 def check_model(report: DeviceReport, model: str | None) -> object | None:
     """Load the model and classify a generated photo; fills ``report``; returns the classifier or None."""
-    from edge_runner.console import UsageError
-    from edge_runner.image import preprocess
-    from edge_runner.loading import load_classifier, resolve_model
-    from edge_runner.model import ModelError
-    from edge_runner.runtime import RuntimeUnavailable
-    from edge_runner.spec import ContractError
+    from edge_runner.common.console import UsageError
+    from edge_runner.core.image import preprocess
+    from edge_runner.core.loading import load_classifier, resolve_model
+    from edge_runner.core.model import ModelError
+    from edge_runner.core.runtime import RuntimeUnavailable
+    from edge_runner.core.spec import ContractError
 
     try:
         path = resolve_model(model)
@@ -164,8 +163,8 @@ def check_picamera2(report: DeviceReport) -> None:
 
 def check_camera(report: DeviceReport, classifier, source: str | None) -> None:
     """Open the camera, read one frame and classify it; any failure is reported, not raised."""
-    from edge_runner.camera import CameraError, open_camera
-    from edge_runner.image import preprocess_array
+    from edge_runner.watcher.camera import CameraError, open_camera
+    from edge_runner.core.image import preprocess_array
 
     size = (classifier.spec.width, classifier.spec.height) if classifier is not None else None
     try:
@@ -239,7 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         import edge_runner  # noqa: F401
     except ImportError:  # run from a clone before installing: use the package next to this file
         sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from edge_runner.common.native_log import quiet_tensorflow_logs
+
+    quiet_tensorflow_logs()  # only when the tensorflow runtime is the one found
     report = run_checks(args.model, args.camera, not args.no_camera)
     if args.json:
         print(json.dumps({**asdict(report), "ok": report.ok}))

@@ -28,12 +28,13 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from edge_runner.common.native_log import quiet_tensorflow_logs  # noqa: E402
 
-from edge_runner.deletion import deletion_check, same_peak_cell, summarize, top_region_iou  # noqa: E402
-from edge_runner.image import find_images, preprocess  # noqa: E402
-from edge_runner.model import Classifier  # noqa: E402
-from edge_runner.occlusion import Occluder  # noqa: E402
+quiet_tensorflow_logs()
+from edge_runner.explain.deletion import deletion_check, same_peak_cell, summarize, top_region_iou  # noqa: E402
+from edge_runner.core.image import find_images, preprocess  # noqa: E402
+from edge_runner.core.model import Classifier  # noqa: E402
+from edge_runner.explain.occlusion import Occluder  # noqa: E402
 
 SHARED = Path(os.environ.get("EDGEKIT_SHARED", REPO.parent / "shared"))
 
@@ -116,7 +117,7 @@ def agreement(name: str, first: list[np.ndarray], second: list[np.ndarray], size
 def float_tflite(model, spec, folder: Path) -> Path:
     import tensorflow as tf
 
-    from edge_runner.spec import contract_path_for
+    from edge_runner.core.spec import contract_path_for
 
     path = folder / "run_float32.tflite"
     sys.stdout.flush()
@@ -157,10 +158,10 @@ def main(argv=None) -> int:
 
     import keras
 
-    from edge_runner.spec import InputSpec
+    from edge_runner.core.spec import InputSpec
 
     warnings.filterwarnings("ignore", message="The structure of `inputs`")  # Keras, about a plain array input
-    from train.gradcam import GradCamExplainer
+    from train.explanations.gradcam import GradCamExplainer
 
     model = keras.saving.load_model(args.run / "model.keras")
     spec = InputSpec.load(args.run / "contract.json")

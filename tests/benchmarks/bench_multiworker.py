@@ -85,7 +85,7 @@ def run_kit(name: str, argv: list[str], work: Path, cores: list[str], strategy: 
 
 def step_worker(args: argparse.Namespace) -> int:
     """One worker of part 2: build the fine-tuning model, time compute, all-reduce and the whole step."""
-    from train.cluster import join, parse_tf_config
+    from train.fitting.cluster import join, parse_tf_config
 
     spec = parse_tf_config(os.environ.get("TF_CONFIG"))
     cluster = join(spec, 120)
@@ -94,7 +94,7 @@ def step_worker(args: argparse.Namespace) -> int:
     import tensorflow as tf
 
     from train.config import TrainConfig
-    from train.model import build_network, compile_for_training
+    from train.model.network import build_network, compile_for_training
 
     config = TrainConfig(data="", out="", weights=args.weights, image_size=args.image_size)
     network = build_network(config, 2)

@@ -42,7 +42,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from edge_runner.benchmark import ChildRun, child_env, run_python  # noqa: E402
+from edge_runner.cli.benchmark import ChildRun, child_env, run_python  # noqa: E402
+from edge_runner.common.native_log import quiet_tensorflow_logs  # noqa: E402
 
 SHARED = Path(os.environ.get("EDGEKIT_SHARED", REPO.parent / "shared"))
 SHARED_PHOTOS = SHARED / "data" / "cats_and_dogs_filtered" / "validation"
@@ -78,8 +79,7 @@ LITERT_SCRIPT = textwrap.dedent(
 
 KERAS_SCRIPT = textwrap.dedent(
     """
-    import json, os, sys, time
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import json, sys, time
     import numpy as np
     from PIL import Image
     import keras
@@ -112,12 +112,11 @@ def bytecode_env(cache: Path) -> dict[str, str]:
     env = child_env()
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = str(cache / "pycache")
-    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    return env
+    return quiet_tensorflow_logs(env)
 
 
 def run_process(args: list[str], env: dict[str, str] | None = None) -> ChildRun:
-    """``python ARGS`` to completion (see ``edge_runner.benchmark.run_python``); raises if it fails."""
+    """``python ARGS`` to completion (see ``edge_runner.cli.benchmark.run_python``); raises if it fails."""
     run = run_python(args, env=env or CHILD_ENV or None)
     if run.returncode != 0:
         raise RuntimeError(f"python {' '.join(args[:3])} ... failed ({run.returncode}): {run.stderr[-2000:]}")
@@ -170,9 +169,9 @@ def steady_state(model: str, photos: list[Path], extra: list[str], repeats: int)
     import numpy as np
     from PIL import Image
 
-    from edge_runner.batch import classify_paths
-    from edge_runner.cli import build_parser
-    from edge_runner.model import Classifier
+    from edge_runner.cli.batch import classify_paths
+    from edge_runner.cli.runner import build_parser
+    from edge_runner.core.model import Classifier
 
     defaults = build_parser().parse_args(["x", *extra])
     runner = Classifier(model, num_threads=defaults.threads)

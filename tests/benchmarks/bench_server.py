@@ -33,10 +33,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from edge_runner.console import UsageError  # noqa: E402
-from edge_runner.image import find_images, preprocess  # noqa: E402
-from edge_runner.loading import resolve_model  # noqa: E402
-from edge_runner.model import Classifier  # noqa: E402
+from edge_runner.common.console import UsageError  # noqa: E402
+from edge_runner.core.image import find_images, preprocess  # noqa: E402
+from edge_runner.core.loading import resolve_model  # noqa: E402
+from edge_runner.core.model import Classifier  # noqa: E402
 
 SHARED_PHOTOS = Path(os.environ.get("EDGEKIT_SHARED", REPO.parent / "shared")) / "data" / "cats_and_dogs_filtered" / "validation"
 

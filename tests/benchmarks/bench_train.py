@@ -26,16 +26,18 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from edge_runner.common.native_log import quiet_tensorflow_logs  # noqa: E402
+
+quiet_tensorflow_logs()
 
 import numpy as np  # noqa: E402
 
-from edge_runner.spec import InputSpec  # noqa: E402
+from edge_runner.core.spec import InputSpec  # noqa: E402
 from train.config import TrainConfig  # noqa: E402
-from train.folders import find_candidates
-from train.split import split_samples  # noqa: E402
-from train.pixels import decode_photos  # noqa: E402
+from train.data.folders import find_candidates
+from train.data.split import split_samples  # noqa: E402
+from train.data.pixels import decode_photos  # noqa: E402
 
 
 def timed(label: str, fn, count: int, repeats: int = 2) -> float:
@@ -62,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import keras
 
-    from train import features
-    from train.model import build_network, compile_for_training
+    from train.model import features
+    from train.model.network import build_network, compile_for_training
 
     candidates = find_candidates(args.data)
     split = split_samples(candidates, {}, validation_fraction=0.2, seed=0)

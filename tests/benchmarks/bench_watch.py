@@ -39,13 +39,14 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from edge_runner.camera import open_camera  # noqa: E402
-from edge_runner.image import preprocess_array  # noqa: E402
-from edge_runner.model import Classifier  # noqa: E402
-from edge_runner.settings import WatchSettings, build_recorder, visit_threshold  # noqa: E402
-from edge_runner.strip import THUMB_WIDTH, thumbnail  # noqa: E402
-from edge_runner.visits import DEFAULT_HOLD_S, DEFAULT_K, DEFAULT_N, VisitTracker  # noqa: E402
-from edge_runner.watch import WatchStats, file_frames, run_watch  # noqa: E402
+from edge_runner.watcher.camera import open_camera  # noqa: E402
+from edge_runner.core.image import preprocess_array  # noqa: E402
+from edge_runner.core.model import Classifier  # noqa: E402
+from edge_runner.watcher.settings import WatchSettings, build_recorder, visit_threshold  # noqa: E402
+from edge_runner.watcher.strip import THUMB_WIDTH, thumbnail  # noqa: E402
+from edge_runner.watcher.visits import DEFAULT_HOLD_S, DEFAULT_K, DEFAULT_N, VisitTracker  # noqa: E402
+from edge_runner.watcher.frames import file_frames  # noqa: E402
+from edge_runner.watcher.watch import WatchStats, run_watch  # noqa: E402
 
 SHARED = Path(os.environ.get("EDGEKIT_SHARED", REPO.parent / "shared"))
 FRAME_SIZE = (320, 240)

@@ -22,8 +22,8 @@ sys.path.insert(0, str(REPO))
 
 from convert.gate import predict_tflite, truth_indices  # noqa: E402
 from convert.photos import decode, split_photos  # noqa: E402
-from edge_runner.model import read_contract  # noqa: E402
-from train.pareto import Point, mcnemar_p  # noqa: E402
+from edge_runner.core.model import read_contract  # noqa: E402
+from train.comparison.pareto import Point, mcnemar_p  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

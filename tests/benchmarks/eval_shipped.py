@@ -8,7 +8,7 @@ Prints markdown: accuracy and per-class precision / recall / F1 for every
 the contract's recommended threshold applied), the int8-vs-float16 agreement,
 then per threshold the recall of the real classes on the validation photos and
 the false alarms (a real label) on the held-out part of the background folder
-(the photos the seeded split of training kept out: ``train.split.background_split``),
+(the photos the seeded split of training kept out: ``train.data.split.background_split``),
 and the scores the model gives to generated inputs that are neither a cat nor a dog.
 Older models without a background class are measured the same way (any label
 counts as an alarm), so the figures of two models can be compared.
@@ -27,9 +27,9 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from edge_runner import Classifier, preprocess  # noqa: E402
-from edge_runner.image import find_images  # noqa: E402
-from edge_runner.spec import UNKNOWN_LABEL  # noqa: E402
-from train.split import background_split  # noqa: E402 (numpy + the standard library only, no TensorFlow)
+from edge_runner.core.image import find_images  # noqa: E402
+from edge_runner.core.spec import UNKNOWN_LABEL  # noqa: E402
+from train.data.split import background_split  # noqa: E402 (numpy + the standard library only, no TensorFlow)
 
 THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 

@@ -23,16 +23,17 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from edge_runner.image import preprocess  # noqa: E402
-from edge_runner.files import write_atomic  # noqa: E402
-from edge_runner.spec import InputSpec, contract_path_for  # noqa: E402
+from edge_runner.common.files import write_atomic  # noqa: E402
+from edge_runner.common.native_log import quiet_tensorflow_logs  # noqa: E402
+from edge_runner.core.image import preprocess  # noqa: E402
+from edge_runner.core.spec import InputSpec, contract_path_for  # noqa: E402
+
+quiet_tensorflow_logs()
 
 SIZE = 224
 LABELS = ("cat", "dog")

@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from edge_runner import Classifier, preprocess  # noqa: E402
-from edge_runner.image import find_images  # noqa: E402
+from edge_runner.core.image import find_images  # noqa: E402
 
 
 def enlarge(photos: list[Path], out_dir: Path, long_side: int) -> list[Path]:

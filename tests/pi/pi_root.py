@@ -487,7 +487,8 @@ def copy_package(dest: Path, package: str = "edge_runner") -> Path:
 
     The emulated Pi sees exactly the runner, as an installed package, and nothing else of the repository.
     """
-    shutil.copytree(REPO / package, dest / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "node_modules")  # npm's copy for the browser app build
+    shutil.copytree(REPO / package, dest / package, ignore=ignore, dirs_exist_ok=True)
     return dest
 
 

@@ -1,0 +1,12 @@
+"""Kit-wide helpers at the bottom of edgekit: used by ``edge_runner``, ``train``, ``convert`` and ``edgekit``.
+
+Owns: atomic file writing (``files``), the command lines' conventions (``console``: exit
+codes, the one error line, the parser, the exception → exit status mapping, the subcommand
+dispatch), argparse value types (``argtypes``), latency measurement (``timing``), native
+log filtering and the one place ``TF_CPP_MIN_LOG_LEVEL`` is set (``native_log``), which
+optional extras are installed (``extras``) and the training run folder's layout
+(``run_layout``).
+
+May import: the standard library and numpy only, never another part of the kit, so any
+module of any package may use it without a cycle.
+"""

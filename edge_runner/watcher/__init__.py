@@ -1,0 +1,9 @@
+"""Frames and visits: cameras, the frame loop and ``python -m edge_runner watch``.
+
+Owns: frame sources (``camera``), the one frame loop (``frames``), the watch command
+(``watch``) and its options (``settings``), visit smoothing (``visits``), the recorder of
+events (``recorder``), snapshots and strips (``snapshots``, ``strip``) and the actions
+(``notify``: command and webhook, ``mqtt``).
+
+May import: :mod:`edge_runner.core` and :mod:`edge_runner.common`.
+"""

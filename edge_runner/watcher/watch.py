@@ -1,0 +1,212 @@
+"""``python -m edge_runner watch --camera SOURCE``: report when a cat or a dog comes and goes.
+
+Reads frames from the same sources as ``--camera``. A video file is processed
+frame by frame at the file's own time stamps and the command exits at its end;
+a live camera or stream (or a file with ``--realtime``) is read by a thread
+that keeps only the newest frame, so the classifier always works on the
+present and a slow board drops stale frames instead of falling behind.
+Every classified frame goes to a :class:`~edge_runner.watcher.recorder.Recorder`
+(smoothing, snapshots, outputs, actions).
+
+Exit status: 0 the source ended normally (or Ctrl-C/SIGTERM), 1 the camera
+failed, 2 usage or model error; errors are ``edge_runner watch: error: …``
+(the conventions of :mod:`edge_runner.common.console`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from ..common.argtypes import positive_int
+from ..common.console import (DEFAULT_CAMERA, EXIT_FAILED, EXIT_OK, WATCH_PROG, Parser, UsageError, parse_args, print_error,
+                              report_error)
+from ..core.loading import add_model_arguments, load_classifier, resolve_model
+from .camera import FrameSource, open_camera
+from .frames import LatestFrame, classify_frames, file_frames
+from .settings import WatchError, add_watch_arguments, build_recorder, settings_from_args, visit_threshold, why_no_events
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class WatchStats:
+    """What the loop did: frames read, classified and dropped (stale), wall and CPU seconds."""
+
+    classified: int = 0
+    dropped: int = 0
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    end_reason: str = ""
+
+    @property
+    def classified_per_s(self) -> float:
+        return self.classified / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def cpu_share(self) -> float:
+        """CPU time over wall time (1.0 = one core busy all the time)."""
+        return self.cpu_seconds / self.seconds if self.seconds > 0 else 0.0
+
+
+def run_watch(
+    classifier: Any, source: FrameSource, recorder: Any, *, live: bool, pace_fps: float | None = None,
+    threshold: float | None = None, max_frames: int | None = None, stats: WatchStats | None = None,
+) -> WatchStats:
+    """Classify frames from ``source`` into ``recorder`` until the source ends or ``max_frames``.
+
+    An open visit is closed (a ``left`` event) when the loop ends for any reason,
+    including ``KeyboardInterrupt``, which is then re-raised.
+    """
+    stats = stats if stats is not None else WatchStats()
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    reader = LatestFrame(source, pace_fps=pace_fps) if live else None
+    frames = reader if reader is not None else file_frames(source)
+    try:
+        for result in classify_frames(  # a stalled camera still lets a visit end: on_idle ticks the clock
+            classifier, frames, max_frames=max_frames, top_k=1, threshold=threshold,
+            on_idle=lambda: recorder.tick(time.time()),
+        ):
+            recorder.observe(result.item.t, result.prediction.label, result.prediction.score, result.item.frame)
+            stats.classified += 1
+    finally:
+        if reader is not None:
+            reader.stop()
+            stats.dropped = reader.dropped
+        recorder.finish()
+        stats.seconds = time.perf_counter() - wall0
+        stats.cpu_seconds = time.process_time() - cpu0
+    return stats
+
+
+# -- command line --------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="python -m edge_runner watch",
+        error_prog=WATCH_PROG,
+        description="Watch a camera or a video and report when a label of interest arrives and leaves "
+        "(events with snapshots, to the terminal, a file, a command, a webhook and MQTT).",
+        epilog="Exit status: 0 the source ended (or Ctrl-C), 1 the camera failed, 2 usage or model error.",
+    )
+    parser.add_argument(
+        "--camera", nargs="?", const=DEFAULT_CAMERA, default=DEFAULT_CAMERA, metavar="SOURCE",
+        help="no value or 0 = the default camera (also without --camera), 1 = the second, or a video file / stream URL",
+    )
+    parser.add_argument("--json", action="store_true", help="print each event as one JSON object per line")
+    parser.add_argument(
+        "--realtime", action="store_true",
+        help="play a video file at its own frame rate like a live camera (newest frame only; drops what the model cannot keep up with)",
+    )
+    parser.add_argument("--max-frames", type=positive_int, default=None, metavar="N", help="stop after N classified frames")
+    add_model_arguments(parser)
+    add_watch_arguments(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``watch``'s entry point; returns the exit status."""
+    parser = build_parser()
+    args = parse_args(parser, argv)
+    if isinstance(args, int):
+        return args
+    with _log_to_stderr():
+        return _main(parser, args)
+
+
+def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    try:
+        settings = settings_from_args(args)
+        classifier = load_classifier(resolve_model(args.model), args.threads, args.runtime, args.verbose, prog=WATCH_PROG)
+        spec = classifier.spec
+        reason = why_no_events(settings, spec, classifier.path.name)
+        if reason is not None:
+            raise UsageError(reason)
+        source = open_camera(args.camera, size=spec.size)
+    except Exception as exc:  # usage, watcher, camera and model errors carry their exit status
+        return report_error(exc, WATCH_PROG, parser=parser)
+    is_file = bool(getattr(source, "is_file", False))
+    live = args.realtime or not is_file
+    pace = (getattr(source, "frame_rate", lambda: None)() or 30.0) if (is_file and args.realtime) else None
+    try:
+        recorder = build_recorder(
+            settings, spec, source_name=source.name, clock="unix" if live else "video", out=sys.stdout, as_json=args.json,
+        )
+    except WatchError as exc:
+        source.close()
+        return report_error(exc, WATCH_PROG)
+    if args.verbose:
+        print(f"watching {source.name} ({'live, newest frame' if live else 'every frame of the file'}); "
+              f"interest: {', '.join(spec.interest_labels)}; a visit needs {settings.min_wins} of {settings.window} frames "
+              f"at a score of at least {visit_threshold(settings, spec):g}", file=sys.stderr)
+    stats = WatchStats()
+    status = EXIT_OK
+    previous = _terminate_as_interrupt()
+    try:
+        with source:
+            run_watch(classifier, source, recorder, live=live, pace_fps=pace, threshold=visit_threshold(settings, spec),
+                      max_frames=args.max_frames, stats=stats)
+        reason = getattr(source, "end_reason", None) or ""
+        if args.max_frames is not None and stats.classified >= args.max_frames:
+            stats.end_reason = f"--max-frames {args.max_frames}"
+        elif is_file and stats.classified:
+            stats.end_reason = reason or "end of video"
+        else:
+            print_error(WATCH_PROG, f"{source.name}: {reason or 'no more frames'}")
+            status = EXIT_FAILED
+    except KeyboardInterrupt:
+        stats.end_reason = "interrupted"
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        recorder.close()
+    print(
+        f"{source.name}: {stats.classified} frames classified in {stats.seconds:.1f} s ({stats.classified_per_s:.1f}/s, "
+        f"{stats.dropped} stale dropped, CPU {stats.cpu_share * 100:.0f}% of one core), {recorder.emitted} events"
+        + (f" ({stats.end_reason})" if stats.end_reason else ""),
+        file=sys.stderr, flush=True,
+    )
+    return status
+
+
+class _LowerLevel(logging.Formatter):
+    """``edge_runner watch: warning: …`` like the rest of the watcher's messages."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{WATCH_PROG}: {record.levelname.lower()}: {record.getMessage()}"
+
+
+@contextlib.contextmanager
+def _log_to_stderr():
+    """The package's warnings (a full disk, a dead broker) as ``edge_runner watch: warning: …`` lines on stderr."""
+    package = logging.getLogger("edge_runner")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LowerLevel())
+    package.addHandler(handler)
+    saved = package.level
+    if package.getEffectiveLevel() > logging.WARNING or package.level == logging.NOTSET:
+        package.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(saved)
+
+
+def _terminate_as_interrupt():
+    """SIGTERM (systemd stop) ends the loop like Ctrl-C, so an open visit still gets its ``left``."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, on_term)

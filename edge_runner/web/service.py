@@ -1,0 +1,187 @@
+"""What ``serve`` serves: its options and the state its routes share (the interpreter pool, the archive, the live view).
+
+:func:`build_service` checks the options and loads everything once, before the
+server listens; the Flask application (:mod:`edge_runner.web.app`) and the waitress
+server (:mod:`edge_runner.web.server`) only read the :class:`Service`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..common.console import EXIT_FAILED
+from .access import Token, check_exposure
+from .archive import Archive
+from ..core.model import Classifier
+from ..core.pool import ClassifierPool
+from ..core.runtime import load_runtime
+from ..watcher.settings import WatchSettings, build_recorder, why_no_events
+
+if TYPE_CHECKING:
+    from .live import LiveView
+    from ..watcher.recorder import Recorder
+
+logger = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install .[serve]  (or: pip install flask waitress)"
+
+
+class ServerError(RuntimeError):
+    """The server cannot start: a missing web library, a port in use, a bad option."""
+
+    exit_status = EXIT_FAILED  # cannot listen, or Flask/waitress missing
+
+
+def missing_web_library(exc: ImportError) -> ServerError:
+    """The one-line error for a device without Flask or waitress (the ``serve`` extra)."""
+    return ServerError(f"the web server needs Flask and waitress ({exc}); install them with: {INSTALL_HINT}")
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """Everything ``serve`` is told.
+
+    Attributes:
+        model: the ``.tflite`` to serve.
+        camera: ``None`` for no live view, ``"0"`` (what a bare ``--camera`` gives) or ``""`` for
+            the default camera, else a device index, video file or stream URL (see :func:`edge_runner.watcher.camera.open_camera`).
+        archive: folder that keeps uploads, or ``None`` (the default: keep nothing).
+        threads: interpreter threads per interpreter (``None``: the runtime's default).
+        runtime: the TFLite runtime to use by name (``--runtime``), ``None``: the first importable.
+        interpreters: how many interpreters answer uploads in parallel.
+        max_upload_mb: the largest accepted photo, in MiB.
+        token: the access token every route but ``/healthz`` requires, or ``None`` (hidden from ``repr``).
+        trusted_network: serve beyond loopback without a token (an explicit choice).
+    """
+
+    model: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    camera: str | None = None
+    archive: Path | None = None
+    threads: int | None = 1
+    runtime: str | None = None
+    interpreters: int = 2
+    top_k: int = 3
+    max_upload_mb: float = 10.0
+    camera_fps: float = 15.0
+    max_viewers: int = 4
+    token: Token | None = None
+    trusted_network: bool = False
+    watch: WatchSettings | None = None  # the watcher's settings with --camera (edge_runner.watcher.settings)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+
+@dataclass
+class Service:
+    """The state the routes share: the interpreter pool, the archive and the live view."""
+
+    options: ServerOptions
+    pool: ClassifierPool
+    archive: Archive | None = None
+    live: LiveView | None = None  # only with --camera
+    recorder: Recorder | None = None  # the watcher's events, only with --camera
+    started_at: float = field(default_factory=time.time)
+
+    @property
+    def spec(self):
+        return self.pool.template.spec
+
+    def describe_model(self) -> dict:
+        """The ``GET /api/model`` object."""
+        template: Classifier = self.pool.template
+        return {
+            "name": template.spec.name,
+            "file": template.path.name,
+            "labels": list(template.labels),
+            "contract": template.spec.to_dict(),
+            # Shortcuts for clients: the label meaning "nothing here" (or null) and the
+            # threshold below which answers are "unknown" (the contract's recommendation, or null).
+            "background_label": template.spec.background_label,
+            "threshold": template.spec.threshold,
+            "runtime": {"name": template.runtime.name, "version": template.runtime.version},
+            "variant": template.variant,
+            "input": {
+                "dtype": template.input_dtype.name,
+                "scale": template.input_scale,
+                "zero_point": template.input_zero_point,
+            },
+            "size_bytes": template.size_bytes,
+            "interpreters": self.pool.size,
+            "threads_per_interpreter": self.pool.num_threads,
+            "top_k": self.options.top_k,
+            "max_upload_bytes": self.options.max_upload_bytes,
+            "camera": self.live is not None,
+            "archive": self.archive is not None,
+        }
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+        if self.recorder is not None:
+            self.recorder.finish()  # an open visit gets its `left`
+            self.recorder.close()
+
+
+def build_service(options: ServerOptions) -> Service:
+    """Load the model (``options.interpreters`` times), open the archive and prepare the live view.
+
+    Raises:
+        ModelError, ContractError, RuntimeUnavailable: the model cannot be served.
+        ArchiveError: ``--archive`` cannot be created or written.
+        ServerError: a bad option.
+        AccessError: a non-loopback host without a token (and without ``trusted_network``).
+    """
+    check_exposure(options.host, options.token, options.trusted_network)
+    if options.top_k < 1:
+        raise ServerError(f"--top-k must be 1 or more, received {options.top_k}")
+    if options.max_upload_mb <= 0:
+        raise ServerError(f"--max-upload-mb must be > 0, received {options.max_upload_mb}")
+    if options.interpreters < 1:
+        raise ServerError(f"--interpreters must be 1 or more, received {options.interpreters}")
+    if options.threads is not None and options.threads < 1:
+        raise ServerError(f"--threads must be 1 or more, received {options.threads}")
+    archive = Archive(options.archive) if options.archive is not None else None
+    pool = ClassifierPool(options.model, size=options.interpreters, num_threads=options.threads,
+                          runtime=load_runtime(options.runtime))
+    live = recorder = None
+    if options.camera is not None:
+        from ..watcher.camera import open_camera
+        from .live import LiveView
+
+        source = options.camera or None
+        live = LiveView(
+            lambda: open_camera(source),
+            Classifier(options.model, num_threads=options.threads, runtime=pool.template.runtime, spec=pool.template.spec),
+            top_k=options.top_k,
+            max_fps=options.camera_fps,
+            source_name="camera" if source is None else (f"camera {source}" if str(source).isdigit() else str(source)),
+        )
+        recorder = _watch_camera(live, options.watch or WatchSettings())
+    return Service(options, pool, archive, live, recorder)
+
+
+def _watch_camera(live: LiveView, settings: WatchSettings) -> Recorder | None:
+    """Run the watcher's tracker on the live view's frames (events printed as readable lines).
+
+    ``None`` for a model that cannot say "nothing here" with these settings (see
+    :func:`~edge_runner.watcher.settings.why_no_events`, the check ``watch`` makes too).
+    """
+    reason = why_no_events(settings, live.classifier.spec, live.classifier.path.name)
+    if reason is not None:
+        logger.warning("no events: %s", reason)
+        return None
+    recorder = build_recorder(settings, live.classifier.spec, source_name=live.source_name, out=sys.stdout)
+    # The top label before the page's threshold: the watcher applies its own (--visit-threshold, see visit_threshold).
+    live.on_frame = lambda t, frame, prediction: recorder.observe(
+        t, prediction.top_k[0].label if prediction.top_k else prediction.label, prediction.score, frame,
+    )
+    return recorder

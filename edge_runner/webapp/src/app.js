@@ -1,0 +1,391 @@
+// edgekit in the browser: the model runs in this page (MediaPipe Tasks ImageClassifier, WebAssembly).
+// Camera frames and picked photos are classified here; after the first load nothing is fetched per frame,
+// and a service worker keeps every file for offline use. Plain JavaScript, no framework.
+
+import { ImageClassifier } from "./vision_bundle.mjs";
+import { fitPixels } from "./resample.js";
+import { readMetadata } from "./tflite.js";
+
+// The SIMD build of MediaPipe's WebAssembly, served from this folder (every current browser has SIMD).
+const WASM = { wasmLoaderPath: "wasm/vision_wasm_internal.js", wasmBinaryPath: "wasm/vision_wasm_internal.wasm" };
+const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0,
+  65, 0, 253, 15, 253, 98, 11]);
+const TOP_K = 3;
+const NOTHING = "nothing recognised";
+const NOT_CONFIDENT = "nothing recognised with enough confidence";
+
+const state = { classifier: null, model: null, stream: null, cameras: [], camera: -1, frames: [], frameCount: 0, looping: false };
+let readyResolve, readyReject;
+const ready = new Promise((resolve, reject) => { readyResolve = resolve; readyReject = reject; });
+
+function $(id) { return document.getElementById(id); }
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;  // textContent only: file names are never parsed as HTML
+  return node;
+}
+
+function percent(score) { return (score * 100).toFixed(1) + "%"; }
+
+function status(text, isError = false) {
+  const node = $("status");
+  node.textContent = text;
+  node.className = isError ? "error small" : "muted small";
+}
+
+// -- the model ------------------------------------------------------------------------------------------
+
+async function fetchBytes(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+async function loadModel() {
+  if (!WebAssembly.validate(SIMD_PROBE)) {
+    throw new Error("this browser lacks WebAssembly SIMD (Chrome 91+, Firefox 89+, Safari 16.4+ have it)");
+  }
+  const response = await fetch("model.json");
+  if (!response.ok) throw new Error(`model.json: HTTP ${response.status}`);
+  const config = await response.json();
+  const bytes = await fetchBytes(config.model);
+  const contract = config.contract;
+  const metadata = readMetadata(bytes);
+  state.model = {
+    file: config.model,
+    name: metadata.name || contract.name,
+    version: metadata.version || null,
+    labels: contract.labels,
+    width: contract.width,
+    height: contract.height,
+    resize: contract.resize,
+    crop: contract.crop,
+    background: contract.background_label ?? null,
+    threshold: contract.threshold ?? 0,
+    variant: (contract.extra && contract.extra.variant) || null,
+  };
+  state.classifier = await ImageClassifier.createFromOptions(WASM, {
+    baseOptions: { modelAssetBuffer: bytes, delegate: "CPU" },
+    runningMode: "IMAGE",
+    maxResults: -1,
+  });
+  state.classifier.classify(new ImageData(contract.width, contract.height));  // warm up: the first run is slow
+  const m = state.model;
+  $("model").textContent = [
+    m.name + (m.version ? ` ${m.version}` : ""),
+    m.variant,
+    `${m.labels.length} labels (${m.labels.join(", ")})`,
+    m.background ? `“${m.background}” = ${NOTHING}` : null,
+    `threshold ${m.threshold}`,
+  ].filter(Boolean).join(" · ");
+  $("model").dataset.name = m.name;
+  $("model").dataset.version = m.version || "";
+}
+
+// -- classification ---------------------------------------------------------------------------------------
+
+// The runner's answer (edge_runner.core.model.Classifier.classify): scores in label order, the best first (ties:
+// the lower index), "unknown" below the contract's threshold, detected = neither background nor unknown.
+function answer(result, timings) {
+  const m = state.model;
+  const scores = new Array(m.labels.length).fill(0);
+  for (const category of result.classifications[0].categories) scores[category.index] = category.score;
+  const order = scores.map((score, index) => index).sort((a, b) => scores[b] - scores[a] || a - b);
+  const best = order[0];
+  const label = scores[best] >= m.threshold ? m.labels[best] : "unknown";
+  return {
+    label,
+    score: scores[best],
+    detected: label !== "unknown" && label !== m.background,
+    top_k: order.slice(0, TOP_K).map((index) => ({ label: m.labels[index], score: scores[index] })),
+    scores,
+    timings,
+  };
+}
+
+// RGBA pixels of any size → the model's input (the contract's crop and resize) → MediaPipe → an answer.
+function classifyPixels(rgba, width, height, timings) {
+  const m = state.model;
+  let start = performance.now();
+  const input = fitPixels(rgba, width, height, m.width, m.height, m.resize, m.crop);
+  timings.resize_ms = performance.now() - start;
+  start = performance.now();
+  const result = state.classifier.classify(input);
+  timings.inference_ms = performance.now() - start;
+  return answer(result, timings);
+}
+
+function pixelsOf(source, width, height, canvas) {
+  canvas.width = width;
+  canvas.height = height;
+  const context = canvas.getContext("2d", { willReadFrequently: true });
+  context.fillStyle = "#fff";  // transparent photos on white, as the runner composites them
+  context.fillRect(0, 0, width, height);
+  context.drawImage(source, 0, 0, width, height);
+  return context.getImageData(0, 0, width, height).data;
+}
+
+const photoCanvas = document.createElement("canvas");
+
+// A photo file → its RGBA pixels as Pillow decodes it: EXIF orientation applied, no colour-profile conversion.
+async function decodeFile(file) {
+  const start = performance.now();
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file, { imageOrientation: "from-image", colorSpaceConversion: "none" });
+  } catch (error) {
+    throw new Error(`${file.name}: not an image (the browser cannot decode it)`);
+  }
+  const { width, height } = bitmap;
+  const rgba = pixelsOf(bitmap, width, height, photoCanvas);
+  bitmap.close();
+  return { rgba, width, height, decode_ms: performance.now() - start };
+}
+
+async function classifyFile(file) {
+  await ready;
+  const { rgba, width, height, decode_ms } = await decodeFile(file);
+  const timings = { decode_ms };
+  const result = classifyPixels(rgba, width, height, timings);
+  result.size = [width, height];
+  timings.total_ms = timings.decode_ms + timings.resize_ms + timings.inference_ms;
+  return result;
+}
+
+// -- showing an answer --------------------------------------------------------------------------------
+
+function nothingMessage(result) {
+  if (state.model.background === null || result.detected) return null;
+  return result.label === state.model.background ? NOTHING : NOT_CONFIDENT;
+}
+
+function bars(list, result) {
+  list.replaceChildren();
+  result.top_k.forEach((item, index) => {
+    const row = el("li", index === 0 ? "bar top" : "bar");
+    const fill = el("span", "bar-fill");
+    fill.style.width = Math.max(0, Math.min(100, item.score * 100)).toFixed(1) + "%";
+    const track = el("span", "bar-track");
+    track.append(fill);
+    row.append(el("span", "bar-label", item.label), el("span", "bar-value", percent(item.score)), track);
+    list.append(row);
+  });
+}
+
+// The answer line, the detail line ("other 98.1%" under "nothing recognised") and the bars.
+function render(result, answerNode, detailNode, barsNode) {
+  const nothing = nothingMessage(result);
+  answerNode.textContent = nothing === null ? result.label : nothing;
+  answerNode.className = nothing === null ? "answer" : "answer nothing";
+  answerNode.dataset.label = result.label;
+  detailNode.textContent = nothing === null ? "" : `${result.top_k[0].label} ${percent(result.score)}`;
+  if (nothing !== null && result.label === state.model.background) barsNode.replaceChildren();  // words, not bars
+  else bars(barsNode, result);
+}
+
+function addCard(file) {
+  const card = el("article", "card");
+  const thumb = el("img", "thumb");
+  thumb.alt = file.name;
+  const url = URL.createObjectURL(file);
+  thumb.src = url;
+  thumb.addEventListener("load", () => URL.revokeObjectURL(url), { once: true });
+  thumb.addEventListener("error", () => { URL.revokeObjectURL(url); thumb.classList.add("broken"); }, { once: true });
+  const body = el("div", "card-body");
+  body.append(el("h3", "name", file.name || "photo"), el("p", "status muted", "classifying…"));
+  card.append(thumb, body);
+  $("results").prepend(card);
+  return card;
+}
+
+async function showFile(file) {
+  const card = addCard(file);
+  const body = card.querySelector(".card-body");
+  try {
+    const result = await classifyFile(file);
+    card.querySelector(".status").remove();
+    const answerNode = el("p"), detail = el("p", "nothing-detail muted small"), list = el("ol", "bars");
+    render(result, answerNode, detail, list);
+    const t = result.timings;
+    body.append(answerNode, detail, list, el("p", "timing muted small",
+      `inference ${t.inference_ms.toFixed(1)} ms · decode ${t.decode_ms.toFixed(1)} ms · resize ${t.resize_ms.toFixed(1)} ms`));
+    card.classList.add("done");
+  } catch (error) {
+    card.classList.add("failed");
+    const node = card.querySelector(".status");
+    node.className = "status error";
+    node.textContent = error.message;
+  }
+}
+
+async function showFiles(files) {
+  for (const file of files) await showFile(file);  // one at a time: the page stays responsive
+}
+
+// -- the camera ---------------------------------------------------------------------------------------
+
+const frameCanvas = document.createElement("canvas");
+
+function stopCamera() {
+  if (state.stream) state.stream.getTracks().forEach((track) => track.stop());
+  state.stream = null;
+}
+
+async function openCamera(index) {
+  stopCamera();
+  const video = index >= 0 && state.cameras[index]
+    ? { deviceId: { exact: state.cameras[index].deviceId } }
+    : { facingMode: { ideal: "environment" } };  // the back camera on a phone
+  video.width = { ideal: 640 };
+  video.height = { ideal: 480 };
+  state.stream = await navigator.mediaDevices.getUserMedia({ video, audio: false });
+  const element = $("video");
+  element.srcObject = state.stream;
+  element.hidden = false;
+  await element.play();
+  // Device names are only listed once the user has allowed a camera.
+  state.cameras = (await navigator.mediaDevices.enumerateDevices()).filter((device) => device.kind === "videoinput");
+  const current = state.stream.getVideoTracks()[0].getSettings().deviceId;
+  state.camera = state.cameras.findIndex((device) => device.deviceId === current);
+  $("switch").hidden = state.cameras.length < 2;
+  const track = state.stream.getVideoTracks()[0];
+  $("camera-note").textContent = `${track.label || "camera"} · ${element.videoWidth}×${element.videoHeight}`;
+  $("start").textContent = "Stop camera";
+  if (!state.looping) loop();
+}
+
+function showFrame(result, frameMs) {
+  render(result, $("live-answer"), $("live-detail"), $("live-bars"));
+  state.frameCount += 1;
+  const now = performance.now();
+  state.frames.push(now);
+  while (state.frames.length && now - state.frames[0] > 2000) state.frames.shift();
+  const span = (state.frames[state.frames.length - 1] - state.frames[0]) / 1000;
+  const fps = state.frames.length > 1 && span > 0 ? (state.frames.length - 1) / span : 0;
+  $("fps").textContent = `${fps.toFixed(1)} fps · ${frameMs.toFixed(1)} ms per frame ` +
+    `(inference ${result.timings.inference_ms.toFixed(1)} ms)`;
+  $("fps").dataset.fps = fps.toFixed(2);
+}
+
+function loop() {
+  const video = $("video");
+  state.looping = true;
+  const next = () => {
+    if (!state.stream) { state.looping = false; return; }
+    if ("requestVideoFrameCallback" in video) video.requestVideoFrameCallback(step);
+    else requestAnimationFrame(step);
+  };
+  const step = () => {
+    if (state.stream && video.readyState >= 2 && video.videoWidth) {
+      const start = performance.now();
+      const timings = {};
+      const rgba = pixelsOf(video, video.videoWidth, video.videoHeight, frameCanvas);
+      const result = classifyPixels(rgba, video.videoWidth, video.videoHeight, timings);
+      showFrame(result, performance.now() - start);
+    }
+    next();
+  };
+  next();
+}
+
+function setUpCamera() {
+  const start = $("start");
+  if (!window.isSecureContext || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    $("camera-note").textContent = "The camera needs a secure page: open it over https:// (or on this device as " +
+      "localhost). Photos work here.";
+    return;
+  }
+  start.disabled = false;
+  start.addEventListener("click", async () => {
+    if (state.stream) {
+      stopCamera();
+      $("video").hidden = true;
+      start.textContent = "Start camera";
+      $("switch").hidden = true;
+      return;
+    }
+    try {
+      await openCamera(-1);
+    } catch (error) {
+      $("camera-note").textContent = `The camera cannot be opened: ${error.message}`;
+    }
+  });
+  $("switch").addEventListener("click", async () => {
+    if (state.cameras.length < 2) return;
+    try {
+      await openCamera((state.camera + 1) % state.cameras.length);
+    } catch (error) {
+      $("camera-note").textContent = `That camera cannot be opened: ${error.message}`;
+    }
+  });
+}
+
+// -- photos, offline, start-up ----------------------------------------------------------------------
+
+function setUpPhotos() {
+  const input = $("files");
+  const drop = $("drop");
+  input.disabled = false;
+  input.addEventListener("change", () => { showFiles(Array.from(input.files)); input.value = ""; });
+  ["dragenter", "dragover"].forEach((name) => drop.addEventListener(name, (event) => {
+    event.preventDefault();
+    drop.classList.add("over");
+  }));
+  ["dragleave", "drop"].forEach((name) => drop.addEventListener(name, () => drop.classList.remove("over")));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    showFiles(Array.from(event.dataTransfer.files).filter((file) => file.type.startsWith("image/") || !file.type));
+  });
+}
+
+// On the first visit the service worker downloads the app, MediaPipe's WebAssembly and the model once and keeps
+// them; the page then loads them through it (so nothing is downloaded twice), and later visits need no network.
+async function cacheForOffline() {
+  if (!("serviceWorker" in navigator) || !window.isSecureContext) return "online only (offline use needs https://)";
+  try {
+    const registration = await navigator.serviceWorker.register("sw.js");
+    if (!navigator.serviceWorker.controller) {
+      status("downloading the app and the model for offline use…");
+      await new Promise((resolve) => {
+        navigator.serviceWorker.addEventListener("controllerchange", resolve, { once: true });
+        const worker = registration.installing || registration.waiting;
+        if (worker) worker.addEventListener("statechange", () => { if (worker.state === "redundant") resolve(); });
+        else resolve();  // active but not in charge of this page (a forced reload): load from the network
+      });
+    }
+  } catch (error) {
+    return `not available offline (${error.message})`;
+  }
+  if (!navigator.serviceWorker.controller) return "not available offline (the service worker did not start)";
+  document.documentElement.dataset.offline = "ready";
+  return "works offline";
+}
+
+async function main() {
+  try {
+    const started = performance.now();
+    const offline = await cacheForOffline();
+    status("loading the model and MediaPipe…");
+    await loadModel();
+    readyResolve();
+    setUpPhotos();
+    setUpCamera();
+    status(`ready in ${((performance.now() - started) / 1000).toFixed(1)} s, running in this browser · ${offline}`);
+  } catch (error) {
+    readyReject(error);
+    status(`The model cannot run here: ${error.message}`, true);
+    $("model").textContent = "no model";
+  }
+}
+
+// For tests and the benchmark: the same functions the page uses.
+window.edgekitApp = {
+  ready, classifyFile, classifyPixels, decodeFile, answer,
+  get model() { return state.model; },
+  get classifier() { return state.classifier; },
+  get frames() { return state.frameCount; },
+};
+ready.catch(() => {});  // shown on the page by main()
+main();
