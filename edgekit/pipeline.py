@@ -89,14 +89,20 @@ def check_config(config: PipelineConfig) -> None:
         raise UsageError(f"--data {config.data}: must contain train/ and validation/ class folders")
 
 
+def shown(argv: list[str], limit: int = 12) -> str:
+    """The command line as printed: a runner stage given hundreds of photos shows the first ones and a count."""
+    words = argv if len(argv) <= limit else [*argv[:limit], f"… ({len(argv) - limit} more)"]
+    return " ".join(words)
+
+
 def run_stage(name: str, argv: list[str], *, stdout: IO[str] | None = None) -> float:
     """Run one stage's command line with live output; returns its seconds, ``PipelineError`` when it exits non-zero."""
-    print(f"\n=== {name}: {' '.join(argv)}", flush=True)
+    print(f"\n=== {name}: {shown(argv)}", flush=True)
     start = time.perf_counter()
     result = subprocess.run(argv, stdout=stdout)
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
-        raise PipelineError(f"{name}: `{' '.join(argv)}` exited with status {result.returncode}; its output is above")
+        raise PipelineError(f"{name}: `{shown(argv)}` exited with status {result.returncode}; its output is above")
     return elapsed
 
 

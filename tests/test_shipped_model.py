@@ -44,10 +44,11 @@ def test_shipped_files_are_consistent(variant):
     assert classifier.input_dtype == (np.uint8 if variant == "int8" else np.float32)
     if variant == "int8":
         assert (classifier.input_scale, classifier.input_zero_point) == (1.0, 0.0)
-    # A generated photo (a coloured shape on noise) shows no cat and no dog: the answer is the background label.
+    # A generated photo (a coloured shape on noise) shows no cat and no dog: nothing detected, the background label
+    # on top (below the contract's threshold the runner says `unknown`, which is not a detection either).
     prediction = classifier.classify(np.asarray(draw_photo((200, 120, 60), size=(224, 224))), top_k=3)
-    assert (prediction.label, prediction.detected) == (BACKGROUND, False), prediction
-    assert prediction.score >= embedded.threshold
+    assert prediction.detected is False and prediction.top_k[0].label == BACKGROUND, prediction
+    assert prediction.label == (BACKGROUND if prediction.score >= embedded.threshold else "unknown")
     assert {item.label for item in prediction.top_k} == set(LABELS)
     assert abs(sum(item.score for item in prediction.top_k) - 1.0) < 0.01
 
@@ -116,7 +117,11 @@ def test_shipped_int8_stays_quiet_on_held_out_non_pet_photos(shared_data):
 
 @pytest.mark.slow
 def test_shipped_int8_accuracy_on_the_validation_photos(shared_data, tmp_path):
-    """≥ 98.5% right labels (threshold applied) through the runner's own file pipeline, ≥ 99.5% agreement with float16."""
+    """≥ 97.5% right labels (threshold applied) through the runner's own file pipeline, ≥ 99% agreement with float16.
+
+    The model trained on five sources gives up some of the Kaggle-only model's 98.5% here (97.9% int8, 98.6%
+    float16 at its threshold 0.7) for far better figures on other sources: models/MODEL_CARD.md.
+    """
     validation = shared_data / "validation"
     answers = {}
     for variant, path in SHIPPED.items():
@@ -130,8 +135,34 @@ def test_shipped_int8_accuracy_on_the_validation_photos(shared_data, tmp_path):
     assert len(int8) == 1000
     accuracy = np.mean([label == Path(source).parent.name for source, label in int8.items()])
     agreement = np.mean([int8[source] == answers["float16"][source] for source in int8])
-    assert accuracy >= 0.985, f"int8 accuracy {accuracy:.4f}"
-    assert agreement >= 0.995, f"int8 vs float16 agreement {agreement:.4f}"
+    assert accuracy >= 0.975, f"int8 accuracy {accuracy:.4f}"
+    assert agreement >= 0.99, f"int8 vs float16 agreement {agreement:.4f}"
+
+
+# The sources `make model` holds out (Makefile: HOLDOUT): never trained on, only measured.
+HELD_OUT_PETS = {"cats": ("catdataset_", "commonpets_"), "dogs": ("commonpets_",)}
+HELD_OUT_BACKGROUND = ("more_other", "intelscene_")
+
+
+@pytest.mark.slow
+def test_shipped_int8_on_sources_it_never_trained_on(shared_data):
+    """The model card's held-out figures through the runner: pets of two sources, street and building scenes."""
+    root = shared_data.parent
+    pets = {label: [p for p in sorted((root / "more_pets" / label).glob("*.jpg")) if p.name.startswith(prefixes)]
+            for label, prefixes in HELD_OUT_PETS.items()}
+    scenes = sorted((root / HELD_OUT_BACKGROUND[0]).glob(HELD_OUT_BACKGROUND[1] + "*.jpg"))
+    if not scenes or not all(pets.values()):
+        pytest.skip(f"{root}: the held-out sources are missing (see the README's data section)")
+    inputs = [*pets["cats"], *pets["dogs"], *scenes]
+    result = subprocess.run([sys.executable, "-m", "edge_runner", "--json", "--model", str(SHIPPED["int8"]), *map(str, inputs)],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    answers = {r["source"]: r for r in map(json.loads, result.stdout.splitlines())}
+    assert len(answers) == len(inputs) == 98 + 14 + 18 + 198
+    right = {label: np.mean([answers[str(p)]["label"] == label for p in photos]) for label, photos in pets.items()}
+    alarms = np.mean([answers[str(p)]["detected"] for p in scenes])
+    assert right["cats"] >= 0.94 and right["dogs"] >= 0.8, right  # 107/112 and 15/18 when shipped
+    assert alarms <= 0.01, f"{alarms:.3f} of the scenes called a pet"
 
 
 def test_mediapipe_reads_the_shipped_models(tmp_path):
