@@ -19,7 +19,7 @@ SEED ?= 0
 EXTRAS ?= edge,camera,train,serve,watch,dev
 # Debian packages some tests use: a headless browser (web page test) and the
 # arm64 user-mode emulator (Raspberry Pi test), an MQTT broker (camera watcher
-# test), flatc (reads the TFLite metadata independently of convert/metadata.py).
+# test), flatc (reads the TFLite metadata independently of convert/tflite/metadata.py).
 # Installed when we are root.
 SYSTEM_PACKAGES := chromium qemu-user-static debootstrap mosquitto flatbuffers-compiler
 # MediaPipe Tasks (what Android/iOS apps run) checks the exported files; it pins

@@ -15,7 +15,7 @@ from edge_runner.common.argtypes import non_negative_int, positive_int, thread_c
 from edge_runner.common.console import EXIT_FAILED, EXIT_OK, Parser, parse_args, report_error
 from edge_runner.common.native_log import quiet_tensorflow_logs
 
-from .evaluate_cli import add_parser as add_evaluate_parser, run as run_evaluate
+from .evaluation.cli import add_parser as add_evaluate_parser, run as run_evaluate
 
 quiet_tensorflow_logs()  # before any TensorFlow import (the jobs import it lazily): failures still raise
 
@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_export(args: argparse.Namespace) -> int:
     from .export import ExportOptions, export
-    from .gate import Thresholds
+    from .gate.accuracy import Thresholds
     from .tflite.metadata import ModelInfo
     from .quantize import parse_variants
 
@@ -115,8 +115,8 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_benchmark(args: argparse.Namespace) -> int:
-    from .benchmark import benchmark
-    from .benchmark_report import benchmark_markdown, write_benchmark
+    from .benchmark.measure import benchmark
+    from .benchmark.report import benchmark_markdown, write_benchmark
 
     result = benchmark(args.models, data=args.data, threads=args.threads, keras_path=args.keras,
                        limit=args.limit, runs=args.runs, warmup=args.warmup, progress=not args.quiet)

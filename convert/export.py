@@ -27,7 +27,7 @@ from edge_runner.common.files import write_atomic, write_json
 from edge_runner.core.spec import LABELS_FILENAME, contract_path_for
 
 from .errors import ConversionFailed, ConvertError
-from .gate import (p_text, predict_keras, score, study_draft, truth_indices)
+from .gate.accuracy import (p_text, predict_keras, score, study_draft, truth_indices)
 from .photos import (Calibration, Photo, Warn, check_calibration_size, decode, labelled_folder,
                      sample_calibration, split_photos, warn_stderr)
 from .quantize import CALIBRATED, VARIANTS, check_graph, require_valid
@@ -158,7 +158,7 @@ def export(train_dir: str | Path, out_dir: str | Path, options: ExportOptions = 
     int8 = next((v for v in results if v.variant == "int8"), None)
     if int8 is not None and int8.status != "failed" and (
             options.diagnose or options.fix == "always" or int8.status == "rejected" or int8.verdict.close):
-        from .remedy import remedy_int8
+        from .int8.remedy import remedy_int8
 
         if calibration is None:
             calibration = sample_calibration(candidates, spec, options.calibration_size, options.seed,

@@ -1,4 +1,4 @@
-"""``report.md`` and ``report.json`` for an export (the benchmark has its own in :mod:`convert.benchmark_report`)."""
+"""``report.md`` and ``report.json`` for an export (the benchmark has its own in :mod:`convert.benchmark.report`)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 from edge_runner.core.image import DRAFT_MARGIN
 from edge_runner.core.spec import InputSpec
 
-from .diagnosis import LOST
+from .int8.diagnosis import LOST
 from .results import ExportResult, VariantResult
 from .photos import MIN_CALIBRATION
-from .significance import format_p
+from .gate.significance import format_p
 
 
 def _plain(value: Any) -> Any:

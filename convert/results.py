@@ -13,10 +13,10 @@ from typing import Any
 
 from edge_runner.core.spec import InputSpec
 
-from .gate import Comparison, DraftStudy, Scores, Thresholds, Verdict
+from .gate.accuracy import Comparison, DraftStudy, Scores, Thresholds, Verdict
 from .tflite.metadata import ModelInfo
 from .quantize import DEFAULT_VARIANTS, GraphCheck
-from .significance import ClassChange, ConfidentAgreement, PairedTest
+from .gate.significance import ClassChange, ConfidentAgreement, PairedTest
 
 REPORT_MD = "report.md"
 REPORT_JSON = "report.json"

@@ -1,6 +1,6 @@
 """One variant file: convert, embed metadata + contract + labels, verify, write atomically, and gate it.
 
-``convert.export`` calls these for each requested variant; ``convert.remedy`` for each fix
+``convert.export`` calls these for each requested variant; ``convert.int8.remedy`` for each fix
 it tries, so every candidate goes through the same writing and the same gate.
 """
 
@@ -21,7 +21,7 @@ from edge_runner.common.files import write_atomic
 from edge_runner.core.spec import CONTRACT_FILENAME, LABELS_FILENAME, ContractError, InputSpec, contract_path_for
 
 from .errors import ConversionFailed
-from .gate import (Scores, Thresholds, evaluate, predict_tflite)
+from .gate.accuracy import (Scores, Thresholds, evaluate, predict_tflite)
 from .tflite.flatbuffer import PACKING_VERSION
 from .tflite.metadata import ModelInfo, classifier_metadata, embed
 from .photos import Calibration

@@ -148,7 +148,7 @@ def export_models(train_out: Path, tflite_out: Path, variants: str, times: list[
 def benchmark_models(models: dict[str, Path], data: Path, keras_model: Path, bench_out: Path,
                      times: list[StageTime]) -> dict:
     """``python -m convert benchmark`` on the exported files (1 and 2 threads); its ``benchmark.json``."""
-    from convert.benchmark_report import BENCHMARK_JSON
+    from convert.benchmark.report import BENCHMARK_JSON
 
     argv = [sys.executable, "-m", "convert", "benchmark", *map(str, models.values()), "--data", str(data),
             "--keras", str(keras_model), "--out", str(bench_out), "--threads", "1,2"]

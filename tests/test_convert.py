@@ -21,7 +21,7 @@ from conftest import LABELS, build_tiny_keras, draw_photo, make_train_out, write
 
 from convert.tflite import metadata as md  # noqa: E402
 from convert.cli import main  # noqa: E402
-from convert.gate import Comparison, Scores, Thresholds, compare, judge, score  # noqa: E402
+from convert.gate.accuracy import Comparison, Scores, Thresholds, compare, judge, score  # noqa: E402
 from convert.quantize import check_graph, convert, parse_variants, pin_input_range  # noqa: E402
 from edge_runner import Classifier, InputSpec, preprocess  # noqa: E402
 from edge_runner.core.model import read_contract, read_packed_files  # noqa: E402

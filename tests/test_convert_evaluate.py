@@ -159,7 +159,7 @@ def test_threshold_flag_overrides_the_contract(background_models, folders, capsy
 
 
 def test_contact_sheet_has_one_tile_per_mistake(background_models, folders, capsys, tmp_path):
-    from convert.contact_sheet import COLUMNS, cell_size, sheet_size
+    from convert.evaluation.contact_sheet import COLUMNS, cell_size, sheet_size
 
     model = background_models["int8"]
     for limit in (2, 24):
@@ -190,8 +190,8 @@ def test_split_folders_and_names(background_models, folders, capsys, tmp_path):
 
 
 def test_keras_run_folder_and_tflite_give_the_same_answers(background_models, folders, tmp_path):
-    from convert.evaluation import evaluate, load_model
-    from convert.sources import collect, make_sources
+    from convert.evaluation.scoring import evaluate, load_model
+    from convert.evaluation.sources import collect, make_sources
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()

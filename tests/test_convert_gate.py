@@ -1,4 +1,4 @@
-"""The statistical gate, the int8 diagnosis and the fix loop (convert/significance.py, gate.py, diagnosis.py, remedy.py).
+"""The statistical gate, the int8 diagnosis and the fix loop (convert/gate/significance.py, accuracy.py; convert/int8/).
 
 The statistics are checked on constructed paired answers against binomial tails computed
 by hand with ``math.comb``; the diagnosis and the fixes on a tiny model whose one layer
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convert.significance import (bootstrap_interval, class_changes, confident_agreement, mcnemar_loss_p,
+from convert.gate.significance import (bootstrap_interval, class_changes, confident_agreement, mcnemar_loss_p,
                                   paired_test)
 
 pytest.importorskip("scipy")
@@ -87,7 +87,7 @@ def test_confident_agreement_and_class_changes():
 
 
 def test_gate_decisions():
-    from convert.gate import Comparison, Scores, Thresholds, judge
+    from convert.gate.accuracy import Comparison, Scores, Thresholds, judge
 
     th = Thresholds(max_accuracy_drop=1.0)
     ref = Scores(90.0, {}, 625)
@@ -223,7 +223,7 @@ def test_old_flag_name_and_bad_gate_flags(tmp_path, capsys):
 
 
 def test_layer_names_from_tflite_tensor_names():
-    from convert.diagnosis import layer_name
+    from convert.int8.diagnosis import layer_name
 
     assert layer_name("m_1/mobilenetv2_0.35_96_1/block_9_project_BN_1/batchnorm/add_1;m_1/x_1/convolution") == \
         "block_9_project_BN"

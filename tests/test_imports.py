@@ -4,7 +4,9 @@ edgekit (the main job) -> train -> convert -> edge_runner is allowed; nothing im
 edgekit; edge_runner never imports train or convert (at any level) nor TensorFlow/Keras at module level (a Pi has neither);
 convert never imports train. Inside edge_runner the sub-packages are layered as their
 ``__init__`` docstrings say (``LAYERS``): ``common`` at the bottom imports nothing of the kit,
-``cli`` at the top is imported only by ``edge_runner.__main__``.
+``cli`` at the top is imported only by ``edge_runner.__main__``. Inside convert, each sub-package imports only
+what its docstring says (``CONVERT_ROOMS``) and its rooms (sub-packages and top-level modules) import one way.
+Every package folder holds at most 15 modules, every hand-written module at most 350 lines.
 
 Edges include imports inside functions (a lazy import that closes a loop is
 still a loop for the reader) and imports under ``if TYPE_CHECKING:`` (a type a
@@ -269,11 +271,79 @@ def test_only_main_imports_the_runner_command_line():
     assert not wrong, f"these import edge_runner.cli: {wrong}"
 
 
-# Only edge_runner for now: train/ and convert/ (21 modules with `convert evaluate`) get their sub-packages
-# in a change of their own; add them here then.
-@pytest.mark.parametrize("folder", sorted({path.parent.relative_to(REPO) for path in MODULES.values()
-                                           if path.parts[len(REPO.parts)] == "edge_runner"}), ids=str)
+# What each sub-package of convert may import of convert (its __init__ docstring says the same); every one may
+# import edge_runner. A top-level module of convert is a room of its own ("variants" for convert.variants).
+CONVERT_ROOMS = {
+    "schema": set(),
+    "tflite": {"schema"},
+    "gate": set(),
+    "benchmark": {"errors", "photos", "gate"},
+    "evaluation": {"errors", "photos", "thresholds", "source", "gate"},
+    "int8": {"errors", "photos", "quantize", "results", "variants", "gate"},
+}
+# Who may import a sub-package, inside convert (outside: train and edgekit may import any of convert).
+CONVERT_IMPORTERS = {"int8": {"export", "report"}, "benchmark": {"cli"}, "evaluation": {"cli"}}
+
+
+def _convert_room(module: str) -> str | None:
+    """``"gate"`` for ``convert.gate.accuracy``, ``"variants"`` for ``convert.variants``; None for ``convert`` itself
+    and for other packages."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "convert" and len(parts) > 1 else None
+
+
+def convert_room_graph() -> dict[str, list[tuple[str, bool]]]:
+    """convert's rooms and the rooms each imports (the package ``__init__``, the version, left aside)."""
+    rooms: dict[str, set[str]] = {}
+    for module, targets in GRAPH.items():
+        if (room := _convert_room(module)) is None:
+            continue
+        found = rooms.setdefault(room, set())
+        for target, _ in targets:
+            other = _convert_room(_first_party(target, MODULES) or target)
+            if other is not None and other != room:
+                found.add(other)
+    return {room: [(other, True) for other in sorted(targets)] for room, targets in rooms.items()}
+
+
+def test_convert_sub_packages_import_only_what_their_docstring_says():
+    sub_packages = {p.parent.name for p in (REPO / "convert").glob("*/__init__.py")}
+    assert sub_packages == set(CONVERT_ROOMS), "a new sub-package of convert: add it to CONVERT_ROOMS"
+    rooms = convert_room_graph()
+    assert set(rooms["evaluation"]) == {("errors", True), ("photos", True), ("thresholds", True), ("source", True),
+                                        ("gate", True)}  # the graph is read
+    wrong = [f"convert.{room} imports convert.{other}" for room, allowed in CONVERT_ROOMS.items()
+             for other, _ in rooms[room] if other not in allowed]
+    wrong += [f"convert.{room} imports convert.{other}" for room, targets in rooms.items()
+              for other, _ in targets if other in CONVERT_IMPORTERS and room not in CONVERT_IMPORTERS[other]]
+    assert not wrong, wrong
+
+
+def test_convert_rooms_import_one_way():
+    """No cycle between convert's rooms: a sub-package and a top-level module importing each other is one."""
+    assert find_cycle({"gate": [("variants", True)], "variants": [("gate", True)]}) == ["gate", "variants", "gate"]
+    cycle = find_cycle(convert_room_graph())
+    assert cycle is None, "import cycle between convert's rooms: " + " -> ".join(cycle or [])
+
+
+def test_every_convert_sub_package_says_what_it_owns_and_may_import_and_goes_into_the_wheel():
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    assert {f"convert.{name}" for name in CONVERT_ROOMS} <= listed
+    for name in set(CONVERT_ROOMS) - {"schema"}:  # schema/ holds generated code only
+        doc = ast.get_docstring(ast.parse((REPO / "convert" / name / "__init__.py").read_text(encoding="utf-8"))) or ""
+        assert "Owns" in doc and "May import" in doc, name
+
+
+@pytest.mark.parametrize("folder", sorted({path.parent.relative_to(REPO) for path in MODULES.values()}), ids=str)
 def test_package_folders_hold_at_most_15_modules(folder):
     folder = REPO / folder
     modules = [p for p in folder.glob("*.py") if p.name not in ("__init__.py", "__main__.py")]
     assert len(modules) <= 15, f"{folder.relative_to(REPO)}: {len(modules)} modules; split it into sub-packages"
+
+
+def test_hand_written_modules_are_at_most_350_lines():
+    long = {str(path.relative_to(REPO)): n for path in MODULES.values()
+            if not path.name.endswith("_generated.py") and (n := len(path.read_text(encoding="utf-8").splitlines())) > 350}
+    assert not long, f"modules over 350 lines: {long}"

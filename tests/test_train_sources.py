@@ -15,7 +15,7 @@ from train.data.dataset import source_weights
 from train.data.folders import Sample, find_candidates
 from train.data.sources import prefix_of, source_names
 from train.data.split import DataSplit, background_split, split_samples
-from convert.sources import Source
+from convert.evaluation.sources import Source
 
 
 @pytest.fixture

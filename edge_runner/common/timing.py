@@ -1,8 +1,8 @@
 """Timing calls: milliseconds per call, the calls taking turns, and their percentiles as one small dataclass.
 
 Every latency the kit reports is measured here: the runner's ``--benchmark``
-(:mod:`edge_runner.cli.benchmark`), ``convert benchmark`` (``convert/benchmark.py``),
-the int8 fix loop (``convert/remedy.py``) and the backbone comparison
+(:mod:`edge_runner.cli.benchmark`), ``convert benchmark`` (``convert/benchmark/measure.py``),
+the int8 fix loop (``convert/int8/remedy.py``) and the backbone comparison
 (``train/compare.py``): warm-up calls first, then ``time.perf_counter`` around
 each call.
 """

@@ -20,7 +20,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from convert.gate import predict_tflite, truth_indices  # noqa: E402
+from convert.gate.accuracy import predict_tflite, truth_indices  # noqa: E402
 from convert.photos import decode, split_photos  # noqa: E402
 from edge_runner.core.model import read_contract  # noqa: E402
 from train.comparison.pareto import Point, mcnemar_p  # noqa: E402

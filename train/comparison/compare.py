@@ -75,7 +75,7 @@ def _train(train_config: TrainConfig) -> tuple[float, float, int]:
 
 def _int8_mistakes(int8_path: Path, split_path: Path) -> tuple[list[str], int]:
     """The validation photos the int8 model gets wrong through the runner's path (decode → Classifier)."""
-    from convert.gate import predict_tflite, truth_indices
+    from convert.gate.accuracy import predict_tflite, truth_indices
     from convert.photos import decode, split_photos
     from edge_runner.core.model import read_contract
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence, Union
 
-from convert.sources import Source
+from convert.evaluation.sources import Source
 from edge_runner.core.image import find_images, is_image_path, list_files, list_folders
 from edge_runner.core.spec import UNKNOWN_LABEL
 

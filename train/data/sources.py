@@ -23,7 +23,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from convert.sources import Source, source_argument
+from convert.evaluation.sources import Source, source_argument
 
 from ..errors import DataError
 
@@ -33,7 +33,7 @@ _PREFIX = re.compile(r"([A-Za-z][A-Za-z0-9]*)[_-]")
 
 
 def parse_root(value: str | os.PathLike[str], kind: str) -> Source:
-    """``"DIR"`` or ``"NAME=DIR"`` → a :class:`convert.sources.Source` (the folder is checked by the caller)."""
+    """``"DIR"`` or ``"NAME=DIR"`` → a :class:`convert.evaluation.sources.Source` (the folder is checked by the caller)."""
     name, path = source_argument(str(value))
     path = path.expanduser()
     return Source(name, path.resolve() if path.exists() else path, kind)

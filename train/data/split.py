@@ -22,7 +22,7 @@ from edge_runner.common.files import write_json
 
 from ..errors import DataError
 from .folders import DEFAULT_BACKGROUND_LABEL, Candidates, Sample, Skipped, find_background
-from convert.sources import Source
+from convert.evaluation.sources import Source
 
 from .sources import parse_root, source_names
 

@@ -19,8 +19,8 @@ from typing import Sequence
 from edge_runner.core.image import find_images, list_folders
 from edge_runner.core.spec import InputSpec
 
-from .errors import ConvertError
-from .photos import Photo, labelled_folder
+from ..errors import ConvertError
+from ..photos import Photo, labelled_folder
 
 # Folders under a --data root that hold class folders rather than being classes
 # (the layouts `python -m train` reads, plus "test").

@@ -17,7 +17,7 @@ Two figures per layer:
   ``LOST`` come first in graph order (see :func:`_rank_key`).
 
 The same debugger then builds selectively quantised models (``denylisted_nodes``: the
-worst layers kept in float) for :mod:`convert.remedy`.
+worst layers kept in float) for :mod:`convert.int8.remedy`.
 """
 
 from __future__ import annotations
@@ -232,7 +232,7 @@ def with_consumers(model_bytes: bytes, tensors: Sequence[str]) -> list[str]:
     Keeping a layer in float only helps if its readers run in float too: an int8 reader
     would quantise the float output again with the same calibrated (broken) range.
     """
-    from .quantize import _tfl
+    from ..quantize import _tfl
 
     model = _tfl.Model.GetRootAs(model_bytes, 0)
     graph = model.Subgraphs(0)

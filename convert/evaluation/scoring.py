@@ -1,7 +1,7 @@
 """Measuring a model on labelled photos, answer by answer, as the runner would answer.
 
 A model is a ``.tflite`` (run by the runner's own :class:`edge_runner.core.model.Classifier`) or a
-training run folder (its ``model.keras`` through :func:`convert.gate.predict_keras`); both get
+training run folder (its ``model.keras`` through :func:`convert.gate.accuracy.predict_keras`); both get
 the same pixels from the kit's one decoder (:func:`convert.photos.decode`). Each photo's answer
 is the runner's rule: the top label when its score is at least the threshold, else ``unknown``.
 Every figure is computed from those answers and the probabilities (:class:`Evaluation`).
@@ -18,10 +18,10 @@ import numpy as np
 
 from edge_runner.core.spec import UNKNOWN_LABEL, InputSpec
 
-from .errors import ConvertError
-from .photos import Warn, decode, warn_stderr
+from ..errors import ConvertError
+from ..photos import Warn, decode, warn_stderr
+from ..thresholds import THRESHOLDS, threshold_rows
 from .sources import Source, SourcedPhoto
-from .thresholds import THRESHOLDS, threshold_rows
 
 # Photos decoded and scored at a time: memory stays at a few of them (0.15 MB each at 224 px).
 CHUNK = 128
@@ -50,8 +50,8 @@ def load_model(path: Path, *, threads: int | None = None, runtime: str | None = 
     """A ``.tflite`` file (the runner's ``Classifier``) or a training run folder (``model.keras``)."""
     path = Path(path)
     if path.is_dir():
-        from .gate import predict_keras
-        from .source import load_keras_model, load_training_output
+        from ..gate.accuracy import predict_keras
+        from ..source import load_keras_model, load_training_output
 
         source = load_training_output(path)
         model = load_keras_model(source)

@@ -52,9 +52,9 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Collect the photos, score them, print the tables (and the JSON line), write the files."""
-    from .evaluation import evaluate, load_model
-    from .evaluation_report import summary_lines, write_evaluation
-    from .errors import ConvertError
+    from ..errors import ConvertError
+    from .report import summary_lines, write_evaluation
+    from .scoring import evaluate, load_model
     from .sources import check_background, collect, make_sources
 
     if args.out is not None and args.out.exists() and not args.out.is_dir():

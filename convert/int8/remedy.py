@@ -1,7 +1,7 @@
 """When int8 fails (or is close, or on request): diagnose it layer by layer, try fixes, choose a file.
 
 Each fix is a new ``.tflite`` that goes through the same gate as every variant
-(:func:`convert.export.gate_file`), in this order, cheapest first; the first accepted one
+(:func:`convert.variants.gate_file`), in this order, cheapest first; the first accepted one
 is chosen (``--fix always`` tries them even when int8 passes, and ships int8 then):
 
 1. ``int8_calib`` — full int8 again, calibrated on twice as many views: twice the photos
@@ -28,12 +28,12 @@ import numpy as np
 from edge_runner.core.model import Classifier
 from edge_runner.common.timing import time_interleaved
 
+from ..errors import ConversionFailed
+from ..photos import Calibration, sample_calibration
+from ..quantize import convert
+from ..results import VariantResult, model_path_for
+from ..variants import gate_file, write_model
 from .diagnosis import Diagnosis, LayerDebugger, LayerError, plot, with_consumers
-from .errors import ConversionFailed
-from .photos import Calibration, sample_calibration
-from .quantize import convert
-from .results import VariantResult, model_path_for
-from .variants import gate_file, write_model
 
 DENYLIST_STEPS = (1, 2, 4, 8)
 WORST_SHOWN = 10

@@ -1,6 +1,6 @@
 """What ``python -m convert evaluate`` prints and writes: a text table, ``evaluation.{json,md}`` and ``mistakes.png``.
 
-Every figure comes from :meth:`convert.evaluation.Evaluation.to_dict` (rates 0–1 there,
+Every figure comes from :meth:`convert.evaluation.scoring.Evaluation.to_dict` (rates 0–1 there,
 percentages here); the files are written atomically (:mod:`edge_runner.common.files`).
 """
 
@@ -12,7 +12,7 @@ from edge_runner.core.decoder import decode_photo
 from edge_runner.common.files import write_atomic, write_json
 
 from .contact_sheet import Tile, contact_sheet, png_bytes
-from .evaluation import Evaluation
+from .scoring import Evaluation
 
 JSON_FILENAME, MARKDOWN_FILENAME, SHEET_FILENAME = "evaluation.json", "evaluation.md", "mistakes.png"
 WORST = 24  # tiles in mistakes.png by default

@@ -5,7 +5,7 @@ Latency is what the runner pays per image: :meth:`edge_runner.core.model.Classif
 warm-up runs, reported as p50/p90 per thread count. The Keras float model's
 latency (TensorFlow, ``tf.function``) is measured in the same run as the baseline.
 The timing itself is :mod:`edge_runner.common.timing`'s; the table, JSON and chart are
-written by :mod:`convert.benchmark_report`.
+written by :mod:`convert.benchmark.report`.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from edge_runner.common.native_log import LITERT_NOISE, filtered_stderr, import_
 from edge_runner.common.run_layout import RunLayout
 from edge_runner.common.timing import Latency, time_interleaved
 
-from .errors import ConvertError
-from .gate import compare, predict_keras, predict_tflite, score, truth_indices
-from .photos import Photo, Warn, decode, labelled_folder, warn_stderr
+from ..errors import ConvertError
+from ..gate.accuracy import compare, predict_keras, predict_tflite, score, truth_indices
+from ..photos import Photo, Warn, decode, labelled_folder, warn_stderr
 
 # Figures in benchmark.json are rounded to the microsecond.
 DIGITS = 3

@@ -1,7 +1,7 @@
 """``convert benchmark``'s outputs: the markdown table, ``benchmark.json`` and ``benchmark.png``.
 
-The measuring is in :mod:`convert.benchmark`; this module only presents its
-:class:`~convert.benchmark.BenchmarkResult`, with every ratio taken to the
+The measuring is in :mod:`convert.benchmark.measure`; this module only presents its
+:class:`~convert.benchmark.measure.BenchmarkResult`, with every ratio taken to the
 ``float32`` variant.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 
 from edge_runner.common.files import write_atomic, write_figure, write_json
 
-from .benchmark import BenchmarkResult, ModelBenchmark
+from .measure import BenchmarkResult, ModelBenchmark
 
 BENCHMARK_MD = "benchmark.md"
 BENCHMARK_JSON = "benchmark.json"
