@@ -120,7 +120,9 @@ def load_dataset(config: TrainConfig, candidates: Candidates, spec: InputSpec, j
         log.info(
             "background class: %r (%s)",
             candidates.background_label,
-            f"{len(candidates.background)} photos from {candidates.background_dir}" if candidates.background_dir else "a class folder",
+            f"{len(candidates.background)} photos from "
+            + ", ".join(str(r.root) for r in candidates.roots if r.kind == "background")
+            if candidates.background_dir else "a class folder",
         )
     log.info("data: %d photos in %d classes (%s) under %s",
              len(candidates.all_samples), len(candidates.labels), candidates.layout, ", ".join(map(str, config.data)))
