@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("tensorflow", reason="training needs TensorFlow (pip install .[train])")
 
-from conftest import REPO, TINY_SIZE, write_class_folders  # noqa: E402
+from conftest import REPO, write_class_folders  # noqa: E402
 
 SIZE = 32
 EPOCHS = 2  # all in the fine-tuning phase: a network without pretrained weights has no head-only phase

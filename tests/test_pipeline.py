@@ -11,7 +11,6 @@ import re
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from conftest import build_colour_keras, draw_photo, write_class_folders

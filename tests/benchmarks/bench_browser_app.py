@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     r_total = [runner[k]["total_ms"] for k in compared]
     r_inf = [runner[k]["inference_ms"] for k in compared]
     r_dec = [runner[k]["decode_ms"] for k in compared]
-    print(f"\nper photo, median ms       browser   runner   ratio")
+    print("\nper photo, median ms       browser   runner   ratio")
     print(f"  decode (+ resize)        {median(b_dec) + median(b_res):7.2f}  {median(r_dec):7.2f}  {(median(b_dec) + median(b_res)) / median(r_dec):5.2f}x"
           f"   (browser: decode {median(b_dec):.2f} + Pillow-exact resize {median(b_res):.2f})")
     print(f"  inference                {median(b_inf):7.2f}  {median(r_inf):7.2f}  {median(b_inf) / median(r_inf):5.2f}x")
