@@ -31,6 +31,7 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+        _sync_directory(path.parent)  # the rename itself survives a power cut
     except BaseException:
         try:
             os.unlink(tmp)
@@ -38,6 +39,20 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
             pass
         raise
     return path
+
+
+def _sync_directory(directory: Path) -> None:
+    """fsync a directory so that a rename in it is on disk (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_json(path: str | os.PathLike[str], data: Any, *, indent: int = 2) -> Path:

@@ -9,6 +9,7 @@ is refused.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import threading
@@ -167,6 +168,8 @@ class Classifier:
         if len(content) < 8 or content[4:8] != TFLITE_IDENTIFIER:
             raise ModelError(f"{self.path}: not a TFLite model (missing the 'TFL3' flatbuffer identifier)")
         self.size_bytes = len(content)
+        #: hex SHA-256 of the file's bytes: names the model in logs, review records and deployments.
+        self.sha256 = hashlib.sha256(content).hexdigest()
         self.spec = spec if spec is not None else read_contract(self.path, content)
         self.runtime = runtime if runtime is not None else load_runtime()
         self.num_threads = num_threads
