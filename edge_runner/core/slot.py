@@ -128,15 +128,17 @@ def check_model(path: Path, *, load: Callable[[Path], Classifier]) -> Classifier
 
 
 class DeployDir:
-    """The folder ``DIR`` (created when missing). One writer at a time (a thread lock and ``flock``)."""
+    """The folder ``DIR`` (created when missing, unless ``create=False``: a reader). One writer at a time (a thread lock and ``flock``)."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, create: bool = True) -> None:
         self.root = Path(root)
+        self._lock = threading.Lock()
+        if not create:
+            return
         try:
             (self.root / MODELS).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise DeployError(500, f"--deploy-dir {self.root}: cannot create it ({exc.strerror or exc})") from None
-        self._lock = threading.Lock()
 
     def path_of(self, entry: Entry) -> Path:
         return self.root / entry.file

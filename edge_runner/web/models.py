@@ -20,16 +20,13 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..core.model import Classifier
 from ..core.pool import ClassifierPool
 from ..core.slot import DeployDir, DeployError, Entry, Switch, check_model
 from ..watcher.settings import WatchSettings, visit_threshold, why_no_events
 from .upload import MULTIPART_ALLOWANCE, UploadError, format_size
-
-if TYPE_CHECKING:
-    from .service import Service
 
 DEPLOY_OFF = "model upload is off: start the server with --deploy-dir DIR"
 FIELD = "model"
@@ -46,7 +43,7 @@ class ModelSwitcher:
         max_model_bytes: the largest upload accepted.
     """
 
-    def __init__(self, service: Service, folder: DeployDir, serving: Entry | None, settings: WatchSettings | None,
+    def __init__(self, service: Any, folder: DeployDir, serving: Entry | None, settings: WatchSettings | None,
                  max_model_bytes: int) -> None:
         self.service = service
         self.folder = folder
