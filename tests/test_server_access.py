@@ -177,7 +177,8 @@ def test_the_right_token_opens_every_route(guarded, method, path, how):
     answer = call(guarded.url, method, path, headers, body)
     # Every route of the kit answers 200 here; a route added later must at least not refuse a right token.
     assert answer.status not in (401, 403) and answer.status < 500, (method, path, how, answer.status, answer.body[:200])
-    if path in {"/", "/api/model", "/api/classify", "/static/app.js", "/api/camera", "/api/camera/frame.jpg", "/camera.mjpg"}:
+    if path in {"/", "/api/model", "/api/classify", "/static/app.js", "/api/camera", "/api/camera/frame.jpg", "/camera.mjpg"} and (
+            method, path) != ("POST", "/api/model"):  # a model upload (404 here: no --deploy-dir) is tested in test_deploy*.py
         assert answer.status == 200, (method, path, answer.status)
 
 
