@@ -4,7 +4,8 @@ Three colour models that need no training (``conftest.build_colour_keras``: the 
 
 * ``"colours"``: labels red, green, blue; blue is the background; a red photo is ``red``;
 * ``"swapped"``: the same labels, red and green exchanged: a red photo is ``green`` (classifications change);
-* ``"pets"``: labels cat, dog, other; other is the background; a red photo is ``cat`` (the labels change).
+* ``"pets"``: labels cat, dog, other; other is the background; a red photo is ``cat`` (the labels change);
+* ``"larger"``: like ``"colours"`` with a 48x48 input (the input size changes).
 """
 
 from __future__ import annotations
@@ -50,11 +51,13 @@ def _build() -> dict[str, Path]:
         "swapped": (swapped, ("red", "green", "blue"), "blue"),
         "pets": (build_colour_keras(SIZE), ("cat", "dog", "other"), "other"),
     }
+    models["larger"] = (build_colour_keras(48), ("red", "green", "blue"), "blue")  # another input size: 48x48
     paths = {}
     for name, (model, labels, background) in models.items():
-        spec = InputSpec(labels=labels, height=SIZE, width=SIZE, name=name, background_label=background, threshold=0.6)
+        size = model.input_shape[1]
+        spec = InputSpec(labels=labels, height=size, width=size, name=name, background_label=background, threshold=0.6)
         path = root / f"{name}.tflite"
-        path.write_bytes(_embed(convert_tiny(model, "float32", SIZE), spec))
+        path.write_bytes(_embed(convert_tiny(model, "float32", size), spec))
         paths[name] = path
     bare = root / "bare.tflite"  # no embedded contract: refused
     bare.write_bytes(convert_tiny(build_colour_keras(SIZE), "float32", SIZE))

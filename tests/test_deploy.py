@@ -300,10 +300,15 @@ def test_requests_during_a_swap_all_answer(guarded_server, models):
     threads = [threading.Thread(target=classify) for _ in range(3)]
     for thread in threads:
         thread.start()
-    for name in ("pets", "colours", "pets", "colours"):
+    for name in ("pets", "larger", "pets", "colours"):
         body, headers = multipart("model", f"{name}.tflite", models[name].read_bytes())
         status, _, answer = http(url + "/api/model", data=body, headers={**auth, **headers})
         assert status == 200, answer
     for thread in threads:
         thread.join()
     assert not errors and set(labels) <= {"red", "cat"} and len(labels) == 75
+    body, headers = multipart("model", "larger.tflite", models["larger"].read_bytes())  # another input size is accepted
+    assert http(url + "/api/model", data=body, headers={**auth, **headers})[2]["labels"] == ["red", "green", "blue"]
+    assert guarded_server.service.pool.template.spec.height == 48
+    status, _, answer = http(url + "/api/classify", data=photo, headers={**auth, **photo_headers})
+    assert status == 200 and answer["label"] == "red"
