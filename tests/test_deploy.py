@@ -312,3 +312,41 @@ def test_requests_during_a_swap_all_answer(guarded_server, models):
     assert guarded_server.service.pool.template.spec.height == 48
     status, _, answer = http(url + "/api/classify", data=photo, headers={**auth, **photo_headers})
     assert status == 200 and answer["label"] == "red"
+
+
+def test_serve_camera_recorder_switches_and_a_model_without_visits_is_refused(models, tmp_path):
+    pytest.importorskip("cv2", reason="the clip is read with OpenCV (pip install .[camera])")
+    from conftest import write_clip
+    from deploy_helpers import _embed
+    from edge_runner.core.spec import InputSpec
+    from edge_runner.web.service import ServerOptions, build_service
+
+    clip = write_clip(tmp_path / "red.avi", [(220, 40, 40)] * 5)
+    service = build_service(ServerOptions(model=models["colours"], camera=str(clip), interpreters=1, deploy_dir=tmp_path / "dep"))
+    try:
+        assert service.recorder.tracker.is_interest("red") and not service.recorder.tracker.is_interest("cat")
+        answer = service.models.deploy(models["pets"].read_bytes())
+        assert answer["labels_changed"] and service.live.classifier.sha256 == answer["sha256"]
+        assert service.recorder.tracker.is_interest("cat") and not service.recorder.tracker.is_interest("other")
+        plain = _embed(models["bare"].read_bytes(), InputSpec(labels=("a", "b", "c"), height=32, width=32, name="plain"))
+        with pytest.raises(DeployError, match="watcher") as caught:
+            service.models.deploy(plain)
+        assert caught.value.status == 422 and service.pool.template.sha256 == answer["sha256"]
+        assert service.describe_model()["deployed"]["switches"] == 1
+    finally:
+        service.close()
+
+
+def test_deploy_command_line_usage_errors(capsys, models):
+    from edge_runner.cli.runner import main
+
+    assert main(["deploy", "--url", "http://127.0.0.1:9"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == "edge_runner deploy: error: MODEL is required (or --rollback)"
+    assert main(["deploy", str(models["pets"]), "--rollback", "--url", "http://127.0.0.1:9"]) == 2
+    assert "either MODEL or --rollback" in capsys.readouterr().err
+    assert main(["deploy", str(models["pets"]), "--url", "pi.local:8000"]) == 2
+    assert "--url must start with http://" in capsys.readouterr().err
+    assert main(["deploy", "missing.tflite", "--url", "http://127.0.0.1:9"]) == 2
+    assert "missing.tflite: cannot read it" in capsys.readouterr().err
+    assert main(["deploy", str(models["pets"]), "--url", "http://127.0.0.1:9", "--timeout", "5"]) == 1
+    assert capsys.readouterr().err.startswith("edge_runner deploy: error: http://127.0.0.1:9: cannot reach the device")
