@@ -350,3 +350,20 @@ def test_deploy_command_line_usage_errors(capsys, models):
     assert "missing.tflite: cannot read it" in capsys.readouterr().err
     assert main(["deploy", str(models["pets"]), "--url", "http://127.0.0.1:9", "--timeout", "5"]) == 1
     assert capsys.readouterr().err.startswith("edge_runner deploy: error: http://127.0.0.1:9: cannot reach the device")
+
+
+def test_a_damaged_current_json_serves_the_model_given_and_the_next_deploy_repairs_it(models, tmp_path, caplog):
+    folder = tmp_path / "dep"
+    assert child(folder, models["colours"], str(models["pets"]), None).returncode == 0
+    (folder / CURRENT).write_text("{ not json")
+    with caplog.at_level("WARNING"):
+        assert served_after_restart_unchecked(folder, models["colours"]) == sha(models["colours"])
+    assert "current.json: unreadable" in caplog.text
+    assert child(folder, models["colours"], str(models["swapped"]), None).returncode == 0
+    assert served_after_restart(folder, models["colours"]) == sha(models["swapped"])
+
+
+def served_after_restart_unchecked(folder: Path, fallback: Path) -> str:
+    from edge_runner.web.service import ServerOptions, build_service
+
+    return build_service(ServerOptions(model=fallback, deploy_dir=folder, interpreters=1)).pool.template.sha256

@@ -246,7 +246,10 @@ class DeployDir:
         checked classifier and whatever ``apply`` needs (e.g. the interpreters of a pool); ``apply`` swaps them in.
         """
         with self.writing():
-            state = self.read() if (self.root / CURRENT).exists() else State()
+            try:
+                state = self.read()
+            except DeployError:  # a damaged current.json (start warned and served --model): the deploy replaces it
+                state = State()
             digest = hashlib.sha256(data).hexdigest()
             if running.sha256 == digest:
                 entry = state.current or Entry("", digest, running.labels, "")
