@@ -96,6 +96,8 @@ def send(request: urllib.request.Request, timeout: float) -> dict:
             message = exc.reason
         hint = {401: " (give the device's token with --token-file FILE or $EDGEKIT_TOKEN)",
                 404: " (is the device's serve started with --deploy-dir DIR?)"}.get(exc.code, "")
+        if "--token-file" in str(message) or "--deploy-dir" in str(message):
+            hint = ""  # the server already says it
         raise DeployFailed(f"{where}: {exc.code}: {message}{hint}") from None
     except urllib.error.URLError as exc:
         raise DeployFailed(f"{where}: cannot reach the device ({getattr(exc.reason, 'strerror', None) or exc.reason})") from None
