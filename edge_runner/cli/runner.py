@@ -6,6 +6,7 @@
     python -m edge_runner serve ...          (the web page and JSON API: see edge_runner.web.server)
     python -m edge_runner watch --camera SOURCE ...   (arrival/departure events: see edge_runner.watcher.watch)
     python -m edge_runner webapp --out DIR ...        (the model in a browser: see edge_runner.webapp)
+    python -m edge_runner deploy MODEL --url URL      (send a model to a running serve: see edge_runner.cli.deploy)
 
 Exit status: 0 all inputs classified, 1 some inputs (or the camera) failed,
 2 usage or model error. Errors are one line on stderr,
@@ -36,7 +37,8 @@ if TYPE_CHECKING:
     from ..core.model import Classifier
 
 # The subcommands: the first word of the command line, and the module whose main(argv) runs it.
-SUBCOMMANDS = {"serve": "edge_runner.web.server", "watch": "edge_runner.watcher.watch", "webapp": "edge_runner.webapp.cli"}
+SUBCOMMANDS = {"serve": "edge_runner.web.server", "watch": "edge_runner.watcher.watch", "webapp": "edge_runner.webapp.cli",
+               "deploy": "edge_runner.cli.deploy"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m edge_runner",
         description="Classify photos, a camera or a video with a TFLite image classifier (no TensorFlow needed). "
         "Use `python -m edge_runner serve --help` for the web page and JSON API, `python -m edge_runner watch --help` for arrival/departure events, "
-        "`python -m edge_runner webapp --help` for the app that runs the model in a browser.",
+        "`python -m edge_runner webapp --help` for the app that runs the model in a browser, "
+        "`python -m edge_runner deploy --help` to send a model to a running serve.",
         epilog="Exit status: 0 all good, 1 some inputs failed, 2 usage or model error.",
     )
     parser.add_argument(

@@ -75,13 +75,13 @@ class ClassifierPool:
         # The copies reuse the contract already read and checked by the first.
         return Classifier(self.path, num_threads=self.num_threads, runtime=self.runtime, spec=self.template.spec)
 
-    def _take(self, timeout: float | None) -> Classifier:
+    def _take(self, timeout: float | None, idle: queue.Queue[Classifier]) -> Classifier:
         try:
-            return self._idle.get_nowait()
+            return idle.get_nowait()
         except queue.Empty:
             pass
         with self._lock:
-            make = self._made < self.size
+            make = self._made < self.size and idle is self._idle
             self._made += make
         if make:
             try:
@@ -90,7 +90,17 @@ class ClassifierPool:
                 with self._lock:
                     self._made -= 1
                 raise
-        return self._idle.get(timeout=timeout)
+        return idle.get(timeout=timeout)
+
+    def replace(self, other: ClassifierPool) -> None:
+        """Lend ``other``'s classifiers from now on (a new model, already loaded: the switch is a few assignments).
+
+        Classifiers borrowed before the switch finish their call on the old model and go back to the old
+        generation's queue, which nobody takes from any more; a caller already waiting is served from it.
+        """
+        with self._lock:
+            self.path, self.size, self.num_threads, self.runtime = other.path, other.size, other.num_threads, other.runtime
+            self.template, self._made, self._idle = other.template, other._made, other._idle
 
     @contextmanager
     def acquire(self, timeout: float | None = None) -> Iterator[Classifier]:
@@ -98,14 +108,15 @@ class ClassifierPool:
 
         Raises ``TimeoutError`` when none is free within ``timeout`` seconds.
         """
+        idle = self._idle  # a classifier goes back to the generation it came from (see replace)
         try:
-            member = self._take(timeout)
+            member = self._take(timeout, idle)
         except queue.Empty:
             raise TimeoutError(f"no interpreter became free within {timeout} s (all {self.size} busy)") from None
         try:
             yield member
         finally:
-            self._idle.put(member)
+            idle.put(member)
 
     @property
     def idle(self) -> int:

@@ -133,6 +133,24 @@ class MqttPublisher:
         self._publish(self.topic("event"), event, retain=False)
         self._publish(self.topic("state"), self._state, retain=True)
 
+    def set_labels(self, labels: Sequence[str]) -> bool:
+        """A new model's labels of interest: re-publish discovery (an emptied config removes a gone label's sensor).
+
+        Returns whether the labels changed. Queued like every message while the broker is away.
+        """
+        labels = tuple(labels)
+        if labels == self.labels:
+            return False
+        old = self.discovery_messages()
+        self.labels = labels
+        new = self.discovery_messages()
+        for topic in old.keys() - new.keys():
+            self._client.publish(topic, b"", qos=1, retain=True)  # Home Assistant's way to remove an entity
+        for topic, config in new.items():
+            self._publish(topic, config, retain=True)
+        logger.info("MQTT: discovery re-published for labels %s", ", ".join(labels))
+        return True
+
     def close(self, timeout: float = 2.0) -> None:
         """Say ``offline``, flush what can be sent within ``timeout`` seconds, disconnect."""
         if self.connected:

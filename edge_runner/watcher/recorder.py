@@ -19,7 +19,7 @@ import threading
 from collections import deque
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterable, TextIO
+from typing import Any, Callable, Iterable, Sequence, TextIO
 
 import numpy as np
 
@@ -79,6 +79,16 @@ class Recorder:
         if self._strip is not None and label == self.tracker.current and score >= self.tracker.min_score:
             self._strip.offer(t, frame)
         return events
+
+    def switch_model(self, is_interest: Callable[[str], bool], min_score: float, labels: Sequence[str]) -> None:
+        """A new model answers from the next frame on: its labels of interest and visit threshold (0–1).
+
+        An open visit goes on (it ends as usual when its label stops winning); MQTT discovery is
+        re-published when the labels of interest changed.
+        """
+        self.tracker.is_interest, self.tracker.min_score = is_interest, min_score
+        if self.mqtt is not None:
+            self.mqtt.set_labels(labels)
 
     def tick(self, t: float) -> list[Event]:
         return self._record(self.tracker.tick(t))

@@ -23,11 +23,12 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 from ..common.argtypes import positive_int
 from ..common.console import (DEFAULT_CAMERA, EXIT_FAILED, EXIT_OK, WATCH_PROG, Parser, UsageError, parse_args, print_error,
-                              report_error)
+                              print_warning, report_error)
 from ..core.loading import add_model_arguments, load_classifier, resolve_model
 from .camera import FrameSource, open_camera
 from .frames import LatestFrame, classify_frames, file_frames
@@ -107,9 +108,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="play a video file at its own frame rate like a live camera (newest frame only; drops what the model cannot keep up with)",
     )
     parser.add_argument("--max-frames", type=positive_int, default=None, metavar="N", help="stop after N classified frames")
+    parser.add_argument(
+        "--deploy-dir", type=Path, metavar="DIR",
+        help="watch with DIR's current model (the folder of `serve --deploy-dir DIR`) instead of --model, "
+        "and switch to each new one within a few seconds, without a restart",
+    )
     add_model_arguments(parser)
     add_watch_arguments(parser)
     return parser
+
+
+def _model_path(args: argparse.Namespace) -> Path:
+    """``--deploy-dir``'s current model when it has one (said on stderr), else ``--model`` (or its defaults)."""
+    if args.deploy_dir is not None:
+        from ..core.slot import DeployDir
+
+        entry, warnings = DeployDir(args.deploy_dir, create=False).startup()
+        for line in warnings:
+            print_warning(WATCH_PROG, line)
+        if entry is not None:
+            print(f"watching with the deployed model {args.deploy_dir / entry.file} (sha256 {entry.sha256})", file=sys.stderr)
+            return args.deploy_dir / entry.file
+    return resolve_model(args.model)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -125,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         settings = settings_from_args(args)
-        classifier = load_classifier(resolve_model(args.model), args.threads, args.runtime, args.verbose, prog=WATCH_PROG)
+        classifier = load_classifier(_model_path(args), args.threads, args.runtime, args.verbose, prog=WATCH_PROG)
         spec = classifier.spec
         reason = why_no_events(settings, spec, classifier.path.name)
         if reason is not None:
@@ -147,12 +167,18 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         print(f"watching {source.name} ({'live, newest frame' if live else 'every frame of the file'}); "
               f"interest: {', '.join(spec.interest_labels)}; a visit needs {settings.min_wins} of {settings.window} frames "
               f"at a score of at least {visit_threshold(settings, spec):g}", file=sys.stderr)
+    model = classifier
+    if args.deploy_dir is not None:  # follow the model serve --deploy-dir switches to (edge_runner.watcher.follow)
+        from ..core.slot import DeployDir
+        from .follow import FollowedModel
+
+        model = FollowedModel(DeployDir(args.deploy_dir, create=False), classifier, settings, recorder).start()
     stats = WatchStats()
     status = EXIT_OK
     previous = _terminate_as_interrupt()
     try:
         with source:
-            run_watch(classifier, source, recorder, live=live, pace_fps=pace, threshold=visit_threshold(settings, spec),
+            run_watch(model, source, recorder, live=live, pace_fps=pace, threshold=visit_threshold(settings, spec),
                       max_frames=args.max_frames, stats=stats)
         reason = getattr(source, "end_reason", None) or ""
         if args.max_frames is not None and stats.classified >= args.max_frames:
@@ -167,6 +193,8 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if model is not classifier:
+            model.stop()
         recorder.close()
     print(
         f"{source.name}: {stats.classified} frames classified in {stats.seconds:.1f} s ({stats.classified_per_s:.1f}/s, "

@@ -1,7 +1,8 @@
 """The web page and JSON API, ``python -m edge_runner serve`` (Flask + waitress, imported lazily).
 
 Owns: the server command (``server``), its options and shared state (``service``), the
-Flask application (``app``), the access token (``access``), uploads and the archive
+Flask application (``app``), the access token (``access``) and its wrong-token throttle
+(``throttle``), model uploads with hot swap and rollback (``models``), uploads and the archive
 (``upload``, ``archive``), the live camera view (``live``, ``overlay``, ``stream``), the events page
 (``gallery``) and the page's files (``static/``).
 

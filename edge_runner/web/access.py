@@ -14,6 +14,9 @@ so a server that listens beyond this device needs a secret:
   a small form (or a link with ``?token=TOKEN``); the server then sets an
   HttpOnly, SameSite=Strict cookie and redirects to the same page without the
   token in its address. The cookie holds an HMAC of the token, not the token.
+* Wrong tokens are counted per client address (:mod:`edge_runner.web.throttle`): 5 within a
+  minute lock the address out (429 with ``Retry-After``) for 30 s, doubling up to 5 minutes;
+  a wrong session cookie counts too, a request without any token does not.
 * A non-loopback ``--host`` without a token is refused (:class:`AccessError`,
   exit 2) unless ``--trusted-network`` says so explicitly.
 
@@ -37,6 +40,7 @@ from typing import Mapping
 from urllib.parse import quote, urlencode
 
 from ..common.console import EXIT_USAGE
+from .throttle import Throttle
 
 logger = logging.getLogger(__name__)
 
@@ -196,10 +200,29 @@ button{{font:inherit;padding:10px 20px;border-radius:999px;border:0;background:#
 """
 
 
-def protect(app, token: Token) -> None:
-    """Require ``token`` on every route of the Flask ``app`` but ``OPEN_PATHS`` (one ``before_request`` check)."""
+def protect(app, token: Token, throttle: Throttle | None = None) -> None:
+    """Require ``token`` on every route of the Flask ``app`` but ``OPEN_PATHS`` (one ``before_request`` check).
+
+    ``throttle``: counts wrong tokens per client address (default: a :class:`~edge_runner.web.throttle.Throttle`).
+    """
     from flask import Response, jsonify, redirect, request
     from markupsafe import escape
+
+    throttle = throttle if throttle is not None else Throttle()
+
+    def locked_out(seconds: int) -> Response:
+        response = jsonify({"error": f"too many wrong access tokens from this address; try again in {seconds} s", "status": 429})
+        response.status_code = 429
+        response.headers["Retry-After"] = str(seconds)
+        return response
+
+    def wrong(response: Response) -> Response:
+        seconds = throttle.failed(request.remote_addr)
+        return locked_out(seconds) if seconds else response
+
+    def right(response: Response | None) -> Response | None:
+        throttle.succeeded(request.remote_addr)
+        return response
 
     def login_page(message: str | None = None) -> Response:
         html = _LOGIN_PAGE.format(
@@ -231,28 +254,33 @@ def protect(app, token: Token) -> None:
     def require_token():
         if request.path in OPEN_PATHS:
             return None
+        wait = throttle.retry_after(request.remote_addr)
+        if wait:  # locked out: not even a right token is looked at
+            return locked_out(wait)
         scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer":
             if token.matches(credentials.strip()):
-                return None
-            return refusal("wrong access token in the Authorization header")
+                return right(None)
+            return wrong(refusal("wrong access token in the Authorization header"))
         if token.matches_session(request.cookies.get(COOKIE_NAME)):
-            return None
+            return right(None)
         if request.method in ("GET", "HEAD") and "token" in request.args:
             if not token.matches(request.args.get("token")):
-                return login_page("That token is not right. Try again.")
+                return wrong(login_page("That token is not right. Try again."))
             rest = urlencode([(key, value) for key, value in request.args.items(multi=True) if key != "token"])
-            return signed_in(quote(_local_path(request.path)) + (f"?{rest}" if rest else ""))
+            return right(signed_in(quote(_local_path(request.path)) + (f"?{rest}" if rest else "")))
         if request.method == "POST" and request.mimetype == "application/x-www-form-urlencoded" and "token" in request.form:
             if not token.matches(request.form.get("token")):
-                return login_page("That token is not right. Try again.")
-            return signed_in(_local_path(request.path))
+                return wrong(login_page("That token is not right. Try again."))
+            return right(signed_in(_local_path(request.path)))
+        stale = COOKIE_NAME in request.cookies  # a session cookie that is not this token's: a guess too
         if request.method == "GET" and "text/html" in request.headers.get("Accept", ""):
-            return login_page()
-        return refusal(
+            return wrong(login_page()) if stale else login_page()
+        answer = refusal(
             "this edgekit server needs its access token: send 'Authorization: Bearer TOKEN' "
             f"(the token is in the file given to the server's --token-file, or its ${TOKEN_ENV})"
         )
+        return wrong(answer) if stale else answer
 
 
 def _local_path(path: str) -> str:

@@ -5,11 +5,11 @@ Routes here:
     ``POST /api/classify``       a photo (multipart field ``file``, or the raw bytes as the body) →
                                  ``Prediction.to_dict(source)``, the runner's ``--json`` object;
                                  ``?top_k=K``, ``?explain=1`` (the occlusion map, :mod:`edge_runner.explain.explanation`)
-    ``GET /api/model``           name, labels, input contract, runtime, variant, size, limits
+    ``GET /api/model``           name, sha256, labels, input contract, runtime, variant, size, limits, deployed
     ``GET /healthz``             ``{"status": "ok", ...}``
 
-and from blueprints: the live view (:mod:`edge_runner.web.stream`) and the watcher's
-events (:mod:`edge_runner.web.gallery`). Shared by all: the access token
+and from blueprints: the live view (:mod:`edge_runner.web.stream`), the watcher's
+events (:mod:`edge_runner.web.gallery`) and model uploads (:mod:`edge_runner.web.models`). Shared by all: the access token
 (:func:`edge_runner.web.access.protect`), security headers, and errors as
 ``{"error": message, "status": status}`` JSON (a bug costs one request, a 500).
 """
@@ -20,6 +20,7 @@ import logging
 import time
 
 from .access import protect
+from .throttle import Throttle
 from .archive import ArchiveError
 from ..core.assets import static_dir
 from ..explain.explanation import explain_requested, explain_upload
@@ -49,6 +50,7 @@ def create_app(service: Service):
         raise missing_web_library(exc) from None
 
     from .gallery import create_blueprint as events_blueprint
+    from .models import create_blueprint as models_blueprint
     from .stream import create_blueprint as stream_blueprint
     from ..webapp.routes import create_blueprint as webapp_blueprint
 
@@ -59,10 +61,11 @@ def create_app(service: Service):
     app.json.sort_keys = False
     app.extensions["edgekit"] = service
     if service.options.token is not None:
-        protect(app, service.options.token)  # first: every route, and any blueprint added later, is behind it
+        protect(app, service.options.token, Throttle(service.options.max_wrong_tokens))  # first: every route, and any blueprint added later, is behind it
     app.register_blueprint(stream_blueprint(service))  # /api/camera, /api/camera/frame.jpg, /camera.mjpg
     app.register_blueprint(events_blueprint(service))  # /events, /api/events, snapshots
     app.register_blueprint(webapp_blueprint(service))  # /app/: the model in the browser (edge_runner.webapp)
+    app.register_blueprint(models_blueprint(service))  # POST /api/model, /api/model/rollback (edge_runner.web.models)
 
     def error(status: int, message: str):
         response = jsonify({"error": message, "status": status})
@@ -126,12 +129,15 @@ def create_app(service: Service):
         except ValueError as exc:
             raise UploadError(400, str(exc)) from None
         data, name = read_upload(request, limit)
+        spec = service.spec
         try:
-            pixels = preprocess(data, service.spec, name=name)
+            pixels = preprocess(data, spec, name=name)
         except ImageError as exc:
             raise UploadError(415, str(exc)) from None
         with service.pool.acquire() as classifier:
-            prediction = classifier.classify(pixels.array, top_k=top_k)
+            if classifier.spec is not spec:  # a new model was switched in meanwhile (edge_runner.web.models)
+                pixels = preprocess(data, classifier.spec, name=name)
+            prediction = classifier.classify(pixels.array, top_k=min(top_k, len(classifier.labels)))
         result = prediction.to_dict(name)
         response = jsonify({**result, "explanation": explain_upload(service.pool.template, data, name)} if explain else result)
         if service.archive is not None:

@@ -148,6 +148,7 @@ class LiveView:
         frame = self._frame
         return {
             "source": self.source_name,
+            "model_sha256": self.classifier.sha256,  # the model classifying the frames (it changes on a deploy)
             "running": self.running,
             "frames": self.frames_processed,
             "seq": frame.seq if frame else 0,

@@ -11,8 +11,9 @@ and live view), :mod:`edge_runner.web.app` (the Flask application: the page,
 ``POST /api/classify``, ``GET /api/model``, ``GET /healthz``),
 :mod:`edge_runner.web.upload` (reading uploads and their limits),
 :mod:`edge_runner.web.stream` (the live view: ``/camera.mjpg``,
-``/api/camera/frame.jpg``, ``/api/camera``) and :mod:`edge_runner.web.gallery`
-(``/events``, ``/api/events``). This module runs them: the command line, the
+``/api/camera/frame.jpg``, ``/api/camera``), :mod:`edge_runner.web.gallery`
+(``/events``, ``/api/events``) and :mod:`edge_runner.web.models` (``--deploy-dir``:
+``POST /api/model``, ``POST /api/model/rollback``). This module runs them: the command line, the
 waitress server, and a clean stop on Ctrl-C or SIGTERM.
 
 Access: with a token (``--token-file FILE`` or ``$EDGEKIT_TOKEN``) every route
@@ -52,6 +53,8 @@ from .upload import MULTIPART_ALLOWANCE, SERVER_BODY_FACTOR
 
 def _waitress_settings(options: ServerOptions) -> dict:
     body_limit = (options.max_upload_bytes + MULTIPART_ALLOWANCE) * SERVER_BODY_FACTOR
+    if options.deploy_dir is not None:  # model uploads (edge_runner.web.models) may be larger than photos
+        body_limit = max(body_limit, int(options.max_model_mb * 1024 * 1024) + MULTIPART_ALLOWANCE * SERVER_BODY_FACTOR)
     return {
         # Upload threads wait for an interpreter; two more keep the page and
         # /healthz answering under load; each live viewer holds one for its stream.
@@ -227,6 +230,14 @@ def build_parser(prog: str = "python -m edge_runner serve") -> argparse.Argument
     parser.add_argument("--max-upload-mb", type=positive_float, default=10.0, metavar="MB", help="largest accepted photo in MB (default: %(default)s)")
     parser.add_argument("--camera-fps", type=positive_float, default=15.0, metavar="FPS", help="most live-view frames per second (default: %(default)s)")
     add_model_arguments(parser, threads_default=1)
+    deploy = parser.add_argument_group("sending models to this device (python -m edge_runner deploy)")
+    deploy.add_argument(
+        "--deploy-dir", type=Path, metavar="DIR",
+        help="keep deployed models in DIR and serve its current one (else --model); enables POST /api/model and "
+        "POST /api/model/rollback, which switch models without a restart",
+    )
+    deploy.add_argument("--max-model-mb", type=positive_float, default=50.0, metavar="MB",
+                        help="largest accepted model upload in MB (default: %(default)s)")
     access = parser.add_argument_group("access")
     access.add_argument(
         "--token-file", type=Path, metavar="FILE",
@@ -257,6 +268,8 @@ def options_from_args(args: argparse.Namespace) -> ServerOptions:
         token=load_token(args.token_file),
         trusted_network=args.trusted_network,
         watch=settings_from_args(args),
+        deploy_dir=args.deploy_dir,
+        max_model_mb=args.max_model_mb,
     )
 
 

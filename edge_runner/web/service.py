@@ -24,6 +24,7 @@ from ..watcher.settings import WatchSettings, build_recorder, why_no_events
 
 if TYPE_CHECKING:
     from .live import LiveView
+    from .models import ModelSwitcher
     from ..watcher.recorder import Recorder
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,10 @@ class ServerOptions:
         max_upload_mb: the largest accepted photo, in MiB.
         token: the access token every route but ``/healthz`` requires, or ``None`` (hidden from ``repr``).
         trusted_network: serve beyond loopback without a token (an explicit choice).
+        deploy_dir: the deployed-model folder (:mod:`edge_runner.core.slot`): its current model is served
+            instead of ``model`` when there is one, and ``POST /api/model`` switches models; ``None``: no uploads.
+        max_model_mb: the largest model upload, in MiB.
+        max_wrong_tokens: wrong tokens from one address within a minute before it is locked out (:mod:`.throttle`).
     """
 
     model: Path
@@ -74,6 +79,9 @@ class ServerOptions:
     token: Token | None = None
     trusted_network: bool = False
     watch: WatchSettings | None = None  # the watcher's settings with --camera (edge_runner.watcher.settings)
+    deploy_dir: Path | None = None
+    max_model_mb: float = 50.0
+    max_wrong_tokens: int = 5
 
     @property
     def max_upload_bytes(self) -> int:
@@ -89,6 +97,7 @@ class Service:
     archive: Archive | None = None
     live: LiveView | None = None  # only with --camera
     recorder: Recorder | None = None  # the watcher's events, only with --camera
+    models: ModelSwitcher | None = None  # uploads and rollback, only with --deploy-dir (edge_runner.web.models)
     started_at: float = field(default_factory=time.time)
 
     @property
@@ -101,6 +110,7 @@ class Service:
         return {
             "name": template.spec.name,
             "file": template.path.name,
+            "sha256": template.sha256,
             "labels": list(template.labels),
             "contract": template.spec.to_dict(),
             # Shortcuts for clients: the label meaning "nothing here" (or null) and the
@@ -121,6 +131,7 @@ class Service:
             "max_upload_bytes": self.options.max_upload_bytes,
             "camera": self.live is not None,
             "archive": self.archive is not None,
+            "deployed": self.models.describe() if self.models is not None else None,
         }
 
     def close(self) -> None:
@@ -150,8 +161,8 @@ def build_service(options: ServerOptions) -> Service:
     if options.threads is not None and options.threads < 1:
         raise ServerError(f"--threads must be 1 or more, received {options.threads}")
     archive = Archive(options.archive) if options.archive is not None else None
-    pool = ClassifierPool(options.model, size=options.interpreters, num_threads=options.threads,
-                          runtime=load_runtime(options.runtime))
+    folder, serving, model = _deployed_model(options)
+    pool = ClassifierPool(model, size=options.interpreters, num_threads=options.threads, runtime=load_runtime(options.runtime))
     live = recorder = None
     if options.camera is not None:
         from ..watcher.camera import open_camera
@@ -160,13 +171,40 @@ def build_service(options: ServerOptions) -> Service:
         source = options.camera or None
         live = LiveView(
             lambda: open_camera(source),
-            Classifier(options.model, num_threads=options.threads, runtime=pool.template.runtime, spec=pool.template.spec),
+            Classifier(model, num_threads=options.threads, runtime=pool.template.runtime, spec=pool.template.spec),
             top_k=options.top_k,
             max_fps=options.camera_fps,
             source_name="camera" if source is None else (f"camera {source}" if str(source).isdigit() else str(source)),
         )
         recorder = _watch_camera(live, options.watch or WatchSettings())
-    return Service(options, pool, archive, live, recorder)
+    service = Service(options, pool, archive, live, recorder)
+    if folder is not None:
+        from .models import ModelSwitcher
+
+        service.models = ModelSwitcher(service, folder, serving, options.watch, int(options.max_model_mb * 1024 * 1024))
+    return service
+
+
+def _deployed_model(options: ServerOptions):
+    """``(DeployDir | None, the entry served | None, the model path)``: DIR's current model when it has one, else ``--model``."""
+    if options.deploy_dir is None:
+        return None, None, options.model
+    from ..core.slot import DeployDir, DeployError
+
+    folder = DeployDir(options.deploy_dir)
+    entry, warnings = folder.startup()
+    for warning in warnings:
+        logger.warning("%s", warning)
+    try:
+        with folder.writing():  # leftovers of an interrupted deploy: temporary files, an unreferenced model
+            folder.prune(folder.read())
+    except DeployError:
+        pass  # an unreadable current.json: touch nothing (already warned)
+    if entry is None:
+        return folder, None, options.model
+    print(f"edgekit: serving the deployed model {folder.path_of(entry)} (sha256 {entry.sha256}, deployed {entry.deployed_at}); "
+          f"--model is used only when {options.deploy_dir} has none", flush=True)
+    return folder, entry, folder.path_of(entry)
 
 
 def _watch_camera(live: LiveView, settings: WatchSettings) -> Recorder | None:
