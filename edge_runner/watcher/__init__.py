@@ -5,5 +5,5 @@ Owns: frame sources (``camera``), the one frame loop (``frames``), the watch com
 events (``recorder``), snapshots and strips (``snapshots``, ``strip``) and the actions
 (``notify``: command and webhook, ``mqtt``).
 
-May import: :mod:`edge_runner.core` and :mod:`edge_runner.common`.
+May import: :mod:`edge_runner.review` (the recorder feeds its collector), :mod:`edge_runner.core` and :mod:`edge_runner.common`.
 """

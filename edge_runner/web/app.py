@@ -9,7 +9,7 @@ Routes here:
     ``GET /healthz``             ``{"status": "ok", ...}``
 
 and from blueprints: the live view (:mod:`edge_runner.web.stream`) and the watcher's
-events (:mod:`edge_runner.web.gallery`). Shared by all: the access token
+events (:mod:`edge_runner.web.gallery`), the review queue (:mod:`edge_runner.web.review`). Shared by all: the access token
 (:func:`edge_runner.web.access.protect`), security headers, and errors as
 ``{"error": message, "status": status}`` JSON (a bug costs one request, a 500).
 """
@@ -49,6 +49,7 @@ def create_app(service: Service):
         raise missing_web_library(exc) from None
 
     from .gallery import create_blueprint as events_blueprint
+    from .review import create_blueprint as review_blueprint
     from .stream import create_blueprint as stream_blueprint
     from ..webapp.routes import create_blueprint as webapp_blueprint
 
@@ -63,6 +64,7 @@ def create_app(service: Service):
     app.register_blueprint(stream_blueprint(service))  # /api/camera, /api/camera/frame.jpg, /camera.mjpg
     app.register_blueprint(events_blueprint(service))  # /events, /api/events, snapshots
     app.register_blueprint(webapp_blueprint(service))  # /app/: the model in the browser (edge_runner.webapp)
+    app.register_blueprint(review_blueprint(service))  # /review, /api/review…: the review queue (edge_runner.review)
 
     def error(status: int, message: str):
         response = jsonify({"error": message, "status": status})
