@@ -72,13 +72,19 @@ async function answer(label) {
     state.history.push({ ...record, review: updated.review });
     $("status").textContent = `${record.id}: ${label}`;
     render();
-    if (state.pending.length < 3) await loadPending();
-    await loadSide();
   } catch (error) {
     $("status").textContent = `not saved: ${error.message}`;
+    return;
   } finally {
-    state.busy = false;
+    state.busy = false;  // the next key works at once; the lists below refresh behind it
   }
+  refresh();
+}
+
+function refresh() {
+  (state.pending.length < 3 ? loadPending() : Promise.resolve()).then(loadSide).catch((error) => {
+    $("status").textContent = `could not refresh: ${error.message}`;
+  });
 }
 
 async function undo(record = state.history[state.history.length - 1]) {
@@ -92,12 +98,13 @@ async function undo(record = state.history[state.history.length - 1]) {
     state.pending = [{ ...record, review: null }, ...state.pending.filter((item) => item.id !== record.id)];
     $("status").textContent = `${record.id}: undone`;
     render();
-    await loadSide();
   } catch (error) {
     $("status").textContent = `undo failed: ${error.message}`;
+    return;
   } finally {
     state.busy = false;
   }
+  refresh();
 }
 
 async function loadPending() {
@@ -114,8 +121,11 @@ function listItem(record, extra) {
     el("span", {}, `${when(record)} · model ${record.model_label} ${percent(record.model_score)}`, extra || ""));
 }
 
+let sideSeq = 0;
 async function loadSide() {
+  const seq = ++sideSeq;
   const [reviewed, all] = await Promise.all([api("/api/review?status=reviewed&limit=10"), api("/api/review?status=all&limit=200")]);
+  if (seq !== sideSeq) return;  // a newer refresh is on its way: never draw an older answer over it
   $("reviewed").replaceChildren(...reviewed.records.map((record) => {
     const item = listItem(record, el("strong", {}, ` → ${record.review.label}`));
     item.append(el("button", { type: "button", onclick: () => undo(record) }, "undo"));
