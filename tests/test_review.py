@@ -88,6 +88,16 @@ def test_disk_cap_by_count_removes_the_oldest_first(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{i}.{s}" for i in made[2:] for s in ("jpg", "json"))
 
 
+def test_the_cap_holds_after_every_add_and_frees_a_margin_once_reached(tmp_path):
+    queue = ReviewQueue(tmp_path, max_files=20)
+    counts = []
+    for i in range(45):
+        add(queue, t=1_800_000_000.0 + i)
+        counts.append(len(list(tmp_path.glob("*.json"))))
+    assert max(counts) == 20 and counts[20] == 19  # the 21st add removes two: the next one needs no folder scan
+    assert [r["t"] for r in queue.records()][-1] == 1_800_000_000.0 + 45 - counts[-1]  # the oldest went first
+
+
 def test_disk_cap_by_bytes_keeps_at_most_the_limit_and_always_the_newest(tmp_path):
     one = len(encode_jpeg(frame())) + 600
     queue = ReviewQueue(tmp_path, max_bytes=int(2.5 * one))

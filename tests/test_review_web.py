@@ -54,7 +54,8 @@ def test_watch_review_options_are_checked(watch_model, tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     clip = write_clip(tmp_path / "c.avi", [BLUE] * 3)
     code = runner.main(["watch", "--camera", str(clip), "--model", str(watch_model), "--review-dir", str(tmp_path / "file")])
-    assert code == 2 and "--review-dir" in capsys.readouterr().err and "is a file" in capsys.readouterr().err + "is a file"
+    err = capsys.readouterr().err
+    assert code == 2 and f"edge_runner watch: error: --review-dir {tmp_path / 'file'}: is a file, not a folder" in err
     code = runner.main(["watch", "--camera", str(clip), "--model", str(watch_model), "--review-dir", str(tmp_path / "q"),
                         "--review-close-margin", "2"])
     assert code == 2 and "--review-close-margin" in capsys.readouterr().err

@@ -5,7 +5,8 @@ One process adds (the watcher, or ``serve --camera``); any number read and label
 not say: every listing scans it (unchanged JSON files are not read twice).
 
 * :meth:`ReviewQueue.add` writes ``<id>.jpg``, then ``<id>.json`` (the commit mark), then prunes: oldest
-  first (by the record's time) until at most ``max_files`` records and ``max_bytes`` remain. A full
+  first (by the record's time) until at most ``max_files`` records and ``max_bytes`` remain (5% below a limit
+  once it is reached, so that the next adds need no folder scan). A full
   disk or any ``OSError`` is logged and ``None`` returned: the watcher goes on.
 * A jpg without its JSON, or a JSON that cannot be read, is a torn record (a power cut mid-write):
   skipped with one warning naming the file, removed by the next prune once older than ``TORN_GRACE_S``
@@ -31,6 +32,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_FILES = 2000
 DEFAULT_MAX_MB = 200.0
 TORN_GRACE_S = 60.0
+FULL_PASS_EVERY = 50
+LOW_WATER = 0.05
 
 
 class ReviewQueue:
@@ -65,11 +68,16 @@ class ReviewQueue:
         self._cache: dict[str, tuple[int, dict]] = {}  # id -> (json mtime_ns, record)
         self._warned: set[str] = set()
         self._counter: itertools.count | None = None
+        # (records, bytes, adds) since the last full prune pass: most adds then skip the folder scan.
+        self._estimate: list[int] | None = None
 
     # -- reading ------------------------------------------------------------------------
 
-    def _scan(self) -> tuple[dict[str, dict], dict[str, tuple[Path, float, int]]]:
-        """``(records by id, torn files by name -> (path, mtime, size))``; unreadable folders read as empty."""
+    def _scan(self, sizes: dict[str, int] | None = None) -> tuple[dict[str, dict], dict[str, tuple[Path, float, int]]]:
+        """``(records by id, torn files by name -> (path, mtime, size))``; unreadable folders read as empty.
+
+        ``sizes``, when given, is filled with each record's bytes (frame + JSON).
+        """
         jsons: dict[str, os.DirEntry] = {}
         jpgs: dict[str, os.DirEntry] = {}
         temps: list[os.DirEntry] = []
@@ -97,6 +105,8 @@ class ReviewQueue:
                 if stem not in jpgs:
                     raise ValueError("its frame is missing")
                 records[stem] = record
+                if sizes is not None:
+                    sizes[stem] = stat.st_size + _size(jpgs[stem])
             except (OSError, ValueError, UnicodeDecodeError) as exc:
                 self._warn(entry.name, f"unreadable review record {entry.path} ({exc}); skipped")
                 torn[entry.name] = (Path(entry.path), _mtime(entry), _size(entry))
@@ -172,8 +182,19 @@ class ReviewQueue:
                 self._unlink(self.directory / f"{record_id}.jpg")
                 self._prune()  # a full disk may be the queue's own doing: free what the limits allow
                 return None
-            self._prune(keep=record_id)
+            self._after_add(record_id, len(jpeg))
         return record
+
+    def _after_add(self, record_id: str, size: int) -> None:
+        """Prune when the limits may be passed (by the running count since the last full pass) or every
+        ``FULL_PASS_EVERY`` adds (torn records, another process's changes); otherwise skip the folder scan."""
+        estimate = self._estimate
+        if estimate is not None:
+            estimate[0] += 1
+            estimate[1] += size + 600
+            estimate[2] += 1
+        if estimate is None or estimate[0] > self.max_files or estimate[1] > self.max_bytes or estimate[2] >= FULL_PASS_EVERY:
+            self._prune(keep=record_id)
 
     def set_review(self, record_id: str, label: str | None) -> dict:
         """Set (or with ``None`` clear) a record's review, atomically; returns the record.
@@ -204,19 +225,21 @@ class ReviewQueue:
             return self._prune()
 
     def _prune(self, keep: str | None = None) -> list[str]:
-        records, torn = self._scan()
+        sizes: dict[str, int] = {}
+        records, torn = self._scan(sizes)
         removed = []
         now = time.time()
         for name, (path, mtime, _) in torn.items():
             if now - mtime >= TORN_GRACE_S and self._unlink(path):
                 removed.append(name)
-        sizes = {}
-        for record_id in records:
-            sizes[record_id] = sum(_file_size(self.directory / f"{record_id}.{suffix}") for suffix in ("jpg", "json"))
         total = sum(sizes.values()) + sum(size for name, (_, _, size) in torn.items() if name not in removed)
         count = len(records)
+        # Past a limit, go 5% below it: the next adds then need no folder scan (see _after_add).
+        over = count > self.max_files or total > self.max_bytes
+        max_files = self.max_files - int(self.max_files * LOW_WATER) if over else self.max_files
+        max_bytes = self.max_bytes - int(self.max_bytes * LOW_WATER) if over else self.max_bytes
         for record in sorted(records.values(), key=lambda r: (r["t"], id_counter(r["id"]))):
-            if count <= self.max_files and total <= self.max_bytes:
+            if count <= max_files and total <= max_bytes:
                 break
             if record["id"] == keep:  # the newest record stays even when it alone exceeds the size limit
                 continue
@@ -228,6 +251,7 @@ class ReviewQueue:
                 total -= sizes[record["id"]]
                 count -= 1
                 removed.append(record["id"])
+        self._estimate = [count, total, 0]
         return removed
 
     @staticmethod
@@ -262,12 +286,5 @@ def _mtime(entry: os.DirEntry) -> float:
 def _size(entry: os.DirEntry) -> int:
     try:
         return entry.stat().st_size
-    except OSError:
-        return 0
-
-
-def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
     except OSError:
         return 0
