@@ -349,6 +349,8 @@ if sys.argv[1] == "add":
               model_score=0.7, model_sha256="ee", labels=["cat", "dog", "other"], background_label="other")
 elif sys.argv[1] == "label":
     queue.set_review(sys.argv[3], "dog")
+elif sys.argv[1] == "prune":
+    ReviewQueue(sys.argv[2], max_files=3).prune()
 else:
     export_folder(queue, sys.argv[3])
 """
@@ -405,6 +407,17 @@ def test_kill_while_exporting_leaves_the_old_or_the_new_export(tmp_path, step):
     assert child(tmp_path, "", "export", tmp_path / "q", tmp_path / "out") == 0
     assert len(json.loads((tmp_path / "out" / MANIFEST).read_text())["frames"]) == 6
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_kill_while_pruning_never_leaves_a_record_without_its_frame(tmp_path):
+    queue, r = reviewed_queue(tmp_path / "q")
+    assert child(tmp_path, "review-prune:json-removed", "prune", tmp_path / "q") == 86
+    left = ReviewQueue(tmp_path / "q").records()
+    assert len(left) == 7 and r["cat1"]["id"] not in {x["id"] for x in left}  # the oldest lost its JSON first
+    assert all((tmp_path / "q" / f"{x['id']}.jpg").is_file() for x in left)
+    age(tmp_path / "q" / f"{r['cat1']['id']}.jpg")
+    assert child(tmp_path, "", "prune", tmp_path / "q") == 0
+    assert len(ReviewQueue(tmp_path / "q").records()) == 3 and len(list((tmp_path / "q").iterdir())) == 6
 
 
 def test_kill_during_the_first_export_leaves_no_folder(tmp_path):
