@@ -61,7 +61,7 @@ def test_watch_review_options_are_checked(watch_model, tmp_path, capsys):
     assert code == 2 and "--review-close-margin" in capsys.readouterr().err
 
 
-def test_serve_camera_with_review_dir_fills_the_queue(watch_model, tmp_path):
+def test_serve_camera_with_review_dir_fills_the_queue(watch_model, tmp_path, browser):
     clip = write_clip(tmp_path / "v.avi", [BLUE] * 10 + [RED] * 30 + [BLUE] * 20)
     options = ServerOptions(model=watch_model, port=0, camera=str(clip), camera_fps=60,
                             watch=WatchSettings(hold_s=0.5, review=ReviewSettings(tmp_path / "q")))
@@ -74,6 +74,14 @@ def test_serve_camera_with_review_dir_fills_the_queue(watch_model, tmp_path):
                 break
             time.sleep(0.2)
         listing = call(server.url, "GET", "/api/review?status=all").json()
+        context = browser.new_context(**DESKTOP)
+        try:  # the page shows this server's watcher events beside the queue
+            page = context.new_page()
+            page.goto(f"{server.url}/review")
+            page.wait_for_selector("#events li:has-text('cat arrived')", timeout=15000)
+            page.wait_for_selector("#visits li:has-text('model cat')", timeout=15000)
+        finally:
+            context.close()
     finally:
         server.stop()
     assert "visit" in kinds and "quiet" in kinds

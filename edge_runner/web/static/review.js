@@ -138,6 +138,21 @@ async function loadSide() {
   $("summary").textContent = `${s.pending} to review, ${s.reviewed} reviewed`;
 }
 
+// The watcher's events, when this server runs it (serve --camera); a separate watch process keeps its own.
+async function loadEvents() {
+  const model = await api("/api/model");
+  if (!model.camera) return;  // no watcher in this server: no request that could only fail
+  const response = await fetch("/api/events?limit=10", { credentials: "same-origin" });
+  if (!response.ok) return;
+  const body = await response.json();
+  $("events").replaceChildren(...body.events.map((event) => {
+    const at = new Date(1000 * (event.event === "left" && event.end !== null ? event.end : event.start));
+    const text = event.clock === "unix" ? at.toLocaleTimeString() : `${event.start.toFixed(1)} s`;
+    return el("li", {}, `${text} · ${event.label} ${event.event} (best ${percent(event.peak_score)})`);
+  }));
+  $("events-panel").hidden = body.events.length === 0;
+}
+
 document.addEventListener("keydown", (event) => {
   if (event.ctrlKey || event.metaKey || event.altKey || event.target.closest("input, textarea")) return;
   const key = event.key.toLowerCase();
@@ -147,6 +162,7 @@ document.addEventListener("keydown", (event) => {
   if (choice) { event.preventDefault(); answer(choice.label); }
 });
 
+loadEvents().catch(() => {});
 Promise.all([loadPending(), loadSide()]).catch((error) => {
   $("current").replaceChildren(el("p", { class: "error" }, `The review queue could not be loaded: ${error.message}`));
 });
