@@ -184,8 +184,8 @@ def test_watch_follows_the_folder_and_refuses_a_model_that_cannot_watch(models, 
     switched = []
 
     class Recorder:
-        def switch_model(self, is_interest, min_score, labels):
-            switched.append((tuple(labels), min_score))
+        def switch_model(self, is_interest, min_score, labels, *, model_sha256=None, spec=None):
+            switched.append((tuple(labels), min_score, model_sha256))
 
     follow = FollowedModel(DeployDir(tmp_path / "dep", create=False), running, WatchSettings(), Recorder(), say=said.append)
     assert not follow.poll()
@@ -193,7 +193,7 @@ def test_watch_follows_the_folder_and_refuses_a_model_that_cannot_watch(models, 
     frame = __import__("numpy").full((48, 64, 3), (220, 40, 40), "uint8")
     assert follow.classify_image(frame).label == "red"
     assert follow.poll() and follow.classify_image(frame).label == "cat"
-    assert switched == [(("cat", "dog"), 0.8)] and "sha256 " + sha(models["pets"]) in said[-1] and "labels now cat" in said[-1]
+    assert switched == [(("cat", "dog"), 0.8, sha(models["pets"]))] and "sha256 " + sha(models["pets"]) in said[-1] and "labels now cat" in said[-1]
     # a current model that cannot make visits (no background label, no threshold) is reported once and not used
     from deploy_helpers import _embed
     from edge_runner.core.spec import InputSpec

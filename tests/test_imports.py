@@ -223,10 +223,11 @@ LAYERS = {
     "common": set(),
     "core": {"common"},
     "explain": {"core", "common"},
-    "watcher": {"core", "common"},
+    "review": {"core", "common"},
+    "watcher": {"review", "core", "common"},
     "webapp": {"core", "common"},
-    "web": {"webapp", "watcher", "explain", "core", "common"},
-    "cli": {"web", "webapp", "watcher", "explain", "core", "common"},
+    "web": {"webapp", "watcher", "review", "explain", "core", "common"},
+    "cli": {"web", "webapp", "watcher", "review", "explain", "core", "common"},
     "deploy": {"watcher", "core", "common"},  # the device check: runtime, model and camera
 }
 

@@ -105,8 +105,9 @@ def test_wheel_holds_the_models_page_and_deploy_files_and_no_test_or_data_files(
     assert any(name.endswith(".tflite") for name in shipped), "the repository's models/ has no .tflite to ship"
     for name in shipped:
         assert f"edgekit_models/{name}" in names, f"models/{name} is not in the wheel"
-    for name in ("index.html", "app.js", "style.css", "favicon.svg"):
+    for name in ("index.html", "app.js", "style.css", "favicon.svg", "review.html", "review.js", "review.css"):
         assert f"edge_runner/web/static/{name}" in names
+    assert "edge_runner/review/queue.py" in names and "edge_runner/review/cli.py" in names
     for name in ("install-pi.sh", "edgekit.service", "device_check.py"):
         assert f"edge_runner/deploy/{name}" in names
     # The browser app as `make webapp` built it: every file its build.json lists, and no Node.js modules.

@@ -7,6 +7,7 @@
     python -m edge_runner watch --camera SOURCE ...   (arrival/departure events: see edge_runner.watcher.watch)
     python -m edge_runner webapp --out DIR ...        (the model in a browser: see edge_runner.webapp)
     python -m edge_runner deploy MODEL --url URL      (send a model to a running serve: see edge_runner.cli.deploy)
+    python -m edge_runner review list|export --review-dir DIR ...   (the review queue: see edge_runner.review.cli)
 
 Exit status: 0 all inputs classified, 1 some inputs (or the camera) failed,
 2 usage or model error. Errors are one line on stderr,
@@ -38,7 +39,8 @@ if TYPE_CHECKING:
 
 # The subcommands: the first word of the command line, and the module whose main(argv) runs it.
 SUBCOMMANDS = {"serve": "edge_runner.web.server", "watch": "edge_runner.watcher.watch", "webapp": "edge_runner.webapp.cli",
-               "deploy": "edge_runner.cli.deploy"}
+               "deploy": "edge_runner.cli.deploy",
+               "review": "edge_runner.review.cli"}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,5 +6,5 @@ events (``recorder``), snapshots and strips (``snapshots``, ``strip``) and the a
 (``notify``: command and webhook, ``mqtt``), and following the model ``serve --deploy-dir`` makes
 current (``follow``).
 
-May import: :mod:`edge_runner.core` and :mod:`edge_runner.common`.
+May import: :mod:`edge_runner.review` (the recorder feeds its collector), :mod:`edge_runner.core` and :mod:`edge_runner.common`.
 """

@@ -84,7 +84,8 @@ class FollowedModel:
             return False
         self.current, self.threshold = model, visit_threshold(self.settings, model.spec)
         if self.recorder is not None:
-            self.recorder.switch_model(model.spec.is_detection, self.threshold, model.spec.interest_labels)
+            self.recorder.switch_model(model.spec.is_detection, self.threshold, model.spec.interest_labels,
+                                       model_sha256=model.sha256, spec=model.spec)
         self.switches += 1
         labels = "" if model.labels == old.labels else f"; labels now {', '.join(model.labels)} (were {', '.join(old.labels)})"
         self.say(f"now watching with {model.spec.name} sha256 {model.sha256}{labels}")

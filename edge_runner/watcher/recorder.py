@@ -5,7 +5,8 @@
 (or improves) the visit's snapshot, prints it (JSON or a readable line),
 appends it to ``--events FILE``, keeps it in a short in-memory list for the
 web page, and hands it to the action workers (command, webhook, MQTT), which
-run on their own threads. Everything here that touches the disk survives an
+run on their own threads. With a review collector (``--review-dir``, :mod:`edge_runner.review`)
+it also hands it every frame and every finished visit (best frame and strip). Everything here that touches the disk survives an
 ``OSError`` (a full SD card): it is reported and the watcher goes on.
 """
 
@@ -46,12 +47,14 @@ class Recorder:
         mqtt: an :class:`~edge_runner.watcher.mqtt.MqttPublisher` (its own network thread), or ``None``.
         strip_frames: with ``snapshots``, also save a strip of this many thumbnails spread over each
             visit (``<snapshot>-strip.jpg``, named in the ``left`` event); 0: none.
+        review: a :class:`~edge_runner.review.collector.ReviewCollector` (``--review-dir``), or ``None``;
+            ``recorder.review.set_model(sha256, spec)`` names a model swapped in at run time.
     """
 
     def __init__(
         self, tracker: VisitTracker, *, snapshots: SnapshotStore | None = None, events_path: Path | None = None,
         out: TextIO | None = sys.stdout, as_json: bool = False, actions: Iterable[ActionWorker] = (), mqtt: Any = None,
-        strip_frames: int = 0,
+        strip_frames: int = 0, review: Any = None,
     ) -> None:
         self.tracker = tracker
         self.snapshots = snapshots
@@ -68,6 +71,8 @@ class Recorder:
         self.last_score = 0.0
         self.strip_frames = strip_frames if snapshots is not None else 0
         self._strip: ThumbnailStrip | None = None  # the open visit's thumbnails
+        self._strip_image: np.ndarray | None = None  # the last finished visit's strip, for the review queue
+        self.review = review
 
     # -- input ------------------------------------------------------------------------
 
@@ -78,15 +83,21 @@ class Recorder:
         # The visitor as the tracker counts it (its label at the visit threshold), not the empty scene of the hold time.
         if self._strip is not None and label == self.tracker.current and score >= self.tracker.min_score:
             self._strip.offer(t, frame)
+        if self.review is not None:
+            self.review.observe(t, label, score, frame, visit_label=self.tracker.current)
         return events
 
-    def switch_model(self, is_interest: Callable[[str], bool], min_score: float, labels: Sequence[str]) -> None:
+    def switch_model(self, is_interest: Callable[[str], bool], min_score: float, labels: Sequence[str], *,
+                     model_sha256: str | None = None, spec: Any = None) -> None:
         """A new model answers from the next frame on: its labels of interest and visit threshold (0–1).
 
         An open visit goes on (it ends as usual when its label stops winning); MQTT discovery is
-        re-published when the labels of interest changed.
+        re-published when the labels of interest changed; the review queue's records name the new
+        model (``model_sha256`` and its contract ``spec``) from the next frame on.
         """
         self.tracker.is_interest, self.tracker.min_score = is_interest, min_score
+        if self.review is not None and model_sha256 is not None:
+            self.review.set_model(model_sha256, spec)
         if self.mqtt is not None:
             self.mqtt.set_labels(labels)
 
@@ -127,6 +138,10 @@ class Recorder:
                 worker.submit(data)
             if self.mqtt is not None:
                 self.mqtt.publish_event(data)
+            if self.review is not None and event.event == LEFT:
+                self.review.visit_left(visit=event.visit, label=event.label, start=event.start, peak_score=event.peak_score,
+                                       frame=event.frame, strip=self._strip_image)
+            self._strip_image = None
             recorded.append(event)
         return recorded
 
@@ -157,6 +172,7 @@ class Recorder:
             return None
         strip, self._strip = self._strip, None
         image = strip.image() if strip is not None and event.event == LEFT else None
+        self._strip_image = image
         if image is None:
             return None  # a visit too short for two thumbnails
         if snapshot is not None:

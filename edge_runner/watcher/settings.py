@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 from ..common.argtypes import non_negative_int, positive_float, positive_int, probability
 from ..common.console import EXIT_USAGE, print_warning
 from ..core.model import threshold_in_force
+from ..review.options import ReviewSettings, add_review_arguments, build_collector, review_settings_from_args
+from ..review.record import ReviewError
 from .notify import COMMAND_TIMEOUT_S, WEBHOOK_RETRIES, WEBHOOK_TIMEOUT_S, ActionWorker, CommandAction, WebhookAction
 from .snapshots import DEFAULT_MAX_FILES, DEFAULT_MAX_MB, SnapshotError, SnapshotStore
 from .strip import DEFAULT_STRIP_FRAMES
@@ -51,6 +53,7 @@ class WatchSettings:
     mqtt: str | None = None
     mqtt_prefix: str | None = None
     ha_discovery_prefix: str | None = "homeassistant"
+    review: ReviewSettings | None = None  # --review-dir and its limits (edge_runner.review.options)
 
 
 class _DeprecatedSpelling(argparse.Action):
@@ -126,6 +129,7 @@ def add_watch_arguments(parser: argparse.ArgumentParser) -> None:
         help="Home Assistant MQTT discovery prefix (default: %(default)s)",
     )
     act.add_argument("--no-ha-discovery", action="store_true", help="publish no Home Assistant discovery configs")
+    add_review_arguments(parser)
 
 
 def settings_from_args(args: argparse.Namespace) -> WatchSettings:
@@ -154,6 +158,7 @@ def settings_from_args(args: argparse.Namespace) -> WatchSettings:
         on_event=args.on_event, on_event_timeout=args.on_event_timeout, webhook=args.webhook,
         webhook_timeout=args.webhook_timeout, webhook_retries=args.webhook_retries, mqtt=args.mqtt,
         mqtt_prefix=args.mqtt_prefix, ha_discovery_prefix=None if args.no_ha_discovery else args.ha_discovery_prefix,
+        review=review_settings_from_args(args),
     )
 
 
@@ -183,9 +188,12 @@ def why_no_events(settings: WatchSettings, spec: Any, model_name: str) -> str | 
 
 def build_recorder(
     settings: WatchSettings, spec: Any, *, source_name: str, clock: str = "unix", out: TextIO | None = None,
-    as_json: bool = False,
+    as_json: bool = False, model_sha256: str = "",
 ):
-    """A :class:`~edge_runner.watcher.recorder.Recorder` for a model with contract ``spec``; raises ``WatchError``."""
+    """A :class:`~edge_runner.watcher.recorder.Recorder` for a model with contract ``spec``; raises ``WatchError``.
+
+    ``model_sha256`` (``Classifier.sha256``) names the model in the review queue's records (``--review-dir``).
+    """
     from .recorder import Recorder
 
     try:
@@ -206,7 +214,10 @@ def build_recorder(
             webhook = WebhookAction(settings.webhook, timeout=settings.webhook_timeout, retries=settings.webhook_retries)
             # Named by host only: a webhook's path often holds its secret id, which must not reach the logs.
             actions.append(ActionWorker(f"--webhook {urlsplit(settings.webhook).hostname}", webhook))
-    except (ValueError, SnapshotError) as exc:
+        review = None
+        if settings.review is not None:
+            review = build_collector(settings.review, spec, threshold=tracker.min_score, model_sha256=model_sha256, clock=clock)
+    except (ValueError, SnapshotError, ReviewError) as exc:
         raise WatchError(str(exc)) from None
     mqtt = None
     if settings.mqtt:
@@ -221,5 +232,5 @@ def build_recorder(
             raise WatchError(str(exc)) from None
     return Recorder(
         tracker, snapshots=snapshots, events_path=settings.events, out=out, as_json=as_json, actions=actions, mqtt=mqtt,
-        strip_frames=settings.strip_frames,
+        strip_frames=settings.strip_frames, review=review,
     )

@@ -75,7 +75,10 @@ def run_watch(
             classifier, frames, max_frames=max_frames, top_k=1, threshold=threshold,
             on_idle=lambda: recorder.tick(time.time()),
         ):
-            recorder.observe(result.item.t, result.prediction.label, result.prediction.score, result.item.frame)
+            # The top label before the threshold, as serve --camera does: the tracker applies its own.
+            prediction = result.prediction
+            recorder.observe(result.item.t, prediction.top_k[0].label if prediction.top_k else prediction.label,
+                             prediction.score, result.item.frame)
             stats.classified += 1
     finally:
         if reader is not None:
@@ -159,6 +162,7 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         recorder = build_recorder(
             settings, spec, source_name=source.name, clock="unix" if live else "video", out=sys.stdout, as_json=args.json,
+            model_sha256=classifier.sha256,
         )
     except WatchError as exc:
         source.close()

@@ -9,7 +9,8 @@ Routes here:
     ``GET /healthz``             ``{"status": "ok", ...}``
 
 and from blueprints: the live view (:mod:`edge_runner.web.stream`), the watcher's
-events (:mod:`edge_runner.web.gallery`) and model uploads (:mod:`edge_runner.web.models`). Shared by all: the access token
+events (:mod:`edge_runner.web.gallery`), model uploads (:mod:`edge_runner.web.models`) and the review queue
+(:mod:`edge_runner.web.review`). Shared by all: the access token
 (:func:`edge_runner.web.access.protect`), security headers, and errors as
 ``{"error": message, "status": status}`` JSON (a bug costs one request, a 500).
 """
@@ -51,6 +52,7 @@ def create_app(service: Service):
 
     from .gallery import create_blueprint as events_blueprint
     from .models import create_blueprint as models_blueprint
+    from .review import create_blueprint as review_blueprint
     from .stream import create_blueprint as stream_blueprint
     from ..webapp.routes import create_blueprint as webapp_blueprint
 
@@ -66,6 +68,7 @@ def create_app(service: Service):
     app.register_blueprint(events_blueprint(service))  # /events, /api/events, snapshots
     app.register_blueprint(webapp_blueprint(service))  # /app/: the model in the browser (edge_runner.webapp)
     app.register_blueprint(models_blueprint(service))  # POST /api/model, /api/model/rollback (edge_runner.web.models)
+    app.register_blueprint(review_blueprint(service))  # /review, /api/review…: the review queue (edge_runner.review)
 
     def error(status: int, message: str):
         response = jsonify({"error": message, "status": status})

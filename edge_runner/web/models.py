@@ -81,7 +81,8 @@ class ModelSwitcher:
             self.service.live.classifier = live  # the capture loop reads it once per frame
         spec = new_pool.template.spec
         if self.service.recorder is not None:
-            self.service.recorder.switch_model(spec.is_detection, visit_threshold(self.settings, spec), spec.interest_labels)
+            self.service.recorder.switch_model(spec.is_detection, visit_threshold(self.settings, spec), spec.interest_labels,
+                                               model_sha256=new_pool.template.sha256, spec=spec)
         labels = "" if spec.labels == old.labels else f"; labels now {', '.join(spec.labels)} (were {', '.join(old.labels)})"
         print(f"edgekit: now serving {spec.name} sha256 {new_pool.template.sha256}{labels}", flush=True)
 

@@ -217,7 +217,8 @@ def _watch_camera(live: LiveView, settings: WatchSettings) -> Recorder | None:
     if reason is not None:
         logger.warning("no events: %s", reason)
         return None
-    recorder = build_recorder(settings, live.classifier.spec, source_name=live.source_name, out=sys.stdout)
+    recorder = build_recorder(settings, live.classifier.spec, source_name=live.source_name, out=sys.stdout,
+                              model_sha256=live.classifier.sha256)
     # The top label before the page's threshold: the watcher applies its own (--visit-threshold, see visit_threshold).
     live.on_frame = lambda t, frame, prediction: recorder.observe(
         t, prediction.top_k[0].label if prediction.top_k else prediction.label, prediction.score, frame,
