@@ -67,7 +67,7 @@ function coefficients(inSize, outSize, filter) {
 function clip8(value) {
   if (value <= 0) return 0;
   if (value >= ONE * 256) return 255;
-  return Math.floor(value / ONE);
+  return value >> PRECISION_BITS;
 }
 
 // One of Pillow's two passes over RGB(X) pixels, RGB out: output pixel (i, j) of `outer` x `inner` sums the
@@ -83,9 +83,10 @@ function convolve(src, outer, inner, coeffs, alongOuter, offset, outerStep, inne
       let r = HALF, g = HALF, b = HALF;
       for (let t = 0, p = offset + i * outerStep + j * innerStep + bounds[c * 2] * tapStep; t < count; t++, p += tapStep) {
         const w = taps[k + t];
-        r += src[p] * w;
-        g += src[p + 1] * w;
-        b += src[p + 2] * w;
+        // 32-bit integer sums, as Pillow's C `int`s: the same values, and V8 keeps them in machine integers.
+        r = (r + Math.imul(src[p], w)) | 0;
+        g = (g + Math.imul(src[p + 1], w)) | 0;
+        b = (b + Math.imul(src[p + 2], w)) | 0;
       }
       const o = (i * inner + j) * 3;
       out[o] = clip8(r);
