@@ -53,9 +53,10 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $@
 
-# The browser app (edge_runner/webapp): MediaPipe Tasks for the web from the npm registry, as its
-# package-lock.json pins it, built into edge_runner/webapp/dist/ (git-ignored: the WebAssembly is 13 MB;
-# the wheel carries it). Needs Node.js and npm; a device that installs the wheel needs neither.
+# The browser app (edge_runner/webapp): LiteRT.js (@litertjs/core) from the npm registry, as its
+# package-lock.json pins it, built into edge_runner/webapp/dist/ (git-ignored: its two WebAssembly builds,
+# relaxed SIMD and the compat fallback, are 19 MB; the wheel carries them). Needs Node.js and npm; a device
+# that installs the wheel needs neither.
 WEBAPP := edge_runner/webapp
 WEBAPP_BUILT := $(WEBAPP)/dist/build.json
 

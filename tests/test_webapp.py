@@ -3,12 +3,15 @@
 * the export command and the ``/app`` routes (files only from the build, behind the token, a one-line error
   when the app is not built);
 * the app's resize is Pillow's, pixel for pixel, and its decoding Pillow's (EXIF orientation, greyscale, alpha);
+* what the page does around LiteRT.js, against the runner: the tensors' types and quantisation read from the file,
+  quantising pixels and dequantising scores (edge_runner.core.quantization), the batch dimension set to 1 in place;
 * photos picked on the page get the runner's labels (a tiny colour model with a background class, and the
-  shipped MobileNetV2 model on generated photos);
+  shipped MobileNetV2 models, int8 and float16, on generated photos), with the relaxed-SIMD build and with the
+  compat build LiteRT.js falls back to;
 * Chromium's fake camera playing a generated clip: a red stretch shows "red", a blue (background) stretch
   "nothing recognised"; no request reaches the server per classified frame; two cameras can be switched;
 * offline: after one load the server is stopped and the network cut, and the page still loads and classifies;
-* MediaPipe's usage report is refused by the page's Content-Security-Policy;
+* no request leaves the app's own host;
 * phone-size and desktop screenshots (kept in ``$EDGEKIT_ARTIFACTS`` when set).
 
 Needs the built app (the ``webapp_dist`` fixture builds it), Debian's chromium and Playwright.
@@ -43,6 +46,22 @@ from edge_runner.core.spec import InputSpec  # noqa: E402
 from edge_runner.webapp import cli as webapp_cli  # noqa: E402
 
 SHIPPED = REPO / "models" / "cats_dogs_int8.tflite"
+SHIPPED_FLOAT16 = REPO / "models" / "cats_dogs_float16.tflite"
+RELAXED = "LiteRT.js, WebAssembly relaxed SIMD"
+COMPAT = "LiteRT.js, WebAssembly, compat build (no relaxed SIMD)"
+# Makes the browser fail LiteRT.js's relaxed-SIMD check (the same bytes as its WASM_RELAXED_SIMD_CHECK), as a
+# browser without relaxed SIMD does: LiteRT.js then loads its compat build. (Chromium's V8 flags no longer turn
+# relaxed SIMD off.)
+WITHOUT_RELAXED_SIMD = """(() => {
+  const probe = [0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 15, 1, 13, 0, 65, 1, 253, 15, 65,
+    2, 253, 15, 253, 128, 2, 11];
+  const isProbe = (b) => b instanceof Uint8Array && b.length === probe.length && probe.every((v, i) => b[i] === v);
+  const instantiate = WebAssembly.instantiate, validate = WebAssembly.validate;
+  WebAssembly.instantiate = function (source, ...rest) {
+    return isProbe(source) ? Promise.reject(new WebAssembly.CompileError("no relaxed SIMD")) : instantiate.call(this, source, ...rest);
+  };
+  WebAssembly.validate = function (source) { return isProbe(source) ? false : validate.call(this, source); };
+})();"""
 TOKEN = "webapp-" + "t0k3n" * 5
 MODEL_VERSION = "2.3.4"
 
@@ -115,7 +134,8 @@ def test_export_writes_a_self_contained_folder(webapp_dist, tmp_path, capsys):
     config = json.loads((out / "model.json").read_text())
     assert config == {"model": SHIPPED.name, "contract": read_contract(SHIPPED).to_dict()}
     assert (out / SHIPPED.name).read_bytes() == SHIPPED.read_bytes()
-    assert (out / "wasm" / "vision_wasm_internal.wasm").stat().st_size > 1_000_000
+    for build in ("litert_wasm_internal", "litert_wasm_compat_internal"):  # relaxed SIMD, and the fallback
+        assert (out / "wasm" / f"{build}.wasm").stat().st_size > 1_000_000 and (out / "wasm" / f"{build}.js").is_file()
     manifest = json.loads((out / "manifest.webmanifest").read_text())
     assert manifest["start_url"] == "./" and {icon["sizes"] for icon in manifest["icons"]} >= {"192x192", "512x512"}
     # The service worker keeps every file of the folder (the model and model.json by name at install).
@@ -175,9 +195,11 @@ def test_app_route_serves_only_the_build_behind_the_token(webapp_dist):
     config = client.get("/app/model.json", headers=bearer).get_json()
     assert config == {"model": SHIPPED.name, "contract": read_contract(SHIPPED).to_dict()}
     assert client.get(f"/app/{SHIPPED.name}", headers=bearer).data == SHIPPED.read_bytes()
-    wasm = client.get("/app/wasm/vision_wasm_internal.wasm", headers=bearer)
+    wasm = client.get("/app/wasm/litert_wasm_internal.wasm", headers=bearer)
     assert wasm.status_code == 200 and wasm.mimetype == "application/wasm"
-    assert client.get("/app/vision_bundle.mjs", headers=bearer).mimetype == "text/javascript"
+    core = client.get("/app/litert/core.js", headers=bearer)
+    assert core.mimetype == "text/javascript" and b'from "./wasm-utils.js"' in core.data  # no bare package name
+    assert client.get("/app/litert/wasm-utils.js", headers=bearer).mimetype == "text/javascript"
     for path in ("/app/../app.py", "/app/..%2fapp.py", "/app/%2e%2e/%2e%2e/pyproject.toml", "/app//etc/passwd",
                  "/app/build.json", "/app/routes.py", "/app/src/app.js", "/app/node_modules/.package-lock.json"):
         assert client.get(path, headers=bearer, follow_redirects=True).status_code == 404, path
@@ -283,7 +305,7 @@ def test_picked_photos_get_the_runners_labels(browser, colour_app, colour_model,
         page, problems = open_app(context, server.url)
         # Name and version from the model's TFLite metadata; the rest from its contract.
         assert page.inner_text("#model") == (
-            f"tiny-background {MODEL_VERSION} · 3 labels (red, green, blue) · “blue” = nothing recognised · threshold 0.6")
+            f"tiny-background {MODEL_VERSION} · 3 labels (red, green, blue) · “blue” = nothing recognised · threshold 0.6 · {RELAXED}")
         page.set_input_files("#files", [str(p) for p in photos] + [str(not_an_image)])
         cards = photo_cards(page, len(photos) + 1)
         words = {"blue": "nothing recognised", "unknown": "nothing recognised with enough confidence"}
@@ -306,8 +328,12 @@ def test_picked_photos_get_the_runners_labels(browser, colour_app, colour_model,
     assert problems == []
 
 
-def test_shipped_model_in_the_browser_answers_as_the_runner(browser, webapp_dist, tmp_path):
-    """MobileNetV2 int8 in WebAssembly: the same labels and scores (to one output step) as LiteRT in Python."""
+@pytest.mark.parametrize(("model", "relaxed_simd"), [(SHIPPED, True), (SHIPPED_FLOAT16, True), (SHIPPED, False)],
+                         ids=["int8", "float16", "int8-compat-build"])
+def test_shipped_model_in_the_browser_answers_as_the_runner(browser, webapp_dist, tmp_path, model, relaxed_simd):
+    """MobileNetV2 in LiteRT.js: the same labels and scores (to one output step) as LiteRT in Python, for the int8
+    model (uint8 in and out, quantised by the page) and the float16 one (float32 in and out), and with the compat
+    build that a browser without relaxed SIMD gets."""
     photos = []
     for index, colour in enumerate([(200, 150, 90), (90, 90, 90), (30, 120, 200)]):
         path = tmp_path / f"generated {index}.jpg"
@@ -317,20 +343,28 @@ def test_shipped_model_in_the_browser_answers_as_the_runner(browser, webapp_dist
     gradient = tmp_path / "gradient.png"
     Image.fromarray(np.stack([x, y * 0.8, 255 - x], axis=-1).astype(np.uint8)).save(gradient)
     photos.append(gradient)
-    expected = runner_answers(SHIPPED, photos)
-    folder = export(SHIPPED, tmp_path / "app")
+    expected = runner_answers(model, photos)
+    folder = export(model, tmp_path / "app")
     with StaticServer(folder) as server:
         context = browser.new_context(**DESKTOP)
+        if not relaxed_simd:
+            context.add_init_script(WITHOUT_RELAXED_SIMD)
         page, problems = open_app(context, server.url)
+        assert page.inner_text("#model").endswith(RELAXED if relaxed_simd else COMPAT)
+        compat_fetched = ("/wasm/litert_wasm_compat_internal.wasm", 200) in server.paths
+        # Only the build in use is fetched: the service worker keeps the relaxed-SIMD one (its own check: it sees
+        # the real browser), and the page fetches the compat one when LiteRT.js falls back to it.
+        assert compat_fetched is not relaxed_simd
         page.set_input_files("#files", [str(p) for p in photos])
         cards = photo_cards(page, len(photos))
-        step = Classifier(SHIPPED).output_scale
+        # One output step of the int8 model (1/256); float scores differ by float rounding only.
+        step = Classifier(model).output_scale or 1e-4
         for path in photos:
             answer, card = expected[path.name], cards[path.name]
             assert card.query_selector(".answer").get_attribute("data-label") == answer.label, path.name
             if answer.label != "other":
                 for (label, value), item in zip(shown_percents(card), answer.top_k):
-                    assert label == item.label and abs(value - item.score * 100) <= step * 100 + 0.06
+                    assert label == item.label and abs(value - item.score * 100) <= step * 100 + 0.06, card.inner_html()
             else:
                 detail = card.query_selector(".nothing-detail").inner_text()
                 assert abs(float(detail.split()[1].rstrip("%")) - answer.score * 100) <= step * 100 + 0.06, detail
@@ -447,19 +481,131 @@ def test_offline_after_one_load_through_serve_with_a_token(browser, webapp_dist,
     assert problems == []
 
 
-def test_mediapipe_usage_report_never_leaves_the_page(browser, colour_app):
-    """MediaPipe's web library POSTs usage statistics to its makers once a minute and when a task closes; the
-    app's Content-Security-Policy (connect-src 'self') refuses it, so the only requests are to the app's own host."""
+def test_nothing_leaves_the_page(browser, colour_app):
+    """From loading to classifying, the only requests are to the app's own host (LiteRT.js sends no usage report,
+    and the page's Content-Security-Policy, connect-src 'self', would refuse one)."""
+    with StaticServer(colour_app) as server:
+        context = browser.new_context()
+        requests = []
+        context.on("request", lambda request: requests.append(request.url))
+        page, problems = open_app(context, server.url, offline_ready=True)
+        page.set_input_files("#files", [str(REPO / "edge_runner" / "webapp" / "src" / "icon-192.png")])
+        photo_cards(page, 1)
+        page.wait_for_timeout(1000)
+        context.close()
+    assert requests and [url for url in requests if not url.startswith((server.url, f"blob:{server.url}"))] == []
+    assert problems == []
+
+
+# -- what the page does around LiteRT.js (engine.js, tflite.js), against the runner ---------------------------
+
+
+def page_bytes(page, script: str, arg=None) -> bytes:
+    """Run ``script`` (an async function returning a Uint8Array) in the page; its bytes."""
+    wrapped = f"""async (arg) => {{
+        const out = await ({script})(arg);
+        let text = '';
+        for (let i = 0; i < out.length; i += 32768) text += String.fromCharCode.apply(null, out.subarray(i, i + 32768));
+        return btoa(text);
+    }}"""
+    return base64.b64decode(page.evaluate(wrapped, arg))
+
+
+def test_page_reads_tensor_types_and_quantisation_from_the_file(browser, colour_app, colour_model):
+    """readTensors against the Python interpreter's view of the same files (type, shape, scale, zero point)."""
+    models = [SHIPPED, SHIPPED_FLOAT16, colour_model]
     with StaticServer(colour_app) as server:
         context = browser.new_context()
         page, problems = open_app(context, server.url)
-        requests = []
-        page.on("request", lambda request: requests.append(request.url))
-        page.set_input_files("#files", [str(REPO / "edge_runner" / "webapp" / "src" / "icon-192.png")])
-        photo_cards(page, 1)
-        page.evaluate("() => window.edgekitApp.classifier.close()")  # closing a task sends its report at once
-        page.wait_for_timeout(1000)
+        for model in models:
+            got = page.evaluate("""async (data) => {
+                const { readTensors } = await import('./tflite.js');
+                return readTensors(Uint8Array.from(atob(data), (c) => c.charCodeAt(0)));
+            }""", base64.b64encode(model.read_bytes()).decode())
+            classifier = Classifier(model)
+            spec = classifier.spec
+            (tensor_in,), (tensor_out,) = got["inputs"], got["outputs"]
+            assert tensor_in["shape"] == [1, spec.height, spec.width, 3] and tensor_out["shape"] == [1, spec.num_classes]
+            for tensor, dtype, scale, zero_point in (
+                (tensor_in, classifier.input_dtype, classifier.input_scale, classifier.input_zero_point),
+                (tensor_out, classifier.output_dtype, classifier.output_scale, classifier.output_zero_point),
+            ):
+                assert tensor["dtype"] == dtype.name, model.name
+                assert np.float32(tensor["scale"]) == np.float32(scale) and tensor["zeroPoint"] == zero_point, model.name
         context.close()
-    assert [url for url in requests if not url.startswith((server.url, f"blob:{server.url}"))] == []
-    # What the console shows instead: the refusal (and nothing else).
-    assert problems and all("Content Security Policy" in p and "onnect" in p for p in problems), problems
+    assert problems == []
+
+
+def test_page_quantises_and_dequantises_as_the_runner(browser, colour_app):
+    """engine.js's quantizeInput/dequantizeOutput against edge_runner.core.quantization, value for value, for the
+    kit's tensors (uint8 scale 1, float32) and any other scale and zero point the runner accepts."""
+    from edge_runner.core.quantization import dequantize_output, quantize_input
+
+    rng = np.random.default_rng(5)
+    pixels = np.concatenate([np.arange(256, dtype=np.uint8), rng.integers(0, 256, 2000, dtype=np.uint8)])
+    raw = {"uint8": np.arange(256, dtype=np.uint8), "int8": np.arange(-128, 128, dtype=np.int8)}
+    inputs = [("uint8", 1.0, 0), ("float32", 0.0, 0), ("int8", 1.0, -128), ("uint8", 0.5, 3), ("int8", 0.0078125, 5),
+              ("uint8", 1.7, 0), ("int8", 2.0 / 3.0, -100), ("uint8", 0.999, 0)]
+    outputs = [("uint8", 0.00390625, 0), ("int8", 0.00390625, -128), ("uint8", 0.1, 7), ("float32", 0.0, 0)]
+    with StaticServer(colour_app) as server:
+        context = browser.new_context()
+        page, problems = open_app(context, server.url)
+        got_in = page.evaluate("""async ([pixels, cases]) => {
+            const { quantizeInput } = await import('./engine.js');
+            return cases.map(([dtype, scale, zeroPoint]) =>
+                Array.from(quantizeInput(Uint8Array.from(pixels), { dtype, scale, zeroPoint })));
+        }""", [pixels.tolist(), inputs])
+        got_out = page.evaluate("""async ([raw, cases]) => {
+            const { dequantizeOutput } = await import('./engine.js');
+            return cases.map(([dtype, scale, zeroPoint]) =>
+                Array.from(dequantizeOutput(dtype === 'float32' ? Float32Array.from([0.25, 1e-7, 0.7])
+                    : raw[dtype], { dtype, scale, zeroPoint })));
+        }""", [{k: v.tolist() for k, v in raw.items()}, outputs])
+        context.close()
+    assert problems == []
+    for (dtype, scale, zero_point), values in zip(inputs, got_in):
+        expected = quantize_input(pixels, np.dtype(dtype), np.float32(scale), zero_point)
+        assert np.array_equal(np.array(values, dtype=expected.dtype), expected), (dtype, scale, zero_point)
+    for (dtype, scale, zero_point), values in zip(outputs, got_out):
+        source = np.array([0.25, 1e-7, 0.7], np.float32) if dtype == "float32" else raw[dtype]
+        expected = dequantize_output(source, np.float32(scale), zero_point)
+        assert np.array_equal(np.array(values, np.float32), expected), (dtype, scale, zero_point)
+
+
+def test_page_sets_the_dynamic_batch_dimension_to_one_in_place(browser, colour_app, tmp_path):
+    """fixBatchDimension on the shipped model's bytes: only shape_signature's leading -1s change (to 1), in place,
+    in every tensor that has one; the Python interpreter loads the result and answers exactly as before."""
+    from convert.tflite.flatbuffer import read_model
+
+    original = SHIPPED.read_bytes()
+    with StaticServer(colour_app) as server:
+        context = browser.new_context()
+        page, problems = open_app(context, server.url)
+        script = """async (data) => {
+            const { fixBatchDimension } = await import('./tflite.js');
+            const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+            window.changed = [fixBatchDimension(bytes), fixBatchDimension(bytes)];  // the second finds nothing
+            return bytes;
+        }"""
+        patched = page_bytes(page, script, base64.b64encode(original).decode())
+        changed = page.evaluate("() => window.changed")
+        context.close()
+    assert problems == []
+    assert len(patched) == len(original)
+    before = read_model(original).subgraphs[0].tensors
+    after = read_model(patched).subgraphs[0].tensors
+    dynamic = [i for i, t in enumerate(before) if t.shapeSignature is not None and t.shapeSignature[0] == -1]
+    assert len(dynamic) > 50 and changed == [len(dynamic), 0]
+    for index, (old, new) in enumerate(zip(before, after)):
+        if index in dynamic:
+            assert [1, *old.shapeSignature[1:]] == list(new.shapeSignature)
+        else:
+            assert (old.shapeSignature is None and new.shapeSignature is None) or list(old.shapeSignature) == list(new.shapeSignature)
+    # Four bytes per tensor changed, nothing else: the file's weights and metadata are the same bytes.
+    assert sum(a != b for a, b in zip(original, patched)) == 4 * len(dynamic)
+    copy = tmp_path / SHIPPED.name
+    copy.write_bytes(patched)
+    photo = tmp_path / "photo.jpg"
+    draw_photo((180, 120, 60), size=(320, 240), seed=7).save(photo, quality=90)
+    pixels = preprocess(photo, read_contract(SHIPPED)).array
+    assert np.array_equal(Classifier(copy).probabilities(pixels), Classifier(SHIPPED).probabilities(pixels))

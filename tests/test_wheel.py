@@ -112,7 +112,7 @@ def test_wheel_holds_the_models_page_and_deploy_files_and_no_test_or_data_files(
         assert f"edge_runner/deploy/{name}" in names
     # The browser app as `make webapp` built it: every file its build.json lists, and no Node.js modules.
     built = json.loads(zipfile.ZipFile(wheel).read("edge_runner/webapp/dist/build.json"))["files"]
-    assert "wasm/vision_wasm_internal.wasm" in built and "index.html" in built and "sw.js" in built
+    assert {"index.html", "sw.js", "litert/core.js", "wasm/litert_wasm_internal.wasm", "wasm/litert_wasm_compat_internal.wasm"} <= set(built)
     for name in built:
         assert f"edge_runner/webapp/dist/{name}" in names, f"the browser app's {name} is not in the wheel"
     assert not [n for n in names if "node_modules" in n or n.startswith("edge_runner/webapp/src/")]
@@ -235,7 +235,7 @@ def test_installed_server_answers_health_and_model(installed, outside):
             assert b'src="app.js"' in response.read()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/app/model.json", timeout=5) as response:
             assert json.load(response)["model"] == "cats_dogs_int8.tflite"
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/app/wasm/vision_wasm_internal.wasm", timeout=5) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/app/wasm/litert_wasm_internal.wasm", timeout=5) as response:
             assert response.headers["Content-Type"] == "application/wasm" and len(response.read()) > 1_000_000
     finally:
         server.terminate()
@@ -251,4 +251,4 @@ def test_installed_webapp_command_writes_the_app_folder(installed, outside):
     assert result.returncode == 0, result.stderr
     folder = outside / "phone-app"
     assert json.loads((folder / "model.json").read_text())["model"] == "cats_dogs_int8.tflite"
-    assert (folder / "cats_dogs_int8.tflite").is_file() and (folder / "wasm" / "vision_wasm_internal.wasm").is_file()
+    assert (folder / "cats_dogs_int8.tflite").is_file() and (folder / "wasm" / "litert_wasm_internal.wasm").is_file()

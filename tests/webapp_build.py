@@ -16,8 +16,9 @@ REPO = Path(__file__).resolve().parent.parent
 def webapp_dist() -> Path:
     """The built browser app (``edge_runner/webapp/dist``), as ``make webapp`` builds it.
 
-    Built here when missing or older than its sources (``npm ci`` once, then ``build.py``), so
-    ``pytest`` alone tests the current sources; skips with the reason when npm is missing.
+    Built here when missing or older than its sources (``npm ci`` when ``node_modules`` is missing or older than
+    the lock file, then ``build.py``), so ``pytest`` alone tests the current sources; skips with the reason when npm
+    is missing.
     """
     from edge_runner.webapp import BUILD_MANIFEST, DIST_DIR
 
@@ -27,7 +28,8 @@ def webapp_dist() -> Path:
     built = DIST_DIR / BUILD_MANIFEST
     if built.is_file() and all(path.stat().st_mtime <= built.stat().st_mtime for path in sources):
         return DIST_DIR
-    if not (folder / "node_modules").is_dir():
+    installed = folder / "node_modules" / ".package-lock.json"  # npm's record of what it installed
+    if not installed.is_file() or installed.stat().st_mtime < (folder / "package-lock.json").stat().st_mtime:
         npm = shutil.which("npm")
         if npm is None:
             pytest.skip("the browser app is not built and npm is missing: install Node.js and npm, then run `make webapp`")

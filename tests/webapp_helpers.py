@@ -18,6 +18,9 @@ import numpy as np
 from chromium import CHROMIUM_ARGS, find_chromium
 
 READY = "() => document.querySelector('#status').textContent.startsWith('ready') || document.querySelector('#status').className.includes('error')"
+# LiteRT.js's WebAssembly logs to stderr, which the browser shows as console errors: INFO lines as it starts and
+# compiles, and a warning on every start (the page runs on the CPU: there is no NPU to register).
+LITERT_START_UP = ("INFO: ", "WARNING: [npu_registry.cc:34] NPU accelerator could not be loaded")
 OFFLINE_READY = "() => document.documentElement.dataset.offline === 'ready' && navigator.serviceWorker.controller !== null"
 
 
@@ -86,14 +89,13 @@ def launch_chromium(playwright, *, clip: Path | None = None, cameras: int | None
 def open_app(context, url: str, *, offline_ready: bool = False, timeout_ms: int = 120_000):
     """A page of the app at ``url``, once its model is loaded; returns ``(page, problems)``.
 
-    ``problems`` collects console errors and uncaught exceptions, less MediaPipe's start-up INFO line (its
-    WebAssembly prints to stderr, which the browser shows as console errors).
+    ``problems`` collects console errors and uncaught exceptions, less LiteRT.js's log lines (``LITERT_START_UP``).
     """
     page = context.new_page()
     problems: list[str] = []
 
     def on_console(message) -> None:
-        if message.type == "error" and not message.text.startswith("INFO: "):
+        if message.type == "error" and not message.text.startswith(LITERT_START_UP):
             problems.append(message.text)
 
     page.on("console", on_console)

@@ -1,9 +1,11 @@
 """The same model in a phone's browser: a static web app that runs the ``.tflite`` in the page.
 
 The app (``src/``: plain HTML, CSS and JavaScript, no framework) classifies camera frames and picked photos
-with MediaPipe Tasks for the web (``@mediapipe/tasks-vision``: the ImageClassifier that Android and iOS apps
-call, compiled to WebAssembly), resizing each picture exactly as :func:`edge_runner.core.image.fit` does. A service
-worker keeps the app, the WebAssembly and the model for offline use; a web manifest makes it installable.
+with LiteRT.js (``@litertjs/core``: Google's LiteRT runtime for the web, XNNPACK in WebAssembly, relaxed SIMD
+where the browser has it), doing around it what the runner does: the picture resized exactly as
+:func:`edge_runner.core.image.fit` does, quantised with the input tensor's scale and zero point, the scores
+dequantised, the contract's threshold and background label applied. A service worker keeps the app, the
+WebAssembly and the model for offline use; a web manifest makes it installable.
 
 ``make webapp`` builds it into ``dist/`` (``npm ci`` from the lock file, then ``build.py``); the wheel carries
 ``dist/``, so a device needs no Node.js. Two ways to use it:

@@ -3,7 +3,7 @@
     python -m edge_runner webapp --out phone-app/                       # the shipped model
     python -m edge_runner webapp --out phone-app/ --model my.tflite --force
 
-The folder (the app, MediaPipe's WebAssembly, the ``.tflite`` and its ``model.json``) works from any static web
+The folder (the app, LiteRT.js and its WebAssembly, the ``.tflite`` and its ``model.json``) works from any static web
 host or a mobile app's WebView; the camera and offline use need it served over https:// (or from localhost).
 Exit status: 0 written, 2 usage or model error (a missing or invalid model, an unbuilt app, a bad ``--out``).
 """
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="python -m edge_runner webapp",
         error_prog=WEBAPP_PROG,
-        description="Write the browser app (the model runs in the page: MediaPipe Tasks, WebAssembly) and a model "
+        description="Write the browser app (the model runs in the page: LiteRT.js, WebAssembly) and a model "
         "into a folder that any static web host or a mobile app's WebView can serve.",
         epilog="`python -m edge_runner serve` hosts the same app at /app/. The camera and offline use need https:// "
         "(or localhost).",

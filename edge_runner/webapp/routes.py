@@ -18,7 +18,7 @@ from typing import Any
 
 from . import MODEL_CONFIG, NOT_BUILT, WebappError, build_files, built_dir, model_config
 
-# The app runs MediaPipe's WebAssembly ('wasm-unsafe-eval'), shows the camera (mediastream:) and the picked
+# The app runs LiteRT.js's WebAssembly ('wasm-unsafe-eval'), shows the camera (mediastream:) and the picked
 # photos (blob:), and registers its service worker; everything else stays as strict as the server's page.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; img-src 'self' blob: data:; "

@@ -7,8 +7,8 @@ It writes the app for the model (``python -m edge_runner webapp``'s folder), ser
 server that counts what it answers, loads it in Chromium and then, for every photo:
 
 * the runner: ``preprocess`` (Pillow decode, EXIF, resize) + ``Classifier.classify`` on one thread;
-* the browser: the page's own ``classifyFile`` (decode with the browser, Pillow's resize in JavaScript, MediaPipe's
-  ImageClassifier in WebAssembly with SIMD), one photo at a time;
+* the browser: the page's own ``classifyFile`` (decode with the browser, Pillow's resize in JavaScript, LiteRT.js
+  running the model in WebAssembly, relaxed SIMD where the browser has it, one thread), one photo at a time;
 
 alternating by batches of 20 photos, so that both see the same load on the machine.
 
@@ -16,8 +16,9 @@ Prints: top-1 agreement (the label after the contract's threshold, as both show 
 and whether the runner, given the browser's own input pixels, answers as the browser did (then the difference
 is in decoding, not in the model); how far the two inputs are apart in pixel values; time per photo and per
 inference on both sides and their ratios; the page's weight on first load; the requests the server saw while
-the photos were classified. With ``--mediapipe-resize`` it also measures the agreement when MediaPipe resizes
-the decoded photo itself (what an app that hands it the whole picture gets). The last line is one JSON object:
+the photos were classified. With ``--browser-resize`` it also measures the agreement and the time when the browser
+resizes each photo as it decodes it (``createImageBitmap`` with ``resizeWidth``/``resizeHeight``, "high" quality)
+instead of the page's Pillow-exact resize. The last line is one JSON object:
 ``{"photos", "agreement", "browser_ms", "runner_ms", "requests_per_frame", ...}``.
 
 Needs the built app (``make webapp``), Debian's chromium and the ``dev`` extra (Playwright).
@@ -47,9 +48,9 @@ from webapp_helpers import StaticServer, launch_chromium, open_app  # noqa: E402
 
 BATCH = 20  # photos handed to the page per call
 
-# In the page: classify each picked file with the app's own functions; optionally also the decoded photo with
-# MediaPipe resizing it, and the model's input pixels for chosen files (base64 RGB).
-CLASSIFY = """async ([wanted, mediapipeResize]) => {
+# In the page: classify each picked file with the app's own functions; optionally also with the browser's own
+# resize, and the model's input pixels for chosen files (base64 RGB).
+CLASSIFY = """async ([wanted, browserResize]) => {
   const app = window.edgekitApp;
   const files = Array.from(document.querySelector('#bench-files').files);
   const out = [];
@@ -58,22 +59,32 @@ CLASSIFY = """async ([wanted, mediapipeResize]) => {
     try {
       const result = await app.classifyFile(file);
       Object.assign(row, { label: result.label, score: result.score, timings: result.timings, size: result.size });
-      if (mediapipeResize || wanted.includes(file.name)) {
+      if (wanted.includes(file.name)) {
         const decoded = await app.decodeFile(file);
-        if (wanted.includes(file.name)) {
-          const { fitPixels } = await import('./resample.js');
-          const m = app.model;
-          const input = fitPixels(decoded.rgba, decoded.width, decoded.height, m.width, m.height, m.resize, m.crop).data;
-          const rgb = new Uint8Array(m.width * m.height * 3);
-          for (let i = 0, o = 0; i < input.length; i += 4, o += 3) { rgb[o] = input[i]; rgb[o + 1] = input[i + 1]; rgb[o + 2] = input[i + 2]; }
-          let text = '';
-          for (let i = 0; i < rgb.length; i += 32768) text += String.fromCharCode.apply(null, rgb.subarray(i, i + 32768));
-          row.pixels = btoa(text);
-        }
-        if (mediapipeResize) {
-          const image = new ImageData(decoded.rgba, decoded.width, decoded.height);
-          row.mediapipe_label = app.answer(app.classifier.classify(image), {}).label;
-        }
+        const { fitRgb } = await import('./resample.js');
+        const m = app.model;
+        const rgb = fitRgb(decoded.rgba, decoded.width, decoded.height, m.width, m.height, m.resize, m.crop);
+        let text = '';
+        for (let i = 0; i < rgb.length; i += 32768) text += String.fromCharCode.apply(null, rgb.subarray(i, i + 32768));
+        row.pixels = btoa(text);
+      }
+      if (browserResize) {
+        // The browser decodes and resizes in one step (its own filter), then the same model and answer.
+        const m = app.model;
+        const start = performance.now();
+        const bitmap = await createImageBitmap(file, { imageOrientation: 'from-image', colorSpaceConversion: 'none',
+          resizeWidth: m.width, resizeHeight: m.height, resizeQuality: 'high' });
+        const canvas = new OffscreenCanvas(m.width, m.height);
+        const context = canvas.getContext('2d', { willReadFrequently: true });
+        context.fillStyle = '#fff';
+        context.fillRect(0, 0, m.width, m.height);
+        context.drawImage(bitmap, 0, 0);
+        bitmap.close();
+        const rgba = context.getImageData(0, 0, m.width, m.height).data;
+        const rgb = new Uint8Array(m.width * m.height * 3);
+        for (let i = 0, o = 0; i < rgba.length; i += 4, o += 3) { rgb[o] = rgba[i]; rgb[o + 1] = rgba[i + 1]; rgb[o + 2] = rgba[i + 2]; }
+        row.browser_resize_ms = performance.now() - start;
+        row.browser_resize_label = app.answer(await app.engine.scores(rgb), {}).label;
       }
     } catch (error) {
       row.error = error.message;
@@ -93,7 +104,7 @@ FRAME_LOOP = """async ([data, count]) => {
   for (let i = 0; i < count; i++) {
     const timings = {};
     const start = performance.now();
-    app.classifyPixels(rgba, 640, 480, timings);
+    await app.classifyPixels(rgba, 640, 480, timings);
     times.push(performance.now() - start);
     inference.push(timings.inference_ms);
   }
@@ -157,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=None, help="the .tflite (default: the shipped int8 model)")
     parser.add_argument("--photos", type=Path, nargs="+", required=True, metavar="DIR", help="folders of photos (searched recursively)")
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="only N photos, spread over the folders (default: all)")
-    parser.add_argument("--mediapipe-resize", action="store_true", help="also classify each decoded photo with MediaPipe's own resize")
+    parser.add_argument("--browser-resize", action="store_true", help="also classify each photo resized by the browser as it decodes it")
     parser.add_argument("--frames", type=int, default=5, metavar="N", help="camera-sized frames timed on each side after each batch of photos (default: %(default)s)")
     args = parser.parse_args(argv)
 
@@ -183,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
             page.wait_for_function("() => document.documentElement.dataset.offline === 'ready'", timeout=120_000)
             first_load = server.counts
             version = page.evaluate("() => navigator.userAgent.match(/Chrom(e|ium)\\/([\\d.]+)/)[2]")
-            print(f"browser: Chromium {version} (headless, WebAssembly SIMD, 1 thread); page ready in {ready_s:.1f} s")
+            build = page.evaluate("() => window.edgekitApp.engine.build")
+            print(f"browser: Chromium {version} (headless), LiteRT.js {build}, 1 thread; page ready in {ready_s:.1f} s")
             print(
                 f"first load: {to_ready['requests']} requests, {to_ready['bytes'] / 1e6:.2f} MB until the model runs; "
                 f"{first_load['requests']} requests, {first_load['bytes'] / 1e6:.2f} MB once the service worker has cached it for offline use"
@@ -208,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                 page.set_input_files("#bench-files", [str(p) for p in batch])
                 # Ask for the input pixels of every photo in the first batch (for the pixel comparison).
                 wanted = [p.name for p in batch] if start == 0 else []
-                for path, row in zip(batch, page.evaluate(CLASSIFY, [wanted, args.mediapipe_resize])):
+                for path, row in zip(batch, page.evaluate(CLASSIFY, [wanted, args.browser_resize])):
                     browser_rows[str(path)] = row
                     names[str(path)] = path
                 times, inference = run_runner_frames(classifier, frame, args.frames)
@@ -245,9 +257,11 @@ def main(argv: list[str] | None = None) -> int:
         for key in disagreements[:20]:
             b, r = browser_rows[key], runner[key]
             print(f"  {names[key].name}: {r['label']} {r['score']:.3f} → {b['label']} {b['score']:.3f}  ({b['size'][0]}x{b['size'][1]})")
-    if args.mediapipe_resize:
-        same = sum(browser_rows[k]["mediapipe_label"] == runner[k]["label"] for k in compared)
-        print(f"with MediaPipe's own resize of the decoded photo instead: {same / len(compared):.2%} ({same}/{len(compared)})")
+    if args.browser_resize:
+        same = sum(browser_rows[k]["browser_resize_label"] == runner[k]["label"] for k in compared)
+        took = median([browser_rows[k]["browser_resize_ms"] for k in compared])
+        print(f"with the browser's own resize (createImageBitmap, 'high') instead: {same / len(compared):.2%} "
+              f"({same}/{len(compared)}); decode + resize {took:.2f} ms")
 
     with_pixels = [k for k in compared if "pixels" in browser_rows[k]]
     if with_pixels:
@@ -293,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         "frame_runner_ms": round(r_frame, 2),
         "requests_per_frame": round(requests / max(1, len(compared)), 4),
         "first_load_mb": round(to_ready["bytes"] / 1e6, 2),
+        "first_load_requests": to_ready["requests"],
+        "browser_build": build,
         "disagreements": len(disagreements),
         "not_decoded": len(failed),
     }

@@ -1,39 +1,17 @@
-// edgekit in the browser: the model runs in this page (MediaPipe Tasks ImageClassifier, WebAssembly).
+// edgekit in the browser: the model runs in this page (LiteRT.js, WebAssembly; engine.js).
 // Camera frames and picked photos are classified here; after the first load nothing is fetched per frame,
 // and a service worker keeps every file for offline use. Plain JavaScript, no framework.
 
-import { ImageClassifier } from "./vision_bundle.mjs";
-import { fitPixels } from "./resample.js";
+import { loadEngine } from "./engine.js";
+import { fitRgb } from "./resample.js";
 import { readMetadata } from "./tflite.js";
+import { $, NOTHING, addCard, el, render, status } from "./view.js";
 
-// The SIMD build of MediaPipe's WebAssembly, served from this folder (every current browser has SIMD).
-const WASM = { wasmLoaderPath: "wasm/vision_wasm_internal.js", wasmBinaryPath: "wasm/vision_wasm_internal.wasm" };
-const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0,
-  65, 0, 253, 15, 253, 98, 11]);
 const TOP_K = 3;
-const NOTHING = "nothing recognised";
-const NOT_CONFIDENT = "nothing recognised with enough confidence";
 
-const state = { classifier: null, model: null, stream: null, cameras: [], camera: -1, frames: [], frameCount: 0, looping: false };
+const state = { engine: null, model: null, stream: null, cameras: [], camera: -1, frames: [], frameCount: 0, looping: false };
 let readyResolve, readyReject;
 const ready = new Promise((resolve, reject) => { readyResolve = resolve; readyReject = reject; });
-
-function $(id) { return document.getElementById(id); }
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;  // textContent only: file names are never parsed as HTML
-  return node;
-}
-
-function percent(score) { return (score * 100).toFixed(1) + "%"; }
-
-function status(text, isError = false) {
-  const node = $("status");
-  node.textContent = text;
-  node.className = isError ? "error small" : "muted small";
-}
 
 // -- the model ------------------------------------------------------------------------------------------
 
@@ -44,14 +22,17 @@ async function fetchBytes(url) {
 }
 
 async function loadModel() {
-  if (!WebAssembly.validate(SIMD_PROBE)) {
-    throw new Error("this browser lacks WebAssembly SIMD (Chrome 91+, Firefox 89+, Safari 16.4+ have it)");
-  }
+  if (typeof WebAssembly !== "object") throw new Error("this browser has no WebAssembly");
   const response = await fetch("model.json");
   if (!response.ok) throw new Error(`model.json: HTTP ${response.status}`);
   const config = await response.json();
   const bytes = await fetchBytes(config.model);
   const contract = config.contract;
+  // The runner takes raw 0-255 RGB pixels only (the model's own layers normalise them); so does the page.
+  const range = contract.value_range || [0, 255];
+  if (range[0] !== 0 || range[1] !== 255 || (contract.color_order || "RGB") !== "RGB") {
+    throw new Error(`the contract asks for ${contract.color_order} pixels in [${range}]; the page feeds RGB 0-255, as the runner does`);
+  }
   const metadata = readMetadata(bytes);
   state.model = {
     file: config.model,
@@ -66,12 +47,8 @@ async function loadModel() {
     threshold: contract.threshold ?? 0,
     variant: (contract.extra && contract.extra.variant) || null,
   };
-  state.classifier = await ImageClassifier.createFromOptions(WASM, {
-    baseOptions: { modelAssetBuffer: bytes, delegate: "CPU" },
-    runningMode: "IMAGE",
-    maxResults: -1,
-  });
-  state.classifier.classify(new ImageData(contract.width, contract.height));  // warm up: the first run is slow
+  state.engine = await loadEngine(bytes);
+  await state.engine.scores(new Uint8Array(contract.width * contract.height * 3));  // warm up: the first run is slow
   const m = state.model;
   $("model").textContent = [
     m.name + (m.version ? ` ${m.version}` : ""),
@@ -79,20 +56,20 @@ async function loadModel() {
     `${m.labels.length} labels (${m.labels.join(", ")})`,
     m.background ? `“${m.background}” = ${NOTHING}` : null,
     `threshold ${m.threshold}`,
+    `LiteRT.js, ${state.engine.build}`,
   ].filter(Boolean).join(" · ");
   $("model").dataset.name = m.name;
   $("model").dataset.version = m.version || "";
+  $("model").dataset.build = state.engine.build;
 }
 
 // -- classification ---------------------------------------------------------------------------------------
 
-// The runner's answer (edge_runner.core.model.Classifier.classify): scores in label order, the best first (ties:
-// the lower index), "unknown" below the contract's threshold, detected = neither background nor unknown.
-function answer(result, timings) {
+// The runner's answer (edge_runner.core.model.Classifier.classify): float32 scores in label order, the best first
+// (ties: the lower index), "unknown" below the contract's threshold, detected = neither background nor unknown.
+function answer(scores, timings) {
   const m = state.model;
-  const scores = new Array(m.labels.length).fill(0);
-  for (const category of result.classifications[0].categories) scores[category.index] = category.score;
-  const order = scores.map((score, index) => index).sort((a, b) => scores[b] - scores[a] || a - b);
+  const order = Array.from(scores, (score, index) => index).sort((a, b) => scores[b] - scores[a] || a - b);
   const best = order[0];
   const label = scores[best] >= m.threshold ? m.labels[best] : "unknown";
   return {
@@ -100,21 +77,22 @@ function answer(result, timings) {
     score: scores[best],
     detected: label !== "unknown" && label !== m.background,
     top_k: order.slice(0, TOP_K).map((index) => ({ label: m.labels[index], score: scores[index] })),
-    scores,
+    scores: Array.from(scores),
     timings,
   };
 }
 
-// RGBA pixels of any size → the model's input (the contract's crop and resize) → MediaPipe → an answer.
-function classifyPixels(rgba, width, height, timings) {
+// RGBA pixels of any size → the model's input (the contract's crop and resize) → LiteRT.js → an answer.
+// inference_ms is what the runner's latency covers: quantise, run, dequantise.
+async function classifyPixels(rgba, width, height, timings) {
   const m = state.model;
   let start = performance.now();
-  const input = fitPixels(rgba, width, height, m.width, m.height, m.resize, m.crop);
+  const rgb = fitRgb(rgba, width, height, m.width, m.height, m.resize, m.crop);
   timings.resize_ms = performance.now() - start;
   start = performance.now();
-  const result = state.classifier.classify(input);
+  const scores = await state.engine.scores(rgb);
   timings.inference_ms = performance.now() - start;
-  return answer(result, timings);
+  return answer(scores, timings);
 }
 
 function pixelsOf(source, width, height, canvas) {
@@ -148,56 +126,10 @@ async function classifyFile(file) {
   await ready;
   const { rgba, width, height, decode_ms } = await decodeFile(file);
   const timings = { decode_ms };
-  const result = classifyPixels(rgba, width, height, timings);
+  const result = await classifyPixels(rgba, width, height, timings);
   result.size = [width, height];
   timings.total_ms = timings.decode_ms + timings.resize_ms + timings.inference_ms;
   return result;
-}
-
-// -- showing an answer --------------------------------------------------------------------------------
-
-function nothingMessage(result) {
-  if (state.model.background === null || result.detected) return null;
-  return result.label === state.model.background ? NOTHING : NOT_CONFIDENT;
-}
-
-function bars(list, result) {
-  list.replaceChildren();
-  result.top_k.forEach((item, index) => {
-    const row = el("li", index === 0 ? "bar top" : "bar");
-    const fill = el("span", "bar-fill");
-    fill.style.width = Math.max(0, Math.min(100, item.score * 100)).toFixed(1) + "%";
-    const track = el("span", "bar-track");
-    track.append(fill);
-    row.append(el("span", "bar-label", item.label), el("span", "bar-value", percent(item.score)), track);
-    list.append(row);
-  });
-}
-
-// The answer line, the detail line ("other 98.1%" under "nothing recognised") and the bars.
-function render(result, answerNode, detailNode, barsNode) {
-  const nothing = nothingMessage(result);
-  answerNode.textContent = nothing === null ? result.label : nothing;
-  answerNode.className = nothing === null ? "answer" : "answer nothing";
-  answerNode.dataset.label = result.label;
-  detailNode.textContent = nothing === null ? "" : `${result.top_k[0].label} ${percent(result.score)}`;
-  if (nothing !== null && result.label === state.model.background) barsNode.replaceChildren();  // words, not bars
-  else bars(barsNode, result);
-}
-
-function addCard(file) {
-  const card = el("article", "card");
-  const thumb = el("img", "thumb");
-  thumb.alt = file.name;
-  const url = URL.createObjectURL(file);
-  thumb.src = url;
-  thumb.addEventListener("load", () => URL.revokeObjectURL(url), { once: true });
-  thumb.addEventListener("error", () => { URL.revokeObjectURL(url); thumb.classList.add("broken"); }, { once: true });
-  const body = el("div", "card-body");
-  body.append(el("h3", "name", file.name || "photo"), el("p", "status muted", "classifying…"));
-  card.append(thumb, body);
-  $("results").prepend(card);
-  return card;
 }
 
 async function showFile(file) {
@@ -207,7 +139,7 @@ async function showFile(file) {
     const result = await classifyFile(file);
     card.querySelector(".status").remove();
     const answerNode = el("p"), detail = el("p", "nothing-detail muted small"), list = el("ol", "bars");
-    render(result, answerNode, detail, list);
+    render(result, state.model.background, answerNode, detail, list);
     const t = result.timings;
     body.append(answerNode, detail, list, el("p", "timing muted small",
       `inference ${t.inference_ms.toFixed(1)} ms · decode ${t.decode_ms.toFixed(1)} ms · resize ${t.resize_ms.toFixed(1)} ms`));
@@ -257,7 +189,7 @@ async function openCamera(index) {
 }
 
 function showFrame(result, frameMs) {
-  render(result, $("live-answer"), $("live-detail"), $("live-bars"));
+  render(result, state.model.background, $("live-answer"), $("live-detail"), $("live-bars"));
   state.frameCount += 1;
   const now = performance.now();
   state.frames.push(now);
@@ -277,15 +209,19 @@ function loop() {
     if ("requestVideoFrameCallback" in video) video.requestVideoFrameCallback(step);
     else requestAnimationFrame(step);
   };
-  const step = () => {
-    if (state.stream && video.readyState >= 2 && video.videoWidth) {
-      const start = performance.now();
-      const timings = {};
-      const rgba = pixelsOf(video, video.videoWidth, video.videoHeight, frameCanvas);
-      const result = classifyPixels(rgba, video.videoWidth, video.videoHeight, timings);
-      showFrame(result, performance.now() - start);
+  const step = async () => {
+    try {
+      if (state.stream && video.readyState >= 2 && video.videoWidth) {
+        const start = performance.now();
+        const timings = {};
+        const rgba = pixelsOf(video, video.videoWidth, video.videoHeight, frameCanvas);
+        const result = await classifyPixels(rgba, video.videoWidth, video.videoHeight, timings);
+        showFrame(result, performance.now() - start);
+      }
+    } catch (error) {
+      $("camera-note").textContent = `A frame could not be classified: ${error.message}`;
     }
-    next();
+    next();  // one frame at a time: the next is asked for once this one is shown
   };
   next();
 }
@@ -340,7 +276,7 @@ function setUpPhotos() {
   });
 }
 
-// On the first visit the service worker downloads the app, MediaPipe's WebAssembly and the model once and keeps
+// On the first visit the service worker downloads the app, LiteRT.js's WebAssembly and the model once and keeps
 // them; the page then loads them through it (so nothing is downloaded twice), and later visits need no network.
 async function cacheForOffline() {
   if (!("serviceWorker" in navigator) || !window.isSecureContext) return "online only (offline use needs https://)";
@@ -367,7 +303,7 @@ async function main() {
   try {
     const started = performance.now();
     const offline = await cacheForOffline();
-    status("loading the model and MediaPipe…");
+    status("loading the model and LiteRT.js…");
     await loadModel();
     readyResolve();
     setUpPhotos();
@@ -384,7 +320,7 @@ async function main() {
 window.edgekitApp = {
   ready, classifyFile, classifyPixels, decodeFile, answer,
   get model() { return state.model; },
-  get classifier() { return state.classifier; },
+  get engine() { return state.engine; },
   get frames() { return state.frameCount; },
 };
 ready.catch(() => {});  // shown on the page by main()

@@ -1,9 +1,9 @@
 // The kit's preprocessing in the browser: the same crop and the same resize as Pillow's, pixel for pixel.
 //
 // The runner brings a photo to the model's input with edge_runner.image.fit: an optional centre crop, then
-// Pillow's Image.resize with the contract's filter. MediaPipe's own resize (bilinear sampling without
-// antialiasing) would feed the model different pixels, so the app resizes here and hands MediaPipe an image
-// that already has the model's input size. This is Pillow's two-pass convolution (libImaging/Resample.c):
+// Pillow's Image.resize with the contract's filter. A browser's own resize (canvas drawImage, createImageBitmap's
+// resize options: bilinear sampling without Pillow's antialiasing, or unspecified filters) would feed the model
+// different pixels, so the app resizes here. This is Pillow's two-pass convolution (libImaging/Resample.c):
 // the same filters and supports, the same coefficients in 22-bit fixed point, each pass rounded to 8 bits,
 // horizontal pass first unless the picture gets wider but shorter (Pillow then shrinks it first). "nearest"
 // is Pillow's affine scaling. tests/test_webapp.py compares the output with Pillow's on many shapes.
@@ -67,7 +67,7 @@ function coefficients(inSize, outSize, filter) {
 function clip8(value) {
   if (value <= 0) return 0;
   if (value >= ONE * 256) return 255;
-  return Math.floor(value / ONE);
+  return value >> PRECISION_BITS;
 }
 
 // One of Pillow's two passes over RGB(X) pixels, RGB out: output pixel (i, j) of `outer` x `inner` sums the
@@ -83,9 +83,10 @@ function convolve(src, outer, inner, coeffs, alongOuter, offset, outerStep, inne
       let r = HALF, g = HALF, b = HALF;
       for (let t = 0, p = offset + i * outerStep + j * innerStep + bounds[c * 2] * tapStep; t < count; t++, p += tapStep) {
         const w = taps[k + t];
-        r += src[p] * w;
-        g += src[p + 1] * w;
-        b += src[p + 2] * w;
+        // 32-bit integer sums, as Pillow's C `int`s: the same values, and V8 keeps them in machine integers.
+        r = (r + Math.imul(src[p], w)) | 0;
+        g = (g + Math.imul(src[p + 1], w)) | 0;
+        b = (b + Math.imul(src[p + 2], w)) | 0;
       }
       const o = (i * inner + j) * 3;
       out[o] = clip8(r);
@@ -142,9 +143,9 @@ export function centreBox(width, height, targetWidth, targetHeight) {
   return { x: 0, y: Math.floor((height - h) / 2), width, height: h };
 }
 
-// RGBA pixels (an ImageData's data) of `width` x `height` → the model's input as an RGBA ImageData of
+// RGBA pixels (an ImageData's data) of `width` x `height` → the model's input pixels, RGB (3 bytes a pixel) of
 // outWidth x outHeight, with the contract's crop ("none" | "center") and resize filter.
-export function fitPixels(rgba, width, height, outWidth, outHeight, resize = "bilinear", crop = "none") {
+export function fitRgb(rgba, width, height, outWidth, outHeight, resize = "bilinear", crop = "none") {
   let src = rgba, w = width, h = height, stride = 4;
   if (crop === "center") {
     const box = centreBox(width, height, outWidth, outHeight);
@@ -190,6 +191,12 @@ export function fitPixels(rgba, width, height, outWidth, outHeight, resize = "bi
       if (h !== outHeight) rgb = verticalPass(rgb, outWidth, 3, outHeight, vertical);
     }
   }
+  return rgb;
+}
+
+// The same as an RGBA ImageData (to show or compare).
+export function fitPixels(rgba, width, height, outWidth, outHeight, resize = "bilinear", crop = "none") {
+  const rgb = fitRgb(rgba, width, height, outWidth, outHeight, resize, crop);
   const out = new ImageData(outWidth, outHeight);
   for (let i = 0, o = 0; i < rgb.length; i += 3, o += 4) {
     out.data[o] = rgb[i];
