@@ -194,13 +194,11 @@ def answer_queue(device: Device, clips: list[Clip], budget: int, background: str
     """Label pending frames as a user would, by what the picture shows (nearest of the scenes and pets pasted)."""
     references = [(small(load_rgb(c.scene)), "nothing") for c in clips]
     references += [(small(load_rgb(p)), label) for c in clips for _, _, label, p in c.passes]
-    items = json.loads(device.request("/api/review?state=pending&limit=500"))["items"]
     answered = 0
-    for item in items:
+    items = json.loads(device.request("/api/review?status=pending&limit=200"))["records"]
+    for item in items:  # newest first, as the page shows them
         if answered >= budget:
             break
-        if item.get("kind") == "strip":  # thumbnails of a whole visit: not one frame to learn from
-            continue
         picture = small(Image.open(io.BytesIO(device.request(f"/api/review/{item['id']}.jpg"))))
         label = min(references, key=lambda ref: float(np.abs(ref[0] - picture).mean()))[1]
         device.request(f"/api/review/{item['id']}", {"label": label})
