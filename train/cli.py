@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(build_parser(retrain), argv, needs_extra="train", prog=PROG)
     if isinstance(args, int):
         return args
+    if args.data is None:  # --init-from RUN without --data: RUN's folders only
+        args.data = []
     config = config_from_args(args)
     if config.init_from:
         from .retrain import given_fields, inherit
