@@ -131,20 +131,21 @@ def source_factors(samples: list[Sample], given: list[str], exports: tuple[str, 
                               f"(sources: {sorted({s.source for s in samples})})")
         weights[name] = value
     factors = np.ones(len(samples), dtype=np.float32)
-    notes: dict[str, str] = {}
+    given_to: dict[str, str] = {}
+    auto: dict[str, dict[str, float]] = {}
     per_label = Counter(s.label for s in samples)
-    sources_of = Counter(label for label, _ in Counter((s.label, s.source) for s in samples))
     counts = Counter((s.label, s.source) for s in samples)
+    sources_of = Counter(label for label, _ in counts)
     for i, s in enumerate(samples):
         name = next((n for n in weights if held_out(s.source, [n])), None)
         if name is not None:
             factors[i] = weights[name]
-            notes[s.source] = f"{weights[name]:g}"
+            given_to[s.source] = f"{weights[name]:g}"
         elif s.source in exports:
             factors[i] = max(1.0, per_label[s.label] / (sources_of[s.label] * counts[(s.label, s.source)]))
-            notes.setdefault(s.source, "auto:")
-            if f" {s.label} " not in notes[s.source] + " ":
-                notes[s.source] += f" {s.label} {factors[i]:.2f}"
+            auto.setdefault(s.source, {})[s.label] = float(factors[i])
+    notes = {**given_to, **{source: "auto: " + ", ".join(f"{label} {w:.2f}" for label, w in per.items())
+                            for source, per in auto.items()}}
     return factors, notes
 
 

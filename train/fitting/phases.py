@@ -121,6 +121,9 @@ def fit_phases(config: TrainConfig, network: Network, data: Dataset, strategy: A
         with strategy.scope():
             run(distributed.adapt_phase(phase))  # multi-worker: steps and validation synchronised over the workers
         journal.timings["fine_tune_phase"] = time.perf_counter() - start
+    if view0 is not None:
+        journal.notes.append(f"Backbone activations: {activations.computed} photo-view(s) computed, the others read "
+                             "from the cache (kept per folder of photos).")
     return Fitted(states=states, ran={"head": run_head, "fine_tune": run_fine_tune}, computed=activations.computed)
 
 
