@@ -1,4 +1,4 @@
-"""``python -m convert export|benchmark|evaluate``: argument parsing and exit codes, nothing else.
+"""``python -m convert export|benchmark|evaluate|gate-device``: argument parsing and exit codes, nothing else.
 
 The conventions are the runner's (:mod:`edge_runner.common.console`): errors are one line
 ``convert: error: …`` on stderr; exit status 0 success (every variant accepted),
@@ -15,6 +15,7 @@ from edge_runner.common.argtypes import non_negative_int, positive_int, thread_c
 from edge_runner.common.console import EXIT_FAILED, EXIT_OK, Parser, parse_args, report_error
 from edge_runner.common.native_log import quiet_tensorflow_logs
 
+from .device_gate.cli import add_parser as add_gate_device_parser, run as run_gate_device
 from .evaluation.cli import add_parser as add_evaluate_parser, run as run_evaluate
 
 quiet_tensorflow_logs()  # before any TensorFlow import (the jobs import it lazily): failures still raise
@@ -24,7 +25,7 @@ PROG = "convert"
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog=f"python -m {PROG}", error_prog=PROG, description=__doc__.split("\n")[0].strip("`"))
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{export,benchmark,evaluate}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{export,benchmark,evaluate,gate-device}")
 
     export = commands.add_parser("export", error_prog=PROG,
                                  help="convert a training run into gated .tflite variants with metadata")
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="untimed runs first (default: %(default)s)")
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
     add_evaluate_parser(commands)
+    add_gate_device_parser(commands)
     return parser
 
 
@@ -127,7 +129,8 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
 
 # `python -m convert WORD …`: each job is a subparser above and its function here.
-SUBCOMMANDS = {"export": run_export, "benchmark": run_benchmark, "evaluate": run_evaluate}
+SUBCOMMANDS = {"export": run_export, "benchmark": run_benchmark, "evaluate": run_evaluate,
+               "gate-device": run_gate_device}
 
 
 def main(argv: list[str] | None = None) -> int:

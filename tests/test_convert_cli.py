@@ -53,7 +53,7 @@ def test_typed_flags_refuse_bad_values_in_process(capsys, argv, expected):
     assert err[-1].startswith("convert: error: ") and expected in err[-1]
 
 
-@pytest.mark.parametrize("word", ["export", "benchmark", "evaluate"])
+@pytest.mark.parametrize("word", ["export", "benchmark", "evaluate", "gate-device"])
 def test_each_job_word_has_its_own_arguments(word, capsys):
     assert main([word, "--help"]) == 0
     assert capsys.readouterr().out.startswith(f"usage: python -m convert {word} ")
@@ -62,7 +62,7 @@ def test_each_job_word_has_its_own_arguments(word, capsys):
 def test_an_unknown_job_word_is_a_usage_error_naming_the_jobs(capsys):
     assert main(["compress", "runs/pets"]) == 2
     err = capsys.readouterr().err
-    assert err.splitlines()[-1].startswith("convert: error: argument {export,benchmark,evaluate}: invalid choice: 'compress'"), err
+    assert err.splitlines()[-1].startswith("convert: error: argument {export,benchmark,evaluate,gate-device}: invalid choice: 'compress'"), err
 
 
 def test_a_job_error_is_one_line_with_the_error_s_own_exit_status(tmp_path, capsys):

@@ -281,9 +281,11 @@ CONVERT_ROOMS = {
     "benchmark": {"errors", "photos", "gate"},
     "evaluation": {"errors", "photos", "thresholds", "source", "gate"},
     "int8": {"errors", "photos", "quantize", "results", "variants", "gate"},
+    "device_gate": {"errors", "photos", "source", "export", "results", "gate", "evaluation"},
 }
 # Who may import a sub-package, inside convert (outside: train and edgekit may import any of convert).
-CONVERT_IMPORTERS = {"int8": {"export", "report"}, "benchmark": {"cli"}, "evaluation": {"cli"}}
+CONVERT_IMPORTERS = {"int8": {"export", "report"}, "benchmark": {"cli"}, "evaluation": {"cli", "device_gate"},
+                     "device_gate": {"cli"}}
 
 
 def _convert_room(module: str) -> str | None:

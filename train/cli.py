@@ -29,7 +29,7 @@ PROG = "train"
 SUBCOMMANDS = {"explain": "train.explanations.explain", "compare": "train.comparison.compare_cli"}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(retrain: bool = False) -> argparse.ArgumentParser:
     """The flags, generated from :class:`train.config.TrainConfig`'s fields (group, flag, help, choices)."""
     parser = Parser(
         prog="python -m train",
@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
         "over photos).",
     )
     add_arguments(parser, TrainConfig)
+    if retrain:  # --init-from RUN: RUN's --data are the default
+        next(a for a in parser._actions if a.dest == "data").required = False  # noqa: SLF001
     return parser
 
 
@@ -55,10 +57,20 @@ def main(argv: list[str] | None = None) -> int:
     status = dispatch(argv, SUBCOMMANDS)
     if status is not None:
         return status
-    args = parse_args(build_parser(), argv, needs_extra="train", prog=PROG)
+    retrain = any(word == "--init-from" or word.startswith("--init-from=") for word in argv)
+    args = parse_args(build_parser(retrain), argv, needs_extra="train", prog=PROG)
     if isinstance(args, int):
         return args
+    if args.data is None:  # --init-from RUN without --data: RUN's folders only
+        args.data = []
     config = config_from_args(args)
+    if config.init_from:
+        from .retrain import given_fields, inherit
+
+        try:
+            config = inherit(config, given_fields(build_parser(True), argv))
+        except TrainError as exc:
+            return report_error(exc, PROG)
     # TensorFlow's C++ log lines are not for users (see edge_runner.common.native_log); failures still raise.
     quiet_tensorflow_logs()
     logging.getLogger("tensorflow").setLevel(logging.ERROR)

@@ -80,6 +80,10 @@ class TrainConfig:
                             "prefixes such as oxford_… split a folder into sources")
     balance_sources: bool = option(False, group="data", help="weight training photos so that every source of a class "
                                    "counts as much as the others")
+    source_weights: list[str] = option(
+        default_factory=list, group="data", flag="--source-weight", repeat=True, metavar="NAME=W",
+        help="multiply the loss weight of source NAME's training photos by W (default: a review export weighs as one "
+        "of its class's sources, see train/README.md); repeatable")
     validation_fraction: float = option(0.2, group="data", floats=(0.0, 1.0, True, True), metavar="F",
                                         help="share of each class held out when there is no validation/ folder "
                                         "(default %(default)s)")
@@ -137,6 +141,9 @@ class TrainConfig:
                        "as the main job's)")
 
     # -- run: how this run behaves ---------------------------------------------------------
+    init_from: str | None = option(None, group="run", metavar="RUN", help="retrain from RUN: start from its "
+                                   "model.keras; every setting not given is RUN's (--data, --background, "
+                                   "--holdout-source add to RUN's); a short fine-tuning (train/README.md)")
     resume: bool = option(False, group="run", resumable=True, in_command=False,
                           help="continue the run in --out from its last finished epoch")
     overwrite: bool = option(False, group="run", resumable=True, in_command=False,
@@ -199,7 +206,8 @@ class TrainConfig:
         check_int("--image-size", self.image_size, max(MIN_IMAGE_SIZE, backbone.min_size), MAX_IMAGE_SIZE)
         if not is_number(self.alpha) or float(self.alpha) not in backbone.alphas:
             raise ConfigError(f"--width for {self.backbone} must be one of {list(backbone.alphas)}, received {self.alpha!r}")
-        self._check_weights(backbone.pretrained)
+        if not self.init_from:  # with --init-from, RUN's model.keras gives every weight
+            self._check_weights(backbone.pretrained)
         check_fields(self)
         if self.epochs == 0 and (self.fine_tune_epochs == 0 or self.fine_tune_layers == 0) and not self.from_scratch:
             raise ConfigError("--epochs and --fine-tune-epochs are both 0 (or --fine-tune-layers is 0): nothing would be trained")

@@ -90,6 +90,11 @@ def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None
     candidates = find_candidates(config.data, labels_from_filename=config.labels_from_filename,
                                  background=config.background, background_label=config.background_label,
                                  source_by=config.source_by, holdout=config.holdout_sources)
+    if config.init_from:
+        from .retrain import check_labels, describe
+
+        check_labels(config, candidates.labels)
+        log.info("%s", describe(config))
     resumed = prepare_out_dir(config)
     if session is not None:
         resumed = session.agree_resumed(resumed)
@@ -183,6 +188,10 @@ def build_model(config: TrainConfig, data: Dataset) -> tuple[Any, "Network"]:
         log.info("strategy: MirroredStrategy over %d device(s)", strategy.num_replicas_in_sync)
     with strategy.scope():
         network = build_network(config, len(data.split.labels))
+        if config.init_from:
+            from .retrain import load_run_weights
+
+            load_run_weights(network, config)
     log.info(
         "model: %s, %s weights; fine-tuning the top %d backbone layers (above %s)",
         network.backbone_tag,

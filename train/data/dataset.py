@@ -103,6 +103,52 @@ def source_weights(samples: list[Sample]) -> np.ndarray:
                     dtype=np.float32)
 
 
+def source_factors(samples: list[Sample], given: list[str], exports: tuple[str, ...]) -> tuple[np.ndarray, dict[str, str]]:
+    """``float32`` ``(len(samples),)`` loss factors per training photo from ``--source-weight`` and review exports.
+
+    ``given``: ``NAME=W`` (a root's name covers its ``NAME:prefix`` sources). A review export not named there
+    weighs, per class, as much as an average source of that class: ``n_class / (k_class * n_export)`` per frame
+    (at least 1), as ``--balance-sources`` would weigh it, the other sources left as they are.
+    Returns the factors and ``{source: "W" or "auto W per class"}`` for the report.
+
+    Raises:
+        ConfigError: a malformed entry, a weight that is not a positive number, or an unknown source.
+    """
+    from ..errors import ConfigError
+    from .sources import held_out
+
+    weights: dict[str, float] = {}
+    for entry in given:
+        name, _, text = str(entry).rpartition("=")
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not name or not value > 0 or value == float("inf"):
+            raise ConfigError(f"--source-weight must be NAME=W with W a positive number, received {entry!r}")
+        if not any(held_out(s.source, [name]) for s in samples):
+            raise ConfigError(f"--source-weight {entry}: no training photos from source {name!r} "
+                              f"(sources: {sorted({s.source for s in samples})})")
+        weights[name] = value
+    factors = np.ones(len(samples), dtype=np.float32)
+    given_to: dict[str, str] = {}
+    auto: dict[str, dict[str, float]] = {}
+    per_label = Counter(s.label for s in samples)
+    counts = Counter((s.label, s.source) for s in samples)
+    sources_of = Counter(label for label, _ in counts)
+    for i, s in enumerate(samples):
+        name = next((n for n in weights if held_out(s.source, [n])), None)
+        if name is not None:
+            factors[i] = weights[name]
+            given_to[s.source] = f"{weights[name]:g}"
+        elif s.source in exports:
+            factors[i] = max(1.0, per_label[s.label] / (sources_of[s.label] * counts[(s.label, s.source)]))
+            auto.setdefault(s.source, {})[s.label] = float(factors[i])
+    notes = {**given_to, **{source: "auto: " + ", ".join(f"{label} {w:.2f}" for label, w in per.items())
+                            for source, per in auto.items()}}
+    return factors, notes
+
+
 def load_dataset(config: TrainConfig, candidates: Candidates, spec: InputSpec, journal: Journal, *,
                  decode: Callable[..., DecodedPixels] = decode_photos) -> Dataset:
     """Decode ``candidates`` for ``spec``, split them, write the run's data files into ``config.out``.
@@ -157,6 +203,14 @@ def load_dataset(config: TrainConfig, candidates: Candidates, spec: InputSpec, j
         sample_weights = sample_weights * source_weights(split.train)
         journal.notes.append("Sources were balanced: within each class every source weighed the same in the loss "
                              "(--balance-sources).")
+    if config.source_weights or split.exports:
+        factors, weighed = source_factors(split.train, config.source_weights, split.exports)
+        sample_weights = sample_weights * factors
+        for source, text in weighed.items():
+            log.info("source %s: each training photo's loss weighted %s", source, text)
+        if weighed:
+            journal.notes.append("Source weights (--source-weight, review exports: as an average source of the "
+                                 "class): " + "; ".join(f"{k} {v}" for k, v in weighed.items()) + ".")
     return Dataset(
         split=split,
         decoded=decoded,

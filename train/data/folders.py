@@ -30,6 +30,7 @@ from edge_runner.core.image import find_images, is_image_path, list_files, list_
 from edge_runner.core.spec import UNKNOWN_LABEL
 
 from ..errors import DataError
+from .review_export import is_review_export, read_export
 from .sources import check_holdout, check_unique, held_out, parse_root, source_names
 
 PathArg = Union[str, "os.PathLike[str]"]
@@ -42,6 +43,7 @@ FILENAME_LABEL = re.compile(r"(?P<label>.+?)[\s._-]*\(?\d+\)?")
 LAYOUT_SPLIT = "train/validation folders"
 LAYOUT_CLASSES = "class folders"
 LAYOUT_FILENAMES = "labels from file names"
+LAYOUT_EXPORT = "review export"
 # A class folder with one of these names is the background class when
 # --background-label is not given ("nothing of interest here").
 BACKGROUND_FOLDER_NAMES = ("other", "background")
@@ -51,11 +53,13 @@ DEFAULT_BACKGROUND_LABEL = "other"
 
 @dataclass(frozen=True)
 class Sample:
-    """A photo, its label and its source (see ``train.data.sources``). ``path`` is absolute."""
+    """A photo, its label, its source (see ``train.data.sources``) and its group (frames of one visit in a review
+    export: never split apart; ``""`` elsewhere). ``path`` is absolute."""
 
     path: str
     label: str
     source: str = ""
+    group: str = ""
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ class Candidates:
     presplit: frozenset[str] = frozenset()
     holdout: list[Sample] = field(default_factory=list)
     holdout_sources: tuple[str, ...] = ()
+    exports: frozenset[str] = frozenset()
 
     @property
     def all_samples(self) -> list[Sample]:
@@ -134,7 +139,14 @@ def find_candidates(
     skipped: list[Skipped] = []
     presplit: set[str] = set()
     layouts = []
+    exports: dict[str, list[Sample]] = {}  # review exports: root name → frames reviewed "nothing"
     for root in data_roots:
+        if root.root.is_dir() and is_review_export(root.root):
+            frames = read_export(root.root)
+            train += [Sample(f.path, f.label, root.name, f.group) for f in frames.labelled]
+            exports[root.name] = [Sample(f.path, f.label, root.name, f.group) for f in frames.background]
+            layouts.append(LAYOUT_EXPORT)
+            continue
         r_train, r_validation, r_skipped, layout = _find_in_root(root, labels_from_filename)
         sources = source_names(root, [s.path for s in r_train + (r_validation or [])], source_by)
         train += [replace(s, source=sources[s.path]) for s in r_train]
@@ -151,6 +163,9 @@ def find_candidates(
         sources = source_names(root, [s.path for s in found], source_by)
         background_samples += [replace(s, source=sources[s.path]) for s in found]
         skipped += bg_skipped
+    nothing = [s for frames in exports.values() for s in frames]
+    if background_roots:  # the export's "nothing" frames join the --background photos
+        background_samples += [replace(s, label=background_label) for s in nothing]
     labels = tuple(sorted({s.label for s in train} | ({background_label} if background_samples else set())))
     if UNKNOWN_LABEL in labels:
         where = f"--background-label {UNKNOWN_LABEL}" if background_samples and background_label == UNKNOWN_LABEL else f"--data {data_text}"
@@ -175,6 +190,10 @@ def find_candidates(
         )
     if not background_roots:
         background_label = _background_from_folders(labels, background_label, data_text)
+        if nothing and background_label is None:
+            raise DataError(f"--data {nothing[0].source}: {len(nothing)} frames reviewed 'nothing' need a background "
+                            "class; the run has none (pass --background DIR or a class folder named 'other')")
+        train += [replace(s, label=background_label) for s in nothing]  # the background is a class folder here
     held: list[Sample] = []
     if holdout:
         check_holdout(holdout, [s.source for s in train + validation + background_samples])
@@ -187,7 +206,7 @@ def find_candidates(
     return Candidates(
         data_roots[0].root, layout, labels, train, validation if presplit else None, skipped, background_label,
         background_roots[0].root if background_roots else None, background_samples, data_roots + background_roots,
-        frozenset(presplit), held, tuple(holdout),
+        frozenset(presplit), held, tuple(holdout), frozenset(exports),
     )
 
 

@@ -3,10 +3,11 @@
 Training must see exactly the pixels the runner will see, so each photo goes
 through the runner's own decoder (:mod:`edge_runner.core.decoder`:
 :func:`edge_runner.core.image.preprocess` on a few threads; Pillow decode, EXIF orientation,
-RGB, JPEG draft decode, bilinear resize). The result is cached as a ``uint8``
-``.npy`` file (memory-mapped on reuse) keyed by the file list, each file's size
-and modification time, and the input contract's geometry, so a second run, a
-``--resume`` or another seed skips the decoding.
+RGB, JPEG draft decode, bilinear resize). The result is cached as ``uint8``
+``.npy`` chunks, one per folder (memory-mapped on reuse), each keyed by that folder's
+file list, each file's size and modification time, and the input contract's geometry, so a
+second run, a ``--resume``, another seed or a retrain that adds a folder (a review export)
+decodes only what is new.
 
 Decoding is also the scan for unreadable files: a photo that fails is recorded
 with the runner's own error message and its row is left black.
@@ -43,11 +44,14 @@ class DecodedPixels:
     Attributes:
         key: the cache key (file list, sizes, mtimes, geometry).
         paths: the photo paths, in row order.
-        array: ``uint8`` ``(N, height, width, 3)`` RGB 0–255 (a read-only memory map
-            when it comes from the cache); rows of unreadable photos are zero.
+        array: ``uint8`` ``(N, height, width, 3)`` RGB 0–255 (a memory map when a cache is used);
+            rows of unreadable photos are zero.
         errors: ``{path: reason}`` for the photos that could not be decoded.
-        from_cache: whether the array was read from the cache.
+        from_cache: whether every photo was read from the cache.
         seconds: time spent decoding (or opening the cache).
+        chunks: the cache key of each folder's chunk (see :func:`chunk_of_rows`), or ``None`` without a cache.
+        chunk_index, chunk_row: ``int64`` ``(N,)``: each row's chunk (into ``chunks``) and its row there.
+        decoded: photos decoded by this call (the others came from the cache).
     """
 
     key: str
@@ -56,6 +60,10 @@ class DecodedPixels:
     errors: dict[str, str]
     from_cache: bool
     seconds: float
+    chunks: list[str] | None = None
+    chunk_index: np.ndarray | None = None
+    chunk_row: np.ndarray | None = None
+    decoded: int = 0
 
     def rows(self, paths: list[str]) -> np.ndarray:
         """``int64`` row indices of ``paths`` in :attr:`array`."""
@@ -76,6 +84,18 @@ def cache_key(paths: list[str], spec: InputSpec) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:24]
 
 
+def chunk_of_rows(paths: list[str]) -> list[list[int]]:
+    """The rows of ``paths`` grouped by folder (a chunk per folder, in order of first appearance).
+
+    The cache is kept per chunk, keyed by :func:`cache_key` of the chunk's own paths, so a run that adds a folder
+    (a review export) or a photo to one folder decodes only that folder's photos again.
+    """
+    groups: dict[str, list[int]] = {}
+    for i, path in enumerate(paths):
+        groups.setdefault(os.path.dirname(path), []).append(i)
+    return list(groups.values())
+
+
 def decode_photos(
     paths: list[str],
     spec: InputSpec,
@@ -84,11 +104,11 @@ def decode_photos(
     workers: int = 0,
     progress: bool = True,
 ) -> DecodedPixels:
-    """Preprocess ``paths`` as the runner does, reusing a cached result when one matches.
+    """Preprocess ``paths`` as the runner does, reusing the cached chunks (one per folder) that match.
 
     Args:
         spec: gives the size, resize filter and crop (its labels are not used).
-        cache_dir: folder for the ``.npy`` cache (``None``: keep the array in memory only).
+        cache_dir: folder for the ``.npy`` chunks (``None``: keep the array in memory only).
         workers: decoding threads (0: one per CPU). Pillow releases the GIL while
             decoding and resizing, so threads scale.
 
@@ -98,47 +118,86 @@ def decode_photos(
     start = time.perf_counter()
     shape = (len(paths), spec.height, spec.width, 3)
     key = cache_key(paths, spec)
-    array_path = meta_path = None
-    if cache_dir is not None:
-        folder = Path(cache_dir) / "pixels"
-        array_path, meta_path = folder / f"{key}.npy", folder / f"{key}.json"
-        cached = _load_cached(array_path, meta_path, shape)
-        if cached is not None:
-            log.info("decoded photos: reusing the cache %s", array_path)
-            return DecodedPixels(key, list(paths), cached[0], cached[1], True, time.perf_counter() - start)
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp_path = folder / f".{key}.{os.getpid()}.tmp.npy"
-        array = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.uint8, shape=shape)
-    else:
-        array = np.zeros(shape, dtype=np.uint8)
-
+    if cache_dir is None:
+        array, errors = _decode_into(np.zeros(shape, dtype=np.uint8), paths, spec, workers, progress)
+        return DecodedPixels(key, list(paths), array, errors, False, time.perf_counter() - start, decoded=len(paths))
+    folder = Path(cache_dir) / "pixels" / "chunks"
+    folder.mkdir(parents=True, exist_ok=True)
+    groups = chunk_of_rows(paths)
+    keys = [cache_key([paths[i] for i in rows], spec) for rows in groups]
+    chunk_index = np.zeros(len(paths), dtype=np.int64)
+    chunk_row = np.zeros(len(paths), dtype=np.int64)
+    for c, rows in enumerate(groups):
+        chunk_index[rows], chunk_row[rows] = c, np.arange(len(rows))
+    missing = [c for c, k in enumerate(keys) if _load_cached(folder / f"{k}.npy", folder / f"{k}.json",
+                                                              (len(groups[c]), *shape[1:])) is None]
+    todo = [i for c in missing for i in groups[c]]
     errors: dict[str, str] = {}
-    try:
-        with warnings.catch_warnings():
-            # Pillow warns about odd EXIF blocks and huge images; the failures that
-            # matter raise, and are listed with their reason.
-            warnings.simplefilter("ignore")
-            with Progress(len(paths), "decode photos", "photo", enabled=progress) as bar:
-                decoded = decode_each(paths, spec, workers=workers or os.cpu_count() or 1)
-                for index, photo in enumerate(decoded):
-                    if photo.ok:
-                        array[index] = photo.pixels
-                    else:
-                        errors[paths[index]] = photo.error  # the row stays black
-                    bar.update(1)
-        if array_path is not None:
-            array.flush()
-            del array
-            os.replace(tmp_path, array_path)
-            ordered = {path: errors[path] for path in paths if path in errors}
-            write_atomic(meta_path, json.dumps({"format": CACHE_FORMAT, "shape": list(shape), "errors": ordered}).encode())
-            array = np.load(array_path, mmap_mode="r")
-    except BaseException:
-        if array_path is not None:
-            tmp_path.unlink(missing_ok=True)
-        raise
+    if todo:
+        with Progress(len(todo), "decode photos", "photo", enabled=progress) as bar:
+            for c in missing:
+                chunk_paths = [paths[i] for i in groups[c]]
+                errors.update(_write_chunk(folder, keys[c], chunk_paths, spec, workers, bar))
+    else:
+        log.info("decoded photos: reusing %d cached chunk(s) in %s", len(keys), folder)
+    chunks = [_load_cached(folder / f"{k}.npy", folder / f"{k}.json", (len(groups[c]), *shape[1:]))
+              for c, k in enumerate(keys)]
+    if any(chunk is None for chunk in chunks):
+        raise OSError(f"--cache-dir {cache_dir}: a decoded chunk vanished while this run read it")
+    for chunk in chunks:
+        errors.update(chunk[1])
+    if len(chunks) == 1:
+        array = chunks[0][0]
+    else:
+        # The rows in run order: a temporary memory map, removed at once (it lives while mapped).
+        tmp_path = folder.parent / f".{key}.{os.getpid()}.tmp.npy"
+        array = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.uint8, shape=shape)
+        tmp_path.unlink()
+        for c, rows in enumerate(groups):
+            array[rows] = chunks[c][0]
     errors = {path: errors[path] for path in paths if path in errors}
-    return DecodedPixels(key, list(paths), array, errors, False, time.perf_counter() - start)
+    return DecodedPixels(key, list(paths), array, errors, not todo, time.perf_counter() - start, keys, chunk_index,
+                         chunk_row, len(todo))
+
+
+def _decode_into(array: np.ndarray, paths: list[str], spec: InputSpec, workers: int, bar) -> tuple[np.ndarray, dict[str, str]]:
+    """Fill ``array`` (``(len(paths), H, W, 3)``) with the decoded photos; ``bar``: a Progress or a bool."""
+    errors: dict[str, str] = {}
+    own = isinstance(bar, bool)
+    progress = Progress(len(paths), "decode photos", "photo", enabled=bar) if own else bar
+    with warnings.catch_warnings():
+        # Pillow warns about odd EXIF blocks and huge images; the failures that
+        # matter raise, and are listed with their reason.
+        warnings.simplefilter("ignore")
+        try:
+            for index, photo in enumerate(decode_each(paths, spec, workers=workers or os.cpu_count() or 1)):
+                if photo.ok:
+                    array[index] = photo.pixels
+                else:
+                    errors[paths[index]] = photo.error  # the row stays black
+                progress.update(1)
+        finally:
+            if own:
+                progress.close()
+    return array, errors
+
+
+def _write_chunk(folder: Path, key: str, paths: list[str], spec: InputSpec, workers: int, bar) -> dict[str, str]:
+    """Decode ``paths`` into the chunk ``folder/key.npy`` (+ ``.json``, written last); returns the errors."""
+    shape = (len(paths), spec.height, spec.width, 3)
+    tmp_path = folder / f".{key}.{os.getpid()}.tmp.npy"
+    try:
+        array = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.uint8, shape=shape)
+        array, errors = _decode_into(array, paths, spec, workers, bar)
+        array.flush()
+        del array
+        os.replace(tmp_path, folder / f"{key}.npy")
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+    ordered = {path: errors[path] for path in paths if path in errors}
+    write_atomic(folder / f"{key}.json", json.dumps({"format": CACHE_FORMAT, "shape": list(shape), "errors": ordered}).encode())
+    return ordered
 
 
 def _load_cached(array_path: Path, meta_path: Path, shape: tuple[int, ...]) -> tuple[np.ndarray, dict[str, str]] | None:

@@ -45,6 +45,7 @@ class DataSplit:
         holdout: readable photos of the held-out sources (never trained on), sorted like ``train``.
         holdout_sources: the ``--holdout-source`` names.
         roots: the ``--data`` and ``--background`` folders, each a source (or several, by prefix).
+        exports: the names of the roots that are review exports (split by group, :func:`group_split`).
     """
 
     data_dir: Path
@@ -58,6 +59,7 @@ class DataSplit:
     holdout: list[Sample] = field(default_factory=list)
     holdout_sources: tuple[str, ...] = ()
     roots: list[Source] = field(default_factory=list)
+    exports: tuple[str, ...] = ()
 
     def counts(self, which: str) -> dict[str, int]:
         """Photos per class in ``"train"`` or ``"validation"``, in label order."""
@@ -93,6 +95,7 @@ class DataSplit:
             "counts": {"train": self.counts("train"), "validation": self.counts("validation")},
             "roots": [{"name": r.name, "dir": str(r.root), "kind": r.kind} for r in self.roots],
             "holdout_sources": list(self.holdout_sources),
+            "review_exports": list(self.exports),
             "sources": self.source_counts(),
             "train": _entries(self.train),
             "validation": _entries(self.validation),
@@ -118,6 +121,7 @@ class DataSplit:
             holdout=_samples(data.get("holdout", [])),
             holdout_sources=tuple(data.get("holdout_sources", ())),
             roots=[Source(r["name"], Path(r["dir"]), r["kind"]) for r in data.get("roots", [])],
+            exports=tuple(data.get("review_exports", ())),
         )
 
     def skipped_text(self) -> str:
@@ -169,8 +173,9 @@ def split_samples(
             continue
         if not members:
             continue
-        # The same seeded, stratified rule for every folder without a validation folder.
-        part_train, part_validation = _stratified_split(members, labels, validation_fraction, seed, f"{root.flag} {root.root}")
+        # The same seeded, stratified rule for every folder without a validation folder; by group for an export.
+        split_root = group_split if root.name in candidates.exports else _stratified_split
+        part_train, part_validation = split_root(members, labels, validation_fraction, seed, f"{root.flag} {root.root}")
         given += part_train
         validation += part_validation
     order = {label: i for i, label in enumerate(labels)}
@@ -179,7 +184,7 @@ def split_samples(
     return DataSplit(
         candidates.data_dir, candidates.layout, labels, sorted(given, key=key), sorted(validation, key=key), skipped,
         candidates.background_label, candidates.background_dir, sorted(keep(candidates.holdout), key=key),
-        candidates.holdout_sources, list(candidates.roots),
+        candidates.holdout_sources, list(candidates.roots), tuple(sorted(candidates.exports)),
     )
 
 
@@ -219,12 +224,43 @@ def _stratified_split(
     return train, validation
 
 
+# Fewer groups than this in a review export: all of them train (each visit is needed to learn the door, and one
+# group held out would measure one visit); from this many on, round(n * fraction) groups (at least 1) validate.
+MIN_GROUPS_TO_VALIDATE = 3
+
+
+def group_split(samples: list[Sample], labels: tuple[str, ...], fraction: float, seed: int,
+                where: str) -> tuple[list[Sample], list[Sample]]:
+    """A review export's split: whole groups (the frames of one visit) go to one side, never both.
+
+    Each group counts for the label most of its frames have; per label (in order), a seeded permutation of its
+    groups (sorted by name) sends ``round(n_groups * fraction)`` of them, at least 1, to validation, but only when
+    the label has at least :data:`MIN_GROUPS_TO_VALIDATE` groups (fewer: all train, the report says 0 validation).
+    """
+    del where  # an export with one frame of a class is fine: it trains
+    rng = np.random.default_rng(seed)
+    groups: dict[str, list[Sample]] = {}
+    for sample in sorted(samples, key=lambda s: s.path):
+        groups.setdefault(sample.group or sample.path, []).append(sample)
+    train: list[Sample] = []
+    validation: list[Sample] = []
+    for label in labels:
+        names = sorted(g for g, members in groups.items()
+                       if Counter(s.label for s in members).most_common(1)[0][0] == label)
+        n_val = max(1, round(len(names) * fraction)) if len(names) >= MIN_GROUPS_TO_VALIDATE else 0
+        order = rng.permutation(len(names))
+        for k, i in enumerate(order):
+            (validation if k < n_val else train).extend(groups[names[i]])
+    return train, validation
+
+
 def _entries(samples: list[Sample]) -> list[dict]:
-    return [{"path": s.path, "label": s.label, "source": s.source} for s in samples]
+    return [{"path": s.path, "label": s.label, "source": s.source, **({"group": s.group} if s.group else {})}
+            for s in samples]
 
 
 def _samples(entries: list[dict]) -> list[Sample]:
-    return [Sample(item["path"], item["label"], item.get("source", "")) for item in entries]
+    return [Sample(item["path"], item["label"], item.get("source", ""), item.get("group", "")) for item in entries]
 
 
 def background_split(

@@ -34,27 +34,56 @@ from ..model.network import Network, compile_for_training, trainable_parameter_c
 
 @dataclass
 class Fitted:
-    """The outcome of stage "fit": each phase's final state (epochs, history, best epoch) and whether it ran."""
+    """The outcome of stage "fit": each phase's final state (epochs, history, best epoch), whether it ran, and how
+    many photo-views' activations were computed."""
 
     states: dict[str, PhaseState]
     ran: dict[str, bool]
+    computed: int = 0  # photo-views whose backbone activations were computed (not read from the cache)
 
 
 class Activations:
-    """The frozen backbone's activations of some photos in one view, from the on-disk cache when present."""
+    """The frozen backbone's activations of some photos in one view, from the on-disk cache when present.
+
+    The cache is kept per chunk of decoded photos (a folder, :func:`train.data.pixels.chunk_of_rows`) and keyed by
+    the bottom's own weights, so a retrain that adds a folder, or starts from a run's model (whose layers below the
+    cut are the pretrained ones), computes only the new photos. ``computed`` counts the photo-views computed.
+    """
 
     def __init__(self, config: TrainConfig, network: Network, data: Dataset):
         self.config, self.network, self.data = config, network, data
-        self.weights_id = feats.weights_identity(config.weights) if not config.from_scratch else "none"
+        self.weights_id = feats.bottom_identity(network) if not config.from_scratch else "none"
+        self.computed = 0
 
     def __call__(self, rows: np.ndarray, view: int, role: str) -> np.ndarray:
-        """``float32`` activations of ``decoded.array[rows]`` seen as ``view`` (0: the photo itself)."""
+        """``float16`` activations ``(len(rows), *cut_shape)`` of ``decoded.array[rows]`` seen as ``view`` (0: the photo)."""
+        decoded = self.data.decoded
+        if decoded.chunks is None:
+            return self._part(rows, rows, decoded.key, view, role)
+        which = decoded.chunk_index[rows]
+        parts = []
+        for c in dict.fromkeys(which.tolist()):
+            positions = np.flatnonzero(which == c)
+            parts.append((positions, self._part(rows[positions], decoded.chunk_row[rows[positions]], decoded.chunks[c],
+                                                view, role)))
+        if len(parts) == 1:
+            return parts[0][1]
+        out = np.empty((len(rows), *self.network.cut_shape), dtype=feats.ACTIVATION_DTYPE)
+        for positions, values in parts:
+            out[positions] = values
+        return out
+
+    def _part(self, rows: np.ndarray, key_rows: np.ndarray, pixel_key: str, view: int, role: str) -> np.ndarray:
         config, decoded = self.config, self.data.decoded
-        cache_file = feats.activation_cache_file(self.data.cache_dir, pixel_key=decoded.key, rows=rows, network=self.network,
-                                                 weights_id=self.weights_id, view=view, seed=config.seed)
+        cache_file = feats.activation_cache_file(self.data.cache_dir, pixel_key=pixel_key, rows=key_rows,
+                                                 network=self.network, weights_id=self.weights_id, view=view,
+                                                 seed=config.seed)
+        if cache_file is None or not cache_file.is_file():
+            self.computed += len(rows)
         return feats.compute_activations(self.network, decoded.array, rows, view=view, seed=config.seed,
                                          batch_size=config.batch_size, cache_file=cache_file,
-                                         desc=f"backbone features, {role}, view {view}", progress=config.verbose >= 1)
+                                         desc=f"backbone features, {role}, view {view}",
+                                         progress=config.verbose >= 1 and len(rows) > 0)
 
 
 def fit_phases(config: TrainConfig, network: Network, data: Dataset, strategy: Any, *, resumed: bool, journal: Journal,
@@ -92,7 +121,10 @@ def fit_phases(config: TrainConfig, network: Network, data: Dataset, strategy: A
         with strategy.scope():
             run(distributed.adapt_phase(phase))  # multi-worker: steps and validation synchronised over the workers
         journal.timings["fine_tune_phase"] = time.perf_counter() - start
-    return Fitted(states=states, ran={"head": run_head, "fine_tune": run_fine_tune})
+    if view0 is not None:
+        journal.notes.append(f"Backbone activations: {activations.computed} photo-view(s) computed, the others read "
+                             "from the cache (kept per folder of photos).")
+    return Fitted(states=states, ran={"head": run_head, "fine_tune": run_fine_tune}, computed=activations.computed)
 
 
 def plan_phases(config: TrainConfig, network: Network, journal: Journal) -> tuple[bool, bool]:

@@ -44,6 +44,18 @@ def weights_identity(weights: str) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+def bottom_identity(network: Network) -> str:
+    """A digest of the weights below the cut (``network.bottom``'s): the activations' true identity.
+
+    The same for a run from a weights file and for a retrain from that run's ``model.keras`` (fine-tuning never
+    changes the layers below the cut), so both share the cached activations.
+    """
+    digest = hashlib.sha256(network.backbone_tag.encode())
+    for weights in network.bottom.get_weights():
+        digest.update(np.ascontiguousarray(weights).tobytes())
+    return "bottom:" + digest.hexdigest()
+
+
 def extractor_for(network: Network, view: int, seed: int) -> keras.Model:
     """image float32 0–255 ``(None, S, S, 3)`` → cut activation, with ``view``'s transformation applied."""
     size = network.inference.input_shape[1:]

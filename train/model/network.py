@@ -178,7 +178,7 @@ def _model_name(tag: str) -> str:
 
 
 def _build_base(backbone, config: TrainConfig) -> keras.Model:
-    weights = config.weights_argument
+    weights = None if config.init_from else config.weights_argument  # --init-from: RUN's model.keras sets them
     try:
         return backbone.build(config.image_size, float(config.alpha), weights)
     except Exception as exc:  # noqa: BLE001
