@@ -13,8 +13,14 @@ from __future__ import annotations
 import functools
 import io
 import json
+import os
+import re
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 import uuid
@@ -22,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import build_colour_keras, convert_tiny, draw_photo
+from conftest import REPO, build_colour_keras, convert_tiny, draw_photo
 
 SIZE = 32
 RED = (220, 40, 40)
@@ -101,3 +107,62 @@ def multipart(field: str, filename: str, data: bytes) -> tuple[bytes, dict]:
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n"
             "Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
     return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+# -- a real serve process and the deploy command ---------------------------------------------------
+
+TOKEN = "k7Qp-" + "x9" * 12 + "Zr"
+
+
+class Serve:
+    """``python -m edge_runner serve ARGS`` in a child process; its stdout lines are collected on a thread."""
+
+    def __init__(self, args: list[str], cwd: Path) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env.pop("EDGEKIT_TOKEN", None)
+        self.process = subprocess.Popen([sys.executable, "-m", "edge_runner", "serve", "--port", "0", *map(str, args)], cwd=cwd,
+                                        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        self.url = None
+        found = threading.Event()
+
+        def read() -> None:
+            for line in self.process.stdout:
+                self.lines.append(line)
+                match = re.search(r"open (http://127\.0\.0\.1:\d+)/", line)
+                if match:
+                    self.url = match.group(1)
+                    found.set()
+            found.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        found.wait(60)
+        assert self.url, "".join(self.lines)
+
+    def get(self, path: str, token: str | None = TOKEN):
+        return http(self.url + path, headers={"Authorization": f"Bearer {token}"} if token else {})
+
+    def classify(self) -> str:
+        body, headers = multipart("file", "red.jpg", red_jpeg())
+        status, _, answer = http(self.url + "/api/classify", data=body, headers={**headers, "Authorization": f"Bearer {TOKEN}"})
+        assert status == 200, answer
+        return answer["label"]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def deploy(*args, token_file: Path | None = None, env_token: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("EDGEKIT_TOKEN", None)
+    if env_token:
+        env["EDGEKIT_TOKEN"] = env_token
+    extra = ["--token-file", str(token_file)] if token_file else []
+    return subprocess.run([sys.executable, "-m", "edge_runner", "deploy", *map(str, args), *extra], env=env,
+                          capture_output=True, text=True, timeout=120)

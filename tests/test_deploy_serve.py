@@ -14,81 +14,13 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from conftest import REPO, write_clip
-from deploy_helpers import deploy_models, http, multipart, red_jpeg
+from deploy_helpers import RED, TOKEN, Serve, deploy, deploy_models
 
 pytest.importorskip("flask", reason="the web server needs Flask (pip install .[serve])")
 pytest.importorskip("waitress", reason="the web server needs waitress (pip install .[serve])")
-
-TOKEN = "k7Qp-" + "x9" * 12 + "Zr"
-RED = (220, 40, 40)
-
-
-class Serve:
-    """``python -m edge_runner serve ARGS`` in a child process; its stdout lines are collected on a thread."""
-
-    def __init__(self, args: list[str], cwd: Path) -> None:
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        env.pop("EDGEKIT_TOKEN", None)
-        self.process = subprocess.Popen([sys.executable, "-m", "edge_runner", "serve", "--port", "0", *map(str, args)], cwd=cwd,
-                                        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines: list[str] = []
-        self.url = None
-        found = threading.Event()
-
-        def read() -> None:
-            for line in self.process.stdout:
-                self.lines.append(line)
-                match = re.search(r"open (http://127\.0\.0\.1:\d+)/", line)
-                if match:
-                    self.url = match.group(1)
-                    found.set()
-            found.set()
-
-        threading.Thread(target=read, daemon=True).start()
-        found.wait(60)
-        assert self.url, "".join(self.lines)
-
-    def get(self, path: str, token: str | None = TOKEN):
-        return http(self.url + path, headers={"Authorization": f"Bearer {token}"} if token else {})
-
-    def classify(self) -> str:
-        body, headers = multipart("file", "red.jpg", red_jpeg())
-        status, _, answer = http(self.url + "/api/classify", data=body, headers={**headers, "Authorization": f"Bearer {TOKEN}"})
-        assert status == 200, answer
-        return answer["label"]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def deploy(*args, token_file: Path | None = None, env_token: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("EDGEKIT_TOKEN", None)
-    if env_token:
-        env["EDGEKIT_TOKEN"] = env_token
-    extra = ["--token-file", str(token_file)] if token_file else []
-    return subprocess.run([sys.executable, "-m", "edge_runner", "deploy", *map(str, args), *extra], env=env,
-                          capture_output=True, text=True, timeout=120)
-
-
-@pytest.fixture
-def setup(tmp_path):
-    models = deploy_models(tmp_path)
-    token_file = tmp_path / "token"
-    token_file.write_text(TOKEN + "\n")
-    token_file.chmod(0o600)
-    return models, token_file, tmp_path / "deployed"
-
 
 def test_deploy_rollback_refusals_and_restart_with_a_real_serve(setup, tmp_path):
     models, token_file, folder = setup
@@ -143,6 +75,15 @@ def test_deploy_rollback_refusals_and_restart_with_a_real_serve(setup, tmp_path)
         restarted.stop()
     unreachable = deploy(models["pets"], "--url", restarted.url, token_file=token_file)
     assert unreachable.returncode == 1 and "cannot reach the device" in unreachable.stderr
+
+
+@pytest.fixture
+def setup(tmp_path):
+    models = deploy_models(tmp_path)
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
+    return models, token_file, tmp_path / "deployed"
 
 
 def test_camera_frames_keep_flowing_across_a_swap_and_watch_follows(setup, tmp_path):

@@ -302,7 +302,7 @@ def teach(args: argparse.Namespace, work: Path) -> int:
         print(gate.stdout.strip().splitlines()[-1] if gate.stdout.strip() else "")
     finally:
         device.close()
-    print(f"\n| scene | false visits before | after | pet passages found before | after |\n| --- | ---: | ---: | ---: | ---: |")
+    print("\n| scene | false visits before | after | pet passages found before | after |\n| --- | ---: | ---: | ---: | ---: |")
     for row in rows:
         print("| " + " | ".join(map(str, row)) + " |")
     print(f"\npets ({len(photos)} photos in {args.pets}): accuracy {figures['pet_accuracy_before']:.2%} → "
