@@ -18,6 +18,7 @@ import numpy as np
 
 from edge_runner.core.decoder import DecodedPhoto, decode_photos
 from edge_runner.core.image import find_images, list_folders
+from edge_runner.core.photo import Photo
 from edge_runner.core.spec import InputSpec
 
 from .errors import ConvertError
@@ -33,14 +34,6 @@ MIN_CALIBRATION = 10
 def warn_stderr(message: str) -> None:
     """The default warning sink: one line on stderr."""
     print(f"convert: warning: {message}", file=sys.stderr, flush=True)
-
-
-@dataclass(frozen=True)
-class Photo:
-    """A photo file and its true label (``None`` when unlabelled, e.g. calibration)."""
-
-    path: Path
-    label: str | None = None
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -79,14 +80,14 @@ def test_one_finder_for_every_caller(tree):
     # train: the same images, non-images skipped with a reason naming the file.
     candidates = find_candidates(tree)
     assert [(s.label, s.path) for s in candidates.train] == (
-        [("cats", str(cats / n)) for n in CAT_IMAGES] + [("dogs", str(tree / "dogs" / f"dog.{i}.jpg")) for i in range(3)]
+        [("cats", cats / n) for n in CAT_IMAGES] + [("dogs", tree / "dogs" / f"dog.{i}.jpg") for i in range(3)]
     )
     assert [s.reason for s in candidates.skipped] == [
         f"{cats / 'notes.txt'}: not an image file type (.txt)", f"{cats / 'photo.jpg.txt'}: not an image file type (.txt)"
     ]
-    # convert: the same images per class folder.
+    # convert: the same images per class folder, as the same type (edge_runner.core.photo.Photo).
     photos = labelled_folder(tree, ("cats", "dogs"))
-    assert [(p.label, p.path) for p in photos] == [(s.label, Path(s.path)) for s in candidates.train]
+    assert [replace(p, source="data") for p in photos] == candidates.train  # train names the source
     # the runner: a directory argument gives the same files.
     assert collect_inputs([str(cats)]).paths == [str(cats / n) for n in CAT_IMAGES]
 

@@ -121,10 +121,10 @@ def test_the_export_is_read_from_its_manifest(tmp_path):
 
 
 def test_group_split_keeps_groups_whole_and_trains_on_all_of_too_few():
-    from train.data.folders import Sample
+    from edge_runner.core.photo import Photo
     from train.data.split import group_split
 
-    samples = [Sample(f"/x/g{g}--{i}.jpg", "other", "door", f"g{g}") for g in range(6) for i in range(3)]
+    samples = [Photo(f"/x/g{g}--{i}.jpg", "other", "door", f"g{g}") for g in range(6) for i in range(3)]
     train, validation = group_split(samples, ("other", "red"), 0.2, 0, "--data door")
     assert {s.group for s in train}.isdisjoint({s.group for s in validation}) and len({s.group for s in validation}) == 1
     train, validation = group_split(samples[:6], ("other", "red"), 0.2, 0, "--data door")  # 2 groups
@@ -132,12 +132,12 @@ def test_group_split_keeps_groups_whole_and_trains_on_all_of_too_few():
 
 
 def test_source_weights_given_and_automatic():
-    from train.data.folders import Sample
+    from edge_runner.core.photo import Photo
     from train.data.dataset import source_factors
     from train.errors import ConfigError
 
-    samples = ([Sample(f"/a/{i}", "other", "web") for i in range(90)] + [Sample(f"/b/{i}", "other", "door") for i in range(10)]
-               + [Sample(f"/c/{i}", "red", "web") for i in range(50)])
+    samples = ([Photo(f"/a/{i}", "other", "web") for i in range(90)] + [Photo(f"/b/{i}", "other", "door") for i in range(10)]
+               + [Photo(f"/c/{i}", "red", "web") for i in range(50)])
     factors, notes = source_factors(samples, [], ("door",))
     assert factors[:90].tolist() == [1.0] * 90 and np.allclose(factors[90:100], 100 / (2 * 10)) and factors[-1] == 1.0
     factors, _ = source_factors(samples, ["door=3"], ("door",))

@@ -12,7 +12,8 @@ from conftest import tiny_config, write_class_folders
 from train import DataError, TrainConfig
 from train.report.breakdown import answers_of, breakdown, confusions, group_of
 from train.data.dataset import source_weights
-from train.data.folders import Sample, find_candidates
+from edge_runner.core.photo import Photo
+from train.data.folders import find_candidates
 from train.data.sources import prefix_of, source_names
 from train.data.split import DataSplit, background_split, split_samples
 from convert.evaluation.sources import Source
@@ -70,7 +71,7 @@ def test_a_folder_split_does_not_depend_on_the_other_folders(roots):
     assert {s.path for s in alone.validation} <= {s.path for s in together.validation}
     # The evaluation scripts' helper finds the same held-out background photos as the run.
     _, held = background_split(roots["negatives"], validation_fraction=0.2, seed=3)
-    assert held == sorted(Path(s.path) for s in together.validation if s.label == "other")
+    assert held == sorted(s.path for s in together.validation if s.label == "other")
 
 
 def test_holdout_errors_name_the_flag(roots):
@@ -83,9 +84,9 @@ def test_holdout_errors_name_the_flag(roots):
 
 
 def test_source_weights_give_every_source_of_a_class_the_same_weight():
-    samples = [Sample(f"/a{i}", "cats", "big") for i in range(8)] + [Sample("/b0", "cats", "small"),
-                                                                    Sample("/b1", "cats", "small")]
-    samples += [Sample(f"/c{i}", "other", "bg") for i in range(4)]
+    samples = [Photo(f"/a{i}", "cats", "big") for i in range(8)] + [Photo("/b0", "cats", "small"),
+                                                                    Photo("/b1", "cats", "small")]
+    samples += [Photo(f"/c{i}", "other", "bg") for i in range(4)]
     weights = source_weights(samples)
     assert weights[:8].sum() == pytest.approx(weights[8:10].sum()) == pytest.approx(5.0)
     assert weights.sum() == pytest.approx(len(samples)) and np.allclose(weights[10:], 1.0)
@@ -104,11 +105,11 @@ def test_config_takes_one_folder_or_several():
 
 def test_breakdown_measures_each_source_as_the_runner_answers():
     labels = ("cats", "dogs", "other")
-    validation = [Sample("/v/1.jpg", "cats", "home"), Sample("/v/2.jpg", "other", "bg")]
-    holdout = [Sample("/h/web_cat_1.jpg", "cats", "web"), Sample("/h/web_dog_2.jpg", "dogs", "web"),
-               Sample("/h/caltech101_Leopards_image_0001.jpg", "other", "wild"),
-               Sample("/h/caltech101_Leopards_image_0002.jpg", "other", "wild"),
-               Sample("/h/caltech101_Leopards_image_0003.jpg", "other", "wild")]
+    validation = [Photo("/v/1.jpg", "cats", "home"), Photo("/v/2.jpg", "other", "bg")]
+    holdout = [Photo("/h/web_cat_1.jpg", "cats", "web"), Photo("/h/web_dog_2.jpg", "dogs", "web"),
+               Photo("/h/caltech101_Leopards_image_0001.jpg", "other", "wild"),
+               Photo("/h/caltech101_Leopards_image_0002.jpg", "other", "wild"),
+               Photo("/h/caltech101_Leopards_image_0003.jpg", "other", "wild")]
     split = DataSplit(Path("/v"), "", labels, [], validation, [], "other", None, holdout, ("web", "wild"))
     val_p = np.array([[0.9, 0.05, 0.05], [0.1, 0.1, 0.8]], dtype=np.float32)
     # web: a cat right, a dog answered 'dogs' at 0.45 (below the threshold: unknown, wrong);

@@ -116,7 +116,7 @@ def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None
     evaluated = evaluate_saved_model(config, network, data, spec, journal)
     layout = RunLayout(Path(config.out))
     evaluated.spec.save(layout.contract)
-    files = write_plots(layout.root, evaluated.evaluation, fitted.states, _rows_of(data), [s.path for s in data.split.validation],
+    files = write_plots(layout.root, evaluated.evaluation, fitted.states, _rows_of(data), [s.key for s in data.split.validation],
                         evaluated.thresholds, evaluated.saved)
     journal.timings["total"] = elapsed = time.perf_counter() - started
     write_training_report(config, data, network, fitted, evaluated, journal, files)

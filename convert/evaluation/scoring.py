@@ -16,12 +16,13 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from edge_runner.core.photo import Photo
 from edge_runner.core.spec import UNKNOWN_LABEL, InputSpec
 
 from ..errors import ConvertError
 from ..photos import Warn, decode, warn_stderr
 from ..thresholds import THRESHOLDS, threshold_rows
-from .sources import Source, SourcedPhoto
+from .sources import Source
 
 # Photos decoded and scored at a time: memory stays at a few of them (0.15 MB each at 224 px).
 CHUNK = 128
@@ -99,7 +100,7 @@ class Evaluation:
         model: the model's path; ``description`` what it is and what ran it.
         spec: its contract. ``threshold`` (0–1) the one in force, ``threshold_from`` where it came from.
         sources: the roots the photos came from.
-        photos: the photos that decoded (``SourcedPhoto``: path, true label, source), in order.
+        photos: the photos that decoded (``Photo``: path, true label, source), in order.
         probabilities: float32 ``(len(photos), K)`` in label order.
         answers: the runner's answer per photo (a label or ``"unknown"``).
         skipped: ``"PATH: reason"`` per photo that could not be decoded.
@@ -111,7 +112,7 @@ class Evaluation:
     threshold: float
     threshold_from: str
     sources: tuple[Source, ...]
-    photos: tuple[SourcedPhoto, ...]
+    photos: tuple[Photo, ...]
     probabilities: np.ndarray
     answers: tuple[str, ...]
     skipped: tuple[str, ...]
@@ -214,7 +215,7 @@ def threshold_in_force(spec: InputSpec, threshold: float | None) -> tuple[float,
     return 0.0, "none (the contract recommends none)"
 
 
-def evaluate(model: LoadedModel, sources: Sequence[Source], photos: Sequence[SourcedPhoto], *,
+def evaluate(model: LoadedModel, sources: Sequence[Source], photos: Sequence[Photo], *,
              threshold: float | None = None, warn: Warn = warn_stderr, progress: bool = True) -> Evaluation:
     """Decode ``photos`` ``CHUNK`` at a time, score them with ``model`` and answer at the threshold in force.
 
@@ -227,7 +228,7 @@ def evaluate(model: LoadedModel, sources: Sequence[Source], photos: Sequence[Sou
         from tqdm import tqdm
 
         bar = tqdm(total=len(photos), desc="evaluating", unit="photo", leave=False, disable=None)
-    kept: list[SourcedPhoto] = []
+    kept: list[Photo] = []
     probabilities: list[np.ndarray] = []
     skipped: list[str] = []
     for start in range(0, len(photos), CHUNK):

@@ -50,13 +50,6 @@ class Source:
         return {"name": self.name, "root": str(self.root), "kind": self.kind}
 
 
-@dataclass(frozen=True)
-class SourcedPhoto(Photo):
-    """A photo, its true label and the name of the source it came from."""
-
-    source: str = ""
-
-
 def source_argument(text: str) -> tuple[str, Path]:
     """An argparse ``type=``: ``"NAME=DIR"`` → ``(NAME, DIR)``; a bare ``"DIR"`` → ``(folder name, DIR)``."""
     name, sep, folder = text.partition("=")
@@ -102,21 +95,21 @@ def class_folder_roots(source: Source) -> list[Path]:
     return [source.root]
 
 
-def source_photos(source: Source, spec: InputSpec) -> list[SourcedPhoto]:
+def source_photos(source: Source, spec: InputSpec) -> list[Photo]:
     """Every photo of ``source`` with its true label; ``ConvertError`` for an unknown class folder or no photos."""
     if source.kind == BACKGROUND:
         check_background([source], spec)
         paths = find_images(source.root)
         if not paths:
             raise ConvertError(f"--background: {source.root} has no image files")
-        return [SourcedPhoto(path, spec.background_label, source.name) for path in paths]
+        return [Photo(path, spec.background_label, source.name) for path in paths]
     photos = []
     for root in class_folder_roots(source):
         photos += labelled_folder(root, spec.labels, what=f"--data {source.name}")
-    return [SourcedPhoto(photo.path, photo.label, source.name) for photo in photos]
+    return [Photo(photo.path, photo.label, source.name) for photo in photos]
 
 
-def collect(sources: Sequence[Source], spec: InputSpec) -> list[SourcedPhoto]:
+def collect(sources: Sequence[Source], spec: InputSpec) -> list[Photo]:
     """The photos of every source, in source order then path order."""
     check_background(sources, spec)
     return [photo for source in sources for photo in source_photos(source, spec)]

@@ -1,6 +1,7 @@
 """The runtime core: what every use of a model needs, on a phone-sized device.
 
-Owns: the input contract (``spec``), decoding and preprocessing (``image``, ``decoder``),
+Owns: the input contract (``spec``), the one "photo with a label" (``photo``), decoding and
+preprocessing (``image``, ``decoder``),
 the TFLite runtime import (``runtime``), quantisation arithmetic (``quantization``), the
 classifier (``model``), a pool of interpreters (``pool``), the shipped files (``assets``)
 and how a command finds and loads its model (``loading``: ``-m/--model``, ``--runtime``,

@@ -21,7 +21,9 @@ from edge_runner.common.files import write_atomic
 from edge_runner.core.spec import InputSpec
 
 from ..config import TrainConfig
-from .folders import Candidates, Sample
+from edge_runner.core.photo import Photo
+
+from .folders import Candidates
 from .split import DataSplit, split_samples
 from ..output import ensure_writable
 from .pixels import DecodedPixels, decode_photos
@@ -89,7 +91,7 @@ def class_weights_for(split: DataSplit, config: TrainConfig) -> dict[str, float]
     return {label: round(total / (len(counts) * count), 6) for label, count in counts.items()}
 
 
-def source_weights(samples: list[Sample]) -> np.ndarray:
+def source_weights(samples: list[Photo]) -> np.ndarray:
     """``float32`` ``(len(samples),)``: within each class, every source weighs the same in all.
 
     A class with photos from sources of sizes n_1 … n_k gets weight ``n / (k * n_s)`` on each
@@ -103,7 +105,7 @@ def source_weights(samples: list[Sample]) -> np.ndarray:
                     dtype=np.float32)
 
 
-def source_factors(samples: list[Sample], given: list[str], exports: tuple[str, ...]) -> tuple[np.ndarray, dict[str, str]]:
+def source_factors(samples: list[Photo], given: list[str], exports: tuple[str, ...]) -> tuple[np.ndarray, dict[str, str]]:
     """``float32`` ``(len(samples),)`` loss factors per training photo from ``--source-weight`` and review exports.
 
     ``given``: ``NAME=W`` (a root's name covers its ``NAME:prefix`` sources). A review export not named there
@@ -176,7 +178,7 @@ def load_dataset(config: TrainConfig, candidates: Candidates, spec: InputSpec, j
         log.info("held out (never trained on, only measured): %d photos of %s",
                  len(candidates.holdout), ", ".join(config.holdout_sources))
     cache_dir = ensure_writable(config.resolved_cache_dir(), "--cache-dir")
-    decoded = decode([s.path for s in candidates.all_samples], spec, cache_dir=cache_dir, workers=config.workers,
+    decoded = decode([s.key for s in candidates.all_samples], spec, cache_dir=cache_dir, workers=config.workers,
                      progress=config.verbose >= 1)
     journal.timings["decode"] = decoded.seconds
     split = split_samples(candidates, decoded.errors, validation_fraction=config.validation_fraction, seed=config.seed)
@@ -216,12 +218,12 @@ def load_dataset(config: TrainConfig, candidates: Candidates, spec: InputSpec, j
         decoded=decoded,
         cache_dir=cache_dir,
         class_weights=weights,
-        train_rows=decoded.rows([s.path for s in split.train]),
-        val_rows=decoded.rows([s.path for s in split.validation]),
+        train_rows=decoded.rows([s.key for s in split.train]),
+        val_rows=decoded.rows([s.key for s in split.validation]),
         y_train=y_train,
         y_val=split.label_indices("validation"),
         sample_weights=sample_weights,
-        holdout_rows=decoded.rows([s.path for s in split.holdout]),
+        holdout_rows=decoded.rows([s.key for s in split.holdout]),
         y_holdout=split.label_indices("holdout"),
     )
 

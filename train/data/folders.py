@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Sequence, Union
 
 from convert.evaluation.sources import Source
+from edge_runner.core.photo import Photo
 from edge_runner.core.image import find_images, is_image_path, list_files, list_folders
 from edge_runner.core.spec import UNKNOWN_LABEL
 
@@ -49,17 +50,6 @@ LAYOUT_EXPORT = "review export"
 BACKGROUND_FOLDER_NAMES = ("other", "background")
 # The background class's name when --background DIR is given without --background-label.
 DEFAULT_BACKGROUND_LABEL = "other"
-
-
-@dataclass(frozen=True)
-class Sample:
-    """A photo, its label, its source (see ``train.data.sources``) and its group (frames of one visit in a review
-    export: never split apart; ``""`` elsewhere). ``path`` is absolute."""
-
-    path: str
-    label: str
-    source: str = ""
-    group: str = ""
 
 
 @dataclass(frozen=True)
@@ -87,20 +77,20 @@ class Candidates:
     data_dir: Path
     layout: str
     labels: tuple[str, ...]
-    train: list[Sample]
-    validation: list[Sample] | None
+    train: list[Photo]
+    validation: list[Photo] | None
     skipped: list[Skipped] = field(default_factory=list)
     background_label: str | None = None
     background_dir: Path | None = None
-    background: list[Sample] = field(default_factory=list)
+    background: list[Photo] = field(default_factory=list)
     roots: list[Source] = field(default_factory=list)
     presplit: frozenset[str] = frozenset()
-    holdout: list[Sample] = field(default_factory=list)
+    holdout: list[Photo] = field(default_factory=list)
     holdout_sources: tuple[str, ...] = ()
     exports: frozenset[str] = frozenset()
 
     @property
-    def all_samples(self) -> list[Sample]:
+    def all_samples(self) -> list[Photo]:
         return self.train + (self.validation or []) + self.background + self.holdout
 
 
@@ -134,34 +124,34 @@ def find_candidates(
     data_roots = [parse_root(d, "data") for d in _as_list(data_dir)]
     background_roots = [parse_root(b, "background") for b in _as_list(background)]
     check_unique(data_roots + background_roots)
-    train: list[Sample] = []
-    validation: list[Sample] = []
+    train: list[Photo] = []
+    validation: list[Photo] = []
     skipped: list[Skipped] = []
     presplit: set[str] = set()
     layouts = []
-    exports: dict[str, list[Sample]] = {}  # review exports: root name → frames reviewed "nothing"
+    exports: dict[str, list[Photo]] = {}  # review exports: root name → frames reviewed "nothing"
     for root in data_roots:
         if root.root.is_dir() and is_review_export(root.root):
             frames = read_export(root.root)
-            train += [Sample(f.path, f.label, root.name, f.group) for f in frames.labelled]
-            exports[root.name] = [Sample(f.path, f.label, root.name, f.group) for f in frames.background]
+            train += [replace(f, source=root.name) for f in frames.labelled]
+            exports[root.name] = [replace(f, source=root.name) for f in frames.background]
             layouts.append(LAYOUT_EXPORT)
             continue
         r_train, r_validation, r_skipped, layout = _find_in_root(root, labels_from_filename)
-        sources = source_names(root, [s.path for s in r_train + (r_validation or [])], source_by)
-        train += [replace(s, source=sources[s.path]) for s in r_train]
+        sources = source_names(root, [s.key for s in r_train + (r_validation or [])], source_by)
+        train += [replace(s, source=sources[s.key]) for s in r_train]
         if r_validation is not None:
             presplit.add(root.name)
-            validation += [replace(s, source=sources[s.path]) for s in r_validation]
+            validation += [replace(s, source=sources[s.key]) for s in r_validation]
         skipped += r_skipped
         layouts.append(layout)
     data_text = str(data_roots[0].root)
 
-    background_samples: list[Sample] = []
+    background_samples: list[Photo] = []
     for root in background_roots:
         _, found, background_label, bg_skipped = find_background(root.root, background_label, {s.label for s in train})
-        sources = source_names(root, [s.path for s in found], source_by)
-        background_samples += [replace(s, source=sources[s.path]) for s in found]
+        sources = source_names(root, [s.key for s in found], source_by)
+        background_samples += [replace(s, source=sources[s.key]) for s in found]
         skipped += bg_skipped
     nothing = [s for frames in exports.values() for s in frames]
     if background_roots:  # the export's "nothing" frames join the --background photos
@@ -194,7 +184,7 @@ def find_candidates(
             raise DataError(f"--data {nothing[0].source}: {len(nothing)} frames reviewed 'nothing' need a background "
                             "class; the run has none (pass --background DIR or a class folder named 'other')")
         train += [replace(s, label=background_label) for s in nothing]  # the background is a class folder here
-    held: list[Sample] = []
+    held: list[Photo] = []
     if holdout:
         check_holdout(holdout, [s.source for s in train + validation + background_samples])
         held = [s for s in train + validation + background_samples if held_out(s.source, holdout)]
@@ -218,7 +208,7 @@ def _as_list(value: PathArg | Sequence[PathArg] | None) -> list[PathArg]:
     return list(value)
 
 
-def _check_classes_left(labels: tuple[str, ...], kept: list[Sample], holdout: Sequence[str]) -> None:
+def _check_classes_left(labels: tuple[str, ...], kept: list[Photo], holdout: Sequence[str]) -> None:
     present = {s.label for s in kept}
     for label in labels:
         if label not in present:
@@ -228,7 +218,7 @@ def _check_classes_left(labels: tuple[str, ...], kept: list[Sample], holdout: Se
             )
 
 
-def _find_in_root(root: Source, labels_from_filename: bool) -> tuple[list[Sample], list[Sample] | None, list[Skipped], str]:
+def _find_in_root(root: Source, labels_from_filename: bool) -> tuple[list[Photo], list[Photo] | None, list[Skipped], str]:
     """``(train, validation or None, skipped, layout)`` of one ``--data`` folder."""
     path = root.root
     if not path.exists():
@@ -265,7 +255,7 @@ def _background_from_folders(labels: tuple[str, ...], background_label: str | No
 
 def find_background(
     folder: str | os.PathLike[str], label: str | None, classes: set[str]
-) -> tuple[Path, list[Sample], str, list[Skipped]]:
+) -> tuple[Path, list[Photo], str, list[Skipped]]:
     """The photos of a ``--background`` folder (recursive), labelled ``label`` (default ``other``).
 
     Returns ``(the folder resolved, its photos, the label, its non-image files skipped)``.
@@ -281,11 +271,11 @@ def find_background(
             f"give the background class another name with --background-label"
         )
     root = root.resolve()
-    samples: list[Sample] = []
+    samples: list[Photo] = []
     skipped: list[Skipped] = []
     for path in list_files(root):
         if is_image_path(path):
-            samples.append(Sample(str(path), label))
+            samples.append(Photo(path, label))
         else:
             skipped.append(_not_an_image(path))
     if not samples:
@@ -305,15 +295,15 @@ def _not_an_image(path: Path) -> Skipped:
     return Skipped(str(path), f"{path}: not an image file type ({suffix})")
 
 
-def _find_by_folder(root: Path) -> tuple[list[Sample], list[Skipped]]:
-    samples: list[Sample] = []
+def _find_by_folder(root: Path) -> tuple[list[Photo], list[Skipped]]:
+    samples: list[Photo] = []
     skipped: list[Skipped] = []
     class_dirs = list_folders(root)
     for class_dir in class_dirs:
         found_image = False
         for path in list_files(class_dir):
             if is_image_path(path):
-                samples.append(Sample(str(path), class_dir.name))
+                samples.append(Photo(path, class_dir.name))
                 found_image = True
             else:
                 skipped.append(_not_an_image(path))
@@ -335,8 +325,8 @@ def label_from_filename(path: str | os.PathLike[str]) -> str | None:
     return match.group("label")
 
 
-def _find_by_filename(root: Path) -> tuple[list[Sample], list[Skipped]]:
-    samples: list[Sample] = []
+def _find_by_filename(root: Path) -> tuple[list[Photo], list[Skipped]]:
+    samples: list[Photo] = []
     skipped: list[Skipped] = []
     for path in list_files(root, recursive=False):
         if not is_image_path(path):
@@ -346,5 +336,5 @@ def _find_by_filename(root: Path) -> tuple[list[Sample], list[Skipped]]:
         if label is None:
             skipped.append(Skipped(str(path), f"{path}: no label in the file name (expected names like cat.123.jpg)"))
         else:
-            samples.append(Sample(str(path), label))
+            samples.append(Photo(path, label))
     return samples, skipped

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_runner.core.image import is_image_path
+from edge_runner.core.photo import Photo
 
 from ..errors import DataError
 
@@ -32,26 +33,17 @@ BACKGROUND_PLACEHOLDER = "\0background"
 
 
 @dataclass(frozen=True)
-class Frame:
-    """One reviewed frame: its absolute ``path``, its ``label`` and its ``group``."""
-
-    path: str
-    label: str
-    group: str
-
-
-@dataclass(frozen=True)
 class ExportFrames:
     """The frames of one export root.
 
     Attributes:
-        labelled: frames of a contract class.
+        labelled: frames of a contract class (``Photo``: absolute path, label, group; no source yet).
         background: frames reviewed "nothing", labelled :data:`BACKGROUND_PLACEHOLDER` (the caller relabels them).
         labels: the manifest's contract labels.
     """
 
-    labelled: list[Frame]
-    background: list[Frame]
+    labelled: list[Photo]
+    background: list[Photo]
     labels: tuple[str, ...]
 
 
@@ -83,8 +75,8 @@ def read_export(root: Path, flag: str = "--data") -> ExportFrames:
                         f"{manifest.get('format')!r}, version {manifest.get('version')!r})")
     labels = tuple(str(label) for label in manifest.get("labels") or ())
     background = manifest.get("background_label") or NOTHING
-    labelled: list[Frame] = []
-    nothing: list[Frame] = []
+    labelled: list[Photo] = []
+    nothing: list[Photo] = []
     for frame in manifest.get("frames") or ():
         try:
             file, label, group = str(frame["file"]), str(frame["label"]), str(frame.get("group") or "")
@@ -97,13 +89,13 @@ def read_export(root: Path, flag: str = "--data") -> ExportFrames:
             raise DataError(f"{where}: {MANIFEST} lists {file!r}, which does not exist")
         group = group or path.stem.partition("--")[0] or path.stem
         if label in (background, NOTHING):
-            nothing.append(Frame(str(path), BACKGROUND_PLACEHOLDER, group))
+            nothing.append(Photo(path, BACKGROUND_PLACEHOLDER, group=group))
         elif label in labels:
-            labelled.append(Frame(str(path), label, group))
+            labelled.append(Photo(path, label, group=group))
         else:
             raise DataError(f"{where}: frame {file!r} has label {label!r}, not one of the export's labels "
                             f"{list(labels)} nor its background {background!r}")
     if not labelled and not nothing:
         raise DataError(f"{where}: {MANIFEST} lists no reviewed frame")
-    key = lambda s: s.path  # noqa: E731
+    key = lambda s: s.key  # noqa: E731
     return ExportFrames(sorted(labelled, key=key), sorted(nothing, key=key), labels)

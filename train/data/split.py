@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from edge_runner.common.files import write_json
+from edge_runner.core.photo import Photo
 
 from ..errors import DataError
-from .folders import DEFAULT_BACKGROUND_LABEL, Candidates, Sample, Skipped, find_background
+from .folders import DEFAULT_BACKGROUND_LABEL, Candidates, Skipped, find_background
 from convert.evaluation.sources import Source
 
 from .sources import parse_root, source_names
@@ -51,12 +52,12 @@ class DataSplit:
     data_dir: Path
     layout: str
     labels: tuple[str, ...]
-    train: list[Sample]
-    validation: list[Sample]
+    train: list[Photo]
+    validation: list[Photo]
     skipped: list[Skipped]
     background_label: str | None = None
     background_dir: Path | None = None
-    holdout: list[Sample] = field(default_factory=list)
+    holdout: list[Photo] = field(default_factory=list)
     holdout_sources: tuple[str, ...] = ()
     roots: list[Source] = field(default_factory=list)
     exports: tuple[str, ...] = ()
@@ -148,11 +149,11 @@ def split_samples(
         DataError: nothing readable, a class with no readable photo, or too few to split.
     """
     skipped = list(candidates.skipped) + [Skipped(path, reason) for path, reason in unreadable.items()]
-    readable = [s for s in candidates.all_samples if s.path not in unreadable]
+    readable = [s for s in candidates.all_samples if s.key not in unreadable]
     total = len(candidates.all_samples)
     if not readable:
         raise DataError(f"--data {candidates.data_dir}: none of the {total} photos could be read (first: {skipped[0].reason})")
-    keep = lambda samples: [s for s in samples if s.path not in unreadable]  # noqa: E731
+    keep = lambda samples: [s for s in samples if s.key not in unreadable]  # noqa: E731
     train, background = keep(candidates.train), keep(candidates.background)
     if candidates.background and not background:
         raise DataError(f"--background {candidates.background_dir}: none of its photos could be read")
@@ -165,7 +166,7 @@ def split_samples(
     if candidates.validation is not None and not validation:
         raise DataError(f"--data {candidates.data_dir}: none of the validation photos could be read")
     roots = candidates.roots or [Source(candidates.data_dir.name, candidates.data_dir, "data")]
-    given: list[Sample] = []
+    given: list[Photo] = []
     for root in roots:
         members = [s for s in train + background if _root_of(s, roots) == root.name]
         if root.name in candidates.presplit:
@@ -179,7 +180,7 @@ def split_samples(
         given += part_train
         validation += part_validation
     order = {label: i for i, label in enumerate(labels)}
-    key = lambda s: (order[s.label], s.path)  # noqa: E731
+    key = lambda s: (order[s.label], s.key)  # noqa: E731
     skipped.sort(key=lambda s: s.path)
     return DataSplit(
         candidates.data_dir, candidates.layout, labels, sorted(given, key=key), sorted(validation, key=key), skipped,
@@ -188,21 +189,21 @@ def split_samples(
     )
 
 
-def _root_of(sample: Sample, roots: list[Source]) -> str:
+def _root_of(sample: Photo, roots: list[Source]) -> str:
     """The root a sample came from: its source's part before ``:`` (the only root when sources are not recorded)."""
     return sample.source.partition(":")[0] if sample.source else roots[0].name
 
 
 def _stratified_split(
-    samples: list[Sample], labels: tuple[str, ...], fraction: float, seed: int, where: str
-) -> tuple[list[Sample], list[Sample]]:
+    samples: list[Photo], labels: tuple[str, ...], fraction: float, seed: int, where: str
+) -> tuple[list[Photo], list[Photo]]:
     """Per class and source (in order), a seeded permutation holds out ``round(n * fraction)`` photos (at least 1).
 
     A source with a single photo of a class keeps it for training; a class needs at least two photos.
     """
     rng = np.random.default_rng(seed)
-    train: list[Sample] = []
-    validation: list[Sample] = []
+    train: list[Photo] = []
+    validation: list[Photo] = []
     for label in labels:
         of_label = [s for s in samples if s.label == label]
         if not of_label:
@@ -213,7 +214,7 @@ def _stratified_split(
                 "to hold one out for validation"
             )
         for source in sorted({s.source for s in of_label}):
-            members = sorted((s for s in of_label if s.source == source), key=lambda s: s.path)
+            members = sorted((s for s in of_label if s.source == source), key=lambda s: s.key)
             if len(members) < 2:
                 train += members
                 continue
@@ -229,8 +230,8 @@ def _stratified_split(
 MIN_GROUPS_TO_VALIDATE = 3
 
 
-def group_split(samples: list[Sample], labels: tuple[str, ...], fraction: float, seed: int,
-                where: str) -> tuple[list[Sample], list[Sample]]:
+def group_split(samples: list[Photo], labels: tuple[str, ...], fraction: float, seed: int,
+                where: str) -> tuple[list[Photo], list[Photo]]:
     """A review export's split: whole groups (the frames of one visit) go to one side, never both.
 
     Each group counts for the label most of its frames have; per label (in order), a seeded permutation of its
@@ -239,11 +240,11 @@ def group_split(samples: list[Sample], labels: tuple[str, ...], fraction: float,
     """
     del where  # an export with one frame of a class is fine: it trains
     rng = np.random.default_rng(seed)
-    groups: dict[str, list[Sample]] = {}
-    for sample in sorted(samples, key=lambda s: s.path):
-        groups.setdefault(sample.group or sample.path, []).append(sample)
-    train: list[Sample] = []
-    validation: list[Sample] = []
+    groups: dict[str, list[Photo]] = {}
+    for sample in sorted(samples, key=lambda s: s.key):
+        groups.setdefault(sample.group or sample.key, []).append(sample)
+    train: list[Photo] = []
+    validation: list[Photo] = []
     for label in labels:
         names = sorted(g for g, members in groups.items()
                        if Counter(s.label for s in members).most_common(1)[0][0] == label)
@@ -254,13 +255,12 @@ def group_split(samples: list[Sample], labels: tuple[str, ...], fraction: float,
     return train, validation
 
 
-def _entries(samples: list[Sample]) -> list[dict]:
-    return [{"path": s.path, "label": s.label, "source": s.source, **({"group": s.group} if s.group else {})}
-            for s in samples]
+def _entries(samples: list[Photo]) -> list[dict]:
+    return [s.to_dict() for s in samples]
 
 
-def _samples(entries: list[dict]) -> list[Sample]:
-    return [Sample(item["path"], item["label"], item.get("source", ""), item.get("group", "")) for item in entries]
+def _samples(entries: list[dict]) -> list[Photo]:
+    return [Photo.from_dict(item) for item in entries]
 
 
 def background_split(
@@ -280,7 +280,7 @@ def background_split(
     is the run's ``--source-by``.
     """
     root, samples, label, _ = find_background(background, label, set())
-    sources = source_names(parse_root(root, "background"), [s.path for s in samples], source_by)
-    samples = [replace(s, source=sources[s.path]) for s in samples if s.path not in unreadable]
+    sources = source_names(parse_root(root, "background"), [s.key for s in samples], source_by)
+    samples = [replace(s, source=sources[s.key]) for s in samples if s.key not in unreadable]
     train, validation = _stratified_split(samples, (label,), validation_fraction, seed, f"--background {root}")
-    return sorted(Path(s.path) for s in train), sorted(Path(s.path) for s in validation)
+    return sorted(s.path for s in train), sorted(s.path for s in validation)

@@ -182,9 +182,9 @@ class Session:
             for i, r in enumerate(table)
         ]
         start = time.perf_counter()
-        paths = [s.path for s in data.split.validation]
+        paths = [s.key for s in data.split.validation]
         # Held-out photos are evaluated by the chief too: decoded with the validation ones.
-        held_out = [s.path for s in data.split.holdout]
+        held_out = [s.key for s in data.split.holdout]
         full = decode_photos(paths + held_out, spec, cache_dir=data.cache_dir, workers=config.workers,
                              progress=config.verbose >= 1)
         report = {

@@ -16,9 +16,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from edge_runner.core.photo import Photo
 from edge_runner.core.spec import UNKNOWN_LABEL
 
-from ..data.folders import Sample
 
 # Look-alike groups: a photo's name without its trailing number ("caltech101_Leopards_image_0012" →
 # "caltech101_Leopards_image"); groups smaller than this are not listed on their own.
@@ -67,7 +67,7 @@ def answers_of(probabilities: np.ndarray, labels: Sequence[str], threshold: floa
     return [labels[i] if score >= floor else UNKNOWN_LABEL for i, score in zip(top, scores)]
 
 
-def figures_of(source: str, part: str, rows: Sequence[tuple[Sample, str]], background_label: str | None) -> SourceFigures:
+def figures_of(source: str, part: str, rows: Sequence[tuple[Photo, str]], background_label: str | None) -> SourceFigures:
     """:class:`SourceFigures` of ``rows`` (``(sample, answer)`` pairs), named ``source``."""
     right = sum(s.label == a for s, a in rows)
     recall = {}
@@ -81,7 +81,7 @@ def figures_of(source: str, part: str, rows: Sequence[tuple[Sample, str]], backg
     return SourceFigures(source, part, len(rows), right, right / max(1, len(rows)), recall, false_alarm, len(background))
 
 
-def figures_by_source(samples: Sequence[Sample], answers: Sequence[str], part: str,
+def figures_by_source(samples: Sequence[Photo], answers: Sequence[str], part: str,
                       background_label: str | None) -> list[SourceFigures]:
     """:class:`SourceFigures` for each source of ``samples`` (sorted by name)."""
     pairs = list(zip(samples, answers))
@@ -95,7 +95,7 @@ def group_of(path: str) -> str:
     return _TRAILING_NUMBER.sub("", stem) or stem
 
 
-def confusions(samples: Sequence[Sample], answers: Sequence[str], background_label: str | None,
+def confusions(samples: Sequence[Photo], answers: Sequence[str], background_label: str | None,
                limit: int = 15) -> list[Confusion]:
     """The background name groups most often given a real label, worst first (groups of ≥ ``MIN_GROUP`` photos)."""
     if background_label is None:
@@ -103,7 +103,7 @@ def confusions(samples: Sequence[Sample], answers: Sequence[str], background_lab
     groups: dict[str, list[str]] = {}
     for sample, answer in zip(samples, answers):
         if sample.label == background_label:
-            groups.setdefault(group_of(sample.path), []).append(answer)
+            groups.setdefault(group_of(sample.key), []).append(answer)
     found = []
     for group, given in groups.items():
         wrong = Counter(a for a in given if a not in (background_label, UNKNOWN_LABEL))
