@@ -14,12 +14,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .crash import crash_point
 
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+
+def write_atomic(path: str | os.PathLike[str], data: bytes, *, crash_points: tuple[str, str] | None = None) -> Path:
     """Write ``data`` to ``path`` via a temporary file in the same directory and a rename; returns the path.
 
     The parent directories are created. A crash or an exception part-way leaves
-    the old file (or nothing), never a half-written one.
+    the old file (or nothing), never a half-written one. ``crash_points``: the names of
+    :func:`~edge_runner.common.crash.crash_point` just before and just after the rename (kill tests).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,18 +33,22 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        if crash_points:
+            crash_point(crash_points[0])
         os.replace(tmp, path)
-        _sync_directory(path.parent)  # the rename itself survives a power cut
     except BaseException:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
         raise
+    if crash_points:
+        crash_point(crash_points[1])
+    sync_directory(path.parent)  # the rename itself survives a power cut
     return path
 
 
-def _sync_directory(directory: Path) -> None:
+def sync_directory(directory: Path) -> None:
     """fsync a directory so that a rename in it is on disk (a no-op where directories cannot be opened)."""
     try:
         fd = os.open(directory, os.O_RDONLY)

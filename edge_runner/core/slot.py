@@ -29,7 +29,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ import numpy as np
 
 from ..common.console import EXIT_USAGE
 from ..common.crash import crash_point
+from ..common.files import write_atomic
 from .model import Classifier, read_packed_files
 from .spec import CONTRACT_FILENAME
 
@@ -219,21 +219,11 @@ class DeployDir:
                         path.unlink()
 
     def _replace(self, path: Path, data: bytes, step: str) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        points = (f"{step}:switch-temp", f"{step}:switched") if path.name == CURRENT else (f"{step}:temp-written", f"{step}:renamed")
         try:
-            with os.fdopen(fd, "wb") as handle:
-                os.fchmod(handle.fileno(), 0o644)
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            crash_point(f"{step}:switch-temp" if path.name == CURRENT else f"{step}:temp-written")
-            os.replace(tmp, path)
+            write_atomic(path, data, crash_points=points)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
             raise DeployError(500, f"{path}: cannot write it ({exc.strerror or exc})") from None
-        crash_point(f"{step}:switched" if path.name == CURRENT else f"{step}:renamed")
-        _sync_directory(path.parent)
 
     # -- the two operations --------------------------------------------------------------
 
@@ -297,16 +287,6 @@ class DeployDir:
             self.switch(entry, state.current, "rollback")
             apply(loaded)
             return Switch(entry, state.current, load_s, time.perf_counter() - started)
-
-
-def _sync_directory(directory: Path) -> None:
-    """fsync a directory so that a rename in it survives a power cut (a no-op where directories cannot be opened)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 __all__ = ["DeployDir", "DeployError", "Entry", "State", "Switch", "check_model"]

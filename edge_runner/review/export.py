@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import IO, Iterable
 
 from ..common.crash import crash_point
+from ..common.files import sync_directory
 from .queue import ReviewQueue
-from .record import NOTHING, ReviewError, sync_directory
+from .record import NOTHING, ReviewError
 
 FORMAT = "edgekit-review-export"
 VERSION = 1

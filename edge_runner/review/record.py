@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -28,7 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..common.crash import crash_point
+from ..common.files import write_atomic
 
 VERSION = 1
 KINDS = ("visit", "strip", "close", "quiet")
@@ -122,39 +120,9 @@ def encode_jpeg(frame: np.ndarray, max_width: int = MAX_WIDTH) -> bytes:
 
 
 def write_steps(path: Path, data: bytes, step: str) -> None:
-    """``data`` into ``path`` atomically (temp file, fsync, rename, directory fsync), with crash points
-    ``<step>:temp-written`` (before the rename) and ``<step>:renamed`` (after it) for the kill tests."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), 0o644)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        crash_point(f"{step}:temp-written")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    crash_point(f"{step}:renamed")
-    sync_directory(path.parent)
-
-
-def sync_directory(directory: Path) -> None:
-    """fsync a folder so that a rename in it survives a power cut (a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    """``data`` into ``path`` atomically, with crash points ``<step>:temp-written`` (before the rename) and
+    ``<step>:renamed`` (after it) for the kill tests."""
+    write_atomic(path, data, crash_points=(f"{step}:temp-written", f"{step}:renamed"))
 
 
 def record_bytes(record: dict) -> bytes:
