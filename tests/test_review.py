@@ -300,16 +300,27 @@ def test_zip_holds_the_same_content_as_the_folder(tmp_path):
         assert all(archive.read(n) == (tmp_path / "out" / n).read_bytes() for n in names)
 
 
-def test_train_reads_the_export_class_folders(tmp_path):
-    """``train``'s folder finder takes the export as a data root: one class per label folder, the manifest ignored."""
+def test_train_reads_the_export_as_one_more_source(tmp_path):
+    """``train``'s folder finder reads the export from its manifest: one class per label folder, the frames reviewed
+    "nothing" join the run's background class (alone, the export has none to join: a clear error)."""
     pytest.importorskip("convert")
+    from conftest import draw_photo
     from train.data.folders import find_candidates
+    from train.errors import DataError
 
     queue, _ = reviewed_queue(tmp_path / "q")
     export_folder(queue, tmp_path / "out")
-    found = find_candidates([f"door={tmp_path / 'out'}"])
+    with pytest.raises(DataError, match="reviewed 'nothing' need a background class"):
+        find_candidates([f"door={tmp_path / 'out'}"])
+    negatives = tmp_path / "negatives"
+    negatives.mkdir()
+    for i in range(3):
+        draw_photo((200, 200, 40), seed=i).save(negatives / f"neg_{i}.jpg", "JPEG")
+    found = find_candidates([f"door={tmp_path / 'out'}"], background=[str(negatives)])
     assert found.labels == ("cat", "dog", "other") and found.background_label == "other"
-    assert sorted(Path(s.path).parent.name for s in found.train) == ["cat", "cat", "dog", "other", "other"]
+    assert sorted(s.path.parent.name for s in found.train) == ["cat", "cat", "dog"]
+    assert sorted((s.path.parent.name, s.source) for s in found.background) == (
+        [("negatives", "negatives")] * 3 + [("other", "door")] * 2)
     assert not found.skipped and {s.source for s in found.train} == {"door"}
 
 
