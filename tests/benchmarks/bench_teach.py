@@ -128,14 +128,26 @@ def watch(clip: Clip, model: Path, review_dir: Path, deploy_dir: Path) -> list[d
     """``watch``'s JSON events for one clip (every frame of the file, the device's settings)."""
     done = run([PY, "-m", "edge_runner", "watch", "--camera", str(clip.path), "--model", str(model), "--json",
                 "--review-dir", str(review_dir), "--deploy-dir", str(deploy_dir)])
+    with open(clip.path.with_suffix(".events.jsonl"), "a") as log:  # both rounds, for a look afterwards
+        log.write(done.stdout)
     return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 
 
-def count_visits(clip: Clip, events: list[dict], hold_s: float = 3.0) -> tuple[int, int]:
-    """(false visits, pet passages found): a visit is false when no pet pass overlaps it (``hold_s`` of slack)."""
-    visits = [(e["start"], e.get("end") if e.get("end") is not None else e["start"]) for e in events if e["event"] == "left"]
-    false = sum(not any(s - hold_s <= end and start <= e + hold_s for s, e, _, _ in clip.passes) for start, end in visits)
-    found = sum(any(s - hold_s <= end and start <= e + hold_s for start, end in visits) for s, e, _, _ in clip.passes)
+def count_visits(clip: Clip, events: list[dict], outside_s: float = 5.0) -> tuple[int, int]:
+    """(false visits, pet passages found) of one clip's events.
+
+    A visit is false when more than ``outside_s`` seconds of it lie outside every pet passage (a misread scene
+    keeps a visit open for as long as it fills the frame; a pet's visit ends about ``--hold`` seconds after it
+    leaves). A passage is found when a visit of its label overlaps it.
+    """
+    visits = [(e["label"], e["start"], e["end"] if e.get("end") is not None else e["start"]) for e in events
+              if e["event"] == "left"]
+
+    def inside(start: float, end: float) -> float:
+        return sum(max(0.0, min(end, e) - max(start, s)) for s, e, _, _ in clip.passes)
+
+    false = sum((end - start) - inside(start, end) > outside_s for _, start, end in visits)
+    found = sum(any(label == pet and start <= e and s <= end for label, start, end in visits) for s, e, pet, _ in clip.passes)
     return false, found
 
 
