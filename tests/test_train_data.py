@@ -141,7 +141,7 @@ def test_train_and_validation_folders_keep_their_split(tmp_path):
     split = split_samples(candidates, {}, validation_fraction=0.5, seed=0)
     assert split.counts("train") == {"green": 6, "red": 6}
     assert split.counts("validation") == {"green": 3, "red": 3}
-    assert all("/validation/" in s.path for s in split.validation)
+    assert all("/validation/" in s.key for s in split.validation)
 
 
 def test_labels_from_filename_flat_folder(tmp_path):
@@ -184,7 +184,7 @@ def test_unreadable_files_are_skipped_with_reasons(tmp_path):
     root = write_class_folders(tmp_path / "PetImages", ["Cat", "Dog"], 6)
     expected = write_corrupt_files(root / "Cat")
     candidates = find_candidates(root)
-    decoded = decode_photos([s.path for s in candidates.all_samples], SPEC, cache_dir=tmp_path / "cache", progress=False)
+    decoded = decode_photos([s.key for s in candidates.all_samples], SPEC, cache_dir=tmp_path / "cache", progress=False)
     split = split_samples(candidates, decoded.errors, validation_fraction=0.25, seed=0)
 
     reasons = {Path(s.path).name: s.reason for s in split.skipped}
@@ -198,7 +198,7 @@ def test_unreadable_files_are_skipped_with_reasons(tmp_path):
     # The decoded pixels are exactly the runner's, and a second pass reads the cache.
     from edge_runner.core.image import preprocess
 
-    row = decoded.rows([split.train[0].path])[0]
+    row = decoded.rows([split.train[0].key])[0]
     assert np.array_equal(decoded.array[row], preprocess(split.train[0].path, SPEC).array)
     again = decode_photos(decoded.paths, SPEC, cache_dir=tmp_path / "cache", progress=False)
     assert again.from_cache and again.errors == decoded.errors and np.array_equal(again.array, decoded.array)
@@ -261,7 +261,7 @@ def test_no_readable_photo_is_refused(tmp_path):
         (root / label).mkdir(parents=True)
         (root / label / "x.jpg").write_bytes(b"not a jpeg")
     candidates = find_candidates(root)
-    decoded = decode_photos([s.path for s in candidates.all_samples], SPEC, cache_dir=None, progress=False)
+    decoded = decode_photos([s.key for s in candidates.all_samples], SPEC, cache_dir=None, progress=False)
     with pytest.raises(DataError, match="none of the 2 photos could be read"):
         split_samples(candidates, decoded.errors, validation_fraction=0.5, seed=0)
 
