@@ -264,6 +264,20 @@ def calibrated_mobilenet(size: int, colours: list[tuple[int, int, int]], count: 
     return base
 
 
+def tiny_background_run(root: Path, weights: Path, per_class: int, seed: int, epochs: int) -> Path:
+    """A finished tiny run in ``root/run``: red and green class folders against a folder of yellow
+    background photos ("other"), ``per_class`` photos each, ``epochs`` head epochs + 1 fine-tuning epoch."""
+    from train import run_training
+
+    data = write_class_folders(root / "photos", ["red", "green"], per_class)
+    negatives = root / "negatives"
+    negatives.mkdir()
+    for i in range(per_class):
+        draw_photo((200, 200, 40), seed=seed + i).save(negatives / f"neg_{i}.jpg", "JPEG")
+    run_training(tiny_config(data, root / "run", weights, background=[str(negatives)], epochs=epochs, fine_tune_epochs=1))
+    return root / "run"
+
+
 def tiny_config(data: Path | str | list[str], out: Path, weights: Path | str, **overrides):
     """A ``TrainConfig`` on ``tiny_weights`` that trains in seconds (2 + 2 epochs); ``overrides`` replace any option."""
     from train import TrainConfig

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, draw_photo, tiny_config, write_class_folders, write_clip
+from conftest import REPO, tiny_background_run, write_clip
 from deploy_helpers import TOKEN, Serve, deploy, http
 
 pytest.importorskip("tensorflow", reason="training needs TensorFlow (pip install .[train])")
@@ -35,15 +35,9 @@ SCENE, PET = (200, 120, 50), (220, 40, 40)  # an orange doormat; a red "pet" (th
 def device(tmp_path_factory, tiny_weights):
     """``{"run", "model"}``: a tiny run (red, green vs a yellow background folder) and its int8 export, the device's model."""
     from convert.cli import main as convert_main
-    from train import run_training
 
     root = tmp_path_factory.mktemp("teach")
-    data = write_class_folders(root / "photos", ["red", "green"], 10)
-    negatives = root / "negatives"
-    negatives.mkdir()
-    for i in range(10):
-        draw_photo((200, 200, 40), seed=700 + i).save(negatives / f"neg_{i}.jpg", "JPEG")
-    run_training(tiny_config(data, root / "run", tiny_weights, background=[str(negatives)], epochs=2, fine_tune_epochs=1))
+    tiny_background_run(root, tiny_weights, per_class=10, seed=700, epochs=2)
     assert convert_main(["export", str(root / "run"), "--out", str(root / "tflite"), "--variants", "int8", "--quiet"]) in (0, 1)
     return {"run": root / "run", "model": next((root / "tflite").glob("*_int8.tflite"))}
 

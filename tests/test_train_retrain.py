@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import BLUE, draw_photo, tiny_config, write_class_folders
+from conftest import BLUE, draw_photo, tiny_background_run, write_class_folders
 
 
 def make_export(root: Path, frames: list[tuple[str, str]], *, labels=("green", "red"), background="other",
@@ -39,16 +39,7 @@ DOOR = [("nothing", f"t-20261206-01{m:02d}") for m in range(0, 50, 10) for _ in 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, tiny_weights) -> Path:
     """A finished tiny run: red and green photos, a background folder ('other')."""
-    from train import run_training
-
-    root = tmp_path_factory.mktemp("retrain")
-    data = write_class_folders(root / "photos", ["red", "green"], 8)
-    negatives = root / "negatives"
-    negatives.mkdir()
-    for i in range(8):
-        draw_photo((200, 200, 40), seed=900 + i).save(negatives / f"neg_{i}.jpg", "JPEG")
-    run_training(tiny_config(data, root / "run", tiny_weights, background=[str(negatives)], epochs=1, fine_tune_epochs=1))
-    return root / "run"
+    return tiny_background_run(tmp_path_factory.mktemp("retrain"), tiny_weights, per_class=8, seed=900, epochs=1)
 
 
 def test_a_retrain_inherits_the_run_adds_the_export_and_computes_only_its_frames(run, tmp_path, capsys):
