@@ -309,3 +309,36 @@ def test_mqtt_broker_down_at_start_gets_the_queued_event_once_it_is_up(tmp_path,
     finally:
         publisher.close()
         broker.kill()
+
+
+@pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto not found (Debian: apt install mosquitto; `make test` installs it as root)")
+def test_a_label_change_replaces_the_retained_discovery_on_a_real_broker(tmp_path):
+    """A deployed model with other labels: Home Assistant (a subscriber arriving later) sees only the new ones."""
+    pytest.importorskip("paho.mqtt", reason="the MQTT publisher needs paho-mqtt (pip install .[watch])")
+    from edge_runner.watcher.mqtt import MqttPublisher
+
+    port = free_port()
+    broker = Broker(tmp_path, port)
+    broker.start()
+    publisher = MqttPublisher("127.0.0.1", port, ["red", "green"], prefix="edgekit/swap")
+    topic = "homeassistant/binary_sensor/edgekit_swap/{}/config".format
+    try:
+        before = Subscriber(port, ["homeassistant/#"])
+        try:
+            before.wait_for(lambda m: m[0] == topic("red") and m[1], 20, "with the red sensor's config")
+        finally:
+            before.close()
+        assert publisher.set_labels(["cat", "green"])
+        after = Subscriber(port, ["homeassistant/#"])  # a new subscriber gets only what the broker retains
+        try:
+            after.wait_for(lambda m: m[0] == topic("cat") and m[2], 20, "with the cat sensor's retained config")
+            time.sleep(0.5)  # every retained message arrives in one burst on subscription
+            with after.lock:
+                retained = {t: p for t, p, r in after.messages if r}
+        finally:
+            after.close()
+        assert json.loads(retained[topic("cat")])["name"] == "Cat"
+        assert topic("green") in retained and topic("red") not in retained  # the broker dropped red's config
+    finally:
+        publisher.close()
+        broker.kill()
