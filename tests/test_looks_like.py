@@ -115,15 +115,15 @@ def json_lines(text: str) -> dict[str, dict]:
 
 @pytest.fixture
 def counted(monkeypatch) -> list[str]:
-    """The photos the companion ran on (every call of ``Companion.looks_like``)."""
+    """The photos the companion ran on (every inference: ``Companion.probabilities``)."""
     seen: list[str] = []
-    original = Companion.looks_like
+    original = Companion.probabilities
 
-    def looks_like(self, source, **kwargs):
+    def probabilities(self, source, **kwargs):
         seen.append(Path(source).stem if isinstance(source, (str, Path)) else "<frame>")
         return original(self, source, **kwargs)
 
-    monkeypatch.setattr(Companion, "looks_like", looks_like)
+    monkeypatch.setattr(Companion, "probabilities", probabilities)
     return seen
 
 
@@ -165,6 +165,27 @@ def test_the_floor_decides_what_is_named(background_models, companions, photos, 
     assert records["blue"]["looks_like"]["label"] == "raccoon"
     records = json_lines(run_runner([*argv, "--looks-like-floor", "0.0"], capsys)[1])
     assert [item["label"] for item in records["grey"]["looks_like"]["top_k"]] == ["tomato", "frog", "raccoon"]
+
+
+def test_a_veto_turns_a_detection_the_companion_does_not_back_into_nothing(background_models, companions, photos,
+                                                                          counted, tmp_path, capsys):
+    green = tmp_path / "green.jpg"
+    draw_photo(CLASS_COLOURS["green"], size=(96, 80), seed=3).save(green, "JPEG", quality=92)
+    argv = [photos["red"], green, photos["blue"], "--model", background_models["int8"], "--looks-like", companions["same"],
+            "--looks-like-veto", "0.5", "--looks-like-veto-classes", "1"]  # only the companion's "tomato" backs a detection
+    code, out, err = run_runner([*argv, "--json"], capsys)
+    records = json_lines(out)
+    assert code == 0, err
+    assert records["red"]["label"] == "red" and records["red"]["vetoed"] is None and records["red"]["looks_like"] is None
+    vetoed = records["green"]
+    assert vetoed["label"] == "blue" and vetoed["detected"] is False  # the main model's background label
+    assert vetoed["vetoed"]["label"] == "green" and vetoed["vetoed"]["mass"] < 0.5 and vetoed["top_k"][0]["label"] == "green"
+    assert vetoed["looks_like"]["label"] == "frog"
+    assert records["blue"]["vetoed"] is None and records["blue"]["looks_like"]["label"] == "raccoon"
+    assert sorted(counted) == ["blue", "green", "red"]  # with a veto, detections run it too
+    lines = run_runner(argv, capsys)[1].strip().splitlines()
+    assert re.fullmatch(r".*green\.jpg  nothing recognised  \(green 0\.\d{3} vetoed: the companion's classes \d+%; "
+                        r"looks like: frog \d+%\)", lines[1]), lines[1]
 
 
 def test_without_the_flag_the_output_is_unchanged(background_models, photos, capsys):
@@ -243,7 +264,13 @@ def bad_companion_cases(companions, tmp_path) -> list[tuple[list, str]]:
         (["--looks-like", companions["float"]], r"--looks-like \S+float\.tflite: a float32 input without an edgekit contract: .*"),
         (["--looks-like", companions["not_classifier"]],
          r"--looks-like \S+segmenter\.tflite: not an image classifier: expected one 1xHxWx3 input and one 1xN output .*"),
-        (["--looks-like-floor", "0.3"], r"--looks-like-labels and --looks-like-floor only apply with --looks-like MODEL\.tflite"),
+        (["--looks-like-floor", "0.3"], r"--looks-like-labels, --looks-like-floor and --looks-like-veto\* only apply with --looks-like MODEL\.tflite"),
+        (["--looks-like", companions["same"], "--looks-like-veto", "0.5"],
+         r"--looks-like-veto P and --looks-like-veto-classes RANGES go together"),
+        (["--looks-like", companions["same"], "--looks-like-veto", "0.5", "--looks-like-veto-classes", "1,9"],
+         r"--looks-like-veto-classes: output 9 is out of range: --looks-like \S+ has outputs 0 to 3"),
+        (["--looks-like", companions["same"], "--looks-like-veto", "0.5", "--looks-like-veto-classes", "3-1"],
+         r"argument --looks-like-veto-classes: must be output indices and ranges such as 152-269,282-286, received '3-1'"),
         (["--looks-like", companions["same"], "--looks-like-floor", "2"], r"argument --looks-like-floor: must be a number from 0 to 1, received 2\.0"),
     ]
 
@@ -274,7 +301,12 @@ def test_the_api_answers_looks_like_and_the_model_describes_it(background_models
     assert service.companion.calls == 1  # only the background photo
     about = client.get("/api/model").get_json()["looks_like"]
     assert about == {"file": "companion_uint8.tflite", "labels": 4, "labels_from": str(companions["larger"].parent /
-                     "companion_uint8_labels.txt"), "floor": 0.2, "input": [40, 40]}
+                     "companion_uint8_labels.txt"), "floor": 0.2, "input": [40, 40], "veto": None}
+    vetoing = create_app(build_service(ServerOptions(model=background_models["int8"], port=0, looks_like=companions["same"],
+                                                     looks_like_veto=0.5, looks_like_veto_classes=(2,)))).test_client()
+    answer = vetoing.post("/api/classify", data={"file": (io.BytesIO(photos["red"].read_bytes()), "red.jpg")}).get_json()
+    assert answer["label"] == "blue" and answer["vetoed"]["label"] == "red" and answer["looks_like"]["label"] == "tomato"
+    assert vetoing.get("/api/model").get_json()["looks_like"]["veto"] == {"limit": 0.5, "classes": 1}
     plain = create_app(build_service(ServerOptions(model=background_models["int8"], port=0))).test_client()
     answer = plain.post("/api/classify", data={"file": (io.BytesIO(photos["blue"].read_bytes()), "blue.jpg")}).get_json()
     assert "looks_like" not in answer and plain.get("/api/model").get_json()["looks_like"] is None
@@ -293,19 +325,24 @@ def test_the_page_says_nothing_recognised_looks_like(browser, background_models,
     for i in range(10):
         writer.write(cv2.cvtColor(np.array(draw_photo(CLASS_COLOURS["blue"], size=(160, 120), seed=i)), cv2.COLOR_RGB2BGR))
     writer.release()
+    green = tmp_path / "green.jpg"
+    draw_photo(CLASS_COLOURS["green"], size=(96, 80), seed=3).save(green, "JPEG", quality=92)
     options = ServerOptions(model=background_models["int8"], port=0, camera=str(video), camera_fps=10.0,
-                            looks_like=companions["same"])
+                            looks_like=companions["same"], looks_like_veto=0.5, looks_like_veto_classes=(1,))
     server = start_server(build_service(options))
     try:
         context = browser.new_context()
         page = context.new_page()
         page.goto(server.url + "/")
         page.wait_for_function("() => document.querySelector('#model').textContent.includes('tiny-background')")
-        page.set_input_files("#files", [str(photos["blue"]), str(photos["red"])])
-        page.wait_for_function("() => document.querySelectorAll('.card.done').length === 2", timeout=30_000)
+        page.set_input_files("#files", [str(photos["blue"]), str(photos["red"]), str(green)])
+        page.wait_for_function("() => document.querySelectorAll('.card.done').length === 3", timeout=30_000)
         cards = {card.query_selector(".name").inner_text(): card for card in page.query_selector_all(".card.done")}
         assert re.fullmatch(r"nothing recognised — looks like: raccoon \d+\.\d%", cards["blue.jpg"].query_selector(".answer").inner_text())
-        assert cards["red.jpg"].query_selector(".answer").inner_text() == "red"
+        assert cards["red.jpg"].query_selector(".answer").inner_text() == "red"  # backed by "tomato": kept
+        assert re.fullmatch(r"nothing recognised — looks like: frog \d+\.\d%", cards["green.jpg"].query_selector(".answer").inner_text())
+        assert re.fullmatch(r"green \d+\.\d%, vetoed: the second opinion gives it \d+\.\d%",
+                            cards["green.jpg"].query_selector(".nothing-detail").inner_text())
         page.wait_for_function("() => document.querySelector('#live-state').textContent.includes('looks like')", timeout=20_000)
         assert re.fullmatch(r"nothing recognised — looks like: raccoon \d+\.\d% \(blue \d+\.\d%\) · \d+\.\d fps",
                             page.inner_text("#live-state"))

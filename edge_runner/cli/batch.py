@@ -46,13 +46,15 @@ class CollectedInputs:
 class Result:
     """One input's outcome: a ``prediction`` or an ``error`` (``"PATH: reason"``), never both.
 
-    ``looks_like``: what a photo that is not a detection looks like to the ``--looks-like`` companion, if it named one.
+    ``looks_like``: what a photo that is not a detection looks like to the ``--looks-like`` companion, if it named one;
+    ``vetoed``: the detection ``--looks-like-veto`` turned into "nothing recognised" (``Opinion.vetoed``), else ``None``.
     """
 
     source: str
     prediction: Prediction | None = None
     error: str | None = None
     looks_like: LooksLike | None = None
+    vetoed: dict | None = None
 
     @property
     def ok(self) -> bool:
@@ -135,7 +137,8 @@ def classify_paths(
         workers: pool threads (and interpreters); ``0`` does everything in the calling thread.
         draft: let JPEGs much larger than the input decode at reduced size.
         companion: run on each photo that is not a detection, in the same worker (its pixels reused when
-            it takes the same input); photos called something of interest never run it.
+            it takes the same input); photos called something of interest never run it, unless it has a veto
+            (:meth:`~edge_runner.core.companion.Companion.review`).
 
     Yields:
         One :class:`Result` per path, in the order of ``paths``; an undecodable
@@ -148,13 +151,13 @@ def classify_paths(
         if not decoded.ok:
             return Result(path, error=decoded.error)
         prediction = model.classify(decoded.pixels, top_k=top_k, threshold=threshold)
-        looks = None
-        if companion is not None and not prediction.detected:
-            try:
-                looks = companion.looks_like(path, pixels=decoded.pixels, spec=spec)
-            except ImageError:
-                pass  # decoded once already: a second decode for another input size failing names nothing
-        return Result(path, prediction=prediction, looks_like=looks)
+        if companion is None:
+            return Result(path, prediction=prediction)
+        try:
+            opinion = companion.review(prediction, path, pixels=decoded.pixels, spec=spec)
+        except ImageError:  # decoded once already: a second decode for another input size failing changes nothing
+            return Result(path, prediction=prediction)
+        return Result(path, prediction=opinion.prediction, looks_like=opinion.looks_like, vetoed=opinion.vetoed)
 
     if workers <= 0 or len(paths) <= 1:
         # One photo (the cold-start case) needs no pool: don't pay for importing or filling one.

@@ -148,6 +148,8 @@ def run_files(
                 record = result.prediction.to_dict(result.source)
                 if companion is not None:
                     record["looks_like"] = looks_like_dict(result.looks_like)
+                    if companion.veto is not None:
+                        record["vetoed"] = result.vetoed
                 if writer is not None:
                     explained, error = writer.try_write(result.source)
                     if error:
@@ -158,7 +160,7 @@ def run_files(
                     print(dumps(record), file=out, flush=True)
                 else:
                     line = format_prediction(result.source, result.prediction, top_k, classifier.spec, threshold,
-                                             result.looks_like)
+                                             result.looks_like, result.vetoed)
                     if record.get("explanation"):
                         line += f"  {record['explanation']}"
                     print(line, file=out, flush=True)

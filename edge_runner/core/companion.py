@@ -25,16 +25,18 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .image import to_input
 from .model import Classifier, LabelScore, ModelError
+from .spec import UNKNOWN_LABEL
 
 if TYPE_CHECKING:
     from .image import ImageInput
+    from .model import Prediction
     from .spec import InputSpec
 
 # The default floor: the companion must give its best label at least this probability to be named. On the 426
@@ -84,14 +86,57 @@ def looks_like_dict(looks: LooksLike | None) -> dict | None:
     return looks.to_dict() if looks is not None else None
 
 
+@dataclass(frozen=True)
+class Veto:
+    """``--looks-like-veto P``: a detection the companion does not back becomes "nothing recognised".
+
+    Attributes:
+        classes: the companion's outputs that count as "something of interest" (for the ImageNet model and a pet
+            detector: its dog breeds and domestic cats, ``152-269,282-286``).
+        limit: 0–1; a detection whose companion mass on ``classes`` is below it is vetoed.
+    """
+
+    classes: tuple[int, ...]
+    limit: float
+
+    def mass(self, probabilities: np.ndarray) -> float:
+        """The companion's probability on :attr:`classes` (float32 ``(N,)`` in, 0–1 out)."""
+        return float(probabilities[list(self.classes)].sum())
+
+
+@dataclass(frozen=True)
+class Opinion:
+    """What the companion adds to one answer.
+
+    Attributes:
+        prediction: the answer to report: the main model's, or with a veto its background label (``unknown``
+            for a model without one), ``detected`` false.
+        looks_like: what a photo that is not a detection looks like, or ``None``.
+        vetoed: for a vetoed detection ``{"label", "score", "mass"}`` (the main model's answer and the companion's
+            mass on the veto classes), else ``None``.
+    """
+
+    prediction: Prediction
+    looks_like: LooksLike | None = None
+    vetoed: dict | None = None
+
+    def annotate(self, record: dict, companion: Companion) -> dict:
+        """Add ``"looks_like"`` (and with a veto ``"vetoed"``) to a ``--json`` / API ``record``; returns it."""
+        record["looks_like"] = looks_like_dict(self.looks_like)
+        if companion.veto is not None:
+            record["vetoed"] = self.vetoed
+        return record
+
+
 class Companion:
-    """A loaded companion classifier: :meth:`looks_like` names what a photo looks like, or ``None``.
+    """A loaded companion classifier: :meth:`looks_like` names what a photo looks like, or ``None``;
+    :meth:`review` adds that (and a :class:`Veto`) to a main model's answer.
 
     Thread-safe: it lends one of up to ``pool_size`` interpreters per call. ``calls`` counts its inferences.
     """
 
     def __init__(self, classifier: Classifier, names: tuple[str, ...], *, floor: float, skip: frozenset[int],
-                 pool_size: int = 1, labels_from: str = "") -> None:
+                 pool_size: int = 1, labels_from: str = "", veto: Veto | None = None) -> None:
         from .pool import ClassifierPool
 
         self.path = classifier.path
@@ -100,6 +145,7 @@ class Companion:
         self.floor = floor
         self.skip = skip
         self.labels_from = labels_from
+        self.veto = veto
         self.pool = ClassifierPool.around(classifier, size=max(1, pool_size))
         self.calls = 0
         self._count = threading.Lock()
@@ -123,13 +169,39 @@ class Companion:
         Raises:
             ImageError: ``source`` cannot be decoded (only when it has to be).
         """
+        return self.name(self.probabilities(source, pixels=pixels, spec=spec))
+
+    def probabilities(self, source: ImageInput, *, pixels: np.ndarray | None = None,
+                      spec: InputSpec | None = None) -> np.ndarray:
+        """The companion's float32 ``(N,)`` probabilities for one photo (arguments as :meth:`looks_like`)."""
         if pixels is None or not self.shares_input(spec):
             pixels = to_input(source, self.spec)
         with self.pool.acquire() as model:
             probabilities = model.probabilities(pixels)
         with self._count:
             self.calls += 1
-        return self.name(probabilities)
+        return probabilities
+
+    def review(self, prediction: Prediction, source: ImageInput, *, pixels: np.ndarray | None = None,
+               spec: InputSpec | None = None) -> Opinion:
+        """The companion's word on one answer of the main model (whose contract is ``spec``).
+
+        Not a detection: what it looks like. A detection: nothing, and the companion does not run, unless a
+        :class:`Veto` is set; then a detection whose companion mass on the veto classes is below its limit becomes
+        the background label (``unknown`` without one), with what it looks like.
+        """
+        if not prediction.detected:
+            return Opinion(prediction, self.looks_like(source, pixels=pixels, spec=spec))
+        if self.veto is None:
+            return Opinion(prediction)
+        probabilities = self.probabilities(source, pixels=pixels, spec=spec)
+        mass = self.veto.mass(probabilities)
+        if mass >= self.veto.limit:
+            return Opinion(prediction)
+        background = spec.background_label if spec is not None else None
+        answer = replace(prediction, label=background or UNKNOWN_LABEL, detected=False)
+        vetoed = {"label": prediction.label, "score": round(float(prediction.score), 6), "mass": round(mass, 6)}
+        return Opinion(answer, self.name(probabilities), vetoed)
 
     def name(self, probabilities: np.ndarray) -> LooksLike | None:
         """The best labels of float32 ``(N,)`` ``probabilities``, background skipped, at or above the floor."""
@@ -144,8 +216,9 @@ class Companion:
 
     def describe(self) -> dict:
         """``GET /api/model``'s ``"looks_like"`` object and what ``--verbose`` says."""
+        veto = {"limit": self.veto.limit, "classes": len(self.veto.classes)} if self.veto is not None else None
         return {"file": self.path.name, "labels": len(self.names), "labels_from": self.labels_from,
-                "floor": self.floor, "input": [self.spec.height, self.spec.width]}
+                "floor": self.floor, "input": [self.spec.height, self.spec.width], "veto": veto}
 
 
 class Throttle:

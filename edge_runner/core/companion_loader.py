@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..common.argtypes import probability
-from .companion import BACKGROUND_NAMES, DEFAULT_FLOOR, Companion, CompanionError
+from .companion import BACKGROUND_NAMES, DEFAULT_FLOOR, Companion, CompanionError, Veto
 from .model import RAW_TENSOR_INPUT, TFLITE_IDENTIFIER, Classifier, ModelError, read_contract, read_packed_files
 from .spec import CONTRACT_FILENAME, UNKNOWN_LABEL, ContractError, InputSpec, contract_path_for
 
@@ -90,7 +90,8 @@ def _unique(names: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def load_companion(model: str | Path, labels: str | Path | None = None, *, floor: float = DEFAULT_FLOOR,
-                   runtime: Runtime | None = None, threads: int | None = None, pool_size: int = 1) -> Companion:
+                   runtime: Runtime | None = None, threads: int | None = None, pool_size: int = 1,
+                   veto: float | None = None, veto_classes: tuple[int, ...] | None = None) -> Companion:
     """Load and check a companion classifier (see the module's docstring).
 
     Args:
@@ -100,6 +101,7 @@ def load_companion(model: str | Path, labels: str | Path | None = None, *, floor
         floor: 0–1, the lowest probability named.
         runtime, threads: as for the main model.
         pool_size: interpreters lent to parallel callers (the runner's workers, the server's request threads).
+        veto, veto_classes: ``--looks-like-veto P`` and its output indices (:class:`~edge_runner.core.companion.Veto`).
 
     Raises:
         CompanionError: one line naming the flag, the file and what is wrong (exit status 2).
@@ -123,7 +125,13 @@ def load_companion(model: str | Path, labels: str | Path | None = None, *, floor
     _check_probabilities(classifier)
     skip = frozenset(i for i, name in enumerate(names) if name.split(",")[0].strip().lower() in BACKGROUND_NAMES
                      or name == spec.background_label)
-    return Companion(classifier, names, floor=floor, skip=skip, pool_size=pool_size, labels_from=labels_from)
+    if veto is not None:
+        outside = [index for index in veto_classes or () if index >= len(names)]
+        if not veto_classes or outside:
+            what = f"output {outside[0]} is out of range" if outside else "no outputs given"
+            raise CompanionError(f"--looks-like-veto-classes: {what}: --looks-like {path} has outputs 0 to {len(names) - 1}")
+        veto = Veto(tuple(veto_classes), veto)
+    return Companion(classifier, names, floor=floor, skip=skip, pool_size=pool_size, labels_from=labels_from, veto=veto)
 
 
 def _contract(path: Path, content: bytes, labels: str | Path | None, runtime: Runtime):
@@ -205,7 +213,34 @@ def add_companion_arguments(parser: argparse.ArgumentParser) -> argparse._Argume
         "--looks-like-floor", type=probability, default=DEFAULT_FLOOR, metavar="P",
         help="name a label only when the companion gives it at least P (0-1; default: %(default)s)",
     )
+    group.add_argument(
+        "--looks-like-veto", type=probability, default=None, metavar="P",
+        help="also run it on detections, and answer 'nothing recognised' (JSON 'vetoed') when its probability on "
+        "--looks-like-veto-classes is below P (0-1; default: no veto: detections never run it)",
+    )
+    group.add_argument(
+        "--looks-like-veto-classes", type=output_ranges, default=None, metavar="RANGES",
+        help="its outputs that mean 'something of interest' for the veto, e.g. 152-269,282-286 (the ImageNet "
+        "model's dog breeds and domestic cats)",
+    )
     return group
+
+
+def output_ranges(text: str) -> tuple[int, ...]:
+    """An argparse ``type=``: ``"152-269,282-286"`` → the output indices, sorted, each once."""
+    indices: set[int] = set()
+    try:
+        for part in filter(None, (part.strip() for part in text.split(","))):
+            low, _, high = part.partition("-")
+            first, last = int(low), int(high or low)
+            if first < 0 or last < first:
+                raise ValueError(part)
+            indices.update(range(first, last + 1))
+    except ValueError:
+        indices = set()
+    if not indices:
+        raise argparse.ArgumentTypeError(f"must be output indices and ranges such as 152-269,282-286, received {text!r}")
+    return tuple(sorted(indices))
 
 
 def looks_like_options(args: argparse.Namespace) -> dict:
@@ -213,14 +248,20 @@ def looks_like_options(args: argparse.Namespace) -> dict:
 
     Raises ``UsageError`` for ``--looks-like-labels`` or ``--looks-like-floor`` without ``--looks-like``.
     """
-    if args.looks_like is None and (args.looks_like_labels is not None or args.looks_like_floor != DEFAULT_FLOOR):
-        from ..common.console import UsageError
+    from ..common.console import UsageError
 
-        raise UsageError("--looks-like-labels and --looks-like-floor only apply with --looks-like MODEL.tflite")
+    if args.looks_like is None and (args.looks_like_labels is not None or args.looks_like_floor != DEFAULT_FLOOR
+                                    or args.looks_like_veto is not None or args.looks_like_veto_classes is not None):
+        raise UsageError("--looks-like-labels, --looks-like-floor and --looks-like-veto* only apply with "
+                         "--looks-like MODEL.tflite")
+    if (args.looks_like_veto is None) != (args.looks_like_veto_classes is None):
+        raise UsageError("--looks-like-veto P and --looks-like-veto-classes RANGES go together")
     return {
         "looks_like": Path(args.looks_like) if args.looks_like is not None else None,
         "looks_like_labels": Path(args.looks_like_labels) if args.looks_like_labels is not None else None,
         "looks_like_floor": args.looks_like_floor,
+        "looks_like_veto": args.looks_like_veto,
+        "looks_like_veto_classes": args.looks_like_veto_classes,
     }
 
 
@@ -234,4 +275,5 @@ def companion_from_args(args: argparse.Namespace, *, runtime: Runtime | None = N
 
     with quiet_native_info():
         return load_companion(options["looks_like"], options["looks_like_labels"], floor=options["looks_like_floor"],
-                              runtime=runtime, threads=threads, pool_size=pool_size)
+                              runtime=runtime, threads=threads, pool_size=pool_size, veto=options["looks_like_veto"],
+                              veto_classes=options["looks_like_veto_classes"])

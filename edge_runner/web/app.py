@@ -26,7 +26,6 @@ from .throttle import Throttle
 from .archive import ArchiveError
 from ..core.assets import static_dir
 from ..explain.explanation import explain_requested, explain_upload
-from ..core.companion import looks_like_dict
 from ..core.image import ImageError, preprocess
 from .service import Service, missing_web_library
 from .upload import MULTIPART_ALLOWANCE, UploadError, in_memory_request_class, parse_top_k, read_upload, too_large_message
@@ -146,8 +145,8 @@ def create_app(service: Service):
             spec = classifier.spec
         result = prediction.to_dict(name)
         if service.companion is not None:  # "looks_like": what a photo that is not a detection looks like, else null
-            looks = None if prediction.detected else service.companion.looks_like(data, pixels=pixels.array, spec=spec)
-            result["looks_like"] = looks_like_dict(looks)
+            opinion = service.companion.review(prediction, data, pixels=pixels.array, spec=spec)
+            result = opinion.annotate(opinion.prediction.to_dict(name), service.companion)
         response = jsonify({**result, "explanation": explain_upload(service.pool.template, data, name)} if explain else result)
         if service.archive is not None:
             try:

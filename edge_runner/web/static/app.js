@@ -97,7 +97,10 @@ function showPrediction(card, result, roundTripMs) {
     // "nothing recognised — looks like: raccoon 71%" when the companion named something.
     const answer = el("p", "answer nothing", looks === null ? nothing : `${nothing} — ${looks}`);
     answer.dataset.label = result.label;
-    const detail = el("p", "nothing-detail muted small", `${result.label} ${percent(result.score)}`);
+    const vetoed = result.vetoed;  // --looks-like-veto: a detection the second opinion did not back
+    const detail = el("p", "nothing-detail muted small", vetoed
+      ? `${vetoed.label} ${percent(vetoed.score)}, vetoed: the second opinion gives it ${percent(vetoed.mass)}`
+      : `${result.label} ${percent(result.score)}`);
     body.append(answer, detail, timing);
     card.classList.add("done", "nothing-card");
     return;
