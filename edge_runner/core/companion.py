@@ -5,20 +5,20 @@ an ImageNet classifier). When the main model's answer is not a detection (its ba
 label, or ``unknown`` below the threshold), the photo goes through the companion too and
 its best labels scoring at least ``--looks-like-floor`` are named::
 
-    door.jpg  nothing recognised  (other 0.996; looks like: raccoon 71%)
-    {"label": "other", ..., "looks_like": {"label": "raccoon", "score": 0.71, "top_k": [...]}}
+    elephant.jpg  nothing recognised  (other 0.996; looks like: Indian elephant 53%, tusker 34%)
+    {"label": "other", ..., "looks_like": {"label": "Indian elephant", "score": 0.53, "top_k": [...]}}
 
-Photos called a pet never run it, so it costs nothing on detections. The companion's own
-"background" output (and its contract's background label) is never named. A label line
-lists synonyms after commas (``raccoon, coon``): the first is the name shown.
+Photos called a pet never run it (unless a :class:`Veto` asks for it), so it costs nothing on
+detections. The companion's own "background" output (and its contract's background label) is
+never named. A label line lists synonyms after commas (``raccoon, coon``): the first is shown.
 
-Loading (:mod:`edge_runner.core.companion_loader`, with the flags) checks the file once, with one line naming the flag: a file, a TFLite model, one
-``(1, H, W, 3)`` image input and one ``(1, N)`` probability output, as many labels as
-outputs. Its input size is its own; its pixels come from the kit's one preprocessing
-(:func:`edge_runner.core.image.preprocess`), reused from the main model's when both take
-the same size. A model with an edgekit contract is fed as the kit's models are; any other
-must take integer pixels (uint8/int8 input, the normalisation in its quantisation: see
-:data:`edge_runner.core.model.RAW_TENSOR_INPUT`).
+Loading (:mod:`edge_runner.core.companion_loader`, with the flags) checks the file once, with
+one line naming the flag: a file, a TFLite model, one ``(1, H, W, 3)`` image input and one
+``(1, N)`` probability output, as many labels as outputs. Its input size is its own; its
+pixels come from the kit's one preprocessing (:func:`edge_runner.core.image.preprocess`),
+reused from the main model's when both take the same size. A model with an edgekit contract
+is fed as the kit's models are; any other must take integer pixels (uint8/int8 input, the
+normalisation in its quantisation: see :data:`edge_runner.core.model.RAW_TENSOR_INPUT`).
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ if TYPE_CHECKING:
     from .spec import InputSpec
 
 # The default floor: the companion must give its best label at least this probability to be named. On the 426
-# ImageNet-style `other` photos the ImageNet classifier's best label is right 84% of the time when always named;
-# at 0.2 it names 96% of them (86% right), at 0.3 88% (90% right): 0.2 drops the near-ties of a 1,000-way model
-# (the best of 1,000 at 0.1 is a guess) and keeps nearly every real answer (README: "What it is not").
+# ImageNet sample photos of `other/` the ImageNet classifier's name is right for 84% of them at 0.1 (99% named),
+# 85% at 0.2 (96% named), 89% at 0.3 (88%): 0.2 drops the near-ties of a 1,000-way model and keeps nearly every
+# real answer (tests/benchmarks/bench_looks_like.py; README: "What it is not").
 DEFAULT_FLOOR = 0.2
 MOST_NAMED = 3  # labels named at most (all at or above the floor)
 BACKGROUND_NAMES = frozenset({"background"})  # a companion's own "nothing" output, never named
@@ -231,8 +231,9 @@ class Throttle:
         self.companion, self.every_s = companion, every_s
         self._last: tuple[float, LooksLike | None] | None = None
 
-    def frame(self, frame: ImageInput, detected: bool, *, pixels=None, spec=None, now: float | None = None):
-        """The frame's :class:`LooksLike` (or ``None``); ``None`` for a detection."""
+    def frame(self, frame: ImageInput, detected: bool, *, pixels: np.ndarray | None = None,
+              spec: InputSpec | None = None, now: float | None = None) -> LooksLike | None:
+        """The frame's :class:`LooksLike` (or ``None``); ``None`` for a detection. ``now``: ``time.monotonic()`` s."""
         if detected:
             self._last = None
             return None

@@ -51,7 +51,8 @@ def _label_lines(text: str, where: str) -> tuple[str, ...]:
 
 
 def labels_beside(model: Path) -> Path | None:
-    """A labels file beside ``model``: ``NAME.labels.txt``, ``NAME_labels.txt``, ``NAME.txt``, ``labels.txt``, else the only ``*labels*.txt``."""
+    """A labels file beside ``model``: ``NAME.labels.txt``, ``NAME_labels.txt``, ``NAME.txt``, ``labels.txt``,
+    else the only ``*labels*.txt`` there; ``None`` when there is none (or several)."""
     for name in (f"{model.stem}.labels.txt", f"{model.stem}_labels.txt", f"{model.stem}.txt", "labels.txt"):
         if (model.parent / name).is_file():
             return model.parent / name
