@@ -238,6 +238,20 @@ def test_the_camera_names_a_scene_at_most_once_a_second(companions, photos):
     assert companion.calls == 3
 
 
+def test_the_runner_camera_names_background_frames_and_not_every_one(background_models, companions, counted, tmp_path, capsys):
+    pytest.importorskip("cv2", reason="video files are read through OpenCV (pip install .[camera])")
+    from conftest import BLUE, RED, write_clip
+
+    clip = write_clip(tmp_path / "door.avi", [BLUE] * 8 + [RED] * 4)
+    code, out, err = run_runner(["--camera", clip, "--model", background_models["int8"], "--json",
+                                 "--looks-like", companions["same"]], capsys)
+    frames = [json.loads(line) for line in out.strip().splitlines()]
+    assert code == 0 and len(frames) == 12, err
+    assert all(f["looks_like"]["label"] == "raccoon" for f in frames[:8])  # every background frame says it
+    assert all(f["label"] == "red" and f["looks_like"] is None for f in frames[8:])
+    assert 1 <= len(counted) < 8  # named at most once a second, not once a frame
+
+
 # -- bad companions: one line, naming the flag ----------------------------------------------------------------
 
 
