@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 from ..core.decoder import decode_photo, map_in_order
 from ..core.pool import ClassifierPool
-from ..core.image import IMAGE_SUFFIXES, find_images
+from ..core.image import IMAGE_SUFFIXES, ImageError, find_images
 
 if TYPE_CHECKING:
+    from ..core.companion import Companion, LooksLike
     from ..core.model import Classifier, Prediction
 
 _GLOB_CHARS = frozenset("*?[")
@@ -43,11 +44,17 @@ class CollectedInputs:
 
 @dataclass(frozen=True)
 class Result:
-    """One input's outcome: a ``prediction`` or an ``error`` (``"PATH: reason"``), never both."""
+    """One input's outcome: a ``prediction`` or an ``error`` (``"PATH: reason"``), never both.
+
+    ``looks_like``: what a photo that is not a detection looks like to the ``--looks-like`` companion, if it named one;
+    ``vetoed``: the detection ``--looks-like-veto`` turned into "nothing recognised" (``Opinion.vetoed``), else ``None``.
+    """
 
     source: str
     prediction: Prediction | None = None
     error: str | None = None
+    looks_like: LooksLike | None = None
+    vetoed: dict | None = None
 
     @property
     def ok(self) -> bool:
@@ -107,6 +114,7 @@ def classify_paths(
     threshold: float | None = None,
     workers: int = 2,
     draft: bool = True,
+    companion: Companion | None = None,
 ) -> Iterator[Result]:
     """Classify ``paths``, yielding results in input order.
 
@@ -128,6 +136,9 @@ def classify_paths(
         threshold: below this top score (0–1) the label is ``"unknown"``; ``None``: the contract's.
         workers: pool threads (and interpreters); ``0`` does everything in the calling thread.
         draft: let JPEGs much larger than the input decode at reduced size.
+        companion: run on each photo that is not a detection, in the same worker (its pixels reused when
+            it takes the same input); photos called something of interest never run it, unless it has a veto
+            (:meth:`~edge_runner.core.companion.Companion.review`).
 
     Yields:
         One :class:`Result` per path, in the order of ``paths``; an undecodable
@@ -139,7 +150,14 @@ def classify_paths(
         decoded = decode_photo(path, spec, draft=draft)
         if not decoded.ok:
             return Result(path, error=decoded.error)
-        return Result(path, prediction=model.classify(decoded.pixels, top_k=top_k, threshold=threshold))
+        prediction = model.classify(decoded.pixels, top_k=top_k, threshold=threshold)
+        if companion is None:
+            return Result(path, prediction=prediction)
+        try:
+            opinion = companion.review(prediction, path, pixels=decoded.pixels, spec=spec)
+        except ImageError:  # decoded once already: a second decode for another input size failing changes nothing
+            return Result(path, prediction=prediction)
+        return Result(path, prediction=opinion.prediction, looks_like=opinion.looks_like, vetoed=opinion.vetoed)
 
     if workers <= 0 or len(paths) <= 1:
         # One photo (the cold-start case) needs no pool: don't pay for importing or filling one.

@@ -31,10 +31,12 @@ from ..common.console import (DEFAULT_CAMERA, EXIT_FAILED, EXIT_INTERRUPTED, EXI
                               parse_args, print_error, report_error)
 from ..core.decoder import default_workers, usable_cores
 from ..core.loading import add_model_arguments, load_classifier, quiet_native_info, resolve_model
+from ..core.companion_loader import add_companion_arguments, companion_from_args
 from ..core.model import threshold_in_force
 from .output import format_label_counts, format_prediction
 
 if TYPE_CHECKING:
+    from ..core.companion import Companion
     from ..core.model import Classifier
 
 # The subcommands: the first word of the command line, and the module whose main(argv) runs it.
@@ -76,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="photos decoded and classified in parallel, each worker with its own interpreter "
         "(default: CPU cores, at most 4: %(default)s here; 1 = one at a time; 0 = one per CPU, as in train)",
     )
+    add_companion_arguments(parser)
     camera = parser.add_argument_group("camera")
     camera.add_argument(
         "--camera", nargs="?", const=DEFAULT_CAMERA, default=None, metavar="SOURCE",
@@ -100,11 +103,16 @@ def _print_error(message: str) -> None:
 
 def run_files(
     classifier: Classifier, inputs: Sequence[str], *, as_json: bool, top_k: int | None, threshold: float | None,
-    workers: int, out: TextIO, explain: str | None = None,
+    workers: int, out: TextIO, explain: str | None = None, companion: Companion | None = None,
 ) -> int:
-    """Classify files/directories/globs, print one line per input; return the exit status."""
+    """Classify files/directories/globs, print one line per input; return the exit status.
+
+    With a ``companion``, photos that are not a detection also get what they look like (JSON ``"looks_like"``:
+    an object or ``null``; present on every line, so a script can rely on it).
+    """
     from PIL.Image import DecompressionBombWarning
 
+    from ..core.companion import looks_like_dict
     from .batch import classify_paths, collect_inputs
 
     collected = collect_inputs(inputs)
@@ -131,12 +139,17 @@ def run_files(
         # refuses them with a one-line error, so the warning would only repeat it.
         warnings.simplefilter("ignore", DecompressionBombWarning)
         try:
-            for result in classify_paths(classifier, collected.paths, top_k=k, threshold=threshold, workers=workers):
+            for result in classify_paths(classifier, collected.paths, top_k=k, threshold=threshold, workers=workers,
+                                         companion=companion):
                 if result.error is not None:
                     failed += 1
                     _print_error(result.error)
                     continue
                 record = result.prediction.to_dict(result.source)
+                if companion is not None:
+                    record["looks_like"] = looks_like_dict(result.looks_like)
+                    if companion.veto is not None:
+                        record["vetoed"] = result.vetoed
                 if writer is not None:
                     explained, error = writer.try_write(result.source)
                     if error:
@@ -146,7 +159,8 @@ def run_files(
                 if dumps is not None:
                     print(dumps(record), file=out, flush=True)
                 else:
-                    line = format_prediction(result.source, result.prediction, top_k, classifier.spec, threshold)
+                    line = format_prediction(result.source, result.prediction, top_k, classifier.spec, threshold,
+                                             result.looks_like, result.vetoed)
                     if record.get("explanation"):
                         line += f"  {record['explanation']}"
                     print(line, file=out, flush=True)
@@ -159,9 +173,14 @@ def run_files(
 
 def run_camera(
     classifier: Classifier, source: str | None, *, as_json: bool, top_k: int | None, threshold: float | None,
-    max_frames: int | None, verbose: bool, out: TextIO,
+    max_frames: int | None, verbose: bool, out: TextIO, companion: Companion | None = None,
 ) -> int:
-    """Classify frames until the stream ends, ``max_frames``, or Ctrl-C; print a summary; return the exit status."""
+    """Classify frames until the stream ends, ``max_frames``, or Ctrl-C; print a summary; return the exit status.
+
+    A ``companion`` names a background scene at most once a second (:class:`~edge_runner.core.companion.Throttle`).
+    """
+    from ..core.companion import Throttle, looks_like_dict
+
     from ..watcher.camera import CameraError, open_camera
     from ..watcher.frames import StreamStats, classify_frames
 
@@ -178,18 +197,22 @@ def run_camera(
         dumps = json.dumps
     k = top_k if top_k is not None else (3 if as_json else 1)
     stats = StreamStats()
+    throttle = Throttle(companion) if companion is not None else None
     status, ending = EXIT_OK, None
     if verbose:
         print(f"camera: {camera.name}", file=sys.stderr)
     try:
         with camera:
             for item in classify_frames(classifier, camera, max_frames=max_frames, top_k=k, threshold=threshold, stats=stats):
+                looks = throttle.frame(item.item.frame, item.prediction.detected) if throttle is not None else None
                 if dumps is not None:
                     record = item.prediction.to_dict(camera.name)
                     record.update(frame=item.frame, fps=round(item.fps, 2))
+                    if throttle is not None:
+                        record["looks_like"] = looks_like_dict(looks)
                     print(dumps(record), file=out, flush=True)
                 else:
-                    line = format_prediction(f"frame {item.frame}", item.prediction, top_k, spec, threshold)
+                    line = format_prediction(f"frame {item.frame}", item.prediction, top_k, spec, threshold, looks)
                     print(f"{line}  {item.fps:.1f} fps", file=out, flush=True)
             if max_frames is not None and stats.frames >= max_frames:
                 ending = f"--max-frames {max_frames}"
@@ -262,6 +285,12 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     if args.benchmark:
         return run_benchmark_mode(model, args.inputs, out)
     classifier = load_classifier(model, args.threads, args.runtime, args.verbose)
+    workers = args.workers or usable_cores()  # 0: one per CPU, as train's --workers 0
+    companion = companion_from_args(args, runtime=classifier.runtime, threads=args.threads, pool_size=workers)
+    if companion is not None and args.verbose:
+        about = companion.describe()
+        print(f"looks like: {companion.path} ({about['labels']} labels from {about['labels_from']}, input "
+              f"{about['input'][1]}x{about['input'][0]}, named at >= {companion.floor:g})", file=sys.stderr)
     if args.verbose:
         value, origin = threshold_in_force(classifier.spec, args.threshold)
         print(f"threshold: {value:g} (from {origin})", file=sys.stderr)
@@ -271,12 +300,11 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     if args.camera is not None:
         return run_camera(
             classifier, args.camera, as_json=args.json, top_k=args.top_k, threshold=args.threshold,
-            max_frames=args.max_frames, verbose=args.verbose, out=out,
+            max_frames=args.max_frames, verbose=args.verbose, out=out, companion=companion,
         )
-    workers = args.workers or usable_cores()  # 0: one per CPU, as train's --workers 0
     if args.verbose:
         print(f"workers: {workers}", file=sys.stderr)
     return run_files(
         classifier, args.inputs, as_json=args.json, top_k=args.top_k, threshold=args.threshold,
-        workers=workers, out=out, explain=args.explain,
+        workers=workers, out=out, explain=args.explain, companion=companion,
     )

@@ -27,6 +27,11 @@ from .runtime import Runtime, RuntimeUnavailable, load_runtime
 from .spec import CONTRACT_FILENAME, UNKNOWN_LABEL, ContractError, InputSpec, contract_path_for
 
 TFLITE_IDENTIFIER = b"TFL3"
+# ``InputSpec.extra`` key: the integer input tensor takes the pixels as its stored values (uint8 as they are,
+# int8 minus 128), whatever its quantisation says. TFLite classifiers made outside the kit (the Coral/TF-Hub
+# ImageNet models) encode their normalisation in that quantisation (uint8 ``q`` means ``(q - 127) / 127.5``),
+# so raw pixels are what they expect; the kit's own models take pixels as real values (scale 1).
+RAW_TENSOR_INPUT = "raw_tensor_input"
 
 
 class ModelError(ValueError):
@@ -190,6 +195,10 @@ class Classifier:
         self.output_dtype = np.dtype(self._output["dtype"])
         self.input_scale, self.input_zero_point = (float(v) for v in self._input["quantization"])
         self.output_scale, self.output_zero_point = (float(v) for v in self._output["quantization"])
+        # How pixels become the input tensor: the tensor's own quantisation, or stored as they are (RAW_TENSOR_INPUT).
+        self._pixel_quantization = (self.input_scale, int(self.input_zero_point))
+        if self.spec.extra.get(RAW_TENSOR_INPUT) and self.input_dtype.kind in "iu":
+            self._pixel_quantization = (1.0, -128 if self.input_dtype == np.int8 else 0)
         self._check_contract()
 
     def _check_contract(self) -> None:
@@ -234,7 +243,7 @@ class Classifier:
             raise ValueError(
                 f"pixels must have shape {(self.spec.height, self.spec.width, 3)}, received {pixels.shape}"
             )
-        tensor = quantize_input(pixels[np.newaxis], self.input_dtype, self.input_scale, int(self.input_zero_point))
+        tensor = quantize_input(pixels[np.newaxis], self.input_dtype, *self._pixel_quantization)
         with self._lock:
             self._interpreter.set_tensor(self._input["index"], tensor)
             self._interpreter.invoke()

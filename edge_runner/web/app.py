@@ -4,7 +4,8 @@ Routes here:
     ``GET /``                    the page (``static/index.html``, ``app.js``, ``style.css``; works offline)
     ``POST /api/classify``       a photo (multipart field ``file``, or the raw bytes as the body) →
                                  ``Prediction.to_dict(source)``, the runner's ``--json`` object;
-                                 ``?top_k=K``, ``?explain=1`` (the occlusion map, :mod:`edge_runner.explain.explanation`)
+                                 ``?top_k=K``, ``?explain=1`` (the occlusion map, :mod:`edge_runner.explain.explanation`);
+                                 with ``--looks-like``, ``"looks_like"`` (:mod:`edge_runner.core.companion`)
     ``GET /api/model``           name, sha256, labels, input contract, runtime, variant, size, limits, deployed
     ``GET /healthz``             ``{"status": "ok", ...}``
 
@@ -141,7 +142,11 @@ def create_app(service: Service):
             if classifier.spec is not spec:  # a new model was switched in meanwhile (edge_runner.web.models)
                 pixels = preprocess(data, classifier.spec, name=name)
             prediction = classifier.classify(pixels.array, top_k=min(top_k, len(classifier.labels)))
+            spec = classifier.spec
         result = prediction.to_dict(name)
+        if service.companion is not None:  # "looks_like": what a photo that is not a detection looks like, else null
+            opinion = service.companion.review(prediction, data, pixels=pixels.array, spec=spec)
+            result = opinion.annotate(opinion.prediction.to_dict(name), service.companion)
         response = jsonify({**result, "explanation": explain_upload(service.pool.template, data, name)} if explain else result)
         if service.archive is not None:
             try:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+from ..core.companion import LooksLike, Throttle, looks_like_dict
 from ..core.model import Classifier, LabelScore, nothing_message
 from ..watcher.camera import CameraError, FrameSource
 from ..watcher.frames import FpsMeter
@@ -48,6 +49,7 @@ class LiveFrame:
         latency_ms: interpreter time for this frame.
         error: why no camera frame is shown (then ``jpeg`` is a message card), else ``None``.
         detected: whether something of interest was seen (``Prediction.detected``).
+        looks_like: what a frame that is not a detection looks like to the ``--looks-like`` companion, or ``None``.
     """
 
     seq: int
@@ -60,6 +62,7 @@ class LiveFrame:
     captured_at: float
     error: str | None = None
     detected: bool = False
+    looks_like: LooksLike | None = None
 
 
 class LiveView:
@@ -102,6 +105,8 @@ class LiveView:
         # ``on_frame(unix_time, rgb_frame, prediction)`` for every classified frame (the
         # watcher's recorder); with it the loop runs even without a viewer.
         self.on_frame = on_frame
+        # The ``--looks-like`` companion, named at most once a second on background frames (set by the service).
+        self.looks: Throttle | None = None
         self._cond = threading.Condition()
         self._frame: LiveFrame | None = None
         self._seq = 0
@@ -156,6 +161,7 @@ class LiveView:
             "detected": frame.detected if frame and not frame.error else None,
             # Words for a "nothing here" answer of a model with a background label, else null.
             "nothing": nothing_message(frame.label, self.classifier.spec) if frame and not frame.error else None,
+            "looks_like": looks_like_dict(frame.looks_like) if frame else None,  # the companion's answer, else null
             "score": round(frame.score, 6) if frame and not frame.error else None,
             "top_k": [{"label": item.label, "score": round(item.score, 6)} for item in frame.top_k] if frame else [],
             "fps": round(frame.fps, 2) if frame else 0.0,
@@ -281,9 +287,10 @@ class LiveView:
                 logger.exception("live view: recording the frame failed")
         fps = meter.tick(time.monotonic())
         text = f"{prediction.label} {prediction.score * 100:.1f}%  ·  {fps:.1f} fps"
+        looks = self.looks.frame(frame, prediction.detected) if self.looks is not None else None
         message = nothing_message(prediction.label, self.classifier.spec)
         if message is not None:
-            text = f"{message}  ·  {text}"
+            text = f"{message}{f' — looks like: {looks.label}' if looks else ''}  ·  {text}"
         # Only a viewer needs the annotated JPEG; the watcher alone (no page open) keeps just the answer.
         viewed = time.monotonic() - self._last_demand < self.idle_after_s
         jpeg = encode_jpeg(annotate(frame, text, max_width=self.max_width), self.jpeg_quality) if viewed else b""
@@ -296,4 +303,5 @@ class LiveView:
             fps=fps,
             latency_ms=prediction.latency_ms,
             detected=prediction.detected,
+            looks_like=looks,
         )

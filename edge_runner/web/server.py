@@ -40,6 +40,7 @@ from typing import Sequence
 
 from ..common.argtypes import port, positive_float, positive_int
 from ..common.console import DEFAULT_CAMERA, EXIT_OK, SERVE_PROG, Parser, parse_args, report_error
+from ..core.companion_loader import add_companion_arguments, looks_like_options
 from ..core.loading import add_model_arguments, describe_classifier, resolve_model
 from ..watcher.settings import add_watch_arguments, settings_from_args
 from .access import TOKEN_ENV, is_loopback, load_token
@@ -248,6 +249,7 @@ def build_parser(prog: str = "python -m edge_runner serve") -> argparse.Argument
         "--trusted-network", action="store_true",
         help="allow a non-loopback --host without a token (everyone who can reach the port sees the camera)",
     )
+    add_companion_arguments(parser)  # --looks-like: name what a "nothing recognised" photo looks like
     add_watch_arguments(parser)  # the watcher's smoothing, snapshots and actions, used with --camera
     return parser
 
@@ -270,6 +272,7 @@ def options_from_args(args: argparse.Namespace) -> ServerOptions:
         watch=settings_from_args(args),
         deploy_dir=args.deploy_dir,
         max_model_mb=args.max_model_mb,
+        **looks_like_options(args),
     )
 
 

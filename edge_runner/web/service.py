@@ -23,6 +23,7 @@ from ..core.runtime import load_runtime
 from ..watcher.settings import WatchSettings, build_recorder, why_no_events
 
 if TYPE_CHECKING:
+    from ..core.companion import Companion
     from .live import LiveView
     from .models import ModelSwitcher
     from ..watcher.recorder import Recorder
@@ -62,6 +63,9 @@ class ServerOptions:
             instead of ``model`` when there is one, and ``POST /api/model`` switches models; ``None``: no uploads.
         max_model_mb: the largest model upload, in MiB.
         max_wrong_tokens: wrong tokens from one address within a minute before it is locked out (:mod:`.throttle`).
+        looks_like, looks_like_labels, looks_like_floor: the companion classifier that names what a "nothing
+            recognised" photo looks like (``--looks-like``, :mod:`edge_runner.core.companion`), its labels and floor;
+            looks_like_veto, looks_like_veto_classes: its veto on uploads (the live view names, never vetoes).
     """
 
     model: Path
@@ -82,6 +86,11 @@ class ServerOptions:
     deploy_dir: Path | None = None
     max_model_mb: float = 50.0
     max_wrong_tokens: int = 5
+    looks_like: Path | None = None
+    looks_like_labels: Path | None = None
+    looks_like_floor: float | None = None
+    looks_like_veto: float | None = None
+    looks_like_veto_classes: tuple[int, ...] | None = None
 
     @property
     def max_upload_bytes(self) -> int:
@@ -98,6 +107,7 @@ class Service:
     live: LiveView | None = None  # only with --camera
     recorder: Recorder | None = None  # the watcher's events, only with --camera
     models: ModelSwitcher | None = None  # uploads and rollback, only with --deploy-dir (edge_runner.web.models)
+    companion: Companion | None = None  # --looks-like (edge_runner.core.companion)
     started_at: float = field(default_factory=time.time)
 
     @property
@@ -132,6 +142,7 @@ class Service:
             "camera": self.live is not None,
             "archive": self.archive is not None,
             "deployed": self.models.describe() if self.models is not None else None,
+            "looks_like": self.companion.describe() if self.companion is not None else None,
         }
 
     def close(self) -> None:
@@ -163,6 +174,7 @@ def build_service(options: ServerOptions) -> Service:
     archive = Archive(options.archive) if options.archive is not None else None
     folder, serving, model = _deployed_model(options)
     pool = ClassifierPool(model, size=options.interpreters, num_threads=options.threads, runtime=load_runtime(options.runtime))
+    companion = _companion(options, pool)
     live = recorder = None
     if options.camera is not None:
         from ..watcher.camera import open_camera
@@ -177,12 +189,31 @@ def build_service(options: ServerOptions) -> Service:
             source_name="camera" if source is None else (f"camera {source}" if str(source).isdigit() else str(source)),
         )
         recorder = _watch_camera(live, options.watch or WatchSettings())
-    service = Service(options, pool, archive, live, recorder)
+        if companion is not None:
+            from ..core.companion import Throttle
+
+            live.looks = Throttle(companion)
+    service = Service(options, pool, archive, live, recorder, companion=companion)
     if folder is not None:
         from .models import ModelSwitcher
 
         service.models = ModelSwitcher(service, folder, serving, options.watch, int(options.max_model_mb * 1024 * 1024))
     return service
+
+
+def _companion(options: ServerOptions, pool: ClassifierPool) -> Companion | None:
+    """The ``--looks-like`` companion, one interpreter per upload interpreter (plus the live view's turn)."""
+    if options.looks_like is None:
+        return None
+    from ..core.companion import DEFAULT_FLOOR
+    from ..core.companion_loader import load_companion
+    from ..core.loading import quiet_native_info
+
+    floor = DEFAULT_FLOOR if options.looks_like_floor is None else options.looks_like_floor
+    with quiet_native_info():
+        return load_companion(options.looks_like, options.looks_like_labels, floor=floor, runtime=pool.runtime,
+                              threads=options.threads, pool_size=options.interpreters, veto=options.looks_like_veto,
+                              veto_classes=options.looks_like_veto_classes)
 
 
 def _deployed_model(options: ServerOptions):

@@ -79,6 +79,12 @@ function showError(card, message) {
   status.textContent = message;
 }
 
+// "looks like: raccoon 71%" from the --looks-like companion's answer (null when it named nothing).
+function looksLikeText(looks) {
+  if (!looks) return null;
+  return "looks like: " + looks.top_k.map((item) => `${item.label} ${percent(item.score)}`).join(", ");
+}
+
 function showPrediction(card, result, roundTripMs) {
   const body = card.querySelector(".card-body");
   card.querySelector(".status").remove();
@@ -87,9 +93,14 @@ function showPrediction(card, result, roundTripMs) {
   const nothing = nothingMessage(result.label, result.detected);
   if (nothing !== null && result.label === state.model.background_label) {
     // The background class won: no bars, a plain sentence (and the score behind it).
-    const answer = el("p", "answer nothing", nothing);
+    const looks = looksLikeText(result.looks_like);
+    // "nothing recognised — looks like: raccoon 71%" when the companion named something.
+    const answer = el("p", "answer nothing", looks === null ? nothing : `${nothing} — ${looks}`);
     answer.dataset.label = result.label;
-    const detail = el("p", "nothing-detail muted small", `${result.label} ${percent(result.score)}`);
+    const vetoed = result.vetoed;  // --looks-like-veto: a detection the second opinion did not back
+    const detail = el("p", "nothing-detail muted small", vetoed
+      ? `${vetoed.label} ${percent(vetoed.score)}, vetoed: the second opinion gives it ${percent(vetoed.mass)}`
+      : `${result.label} ${percent(result.score)}`);
     body.append(answer, detail, timing);
     card.classList.add("done", "nothing-card");
     return;
@@ -106,7 +117,9 @@ function showPrediction(card, result, roundTripMs) {
     row.append(label, value, track);
     list.append(row);
   });
-  const answer = el("p", nothing === null ? "answer" : "answer nothing", nothing === null ? result.label : nothing);
+  const looks = nothing === null ? null : looksLikeText(result.looks_like);
+  const words = nothing === null ? result.label : (looks === null ? nothing : `${nothing} — ${looks}`);
+  const answer = el("p", nothing === null ? "answer" : "answer nothing", words);
   answer.dataset.label = result.label;
   body.append(answer, list, timing);
   card.classList.add("done");
@@ -231,7 +244,8 @@ function startCamera() {
         caption.textContent = live.error;
       } else if (live.label !== null && live.nothing) {
         caption.className = "nothing";
-        caption.textContent = `${live.nothing} (${live.label} ${percent(live.score)}) · ${live.fps.toFixed(1)} fps`;
+        const looks = looksLikeText(live.looks_like);
+        caption.textContent = `${live.nothing}${looks === null ? "" : " — " + looks} (${live.label} ${percent(live.score)}) · ${live.fps.toFixed(1)} fps`;
       } else if (live.label !== null) {
         caption.className = "";
         caption.textContent = `${live.label} ${percent(live.score)} · ${live.fps.toFixed(1)} fps`;

@@ -1,0 +1,398 @@
+"""``--looks-like``: a companion classifier names what a "nothing recognised" photo looks like.
+
+The main model is the colour model of ``background_models`` (red, green, blue; ``blue`` is its
+background, threshold 0.6). The companion is a tiny generated classifier made like the ImageNet
+ones outside the kit: uint8 input whose quantisation holds the normalisation (raw pixels in),
+softmax out, no edgekit contract, its labels in a file. Its outputs ``background, tomato, frog,
+raccoon`` follow the photo's mean colour (red → tomato, green → frog, blue → raccoon); a black
+photo is its ``background``. A slow test runs the shipped model with the real ImageNet classifier.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import CLASS_COLOURS, SHARED, draw_photo, run_runner
+from PIL import Image
+
+from edge_runner.core.companion import Companion, Throttle
+from edge_runner.core.companion_loader import load_companion
+
+COMPANION_LABELS = "background\ntomato, Solanum lycopersicum\nfrog\nraccoon, coon\n"
+IMAGENET = SHARED / "weights" / "imagenet_classifier" / "tf2_mobilenet_v2_1.0_224_ptq.tflite"
+
+
+def build_companion_keras(size: int, *, softmax: bool = True, sharpness: float = 12.0):
+    """Pixels in -1..1 (the normalisation the uint8 quantisation will hold) → 4 outputs from the mean colour ``m``.
+
+    tomato, frog, raccoon: how far red, green, blue stand above the mean of the three (times ``sharpness``);
+    background: ``-2 * sum(m) - 3``, which wins on a dark photo only.
+    """
+    import keras
+
+    inputs = keras.Input((size, size, 3), name="image")
+    x = keras.layers.GlobalAveragePooling2D()(inputs)
+    dense = keras.layers.Dense(4, activation="softmax" if softmax else None)
+    outputs = dense(x)
+    model = keras.Model(inputs, outputs, name="companion")
+    weights = np.zeros((3, 4), np.float32)
+    weights[:, 1:] = sharpness * (np.eye(3) - 1 / 3)  # red → tomato, green → frog, blue → raccoon
+    weights[:, 0] = -2.0
+    dense.set_weights([weights, np.array([-3.0, 0, 0, 0], np.float32)])
+    return model
+
+
+def convert_outside(model, size: int, *, kind: str = "uint8") -> bytes:
+    """Full-integer TFLite with uint8 in/out, calibrated on -1..1 inputs: raw 0–255 pixels are its input."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if kind == "float32":
+        return converter.convert()
+    rng = np.random.default_rng(0)
+
+    def representative():  # plain colours, so the mean colour spans -1..1 too
+        for _ in range(32):
+            pixels = np.broadcast_to(rng.uniform(-1, 1, size=(1, 1, 1, 3)), (1, size, size, 3)).astype(np.float32)
+            pixels[0, 0, 0], pixels[0, 0, 1] = -1.0, 1.0
+            yield [pixels]
+
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.uint8
+    converter.inference_output_type = tf.uint8
+    return converter.convert()
+
+
+@pytest.fixture(scope="module")
+def companions(tmp_path_factory) -> dict[str, Path]:
+    """``same``: 32 px like the main model (its pixels are reused); ``larger``: 40 px (decoded again); plus bad ones."""
+    pytest.importorskip("tensorflow", reason="the tiny companion is built with TensorFlow (pip install .[train])")
+    root = tmp_path_factory.mktemp("companions")
+    out = {}
+    for name, size in (("same", 32), ("larger", 40)):
+        folder = root / name
+        folder.mkdir()
+        out[name] = folder / "companion_uint8.tflite"
+        out[name].write_bytes(convert_outside(build_companion_keras(size), size))
+        (folder / "companion_uint8_labels.txt").write_text(COMPANION_LABELS, encoding="utf-8")
+    out["logits"] = root / "logits.tflite"
+    out["logits"].write_bytes(convert_outside(build_companion_keras(32, softmax=False), 32))
+    out["float"] = root / "float.tflite"
+    out["float"].write_bytes(convert_outside(build_companion_keras(32), 32, kind="float32"))
+    import keras
+
+    image_out = keras.Model(*(lambda i: (i, keras.layers.Conv2D(3, 3, padding="same")(i)))(keras.Input((32, 32, 3))))
+    out["not_classifier"] = root / "segmenter.tflite"
+    out["not_classifier"].write_bytes(convert_outside(image_out, 32, kind="float32"))
+    (root / "labels.txt").write_text(COMPANION_LABELS, encoding="utf-8")  # beside the three bad models
+    return out
+
+
+@pytest.fixture
+def photos(tmp_path) -> dict[str, Path]:
+    """red (a detection), blue (the background label), grey (unknown: 1/3 each), black (unknown; the companion's background)."""
+    out = {}
+    for name in ("red", "blue"):
+        out[name] = tmp_path / f"{name}.jpg"
+        draw_photo(CLASS_COLOURS[name], size=(96, 80), seed=3).save(out[name], "JPEG", quality=92)
+    for name, colour in (("grey", (128, 128, 128)), ("black", (0, 0, 0))):
+        out[name] = tmp_path / f"{name}.png"
+        Image.new("RGB", (96, 80), colour).save(out[name])
+    return out
+
+
+def json_lines(text: str) -> dict[str, dict]:
+    return {Path(record["source"]).stem: record for record in map(json.loads, text.strip().splitlines())}
+
+
+@pytest.fixture
+def counted(monkeypatch) -> list[str]:
+    """The photos the companion ran on (every inference: ``Companion.probabilities``)."""
+    seen: list[str] = []
+    original = Companion.probabilities
+
+    def probabilities(self, source, **kwargs):
+        seen.append(Path(source).stem if isinstance(source, (str, Path)) else "<frame>")
+        return original(self, source, **kwargs)
+
+    monkeypatch.setattr(Companion, "probabilities", probabilities)
+    return seen
+
+
+# -- the runner -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", ["same", "larger"])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_background_answers_say_what_they_look_like_and_detections_never_run_it(
+        background_models, companions, photos, counted, capsys, size, workers):
+    code, out, err = run_runner([*photos.values(), "--model", background_models["int8"], "--json", "--workers", workers,
+                                 "--looks-like", companions[size]], capsys)
+    assert code == 0, err
+    records = json_lines(out)
+    assert [records[name]["label"] for name in ("red", "blue", "grey", "black")] == ["red", "blue", "unknown", "unknown"]
+    looks = records["blue"]["looks_like"]
+    assert looks["label"] == "raccoon" and 0.9 < looks["score"] <= 1.0  # the first synonym of "raccoon, coon"
+    assert looks["top_k"][0] == {"label": "raccoon", "score": looks["score"]}
+    assert set(records["blue"]) == {"source", "label", "detected", "score", "top_k", "latency_ms", "looks_like"}
+    assert records["red"]["looks_like"] is None  # a detection: the key is there, null
+    assert 0.2 <= records["grey"]["looks_like"]["score"] < 0.4  # a quarter each: named, near the floor
+    assert records["black"]["looks_like"] is None  # its best output is the companion's own background: never named
+    assert sorted(counted) == ["black", "blue", "grey"]  # photos called red never ran the companion
+
+
+def test_text_output_names_it_in_the_brackets(background_models, companions, photos, capsys):
+    code, out, _ = run_runner([photos["blue"], photos["red"], "--model", background_models["int8"],
+                               "--looks-like", companions["same"]], capsys)
+    blue, red = out.strip().splitlines()
+    assert code == 0
+    assert re.fullmatch(r".*blue\.jpg  nothing recognised  \(blue 0\.\d{3}; looks like: raccoon \d+%\)", blue), blue
+    assert re.fullmatch(r".*red\.jpg  red  0\.\d{3}", red), red
+
+
+def test_the_floor_decides_what_is_named(background_models, companions, photos, capsys):
+    argv = [photos["grey"], photos["blue"], "--model", background_models["int8"], "--json", "--looks-like", companions["same"]]
+    records = json_lines(run_runner([*argv, "--looks-like-floor", "0.5"], capsys)[1])
+    assert records["grey"]["looks_like"] is None  # 0.25 < 0.5
+    assert records["blue"]["looks_like"]["label"] == "raccoon"
+    records = json_lines(run_runner([*argv, "--looks-like-floor", "0.0"], capsys)[1])
+    assert [item["label"] for item in records["grey"]["looks_like"]["top_k"]] == ["tomato", "frog", "raccoon"]
+
+
+def test_a_veto_turns_a_detection_the_companion_does_not_back_into_nothing(background_models, companions, photos,
+                                                                          counted, tmp_path, capsys):
+    green = tmp_path / "green.jpg"
+    draw_photo(CLASS_COLOURS["green"], size=(96, 80), seed=3).save(green, "JPEG", quality=92)
+    argv = [photos["red"], green, photos["blue"], "--model", background_models["int8"], "--looks-like", companions["same"],
+            "--looks-like-veto", "0.5", "--looks-like-veto-classes", "1"]  # only the companion's "tomato" backs a detection
+    code, out, err = run_runner([*argv, "--json"], capsys)
+    records = json_lines(out)
+    assert code == 0, err
+    assert records["red"]["label"] == "red" and records["red"]["vetoed"] is None and records["red"]["looks_like"] is None
+    vetoed = records["green"]
+    assert vetoed["label"] == "blue" and vetoed["detected"] is False  # the main model's background label
+    assert vetoed["vetoed"]["label"] == "green" and vetoed["vetoed"]["mass"] < 0.5 and vetoed["top_k"][0]["label"] == "green"
+    assert vetoed["looks_like"]["label"] == "frog"
+    assert records["blue"]["vetoed"] is None and records["blue"]["looks_like"]["label"] == "raccoon"
+    assert sorted(counted) == ["blue", "green", "red"]  # with a veto, detections run it too
+    lines = run_runner(argv, capsys)[1].strip().splitlines()
+    assert re.fullmatch(r".*green\.jpg  nothing recognised  \(green 0\.\d{3} vetoed: the companion's classes \d+%; "
+                        r"looks like: frog \d+%\)", lines[1]), lines[1]
+
+
+def test_without_the_flag_the_output_is_unchanged(background_models, photos, capsys):
+    records = json_lines(run_runner([photos["blue"], "--model", background_models["int8"], "--json"], capsys)[1])
+    assert "looks_like" not in records["blue"]
+
+
+def test_the_companion_gets_raw_pixels_and_reuses_the_main_models(companions, photos):
+    from edge_runner.core.image import preprocess
+    from edge_runner.core.spec import InputSpec
+
+    companion = load_companion(companions["same"])
+    assert companion.labels_from.endswith("companion_uint8_labels.txt") and companion.skip == {0}
+    blue = preprocess(photos["blue"], companion.spec).array
+    assert companion.looks_like(photos["blue"]).label == "raccoon"
+    # Pixels prepared for the same size are used as they are (here: a red frame stands in for the blue photo).
+    red = np.zeros_like(blue)
+    red[..., 0] = 220
+    main = InputSpec(labels=("a", "b"), height=32, width=32)
+    assert companion.looks_like(photos["blue"], pixels=red, spec=main).label == "tomato"
+    other = InputSpec(labels=("a", "b"), height=32, width=32, crop="center")
+    assert companion.looks_like(photos["blue"], pixels=red, spec=other).label == "raccoon"  # decoded again
+
+
+def test_labels_embedded_in_the_model_are_found(companions, tmp_path):
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w") as archive:
+        archive.writestr("labels.txt", COMPANION_LABELS)
+    model = tmp_path / "packed.tflite"
+    model.write_bytes(companions["same"].read_bytes() + packed.getvalue())  # TFLite metadata packs its files so
+    companion = load_companion(model)
+    assert companion.labels_from == "labels.txt (embedded)" and companion.names[3] == "raccoon, coon"
+
+
+def test_a_kit_model_with_a_contract_can_be_the_companion(background_models, photos):
+    companion = load_companion(background_models["float32"])  # labels red, green, blue; blue is its background
+    assert companion.labels_from == "its contract" and companion.skip == {2}
+    assert companion.looks_like(photos["red"]).label == "red"
+    assert companion.looks_like(photos["blue"]) is None or companion.looks_like(photos["blue"]).label != "blue"
+
+
+def test_the_camera_names_a_scene_at_most_once_a_second(companions, photos):
+    companion = load_companion(companions["same"])
+    throttle = Throttle(companion, every_s=1.0)
+    frame = np.asarray(Image.open(photos["blue"]).convert("RGB"))
+    answers = [throttle.frame(frame, False, now=t) for t in (0.0, 0.3, 0.9, 1.0, 1.5)]
+    assert [a.label for a in answers] == ["raccoon"] * 5 and companion.calls == 2  # at 0.0 and 1.0
+    assert throttle.frame(frame, True, now=1.6) is None  # a detection: nothing, and forgets
+    throttle.frame(frame, False, now=1.7)
+    assert companion.calls == 3
+
+
+def test_the_runner_camera_names_background_frames_and_not_every_one(background_models, companions, counted, tmp_path, capsys):
+    pytest.importorskip("cv2", reason="video files are read through OpenCV (pip install .[camera])")
+    from conftest import BLUE, RED, write_clip
+
+    clip = write_clip(tmp_path / "door.avi", [BLUE] * 8 + [RED] * 4)
+    code, out, err = run_runner(["--camera", clip, "--model", background_models["int8"], "--json",
+                                 "--looks-like", companions["same"]], capsys)
+    frames = [json.loads(line) for line in out.strip().splitlines()]
+    assert code == 0 and len(frames) == 12, err
+    assert all(f["looks_like"]["label"] == "raccoon" for f in frames[:8])  # every background frame says it
+    assert all(f["label"] == "red" and f["looks_like"] is None for f in frames[8:])
+    assert 1 <= len(counted) < 8  # named at most once a second, not once a frame
+
+
+# -- bad companions: one line, naming the flag ----------------------------------------------------------------
+
+
+def bad_companion_cases(companions, tmp_path) -> list[tuple[list, str]]:
+    text = tmp_path / "notes.tflite"
+    text.write_text("not a model")
+    wrong = tmp_path / "three.txt"
+    wrong.write_text("a\nb\nc\n")
+    blank = tmp_path / "blank.txt"
+    blank.write_text("background\n\nfrog\nraccoon\n")
+    lonely = tmp_path / "lonely"
+    lonely.mkdir()
+    (lonely / "model.tflite").write_bytes(companions["same"].read_bytes())
+    return [
+        (["--looks-like", tmp_path / "missing.tflite"], r"--looks-like \S+missing\.tflite: no such file"),
+        (["--looks-like", tmp_path], r"--looks-like \S+: not a file \(expected a \.tflite image classifier\)"),
+        (["--looks-like", text], r"--looks-like \S+notes\.tflite: not a TFLite model .*"),
+        (["--looks-like", companions["same"], "--looks-like-labels", wrong],
+         r"--looks-like-labels \S+three\.txt: 3 labels, but --looks-like \S+ has 4 outputs \(one label per output, in order\)"),
+        (["--looks-like", companions["same"], "--looks-like-labels", blank], r"--looks-like-labels \S+blank\.txt: line 2 is empty .*"),
+        (["--looks-like", companions["same"], "--looks-like-labels", tmp_path / "nope.txt"], r"--looks-like-labels \S+nope\.txt: no such file"),
+        (["--looks-like", lonely / "model.tflite"], r"--looks-like \S+model\.tflite: no labels: .*give --looks-like-labels FILE .*"),
+        (["--looks-like", companions["logits"]], r"--looks-like \S+logits\.tflite: not a classifier's probabilities: .*"),
+        (["--looks-like", companions["float"]], r"--looks-like \S+float\.tflite: a float32 input without an edgekit contract: .*"),
+        (["--looks-like", companions["not_classifier"]],
+         r"--looks-like \S+segmenter\.tflite: not an image classifier: expected one 1xHxWx3 input and one 1xN output .*"),
+        (["--looks-like-floor", "0.3"], r"--looks-like-labels, --looks-like-floor and --looks-like-veto\* only apply with --looks-like MODEL\.tflite"),
+        (["--looks-like", companions["same"], "--looks-like-veto", "0.5"],
+         r"--looks-like-veto P and --looks-like-veto-classes RANGES go together"),
+        (["--looks-like", companions["same"], "--looks-like-veto", "0.5", "--looks-like-veto-classes", "1,9"],
+         r"--looks-like-veto-classes: output 9 is out of range: --looks-like \S+ has outputs 0 to 3"),
+        (["--looks-like", companions["same"], "--looks-like-veto", "0.5", "--looks-like-veto-classes", "3-1"],
+         r"argument --looks-like-veto-classes: must be output indices and ranges such as 152-269,282-286, received '3-1'"),
+        (["--looks-like", companions["same"], "--looks-like-floor", "2"], r"argument --looks-like-floor: must be a number from 0 to 1, received 2\.0"),
+    ]
+
+
+def test_bad_companions_are_one_line_errors_naming_the_flag(background_models, companions, photos, tmp_path, capsys):
+    for extra, expected in bad_companion_cases(companions, tmp_path):
+        code, out, err = run_runner([photos["blue"], "--model", background_models["int8"], *extra], capsys)
+        last = err.strip().splitlines()[-1]
+        assert code == 2 and out == "", (extra, err)
+        assert re.fullmatch(r"edge_runner: error: " + expected, last), (extra, last)
+        assert all(line.startswith(("usage:", " ")) for line in err.strip().splitlines()[:-1]), err
+
+
+# -- the web page and API ----------------------------------------------------------------------------------------
+
+
+def test_the_api_answers_looks_like_and_the_model_describes_it(background_models, companions, photos):
+    pytest.importorskip("flask", reason="the web server needs Flask (pip install .[serve])")
+    from edge_runner.web.app import create_app
+    from edge_runner.web.service import ServerOptions, build_service
+
+    service = build_service(ServerOptions(model=background_models["int8"], port=0, looks_like=companions["larger"]))
+    client = create_app(service).test_client()
+    answers = {name: client.post("/api/classify", data={"file": (io.BytesIO(photos[name].read_bytes()), f"{name}.jpg")}).get_json()
+               for name in ("red", "blue")}
+    assert answers["blue"]["label"] == "blue" and answers["blue"]["looks_like"]["label"] == "raccoon"
+    assert answers["red"]["looks_like"] is None
+    assert service.companion.calls == 1  # only the background photo
+    about = client.get("/api/model").get_json()["looks_like"]
+    assert about == {"file": "companion_uint8.tflite", "labels": 4, "labels_from": str(companions["larger"].parent /
+                     "companion_uint8_labels.txt"), "floor": 0.2, "input": [40, 40], "veto": None}
+    vetoing = create_app(build_service(ServerOptions(model=background_models["int8"], port=0, looks_like=companions["same"],
+                                                     looks_like_veto=0.5, looks_like_veto_classes=(2,)))).test_client()
+    answer = vetoing.post("/api/classify", data={"file": (io.BytesIO(photos["red"].read_bytes()), "red.jpg")}).get_json()
+    assert answer["label"] == "blue" and answer["vetoed"]["label"] == "red" and answer["looks_like"]["label"] == "tomato"
+    assert vetoing.get("/api/model").get_json()["looks_like"]["veto"] == {"limit": 0.5, "classes": 1}
+    plain = create_app(build_service(ServerOptions(model=background_models["int8"], port=0))).test_client()
+    answer = plain.post("/api/classify", data={"file": (io.BytesIO(photos["blue"].read_bytes()), "blue.jpg")}).get_json()
+    assert "looks_like" not in answer and plain.get("/api/model").get_json()["looks_like"] is None
+
+
+def test_the_page_says_nothing_recognised_looks_like(browser, background_models, companions, photos, tmp_path):
+    """In a real browser (skips without Playwright and chromium): an upload and the live view both name it."""
+    pytest.importorskip("cv2", reason="the live view reads video through OpenCV (pip install .[camera])")
+    import cv2
+
+    from edge_runner.web.server import start_server
+    from edge_runner.web.service import ServerOptions, build_service
+
+    video = tmp_path / "empty-room.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (160, 120))
+    for i in range(10):
+        writer.write(cv2.cvtColor(np.array(draw_photo(CLASS_COLOURS["blue"], size=(160, 120), seed=i)), cv2.COLOR_RGB2BGR))
+    writer.release()
+    green = tmp_path / "green.jpg"
+    draw_photo(CLASS_COLOURS["green"], size=(96, 80), seed=3).save(green, "JPEG", quality=92)
+    options = ServerOptions(model=background_models["int8"], port=0, camera=str(video), camera_fps=10.0,
+                            looks_like=companions["same"], looks_like_veto=0.5, looks_like_veto_classes=(1,))
+    server = start_server(build_service(options))
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(server.url + "/")
+        page.wait_for_function("() => document.querySelector('#model').textContent.includes('tiny-background')")
+        page.set_input_files("#files", [str(photos["blue"]), str(photos["red"]), str(green)])
+        page.wait_for_function("() => document.querySelectorAll('.card.done').length === 3", timeout=30_000)
+        cards = {card.query_selector(".name").inner_text(): card for card in page.query_selector_all(".card.done")}
+        assert re.fullmatch(r"nothing recognised — looks like: raccoon \d+\.\d%", cards["blue.jpg"].query_selector(".answer").inner_text())
+        assert cards["red.jpg"].query_selector(".answer").inner_text() == "red"  # backed by "tomato": kept
+        assert re.fullmatch(r"nothing recognised — looks like: frog \d+\.\d%", cards["green.jpg"].query_selector(".answer").inner_text())
+        assert re.fullmatch(r"green \d+\.\d%, vetoed: the second opinion gives it \d+\.\d%",
+                            cards["green.jpg"].query_selector(".nothing-detail").inner_text())
+        page.wait_for_function("() => document.querySelector('#live-state').textContent.includes('looks like')", timeout=20_000)
+        assert re.fullmatch(r"nothing recognised — looks like: raccoon \d+\.\d% \(blue \d+\.\d%\) · \d+\.\d fps",
+                            page.inner_text("#live-state"))
+        context.close()
+    finally:
+        server.stop()
+
+
+# -- real photos: the shipped model and the ImageNet classifier -----------------------------------------------------
+
+REAL = [  # (folder, file, a word the companion's label must contain)
+    ("more_other", "caltech101_elephant_image_0006.jpg", "elephant"),
+    ("lookalikes", "caltech101_Leopards_image_0001.jpg", ("cheetah", "leopard", "jaguar")),
+    ("more_other", "caltech101_llama_image_0001.jpg", "llama"),
+    ("other", "n02509815_lesser_panda.jpg", "panda"),
+]
+
+
+@pytest.mark.slow
+def test_real_background_photos_are_named_by_the_imagenet_classifier(capsys):
+    from edge_runner.core.loading import shipped_model_path
+
+    photos = [SHARED / "data" / folder / name for folder, name, _ in REAL]
+    if not IMAGENET.is_file() or not all(photo.is_file() for photo in photos):
+        pytest.skip(f"the ImageNet classifier ({IMAGENET}) or the photos under {SHARED / 'data'} are absent")
+    if not shipped_model_path().is_file():
+        pytest.skip(f"the shipped model {shipped_model_path()} is absent")
+    code, out, err = run_runner([*photos, "--json", "--looks-like", IMAGENET], capsys)
+    assert code == 0, err
+    records = json_lines(out)
+    for folder, name, words in REAL:
+        record = records[Path(name).stem]
+        words = (words,) if isinstance(words, str) else words
+        if record["detected"]:
+            assert record["looks_like"] is None  # the shipped model called it a pet: the companion never ran
+            continue
+        label = record["looks_like"]["label"].lower()
+        assert any(word in label for word in words), (name, record["looks_like"])
+    assert sum(not record["detected"] for record in records.values()) >= 3  # most of these are background answers
