@@ -286,7 +286,7 @@ def test_browser_decodes_photos_as_pillow_does(browser, colour_app, tmp_path):
                 const out = {};
                 for (const file of document.querySelector('#probe').files) {
                     const d = await window.edgekitApp.decodeFile(file, [w, h]);
-                    const px = fitPixels(d.pixels, d.width, d.height, w, h, 'bilinear', 'none', d.stride).data;
+                    const px = fitPixels(d.pixels, d.width, d.height, w, h, 'bilinear', 'none', d.stride, d.bgr).data;
                     out[file.name] = { size: [d.width, d.height], how: d.how, pixels: Array.from(px).filter((v, i) => i % 4 !== 3) };
                 }
                 return out;

@@ -70,7 +70,7 @@ CLASSIFY = """async ([wanted, browserResize]) => {
       const decoded = await app.decodeFile(file);
       const { fitRgb } = await import('./resample.js');
       const m = app.model;
-      const rgb = fitRgb(decoded.pixels, decoded.width, decoded.height, m.width, m.height, m.resize, m.crop, decoded.stride);
+      const rgb = fitRgb(decoded.pixels, decoded.width, decoded.height, m.width, m.height, m.resize, m.crop, decoded.stride, decoded.bgr);
       row.sha256 = Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', rgb)), (b) => b.toString(16).padStart(2, '0')).join('');
       if (wanted.includes(file.name)) {
         let text = '';

@@ -83,12 +83,12 @@ function answer(scores, timings) {
   };
 }
 
-// Pixels of any size (RGBA, or RGB with stride 3) → the model's input (the contract's crop and resize) →
+// Pixels of any size (RGBA, RGB with stride 3, BGRX with bgr) → the model's input (the contract's crop and resize) →
 // LiteRT.js → an answer. inference_ms is what the runner's latency covers: quantise, run, dequantise.
-async function classifyPixels(pixels, width, height, timings, stride = 4) {
+async function classifyPixels(pixels, width, height, timings, stride = 4, bgr = false) {
   const m = state.model;
   let start = performance.now();
-  const rgb = fitRgb(pixels, width, height, m.width, m.height, m.resize, m.crop, stride);
+  const rgb = fitRgb(pixels, width, height, m.width, m.height, m.resize, m.crop, stride, bgr);
   timings.resize_ms = performance.now() - start;
   start = performance.now();
   const scores = await state.engine.scores(rgb);
@@ -99,9 +99,9 @@ async function classifyPixels(pixels, width, height, timings, stride = 4) {
 async function classifyFile(file) {
   await ready;
   const m = state.model;
-  const { pixels, stride, width, height, how, read_ms, decode_ms } = await decodePhoto(file, [m.width, m.height]);
+  const { pixels, stride, bgr, width, height, how, read_ms, decode_ms } = await decodePhoto(file, [m.width, m.height]);
   const timings = { read_ms, decode_ms };
-  const result = await classifyPixels(pixels, width, height, timings, stride);
+  const result = await classifyPixels(pixels, width, height, timings, stride, bgr);
   result.size = [width, height];
   result.decoder = how;
   timings.total_ms = timings.decode_ms + timings.resize_ms + timings.inference_ms;
@@ -295,7 +295,7 @@ async function main() {
 // For tests and the benchmark: the same functions the page uses.
 window.edgekitApp = {
   ready, classifyFile, classifyPixels, answer,
-  // a photo file → { pixels, stride, width, height, how, read_ms, decode_ms }, a large JPEG drafted for `input`
+  // a photo file → { pixels, stride, bgr, width, height, how, ... } (photo.js), a large JPEG drafted for `input`
   decodeFile: (file, input = [state.model.width, state.model.height]) => decodePhoto(file, input),
   get model() { return state.model; },
   get engine() { return state.engine; },
