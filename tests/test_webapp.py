@@ -3,7 +3,8 @@
 * the export command and the ``/app`` routes (files only from the build, behind the token, a one-line error
   when the app is not built);
 * the app's resize is Pillow's, pixel for pixel, and its decoding Pillow's: identical for JPEGs (subsamplings, EXIF
-  orientation, greyscale, draft scales), up to rounding for a transparent PNG;
+  orientation, greyscale, draft scales; ycbcr.js's RGB from Chromium's YCbCr planes), up to rounding for a
+  transparent PNG;
 * what the page does around LiteRT.js, against the runner: the tensors' types and quantisation read from the file,
   quantising pixels and dequantising scores (edge_runner.core.quantization), the batch dimension set to 1 in place;
 * photos picked on the page get the runner's labels (a tiny colour model with a background class, and the
@@ -305,6 +306,47 @@ def test_browser_decodes_photos_as_pillow_does(browser, colour_app, tmp_path):
             assert got[name]["how"] == "canvas" and tuple(got[name]["size"]) == expected.original_size, name
             difference = np.abs(pixels.astype(int) - expected.array.astype(int))
             assert difference.mean() < 0.5 and difference.max() <= 2, (name, difference.mean(), difference.max())
+
+
+def test_ycbcr_planes_become_libjpegs_rgb(browser, colour_app, tmp_path):
+    """ycbcr.js, the page's way when Chromium hands a JPEG over as its YCbCr planes (the whole file at once): its
+    RGB equals Pillow's full-size decode for 4:2:0, 4:2:2 and 4:4:4 chroma, odd sizes included."""
+    base = np.array(draw_photo((40, 160, 220), size=(161, 121), seed=4))
+    base[::7] = (250, 20, 30)  # sharp colour edges, where chroma upsampling shows
+    files = {}
+    for subsampling, name in ((2, "420"), (1, "422"), (0, "444")):
+        for width, height in ((161, 121), (160, 120), (9, 7)):
+            files[f"{name} {width}x{height}.jpg"] = path = tmp_path / f"{name} {width}x{height}.jpg"
+            Image.fromarray(np.ascontiguousarray(base[:height, :width])).save(path, quality=90, subsampling=subsampling)
+    with StaticServer(colour_app) as server:
+        context = browser.new_context()
+        page, problems = open_app(context, server.url)
+        page.evaluate("() => { const i = document.createElement('input'); i.type = 'file'; i.multiple = true; i.id = 'probe'; document.body.append(i); }")
+        page.set_input_files("#probe", [str(path) for path in files.values()])
+        got = page.evaluate(
+            """async () => {
+                const { ycbcrToRgb } = await import('./ycbcr.js');
+                const out = {};
+                for (const file of document.querySelector('#probe').files) {
+                    const decoder = new ImageDecoder({ data: await file.arrayBuffer(), type: 'image/jpeg', colorSpaceConversion: 'none' });
+                    const { image } = await decoder.decode();
+                    const planes = new Uint8Array(image.allocationSize());
+                    const layout = await image.copyTo(planes);
+                    const rgb = ycbcrToRgb(planes, layout, image.format, image.codedWidth, image.codedHeight);
+                    out[file.name] = { format: image.format, pixels: Array.from(rgb) };
+                    image.close();
+                    decoder.close();
+                }
+                return out;
+            }""")
+        context.close()
+    assert problems == []
+    assert {got[name]["format"] for name in files} == {"I420", "I422", "I444"}
+    for name, path in files.items():
+        with Image.open(path) as image:
+            expected = np.asarray(image.convert("RGB"))
+        pixels = np.array(got[name]["pixels"], np.uint8).reshape(expected.shape)
+        assert np.array_equal(pixels, expected), (name, np.abs(pixels.astype(int) - expected).max())
 
 
 def test_picked_photos_get_the_runners_labels(browser, colour_app, colour_model, tmp_path):
