@@ -2,7 +2,9 @@
 
 * the export command and the ``/app`` routes (files only from the build, behind the token, a one-line error
   when the app is not built);
-* the app's resize is Pillow's, pixel for pixel, and its decoding Pillow's (EXIF orientation, greyscale, alpha);
+* the app's resize is Pillow's, pixel for pixel, and its decoding Pillow's: identical for JPEGs (subsamplings, EXIF
+  orientation, greyscale, draft scales; ycbcr.js's RGB from Chromium's YCbCr planes), up to rounding for a
+  transparent PNG;
 * what the page does around LiteRT.js, against the runner: the tensors' types and quantisation read from the file,
   quantising pixels and dequantising scores (edge_runner.core.quantization), the batch dimension set to 1 in place;
 * photos picked on the page get the runner's labels (a tiny colour model with a background class, and the
@@ -212,7 +214,9 @@ def test_app_resize_is_pillows_pixel_for_pixel(browser, colour_app):
     """The page's fitPixels against edge_runner.core.image.fit, for every filter and crop, down and up."""
     rng = np.random.default_rng(3)
     cases = []
-    shapes = ((97, 61), (640, 480), (31, 45), (45, 31), (56, 40), (56, 300), (300, 40), (20, 300), (300, 20), (10, 7), (224, 224))
+    # (70, 200) and (61, 97): taller photos, which Pillow resizes vertical pass first; (120, 110): horizontal first
+    shapes = ((97, 61), (640, 480), (31, 45), (45, 31), (56, 40), (56, 300), (300, 40), (20, 300), (300, 20), (10, 7),
+              (224, 224), (70, 200), (61, 97), (120, 110))
     for (width, height) in shapes:
         pixels = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
         pixels[: height // 2, : width // 3] = (250, 20, 30)  # edges as well as noise
@@ -244,20 +248,34 @@ def test_app_resize_is_pillows_pixel_for_pixel(browser, colour_app):
 
 
 def test_browser_decodes_photos_as_pillow_does(browser, colour_app, tmp_path):
-    """What the page feeds the model from a file: the runner's pixels (EXIF orientation, greyscale, transparency),
-    up to the JPEG decoders' rounding."""
+    """What the page feeds the model from a file, against the runner's preprocess: identical for JPEGs (every
+    chroma subsampling, odd sizes, greyscale, progressive, the 8 EXIF orientations, large photos decoded at 1/2,
+    1/4 and 1/8 as Pillow's draft mode does), and up to rounding for a transparent PNG (the browser's canvas)."""
+    spec = InputSpec(labels=("a", "b"), width=96, height=80)
     base = np.array(draw_photo((200, 60, 40), size=(160, 120), seed=9))
     base[:, :40] = (30, 60, 220)  # a blue band on the left: a wrong orientation moves it
-    files = {"plain.jpg": tmp_path / "plain.jpg", "rotated.jpg": tmp_path / "rotated.jpg",
-             "grey.jpg": tmp_path / "grey.jpg", "alpha.png": tmp_path / "alpha.png"}
-    Image.fromarray(base).save(files["plain.jpg"], quality=95)
-    exif = Image.Exif()
-    exif[0x0112] = 6  # "rotate 90° clockwise to display"
-    Image.fromarray(base).save(files["rotated.jpg"], quality=95, exif=exif)
-    Image.fromarray(base).convert("L").save(files["grey.jpg"], quality=95)
+    files = {}
+
+    def save(name: str, pixels: np.ndarray, **options) -> None:
+        files[name] = tmp_path / name
+        Image.fromarray(pixels).save(files[name], **options)
+
+    save("plain.jpg", base, quality=95)  # 4:2:0
+    save("444.jpg", base, quality=95, subsampling=0)
+    save("422.jpg", base, quality=95, subsampling=1)
+    save("odd 420.jpg", base[:117, :151], quality=90)
+    save("odd 422.jpg", base[:101, :77], quality=90, subsampling=1)
+    save("progressive.jpg", base, quality=90, progressive=True)
+    save("grey.jpg", base[..., 0], quality=95)
+    for orientation in range(2, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        save(f"orientation {orientation}.jpg", base[:, :150], quality=95, exif=exif)
+    # Large: the runner's Pillow decodes at 1/2, 1/4, 1/8 (the input's larger side x 2 = 192 fits 2, 4, 8 times).
+    for name, size in (("large 2.jpg", (400, 390)), ("large 4.jpg", (800, 780)), ("large 8.jpg", (1600, 1550))):
+        save(name, np.array(Image.fromarray(base).resize(size, Image.Resampling.BILINEAR)), quality=90)
     rgba = np.concatenate([base, np.tile(np.linspace(0, 255, 160, dtype=np.uint8), (120, 1))[..., None]], axis=2)
-    Image.fromarray(rgba, "RGBA").save(files["alpha.png"])
-    spec = InputSpec(labels=("a", "b"), width=96, height=80)
+    save("alpha.png", rgba)
     with StaticServer(colour_app) as server:
         context = browser.new_context()
         page, problems = open_app(context, server.url)
@@ -268,9 +286,9 @@ def test_browser_decodes_photos_as_pillow_does(browser, colour_app, tmp_path):
                 const { fitPixels } = await import('./resample.js');
                 const out = {};
                 for (const file of document.querySelector('#probe').files) {
-                    const d = await window.edgekitApp.decodeFile(file);
-                    const px = fitPixels(d.rgba, d.width, d.height, w, h, 'bilinear', 'none').data;
-                    out[file.name] = { size: [d.width, d.height], pixels: Array.from(px).filter((v, i) => i % 4 !== 3) };
+                    const d = await window.edgekitApp.decodeFile(file, [w, h]);
+                    const px = fitPixels(d.pixels, d.width, d.height, w, h, 'bilinear', 'none', d.stride, d.bgr).data;
+                    out[file.name] = { size: [d.width, d.height], how: d.how, pixels: Array.from(px).filter((v, i) => i % 4 !== 3) };
                 }
                 return out;
             }""", [spec.width, spec.height])
@@ -278,11 +296,57 @@ def test_browser_decodes_photos_as_pillow_does(browser, colour_app, tmp_path):
     assert problems == []
     for name, path in files.items():
         expected = preprocess(path, spec)
-        assert tuple(got[name]["size"]) == expected.original_size, name  # (120, 160) for the rotated one
         pixels = np.array(got[name]["pixels"], np.uint8).reshape(spec.height, spec.width, 3)
-        difference = np.abs(pixels.astype(int) - expected.array.astype(int))
-        # Measured: identical but for the rotated JPEG (12% of the values off by 1: chroma upsampling after rotation).
-        assert difference.mean() < 0.5 and difference.max() <= 2, (name, difference.mean(), difference.max())
+        if name.endswith(".jpg"):
+            assert got[name]["how"] == "ImageDecoder", name
+            # The draft scale's size for the large ones (the runner reports the size it decoded at).
+            assert tuple(got[name]["size"]) == expected.original_size, name
+            assert np.array_equal(pixels, expected.array), (name, np.abs(pixels.astype(int) - expected.array).max())
+        else:
+            assert got[name]["how"] == "canvas" and tuple(got[name]["size"]) == expected.original_size, name
+            difference = np.abs(pixels.astype(int) - expected.array.astype(int))
+            assert difference.mean() < 0.5 and difference.max() <= 2, (name, difference.mean(), difference.max())
+
+
+def test_ycbcr_planes_become_libjpegs_rgb(browser, colour_app, tmp_path):
+    """ycbcr.js, the page's way when Chromium hands a JPEG over as its YCbCr planes (the whole file at once): its
+    RGB equals Pillow's full-size decode for 4:2:0, 4:2:2 and 4:4:4 chroma, odd sizes included."""
+    base = np.array(draw_photo((40, 160, 220), size=(161, 121), seed=4))
+    base[::7] = (250, 20, 30)  # sharp colour edges, where chroma upsampling shows
+    files = {}
+    for subsampling, name in ((2, "420"), (1, "422"), (0, "444")):
+        for width, height in ((161, 121), (160, 120), (9, 7)):
+            files[f"{name} {width}x{height}.jpg"] = path = tmp_path / f"{name} {width}x{height}.jpg"
+            Image.fromarray(np.ascontiguousarray(base[:height, :width])).save(path, quality=90, subsampling=subsampling)
+    with StaticServer(colour_app) as server:
+        context = browser.new_context()
+        page, problems = open_app(context, server.url)
+        page.evaluate("() => { const i = document.createElement('input'); i.type = 'file'; i.multiple = true; i.id = 'probe'; document.body.append(i); }")
+        page.set_input_files("#probe", [str(path) for path in files.values()])
+        got = page.evaluate(
+            """async () => {
+                const { ycbcrToRgb } = await import('./ycbcr.js');
+                const out = {};
+                for (const file of document.querySelector('#probe').files) {
+                    const decoder = new ImageDecoder({ data: await file.arrayBuffer(), type: 'image/jpeg', colorSpaceConversion: 'none' });
+                    const { image } = await decoder.decode();
+                    const planes = new Uint8Array(image.allocationSize());
+                    const layout = await image.copyTo(planes);
+                    const rgb = ycbcrToRgb(planes, layout, image.format, image.codedWidth, image.codedHeight);
+                    out[file.name] = { format: image.format, pixels: Array.from(rgb) };
+                    image.close();
+                    decoder.close();
+                }
+                return out;
+            }""")
+        context.close()
+    assert problems == []
+    assert {got[name]["format"] for name in files} == {"I420", "I422", "I444"}
+    for name, path in files.items():
+        with Image.open(path) as image:
+            expected = np.asarray(image.convert("RGB"))
+        pixels = np.array(got[name]["pixels"], np.uint8).reshape(expected.shape)
+        assert np.array_equal(pixels, expected), (name, np.abs(pixels.astype(int) - expected).max())
 
 
 def test_picked_photos_get_the_runners_labels(browser, colour_app, colour_model, tmp_path):

@@ -7,14 +7,17 @@ It writes the app for the model (``python -m edge_runner webapp``'s folder), ser
 server that counts what it answers, loads it in Chromium and then, for every photo:
 
 * the runner: ``preprocess`` (Pillow decode, EXIF, resize) + ``Classifier.classify`` on one thread;
-* the browser: the page's own ``classifyFile`` (decode with the browser, Pillow's resize in JavaScript, LiteRT.js
-  running the model in WebAssembly, relaxed SIMD where the browser has it, one thread), one photo at a time;
+* the browser: the page's own ``classifyFile`` (read the file, decode it with the browser: WebCodecs' ImageDecoder
+  for a JPEG, finished as libjpeg-turbo does it, else createImageBitmap and a canvas; Pillow's resize in
+  JavaScript, LiteRT.js running the model in WebAssembly, relaxed SIMD where the browser has it, one thread), one
+  photo at a time, each call timed inside the page from the File to the scores;
 
 alternating by batches of 20 photos, so that both see the same load on the machine.
 
 Prints: top-1 agreement (the label after the contract's threshold, as both show it) with each disagreement
 and whether the runner, given the browser's own input pixels, answers as the browser did (then the difference
-is in decoding, not in the model); how far the two inputs are apart in pixel values; time per photo and per
+is in decoding, not in the model); on how many photos the model's input pixels are identical (SHA-256 of every
+photo's input) and how far apart they are on the first batch; time per photo and per
 inference on both sides and their ratios; the page's weight on first load; the requests the server saw while
 the photos were classified. With ``--browser-resize`` it also measures the agreement and the time when the browser
 resizes each photo as it decodes it (``createImageBitmap`` with ``resizeWidth``/``resizeHeight``, "high" quality)
@@ -28,6 +31,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import collections
+import hashlib
 import json
 import statistics
 import sys
@@ -58,12 +63,16 @@ CLASSIFY = """async ([wanted, browserResize]) => {
     const row = { name: file.name };
     try {
       const result = await app.classifyFile(file);
-      Object.assign(row, { label: result.label, score: result.score, timings: result.timings, size: result.size });
+      Object.assign(row, { label: result.label, score: result.score, timings: result.timings, size: result.size,
+        decoder: result.decoder });
+      // After the timed call: the model's input pixels again, their SHA-256 for every photo, the pixels themselves
+      // for the chosen ones.
+      const decoded = await app.decodeFile(file);
+      const { fitRgb } = await import('./resample.js');
+      const m = app.model;
+      const rgb = fitRgb(decoded.pixels, decoded.width, decoded.height, m.width, m.height, m.resize, m.crop, decoded.stride, decoded.bgr);
+      row.sha256 = Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', rgb)), (b) => b.toString(16).padStart(2, '0')).join('');
       if (wanted.includes(file.name)) {
-        const decoded = await app.decodeFile(file);
-        const { fitRgb } = await import('./resample.js');
-        const m = app.model;
-        const rgb = fitRgb(decoded.rgba, decoded.width, decoded.height, m.width, m.height, m.resize, m.crop);
         let text = '';
         for (let i = 0; i < rgb.length; i += 32768) text += String.fromCharCode.apply(null, rgb.subarray(i, i + 32768));
         row.pixels = btoa(text);
@@ -276,16 +285,26 @@ def main(argv: list[str] | None = None) -> int:
               f"mean |difference| {statistics.mean(diffs):.3f} (0-255); the runner given the browser's pixels "
               f"answers as the browser on {runner_on_browser}/{len(with_pixels)}")
 
+    identical = sum(
+        hashlib.sha256(np.ascontiguousarray(runner[k]["pixels"]).tobytes()).hexdigest() == browser_rows[k]["sha256"]
+        for k in compared
+    )
+    decoders = collections.Counter(browser_rows[k]["decoder"] for k in compared)
+    print(f"model input pixels identical to Pillow's (SHA-256) on {identical}/{len(compared)} photos; decoded by "
+          + ", ".join(f"{name} {count}" for name, count in decoders.most_common()))
+
     b_total = [browser_rows[k]["timings"]["total_ms"] for k in compared]
     b_inf = [browser_rows[k]["timings"]["inference_ms"] for k in compared]
     b_dec = [browser_rows[k]["timings"]["decode_ms"] for k in compared]
     b_res = [browser_rows[k]["timings"]["resize_ms"] for k in compared]
+    b_read = [browser_rows[k]["timings"]["read_ms"] for k in compared]
+    b_unread = [browser_rows[k]["timings"]["decode_ms"] - browser_rows[k]["timings"]["read_ms"] for k in compared]
     r_total = [runner[k]["total_ms"] for k in compared]
     r_inf = [runner[k]["inference_ms"] for k in compared]
     r_dec = [runner[k]["decode_ms"] for k in compared]
     print("\nper photo, median ms       browser   runner   ratio")
     print(f"  decode (+ resize)        {median(b_dec) + median(b_res):7.2f}  {median(r_dec):7.2f}  {(median(b_dec) + median(b_res)) / median(r_dec):5.2f}x"
-          f"   (browser: decode {median(b_dec):.2f} + Pillow-exact resize {median(b_res):.2f})")
+          f"   (browser: read the file {median(b_read):.2f} + decode {median(b_unread):.2f} + Pillow-exact resize {median(b_res):.2f})")
     print(f"  inference                {median(b_inf):7.2f}  {median(r_inf):7.2f}  {median(b_inf) / median(r_inf):5.2f}x")
     print(f"  photo end to end         {median(b_total):7.2f}  {median(r_total):7.2f}  {median(b_total) / median(r_total):5.2f}x")
     b_frame, r_frame = median(frames["times"]), median(frames["runner_times"])
@@ -309,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         "first_load_mb": round(to_ready["bytes"] / 1e6, 2),
         "first_load_requests": to_ready["requests"],
         "browser_build": build,
+        "identical_inputs": identical,
         "disagreements": len(disagreements),
         "not_decoded": len(failed),
     }

@@ -3,6 +3,7 @@
 // and a service worker keeps every file for offline use. Plain JavaScript, no framework.
 
 import { loadEngine } from "./engine.js";
+import { decodePhoto, pixelsOf } from "./photo.js";
 import { fitRgb } from "./resample.js";
 import { readMetadata } from "./tflite.js";
 import { $, NOTHING, addCard, el, render, status } from "./view.js";
@@ -82,12 +83,12 @@ function answer(scores, timings) {
   };
 }
 
-// RGBA pixels of any size → the model's input (the contract's crop and resize) → LiteRT.js → an answer.
-// inference_ms is what the runner's latency covers: quantise, run, dequantise.
-async function classifyPixels(rgba, width, height, timings) {
+// Pixels of any size (RGBA, RGB with stride 3, BGRX with bgr) → the model's input (the contract's crop and resize) →
+// LiteRT.js → an answer. inference_ms is what the runner's latency covers: quantise, run, dequantise.
+async function classifyPixels(pixels, width, height, timings, stride = 4, bgr = false) {
   const m = state.model;
   let start = performance.now();
-  const rgb = fitRgb(rgba, width, height, m.width, m.height, m.resize, m.crop);
+  const rgb = fitRgb(pixels, width, height, m.width, m.height, m.resize, m.crop, stride, bgr);
   timings.resize_ms = performance.now() - start;
   start = performance.now();
   const scores = await state.engine.scores(rgb);
@@ -95,39 +96,14 @@ async function classifyPixels(rgba, width, height, timings) {
   return answer(scores, timings);
 }
 
-function pixelsOf(source, width, height, canvas) {
-  canvas.width = width;
-  canvas.height = height;
-  const context = canvas.getContext("2d", { willReadFrequently: true });
-  context.fillStyle = "#fff";  // transparent photos on white, as the runner composites them
-  context.fillRect(0, 0, width, height);
-  context.drawImage(source, 0, 0, width, height);
-  return context.getImageData(0, 0, width, height).data;
-}
-
-const photoCanvas = document.createElement("canvas");
-
-// A photo file → its RGBA pixels as Pillow decodes it: EXIF orientation applied, no colour-profile conversion.
-async function decodeFile(file) {
-  const start = performance.now();
-  let bitmap;
-  try {
-    bitmap = await createImageBitmap(file, { imageOrientation: "from-image", colorSpaceConversion: "none" });
-  } catch (error) {
-    throw new Error(`${file.name}: not an image (the browser cannot decode it)`);
-  }
-  const { width, height } = bitmap;
-  const rgba = pixelsOf(bitmap, width, height, photoCanvas);
-  bitmap.close();
-  return { rgba, width, height, decode_ms: performance.now() - start };
-}
-
 async function classifyFile(file) {
   await ready;
-  const { rgba, width, height, decode_ms } = await decodeFile(file);
-  const timings = { decode_ms };
-  const result = await classifyPixels(rgba, width, height, timings);
+  const m = state.model;
+  const { pixels, stride, bgr, width, height, how, read_ms, decode_ms } = await decodePhoto(file, [m.width, m.height]);
+  const timings = { read_ms, decode_ms };
+  const result = await classifyPixels(pixels, width, height, timings, stride, bgr);
   result.size = [width, height];
+  result.decoder = how;
   timings.total_ms = timings.decode_ms + timings.resize_ms + timings.inference_ms;
   return result;
 }
@@ -318,7 +294,9 @@ async function main() {
 
 // For tests and the benchmark: the same functions the page uses.
 window.edgekitApp = {
-  ready, classifyFile, classifyPixels, decodeFile, answer,
+  ready, classifyFile, classifyPixels, answer,
+  // a photo file → { pixels, stride, bgr, width, height, how, ... } (photo.js), a large JPEG drafted for `input`
+  decodeFile: (file, input = [state.model.width, state.model.height]) => decodePhoto(file, input),
   get model() { return state.model; },
   get engine() { return state.engine; },
   get frames() { return state.frameCount; },
