@@ -87,22 +87,25 @@ def build_tiny_keras(num_classes: int, size: int = 32, seed: int = 0):
     return keras.Model(inputs, outputs, name="tiny")
 
 
-def convert_tiny(model, kind: str, size: int, seed: int = 0) -> bytes:
-    """float32 or full-int8 (uint8 in/out) TFLite bytes of a tiny Keras model."""
+def convert_tiny(model, kind: str, size: int, seed: int = 0, representative=None) -> bytes:
+    """float32 or full-int8 (uint8 in/out) TFLite bytes of a tiny Keras model.
+
+    ``representative``: the calibration generator (default: 16 random photos spanning exactly 0..255).
+    """
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if kind == "int8":
         rng = np.random.default_rng(seed)
 
-        def representative():
+        def random_photos():
             for i in range(16):
                 pixels = rng.integers(0, 256, size=(1, size, size, 3)).astype(np.float32)
                 pixels[0, 0, 0], pixels[0, 0, 1] = 0.0, 255.0  # pin the input range to exactly 0..255
                 yield [pixels]
 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative
+        converter.representative_dataset = representative or random_photos
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.uint8

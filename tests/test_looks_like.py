@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CLASS_COLOURS, SHARED, draw_photo, run_runner
+from conftest import CLASS_COLOURS, SHARED, convert_tiny, draw_photo, run_runner
 from PIL import Image
 
 from edge_runner.core.companion import Companion, Throttle
@@ -50,11 +50,8 @@ def build_companion_keras(size: int, *, softmax: bool = True, sharpness: float =
 
 def convert_outside(model, size: int, *, kind: str = "uint8") -> bytes:
     """Full-integer TFLite with uint8 in/out, calibrated on -1..1 inputs: raw 0–255 pixels are its input."""
-    import tensorflow as tf
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if kind == "float32":
-        return converter.convert()
+        return convert_tiny(model, "float32", size)
     rng = np.random.default_rng(0)
 
     def representative():  # plain colours, so the mean colour spans -1..1 too
@@ -63,12 +60,7 @@ def convert_outside(model, size: int, *, kind: str = "uint8") -> bytes:
             pixels[0, 0, 0], pixels[0, 0, 1] = -1.0, 1.0
             yield [pixels]
 
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.uint8
-    converter.inference_output_type = tf.uint8
-    return converter.convert()
+    return convert_tiny(model, "int8", size, representative=representative)
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests 
 
 from chromium import find_chromium, save_screenshot as keep_screenshot  # noqa: E402
 from conftest import DESKTOP, PHONE  # noqa: E402
-from webapp_helpers import READY, StaticServer, launch_chromium, open_app, write_y4m  # noqa: E402
+from webapp_helpers import READY, StaticServer, launch_chromium, open_app, pick_files, write_y4m  # noqa: E402
 
 from edge_runner.web.access import Token  # noqa: E402
 from edge_runner.web.app import create_app  # noqa: E402
@@ -279,8 +279,7 @@ def test_browser_decodes_photos_as_pillow_does(browser, colour_app, tmp_path):
     with StaticServer(colour_app) as server:
         context = browser.new_context()
         page, problems = open_app(context, server.url)
-        page.evaluate("() => { const i = document.createElement('input'); i.type = 'file'; i.multiple = true; i.id = 'probe'; document.body.append(i); }")
-        page.set_input_files("#probe", [str(path) for path in files.values()])
+        pick_files(page, files.values())
         got = page.evaluate(
             """async ([w, h]) => {
                 const { fitPixels } = await import('./resample.js');
@@ -321,8 +320,7 @@ def test_ycbcr_planes_become_libjpegs_rgb(browser, colour_app, tmp_path):
     with StaticServer(colour_app) as server:
         context = browser.new_context()
         page, problems = open_app(context, server.url)
-        page.evaluate("() => { const i = document.createElement('input'); i.type = 'file'; i.multiple = true; i.id = 'probe'; document.body.append(i); }")
-        page.set_input_files("#probe", [str(path) for path in files.values()])
+        pick_files(page, files.values())
         got = page.evaluate(
             """async () => {
                 const { ycbcrToRgb } = await import('./ycbcr.js');

@@ -130,3 +130,10 @@ def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
         for frame in frames:
             out.write(b"FRAME\n" + rgb_to_i420(frame))
     return path
+
+
+def pick_files(page, paths) -> None:
+    """Give the page's scripts ``paths`` as the files of a new ``<input type=file id=probe>`` (a user's pick)."""
+    page.evaluate("() => { const i = document.createElement('input'); i.type = 'file'; i.multiple = true; "
+                  "i.id = 'probe'; document.body.append(i); }")
+    page.set_input_files("#probe", [str(path) for path in paths])
