@@ -15,8 +15,11 @@ candidate is built and run as ``python -m convert export`` would, and caches eve
 Candidate names: ``r<N>s<SEED>`` N train photos as export samples them; ``src<N>s<SEED>`` / ``cls<N>s<SEED>`` N photos,
 equal share per source / class; ``all``; suffixes ``+mirror`` (second half mirrored, as ``int8_calib``), ``+pt``
 (per-tensor weights), ``+floatK`` (the K worst layers of the diagnosis and their readers in float), ``+head`` (the
-classifier's FULLY_CONNECTED and softmax in float), ``+proj`` (every linear-bottleneck output in float), ``+dw0`` (the first depthwise convolution and its reader in float);
-``i16_<calibration>`` int16x8.
+classifier's FULLY_CONNECTED and softmax in float), ``+proj`` (every linear-bottleneck output in float),
+``+dw0`` (the first depthwise convolution and its reader in float: what the int8 variant now does);
+``i16_<calibration>`` int16x8. ``extra NAME ...``: agreement on the train photos too (no labels needed).
+Plain candidates build what ``convert.quantize.convert(model, "int8")`` builds: the table in convert/README.md was
+measured before the int8 variant kept its first depthwise convolution in float (the ``+dw0`` rows are that change).
 """
 from __future__ import annotations
 
@@ -228,7 +231,7 @@ def shipped():
         np.savez(probs_path, **out)
 
 
-def latency(names, runs=40):
+def latency(names, runs=int(os.environ.get("STUDY_RUNS", "40"))):
     from edge_runner.core.model import Classifier
     from edge_runner.common.timing import time_interleaved
     pixels = np.asarray(load("validation")[0][0])
