@@ -233,8 +233,9 @@ def export_markdown(result: ExportResult) -> str:
                 "same 1/256 resolution as int8 for a softmax and is the integer type MediaPipe Tasks and the TFLite "
                 "Task Library accept (UINT8 or FLOAT32 only).",
                 f"- Ops: {', '.join(f'{k} ×{n}' for k, n in g.ops.items())}.",
-                f"- Tensor types: {', '.join(f'{k} ×{n}' for k, n in g.tensor_types.items())} (no float tensor; uint8 "
-                "only at the input and output, so every compute op runs the int8 kernels).",
+                f"- Tensor types: {', '.join(f'{k} ×{n}' for k, n in g.tensor_types.items())} (uint8 only at the input "
+                "and output, so every integer op runs the int8 kernels; float only in the first depthwise convolution "
+                "and the op reading it, kept in float because int8 changes answers there).",
             ]
     if result.calibration:
         c = result.calibration

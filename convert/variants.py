@@ -40,6 +40,8 @@ def conversion_key(source: TrainingOutput, variant: str, options: ExportOptions,
         "spec": source.spec.to_dict(),
         "info": dataclasses.asdict(options.info),
     }
+    if variant == "int8":  # the first depthwise convolution is kept in float (quantize.float_stem)
+        parts["float_stem"] = "first DEPTHWISE_CONV_2D and its readers"
     if variant in CALIBRATED:
         parts["calibration"] = {
             "size": options.calibration_size,
