@@ -250,7 +250,8 @@ def test_app_resize_is_pillows_pixel_for_pixel(browser, colour_app):
 def test_browser_decodes_photos_as_pillow_does(browser, colour_app, tmp_path):
     """What the page feeds the model from a file, against the runner's preprocess: identical for JPEGs (every
     chroma subsampling, odd sizes, greyscale, progressive, the 8 EXIF orientations, large photos decoded at 1/2,
-    1/4 and 1/8 as Pillow's draft mode does), and up to rounding for a transparent PNG (the browser's canvas)."""
+    1/4 and 1/8 as Pillow's draft mode does, CMYK), and up to rounding where the browser's canvas decodes (a
+    transparent PNG, a palette PNG, WebP)."""
     spec = InputSpec(labels=("a", "b"), width=96, height=80)
     base = np.array(draw_photo((200, 60, 40), size=(160, 120), seed=9))
     base[:, :40] = (30, 60, 220)  # a blue band on the left: a wrong orientation moves it
@@ -276,6 +277,13 @@ def test_browser_decodes_photos_as_pillow_does(browser, colour_app, tmp_path):
         save(name, np.array(Image.fromarray(base).resize(size, Image.Resampling.BILINEAR)), quality=90)
     rgba = np.concatenate([base, np.tile(np.linspace(0, 255, 160, dtype=np.uint8), (120, 1))[..., None]], axis=2)
     save("alpha.png", rgba)
+    # A CMYK JPEG (print workflows: ImageDecoder gives it as RGB, Pillow's CMYK conversion to the bit), and two
+    # formats the page leaves to the canvas: WebP, a palette PNG.
+    files["cmyk.jpg"] = tmp_path / "cmyk.jpg"
+    Image.fromarray(base).convert("CMYK").save(files["cmyk.jpg"], quality=95)
+    save("photo.webp", base, quality=90)
+    files["palette.png"] = tmp_path / "palette.png"
+    Image.fromarray(base).convert("P", palette=Image.Palette.ADAPTIVE).save(files["palette.png"])
     with StaticServer(colour_app) as server:
         context = browser.new_context()
         page, problems = open_app(context, server.url)
