@@ -537,6 +537,23 @@ def test_live_view_label_matches_the_classifier(serve, tmp_path, reference):
         running.stop()
 
 
+def test_stop_ends_the_server_when_its_wake_up_pipe_is_already_closed(serve):
+    """stop() empties waitress's map itself when the loop's trigger cannot be pulled (EBADF: a pipe closed under it,
+    seen once in a browser test's teardown): no error, the loop thread ends, the port stops answering."""
+    running = serve()
+    assert request(running.url + "/healthz").status == 200
+    trigger = running._server.trigger
+
+    def dead_pipe(thunk=None):
+        raise OSError(9, "Bad file descriptor")
+
+    trigger.pull_trigger = dead_pipe
+    running.stop(timeout=10)
+    assert not running._thread.is_alive()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", running.port), timeout=2).close()
+
+
 def test_live_view_reports_a_missing_camera_in_words(serve, tmp_path):
     running = serve(camera=str(tmp_path / "no-such-video.avi"))
     snapshot = request(running.url + "/api/camera/frame.jpg")
