@@ -180,6 +180,24 @@ def test_a_veto_turns_a_detection_the_companion_does_not_back_into_nothing(backg
                         r"looks like: frog \d+%\)", lines[1]), lines[1]
 
 
+def test_a_veto_only_for_some_guesses_keeps_a_detection_the_companion_names_otherwise(background_models, companions,
+                                                                                     tmp_path, capsys):
+    """``--looks-like-veto-only-for``: the green photo (the companion's "frog") is vetoed only when "frog" is listed."""
+    green = tmp_path / "green.jpg"
+    draw_photo(CLASS_COLOURS["green"], size=(96, 80), seed=3).save(green, "JPEG", quality=92)
+    base = [green, "--json", "--model", background_models["int8"], "--looks-like", companions["same"],
+            "--looks-like-veto", "0.5", "--looks-like-veto-classes", "1"]
+    answers = {}
+    for only_for in ("2", "3", "0,3"):  # frog; raccoon; the companion's background output and raccoon
+        code, out, err = run_runner([*base, "--looks-like-veto-only-for", only_for], capsys)
+        assert code == 0, err
+        answers[only_for] = json_lines(out)["green"]
+    assert answers["2"]["label"] == "blue" and answers["2"]["vetoed"]["label"] == "green"
+    assert answers["2"]["looks_like"]["label"] == "frog"
+    for kept in ("3", "0,3"):  # its best guess outside the veto classes (background skipped) is frog: not listed
+        assert answers[kept]["label"] == "green" and answers[kept]["detected"] is True and answers[kept]["vetoed"] is None
+
+
 def test_without_the_flag_the_output_is_unchanged(background_models, photos, capsys):
     records = json_lines(run_runner([photos["blue"], "--model", background_models["int8"], "--json"], capsys)[1])
     assert "looks_like" not in records["blue"]
@@ -278,6 +296,11 @@ def bad_companion_cases(companions, tmp_path) -> list[tuple[list, str]]:
         (["--looks-like", companions["same"], "--looks-like-veto", "0.5", "--looks-like-veto-classes", "3-1"],
          r"argument --looks-like-veto-classes: must be output indices and ranges such as 152-269,282-286, received '3-1'"),
         (["--looks-like", companions["same"], "--looks-like-floor", "2"], r"argument --looks-like-floor: must be a number from 0 to 1, received 2\.0"),
+        (["--looks-like", companions["same"], "--looks-like-veto-only-for", "2"],
+         r"--looks-like-veto-only-for RANGES only applies with --looks-like-veto P"),
+        (["--looks-like", companions["same"], "--looks-like-veto", "0.5", "--looks-like-veto-classes", "1",
+          "--looks-like-veto-only-for", "2-4"],
+         r"--looks-like-veto-only-for: output 4 is out of range: --looks-like \S+ has outputs 0 to 3"),
     ]
 
 
@@ -313,6 +336,12 @@ def test_the_api_answers_looks_like_and_the_model_describes_it(background_models
     answer = vetoing.post("/api/classify", data={"file": (io.BytesIO(photos["red"].read_bytes()), "red.jpg")}).get_json()
     assert answer["label"] == "blue" and answer["vetoed"]["label"] == "red" and answer["looks_like"]["label"] == "tomato"
     assert vetoing.get("/api/model").get_json()["looks_like"]["veto"] == {"limit": 0.5, "classes": 1}
+    narrow = create_app(build_service(ServerOptions(model=background_models["int8"], port=0, looks_like=companions["same"],
+                                                    looks_like_veto=0.5, looks_like_veto_classes=(2,),
+                                                    looks_like_veto_only_for=(2, 3)))).test_client()
+    answer = narrow.post("/api/classify", data={"file": (io.BytesIO(photos["red"].read_bytes()), "red.jpg")}).get_json()
+    assert answer["label"] == "red" and answer["vetoed"] is None  # its best other guess, tomato, is not listed
+    assert narrow.get("/api/model").get_json()["looks_like"]["veto"] == {"limit": 0.5, "classes": 1, "only_for": 2}
     plain = create_app(build_service(ServerOptions(model=background_models["int8"], port=0))).test_client()
     answer = plain.post("/api/classify", data={"file": (io.BytesIO(photos["blue"].read_bytes()), "blue.jpg")}).get_json()
     assert "looks_like" not in answer and plain.get("/api/model").get_json()["looks_like"] is None
@@ -388,3 +417,36 @@ def test_real_background_photos_are_named_by_the_imagenet_classifier(capsys):
         label = record["looks_like"]["label"].lower()
         assert any(word in label for word in words), (name, record["looks_like"])
     assert sum(not record["detected"] for record in records.values()) >= 3  # most of these are background answers
+
+
+VETO_REAL = {  # what the shipped model calls a pet, and the ImageNet classifier's best guess outside the pets
+    "caltech101_hedgehog_image_0042": ("more_other", "porcupine"),  # an animal: vetoed either way
+    "catdataset_cat_00000196_025": ("more_pets/cats", "carton"),  # a cat in a box: kept when only animals veto
+    "catdataset_cat_00000413_020": ("more_pets/cats", "bucket"),  # a cat in a bucket: likewise
+}
+
+
+@pytest.mark.slow
+def test_a_real_veto_only_for_other_animals_keeps_cats_in_boxes_and_still_vetoes_a_hedgehog(capsys):
+    from edge_runner.core.loading import shipped_model_path
+
+    photos = [SHARED / "data" / folder / f"{stem}.jpg" for stem, (folder, _) in VETO_REAL.items()]
+    if not IMAGENET.is_file() or not all(photo.is_file() for photo in photos):
+        pytest.skip(f"the ImageNet classifier ({IMAGENET}) or the photos under {SHARED / 'data'} are absent")
+    if not shipped_model_path().is_file():
+        pytest.skip(f"the shipped model {shipped_model_path()} is absent")
+    veto = ["--json", "--looks-like", IMAGENET, "--looks-like-veto", "0.05", "--looks-like-veto-classes", "152-269,282-286"]
+    answers = {}
+    for mode, extra in (("all", []), ("animals", ["--looks-like-veto-only-for", "1-151,270-281,287-398"])):
+        code, out, err = run_runner([*photos, *veto, *extra], capsys)
+        assert code == 0, err
+        answers[mode] = json_lines(out)
+    for stem, (_, guess) in VETO_REAL.items():
+        vetoed = answers["all"][stem]
+        assert vetoed["label"] == "other" and vetoed["vetoed"]["label"] in ("cats", "dogs"), (stem, vetoed)
+        assert guess in vetoed["looks_like"]["label"].lower(), (stem, vetoed["looks_like"])
+    hedgehog = answers["animals"]["caltech101_hedgehog_image_0042"]
+    assert hedgehog["label"] == "other" and hedgehog["vetoed"] is not None
+    for stem in ("catdataset_cat_00000196_025", "catdataset_cat_00000413_020"):
+        kept = answers["animals"][stem]
+        assert kept["label"] == "cats" and kept["detected"] is True and kept["vetoed"] is None, (stem, kept)

@@ -94,14 +94,29 @@ class Veto:
         classes: the companion's outputs that count as "something of interest" (for the ImageNet model and a pet
             detector: its dog breeds and domestic cats, ``152-269,282-286``).
         limit: 0–1; a detection whose companion mass on ``classes`` is below it is vetoed.
+        only_for: ``--looks-like-veto-only-for``: veto only when the companion's best guess outside ``classes``
+            (and its background output) is one of these outputs, e.g. the ImageNet model's other animals, so that
+            a cat it calls a carton or a bucket stays a cat; ``None``: whatever it guesses.
     """
 
     classes: tuple[int, ...]
     limit: float
+    only_for: frozenset[int] | None = None
 
     def mass(self, probabilities: np.ndarray) -> float:
         """The companion's probability on :attr:`classes` (float32 ``(N,)`` in, 0–1 out)."""
         return float(probabilities[list(self.classes)].sum())
+
+    def vetoes(self, probabilities: np.ndarray, skip: frozenset[int]) -> bool:
+        """Whether float32 ``(N,)`` ``probabilities`` veto a detection; ``skip``: outputs that name nothing."""
+        if self.mass(probabilities) >= self.limit:
+            return False
+        if self.only_for is None:
+            return True
+        rivals = probabilities.copy()
+        rivals[list(self.classes)] = -1.0
+        rivals[list(skip)] = -1.0
+        return int(np.argmax(rivals)) in self.only_for
 
 
 @dataclass(frozen=True)
@@ -187,17 +202,18 @@ class Companion:
         """The companion's word on one answer of the main model (whose contract is ``spec``).
 
         Not a detection: what it looks like. A detection: nothing, and the companion does not run, unless a
-        :class:`Veto` is set; then a detection whose companion mass on the veto classes is below its limit becomes
-        the background label (``unknown`` without one), with what it looks like.
+        :class:`Veto` is set; then a detection whose companion mass on the veto classes is below its limit (and, with
+        ``only_for``, whose best other guess is one of those outputs) becomes the background label (``unknown``
+        without one), with what it looks like.
         """
         if not prediction.detected:
             return Opinion(prediction, self.looks_like(source, pixels=pixels, spec=spec))
         if self.veto is None:
             return Opinion(prediction)
         probabilities = self.probabilities(source, pixels=pixels, spec=spec)
-        mass = self.veto.mass(probabilities)
-        if mass >= self.veto.limit:
+        if not self.veto.vetoes(probabilities, self.skip):
             return Opinion(prediction)
+        mass = self.veto.mass(probabilities)
         background = spec.background_label if spec is not None else None
         answer = replace(prediction, label=background or UNKNOWN_LABEL, detected=False)
         vetoed = {"label": prediction.label, "score": round(float(prediction.score), 6), "mass": round(mass, 6)}
@@ -216,7 +232,11 @@ class Companion:
 
     def describe(self) -> dict:
         """``GET /api/model``'s ``"looks_like"`` object and what ``--verbose`` says."""
-        veto = {"limit": self.veto.limit, "classes": len(self.veto.classes)} if self.veto is not None else None
+        veto = None
+        if self.veto is not None:
+            veto = {"limit": self.veto.limit, "classes": len(self.veto.classes)}
+            if self.veto.only_for is not None:
+                veto["only_for"] = len(self.veto.only_for)
         return {"file": self.path.name, "labels": len(self.names), "labels_from": self.labels_from,
                 "floor": self.floor, "input": [self.spec.height, self.spec.width], "veto": veto}
 

@@ -92,7 +92,8 @@ def _unique(names: tuple[str, ...]) -> tuple[str, ...]:
 
 def load_companion(model: str | Path, labels: str | Path | None = None, *, floor: float = DEFAULT_FLOOR,
                    runtime: Runtime | None = None, threads: int | None = None, pool_size: int = 1,
-                   veto: float | None = None, veto_classes: tuple[int, ...] | None = None) -> Companion:
+                   veto: float | None = None, veto_classes: tuple[int, ...] | None = None,
+                   veto_only_for: tuple[int, ...] | None = None) -> Companion:
     """Load and check a companion classifier (see the module's docstring).
 
     Args:
@@ -102,7 +103,8 @@ def load_companion(model: str | Path, labels: str | Path | None = None, *, floor
         floor: 0–1, the lowest probability named.
         runtime, threads: as for the main model.
         pool_size: interpreters lent to parallel callers (the runner's workers, the server's request threads).
-        veto, veto_classes: ``--looks-like-veto P`` and its output indices (:class:`~edge_runner.core.companion.Veto`).
+        veto, veto_classes, veto_only_for: ``--looks-like-veto P``, its output indices and
+            ``--looks-like-veto-only-for`` (:class:`~edge_runner.core.companion.Veto`).
 
     Raises:
         CompanionError: one line naming the flag, the file and what is wrong (exit status 2).
@@ -127,11 +129,12 @@ def load_companion(model: str | Path, labels: str | Path | None = None, *, floor
     skip = frozenset(i for i, name in enumerate(names) if name.split(",")[0].strip().lower() in BACKGROUND_NAMES
                      or name == spec.background_label)
     if veto is not None:
-        outside = [index for index in veto_classes or () if index >= len(names)]
-        if not veto_classes or outside:
-            what = f"output {outside[0]} is out of range" if outside else "no outputs given"
-            raise CompanionError(f"--looks-like-veto-classes: {what}: --looks-like {path} has outputs 0 to {len(names) - 1}")
-        veto = Veto(tuple(veto_classes), veto)
+        for flag, indices in (("--looks-like-veto-classes", veto_classes), ("--looks-like-veto-only-for", veto_only_for)):
+            outside = [index for index in indices or () if index >= len(names)]
+            if (flag.endswith("classes") and not indices) or outside:
+                what = f"output {outside[0]} is out of range" if outside else "no outputs given"
+                raise CompanionError(f"{flag}: {what}: --looks-like {path} has outputs 0 to {len(names) - 1}")
+        veto = Veto(tuple(veto_classes), veto, frozenset(veto_only_for) if veto_only_for else None)
     return Companion(classifier, names, floor=floor, skip=skip, pool_size=pool_size, labels_from=labels_from, veto=veto)
 
 
@@ -224,6 +227,12 @@ def add_companion_arguments(parser: argparse.ArgumentParser) -> argparse._Argume
         help="its outputs that mean 'something of interest' for the veto, e.g. 152-269,282-286 (the ImageNet "
         "model's dog breeds and domestic cats)",
     )
+    group.add_argument(
+        "--looks-like-veto-only-for", type=output_ranges, default=None, metavar="RANGES",
+        help="veto only when its best guess outside --looks-like-veto-classes is one of these outputs, e.g. "
+        "1-151,270-281,287-398 (the ImageNet model's other animals: a cat it calls a box stays a cat; default: "
+        "whatever it guesses)",
+    )
     return group
 
 
@@ -252,17 +261,21 @@ def looks_like_options(args: argparse.Namespace) -> dict:
     from ..common.console import UsageError
 
     if args.looks_like is None and (args.looks_like_labels is not None or args.looks_like_floor != DEFAULT_FLOOR
-                                    or args.looks_like_veto is not None or args.looks_like_veto_classes is not None):
+                                    or args.looks_like_veto is not None or args.looks_like_veto_classes is not None
+                                    or args.looks_like_veto_only_for is not None):
         raise UsageError("--looks-like-labels, --looks-like-floor and --looks-like-veto* only apply with "
                          "--looks-like MODEL.tflite")
     if (args.looks_like_veto is None) != (args.looks_like_veto_classes is None):
         raise UsageError("--looks-like-veto P and --looks-like-veto-classes RANGES go together")
+    if args.looks_like_veto_only_for is not None and args.looks_like_veto is None:
+        raise UsageError("--looks-like-veto-only-for RANGES only applies with --looks-like-veto P")
     return {
         "looks_like": Path(args.looks_like) if args.looks_like is not None else None,
         "looks_like_labels": Path(args.looks_like_labels) if args.looks_like_labels is not None else None,
         "looks_like_floor": args.looks_like_floor,
         "looks_like_veto": args.looks_like_veto,
         "looks_like_veto_classes": args.looks_like_veto_classes,
+        "looks_like_veto_only_for": args.looks_like_veto_only_for,
     }
 
 
@@ -277,4 +290,5 @@ def companion_from_args(args: argparse.Namespace, *, runtime: Runtime | None = N
     with quiet_native_info():
         return load_companion(options["looks_like"], options["looks_like_labels"], floor=options["looks_like_floor"],
                               runtime=runtime, threads=threads, pool_size=pool_size, veto=options["looks_like_veto"],
-                              veto_classes=options["looks_like_veto_classes"])
+                              veto_classes=options["looks_like_veto_classes"],
+                              veto_only_for=options["looks_like_veto_only_for"])
