@@ -107,10 +107,9 @@ class Veto:
         """The companion's probability on :attr:`classes` (float32 ``(N,)`` in, 0–1 out)."""
         return float(probabilities[list(self.classes)].sum())
 
-    def vetoes(self, probabilities: np.ndarray, skip: frozenset[int]) -> bool:
-        """Whether float32 ``(N,)`` ``probabilities`` veto a detection; ``skip``: outputs that name nothing."""
-        if self.mass(probabilities) >= self.limit:
-            return False
+    def acts_on(self, probabilities: np.ndarray, skip: frozenset[int]) -> bool:
+        """Whether the companion's best guess in float32 ``(N,)`` ``probabilities`` outside :attr:`classes` and
+        ``skip`` (outputs that name nothing) is one of :attr:`only_for` (always true without it)."""
         if self.only_for is None:
             return True
         rivals = probabilities.copy()
@@ -211,9 +210,9 @@ class Companion:
         if self.veto is None:
             return Opinion(prediction)
         probabilities = self.probabilities(source, pixels=pixels, spec=spec)
-        if not self.veto.vetoes(probabilities, self.skip):
-            return Opinion(prediction)
         mass = self.veto.mass(probabilities)
+        if mass >= self.veto.limit or not self.veto.acts_on(probabilities, self.skip):
+            return Opinion(prediction)
         background = spec.background_label if spec is not None else None
         answer = replace(prediction, label=background or UNKNOWN_LABEL, detected=False)
         vetoed = {"label": prediction.label, "score": round(float(prediction.score), 6), "mass": round(mass, 6)}

@@ -129,11 +129,13 @@ def load_companion(model: str | Path, labels: str | Path | None = None, *, floor
     skip = frozenset(i for i, name in enumerate(names) if name.split(",")[0].strip().lower() in BACKGROUND_NAMES
                      or name == spec.background_label)
     if veto is not None:
+        outputs = f"--looks-like {path} has outputs 0 to {len(names) - 1}"
+        if not veto_classes:
+            raise CompanionError(f"--looks-like-veto-classes: no outputs given: {outputs}")
         for flag, indices in (("--looks-like-veto-classes", veto_classes), ("--looks-like-veto-only-for", veto_only_for)):
             outside = [index for index in indices or () if index >= len(names)]
-            if (flag.endswith("classes") and not indices) or outside:
-                what = f"output {outside[0]} is out of range" if outside else "no outputs given"
-                raise CompanionError(f"{flag}: {what}: --looks-like {path} has outputs 0 to {len(names) - 1}")
+            if outside:
+                raise CompanionError(f"{flag}: output {outside[0]} is out of range: {outputs}")
         veto = Veto(tuple(veto_classes), veto, frozenset(veto_only_for) if veto_only_for else None)
     return Companion(classifier, names, floor=floor, skip=skip, pool_size=pool_size, labels_from=labels_from, veto=veto)
 
