@@ -10,17 +10,23 @@ photo is its ``background``. A slow test runs the shipped model with the real Im
 
 from __future__ import annotations
 
+import hashlib
+import http.server
 import io
 import json
 import re
+import threading
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from conftest import CLASS_COLOURS, SHARED, convert_tiny, draw_photo, run_runner
 from PIL import Image
 
+from edge_runner.core import catalog
+from edge_runner.core.catalog import KnownCompanion, RemoteFile
 from edge_runner.core.companion import Companion, Throttle
 from edge_runner.core.companion_loader import load_companion
 
@@ -103,6 +109,11 @@ def photos(tmp_path) -> dict[str, Path]:
 
 def json_lines(text: str) -> dict[str, dict]:
     return {Path(record["source"]).stem: record for record in map(json.loads, text.strip().splitlines())}
+
+
+def answers_of(text: str) -> dict[str, dict]:
+    """:func:`json_lines` without the latency, which differs from run to run."""
+    return {stem: {k: v for k, v in record.items() if k != "latency_ms"} for stem, record in json_lines(text).items()}
 
 
 @pytest.fixture
@@ -276,7 +287,7 @@ def bad_companion_cases(companions, tmp_path) -> list[tuple[list, str]]:
     lonely.mkdir()
     (lonely / "model.tflite").write_bytes(companions["same"].read_bytes())
     return [
-        (["--looks-like", tmp_path / "missing.tflite"], r"--looks-like \S+missing\.tflite: no such file"),
+        (["--looks-like", tmp_path / "missing.tflite"], r"--looks-like \S+missing\.tflite: no such file \(nor a known name: imagenet\)"),
         (["--looks-like", tmp_path], r"--looks-like \S+: not a file \(expected a \.tflite image classifier\)"),
         (["--looks-like", text], r"--looks-like \S+notes\.tflite: not a TFLite model .*"),
         (["--looks-like", companions["same"], "--looks-like-labels", wrong],
@@ -294,7 +305,8 @@ def bad_companion_cases(companions, tmp_path) -> list[tuple[list, str]]:
         (["--looks-like", companions["same"], "--looks-like-veto", "0.5", "--looks-like-veto-classes", "1,9"],
          r"--looks-like-veto-classes: output 9 is out of range: --looks-like \S+ has outputs 0 to 3"),
         (["--looks-like", companions["same"], "--looks-like-veto", "0.5", "--looks-like-veto-classes", "3-1"],
-         r"argument --looks-like-veto-classes: must be output indices and ranges such as 152-269,282-286, received '3-1'"),
+         r"argument --looks-like-veto-classes: must be output indices and ranges such as 152-269,282-286 \(or a known companion's "
+         r"named range\), received '3-1'"),
         (["--looks-like", companions["same"], "--looks-like-floor", "2"], r"argument --looks-like-floor: must be a number from 0 to 1, received 2\.0"),
         (["--looks-like", companions["same"], "--looks-like-veto-only-for", "2"],
          r"--looks-like-veto-only-for RANGES only applies with --looks-like-veto P"),
@@ -311,6 +323,121 @@ def test_bad_companions_are_one_line_errors_naming_the_flag(background_models, c
         assert code == 2 and out == "", (extra, err)
         assert re.fullmatch(r"edge_runner: error: " + expected, last), (extra, last)
         assert all(line.startswith(("usage:", " ")) for line in err.strip().splitlines()[:-1]), err
+
+
+# -- known companions, downloaded by name -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def mirror(tmp_path, monkeypatch):
+    """A real HTTP server on loopback serving ``root``, set as ``$EDGEKIT_MIRROR``; the cache in ``tmp_path``.
+
+    ``requests`` lists the paths asked for; ``truncate`` names files sent cut to half (a dropped connection).
+    """
+    root = tmp_path / "mirror"
+    root.mkdir()
+    served = SimpleNamespace(root=root, requests=[], truncate=set(), cache=tmp_path / "cache")
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            served.requests.append(self.path)
+            name = self.path.lstrip("/")
+            if name not in served.truncate:
+                return super().do_GET()
+            data = (root / name).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data) // 2))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    served.url = f"http://127.0.0.1:{server.server_port}"
+    monkeypatch.setenv("EDGEKIT_MIRROR", served.url)
+    monkeypatch.setenv("EDGEKIT_CACHE_DIR", str(served.cache))
+    yield served
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def tiny_known(companions, mirror, monkeypatch) -> KnownCompanion:
+    """The generated companion, known as ``tiny`` and served by the mirror (pinned like the real one)."""
+    model = companions["same"].read_bytes()
+    (mirror.root / "tiny.tflite").write_bytes(model)
+    (mirror.root / "tiny_labels.txt").write_text(COMPANION_LABELS, encoding="utf-8")
+    known = KnownCompanion(
+        "tiny", "the tests' colour classifier",
+        RemoteFile("tiny.tflite", "https://example.invalid/tiny.tflite", hashlib.sha256(model).hexdigest(), len(model)),
+        RemoteFile("tiny_labels.txt", "https://example.invalid/tiny_labels.txt", lines=4),
+        ranges={"pets": "1", "other-animals": "2"})  # tomato backs a detection; frog is "another animal"
+    monkeypatch.setitem(catalog.KNOWN, "tiny", known)
+    return known
+
+
+def test_a_known_name_is_downloaded_once_checked_and_then_used_offline(background_models, tiny_known, mirror, photos,
+                                                                       tmp_path, capsys):
+    green = tmp_path / "green.jpg"
+    draw_photo(CLASS_COLOURS["green"], size=(96, 80), seed=3).save(green, "JPEG", quality=92)
+    argv = [photos["blue"], green, "--json", "--model", background_models["int8"], "--looks-like", "Tiny",
+            "--looks-like-veto", "0.5", "--looks-like-veto-only-for", "other-animals"]  # veto classes: its "pets"
+    code, out, err = run_runner(argv, capsys)
+    assert code == 0, err
+    assert sorted(mirror.requests) == ["/tiny.tflite", "/tiny_labels.txt"]
+    assert f"downloading {mirror.url}/tiny.tflite to {mirror.cache / 'companions' / 'tiny' / 'tiny.tflite'}" in err
+    records = json_lines(out)
+    assert records["blue"]["looks_like"]["label"] == "raccoon"
+    assert records["green"]["label"] == "blue" and records["green"]["vetoed"]["label"] == "green"  # frog: vetoed
+    assert sorted(p.name for p in (mirror.cache / "companions" / "tiny").iterdir()) == ["tiny.tflite", "tiny_labels.txt"]
+    code, again, err = run_runner(argv, capsys)  # from the cache: nothing asked for again, the same answers
+    assert code == 0 and answers_of(again) == answers_of(out) and len(mirror.requests) == 2 and "downloading" not in err
+
+
+def test_a_download_that_fails_its_check_or_its_connection_leaves_nothing(background_models, tiny_known, mirror,
+                                                                         photos, capsys, monkeypatch):
+    argv = [photos["blue"], "--model", background_models["int8"], "--looks-like", "tiny"]
+    folder = mirror.cache / "companions" / "tiny"
+    mirror.truncate.add("tiny.tflite")
+    code, out, err = run_runner(argv, capsys)
+    size = tiny_known.model.size
+    assert code == 2 and out == ""
+    assert err.strip().splitlines()[-1] == (f"edge_runner: error: --looks-like tiny: {mirror.url}/tiny.tflite: received "
+                                            f"{size // 2:,} bytes, expected {size:,}; nothing was kept")
+    assert not folder.exists() or not any(folder.iterdir())  # no half file, no .part left behind
+    mirror.truncate.clear()
+    (mirror.root / "tiny_labels.txt").write_text("cats\ndogs\n", encoding="utf-8")  # someone else's labels
+    code, out, err = run_runner(argv, capsys)
+    assert code == 2 and re.fullmatch(r"edge_runner: error: --looks-like tiny: \S+/tiny_labels\.txt: 2 lines starting "
+                                      r"'cats', expected 4 labels starting 'background'; nothing was kept",
+                                      err.strip().splitlines()[-1]), err
+    assert sorted(p.name for p in folder.iterdir()) == ["tiny.tflite"]  # the good model stays for the next run
+    monkeypatch.setenv("EDGEKIT_MIRROR", "http://127.0.0.1:9")  # nothing listens there
+    (folder / "tiny.tflite").unlink()
+    code, out, err = run_runner(argv, capsys)
+    assert code == 2 and re.fullmatch(r"edge_runner: error: --looks-like tiny: http://127\.0\.0\.1:9/tiny\.tflite: "
+                                      r"cannot download it \(.+\); download tiny\.tflite yourself and give its path to "
+                                      r"--looks-like, or set \$EDGEKIT_MIRROR to a copy", err.strip().splitlines()[-1]), err
+
+
+def test_named_ranges_need_a_known_companion_and_one_of_its_names(background_models, companions, tiny_known, photos,
+                                                                  capsys):
+    cases = [
+        (["--looks-like", companions["same"], "--looks-like-veto", "0.5", "--looks-like-veto-classes", "pets"],
+         r"--looks-like-veto-classes pets: a named range needs a known companion \(imagenet, tiny\), received "
+         r"--looks-like \S+companion_uint8\.tflite"),
+        (["--looks-like", "tiny", "--looks-like-veto", "0.5", "--looks-like-veto-only-for", "birds"],
+         r"--looks-like-veto-only-for birds: --looks-like tiny names pets \(1\), other-animals \(2\)"),
+        (["--looks-like", "imagenet-v9"], r"--looks-like imagenet-v9: no such file \(nor a known name: imagenet, tiny\)"),
+    ]
+    for extra, expected in cases:
+        code, out, err = run_runner([photos["blue"], "--model", background_models["int8"], *extra], capsys)
+        assert code == 2 and re.fullmatch(r"edge_runner: error: " + expected, err.strip().splitlines()[-1]), (extra, err)
 
 
 # -- the web page and API ----------------------------------------------------------------------------------------
@@ -427,7 +554,9 @@ VETO_REAL = {  # what the shipped model calls a pet, and the ImageNet classifier
 
 
 @pytest.mark.slow
-def test_a_real_veto_only_for_other_animals_keeps_cats_in_boxes_and_still_vetoes_a_hedgehog(capsys):
+def test_a_real_veto_only_for_other_animals_keeps_cats_in_boxes_and_still_vetoes_a_hedgehog(mirror, capsys):
+    """The same answers with ``--looks-like imagenet`` and its named ranges, downloaded from a mirror of ``../shared``
+    (so the pinned size and SHA-256 are the real file's)."""
     from edge_runner.core.loading import shipped_model_path
 
     photos = [SHARED / "data" / folder / f"{stem}.jpg" for stem, (folder, _) in VETO_REAL.items()]
@@ -440,7 +569,14 @@ def test_a_real_veto_only_for_other_animals_keeps_cats_in_boxes_and_still_vetoes
     for mode, extra in (("all", []), ("animals", ["--looks-like-veto-only-for", "1-151,270-281,287-398"])):
         code, out, err = run_runner([*photos, *veto, *extra], capsys)
         assert code == 0, err
-        answers[mode] = json_lines(out)
+        answers[mode] = answers_of(out)
+    for name in ("tf2_mobilenet_v2_1.0_224_ptq.tflite", "imagenet_labels.txt"):
+        (mirror.root / name).symlink_to(IMAGENET.parent / name)
+    named = [*photos, "--json", "--looks-like", "imagenet", "--looks-like-veto", "0.05", "--looks-like-veto-only-for",
+             "other-animals"]
+    code, out, err = run_runner(named, capsys)
+    assert code == 0, err
+    assert answers_of(out) == answers["animals"] and len(mirror.requests) == 2
     for stem, (_, guess) in VETO_REAL.items():
         vetoed = answers["all"][stem]
         assert vetoed["label"] == "other" and vetoed["vetoed"]["label"] in ("cats", "dogs"), (stem, vetoed)

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from edge_runner.common.files import write_json
+from edge_runner.common.files import cache_root, write_json
 from edge_runner.core.spec import UNKNOWN_LABEL
 
 from .backbones import BACKBONES, get_backbone
@@ -189,10 +189,7 @@ class TrainConfig:
     def resolved_cache_dir(self) -> Path:
         if self.cache_dir:
             return Path(self.cache_dir).expanduser()
-        if os.environ.get("EDGEKIT_CACHE_DIR"):
-            return Path(os.environ["EDGEKIT_CACHE_DIR"]).expanduser()
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        return base / "edgekit"
+        return cache_root()
 
     # -- checks --------------------------------------------------------------
 

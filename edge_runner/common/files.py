@@ -76,3 +76,10 @@ def write_figure(figure: Any, path: str | os.PathLike[str], **savefig: Any) -> P
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", **savefig)
     return write_atomic(path, buffer.getvalue())
+
+
+def cache_root() -> Path:
+    """The kit's cache: ``$EDGEKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/edgekit``, else ``~/.cache/edgekit``."""
+    if os.environ.get("EDGEKIT_CACHE_DIR"):
+        return Path(os.environ["EDGEKIT_CACHE_DIR"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgekit"

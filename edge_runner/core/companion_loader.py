@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..common.argtypes import probability
+from .catalog import IMAGENET, KNOWN, KnownCompanion, fetch, known, named_ranges
 from .companion import BACKGROUND_NAMES, DEFAULT_FLOOR, Companion, CompanionError, Veto
 from .model import RAW_TENSOR_INPUT, TFLITE_IDENTIFIER, Classifier, ModelError, read_contract, read_packed_files
 from .spec import CONTRACT_FILENAME, UNKNOWN_LABEL, ContractError, InputSpec, contract_path_for
@@ -113,7 +114,7 @@ def load_companion(model: str | Path, labels: str | Path | None = None, *, floor
 
     path = Path(model)
     if not path.exists():
-        raise CompanionError(f"--looks-like {path}: no such file")
+        raise CompanionError(f"--looks-like {path}: no such file (nor a known name: {', '.join(KNOWN)})")
     if not path.is_file():
         raise CompanionError(f"--looks-like {path}: not a file (expected a .tflite image classifier)")
     content = path.read_bytes()
@@ -206,9 +207,10 @@ def add_companion_arguments(parser: argparse.ArgumentParser) -> argparse._Argume
     """Add ``--looks-like MODEL``, ``--looks-like-labels FILE`` and ``--looks-like-floor P`` (runner and ``serve``)."""
     group = parser.add_argument_group("what a background answer looks like (a companion classifier)")
     group.add_argument(
-        "--looks-like", metavar="MODEL.tflite", default=None,
+        "--looks-like", metavar="MODEL.tflite|NAME", default=None,
         help="on answers that are not a detection (the background label or 'unknown'), also run this image "
-        "classifier (e.g. an ImageNet one) and name its best labels: JSON 'looks_like', text 'looks like: raccoon 71%%'",
+        "classifier and name its best labels: JSON 'looks_like', text 'looks like: raccoon 71%%'. A name instead of "
+        f"a file is downloaded once into the cache: {', '.join(KNOWN)} ({IMAGENET.summary})",
     )
     group.add_argument(
         "--looks-like-labels", metavar="FILE", default=None,
@@ -227,19 +229,23 @@ def add_companion_arguments(parser: argparse.ArgumentParser) -> argparse._Argume
     group.add_argument(
         "--looks-like-veto-classes", type=output_ranges, default=None, metavar="RANGES",
         help="its outputs that mean 'something of interest' for the veto, e.g. 152-269,282-286 (the ImageNet "
-        "model's dog breeds and domestic cats)",
+        "model's dog breeds and domestic cats), or a named range of a --looks-like NAME (default for "
+        f"{IMAGENET.name}: pets): {named_ranges(IMAGENET)}",
     )
     group.add_argument(
         "--looks-like-veto-only-for", type=output_ranges, default=None, metavar="RANGES",
         help="veto only when its best guess outside --looks-like-veto-classes is one of these outputs, e.g. "
-        "1-151,270-281,287-398 (the ImageNet model's other animals: a cat it calls a box stays a cat; default: "
-        "whatever it guesses)",
+        "1-151,270-281,287-398 or other-animals (the ImageNet model's other animals: a cat it calls a box stays a "
+        "cat; default: whatever it guesses)",
     )
     return group
 
 
-def output_ranges(text: str) -> tuple[int, ...]:
-    """An argparse ``type=``: ``"152-269,282-286"`` → the output indices, sorted, each once."""
+def output_ranges(text: str) -> tuple[int, ...] | str:
+    """An argparse ``type=``: ``"152-269,282-286"`` → the output indices, sorted, each once; a name such as
+    ``"pets"`` (a known companion's named range, resolved by :func:`looks_like_options`) stays a string."""
+    if text.strip().replace("-", "").isalpha():
+        return text.strip().lower()
     indices: set[int] = set()
     try:
         for part in filter(None, (part.strip() for part in text.split(","))):
@@ -251,7 +257,8 @@ def output_ranges(text: str) -> tuple[int, ...]:
     except ValueError:
         indices = set()
     if not indices:
-        raise argparse.ArgumentTypeError(f"must be output indices and ranges such as 152-269,282-286, received {text!r}")
+        raise argparse.ArgumentTypeError(f"must be output indices and ranges such as 152-269,282-286 (or a known "
+                                         f"companion's named range), received {text!r}")
     return tuple(sorted(indices))
 
 
@@ -267,18 +274,41 @@ def looks_like_options(args: argparse.Namespace) -> dict:
                                     or args.looks_like_veto_only_for is not None):
         raise UsageError("--looks-like-labels, --looks-like-floor and --looks-like-veto* only apply with "
                          "--looks-like MODEL.tflite")
-    if (args.looks_like_veto is None) != (args.looks_like_veto_classes is None):
+    model, labels, classes = args.looks_like, args.looks_like_labels, args.looks_like_veto_classes
+    companion = known(model) if model is not None and not Path(model).exists() else None
+    if companion is not None:
+        fetched = fetch(companion)
+        model, labels = fetched.model, labels if labels is not None else fetched.labels
+        if args.looks_like_veto is not None and classes is None:
+            classes = "pets"
+    if (args.looks_like_veto is None) != (classes is None):
         raise UsageError("--looks-like-veto P and --looks-like-veto-classes RANGES go together")
     if args.looks_like_veto_only_for is not None and args.looks_like_veto is None:
         raise UsageError("--looks-like-veto-only-for RANGES only applies with --looks-like-veto P")
     return {
-        "looks_like": Path(args.looks_like) if args.looks_like is not None else None,
-        "looks_like_labels": Path(args.looks_like_labels) if args.looks_like_labels is not None else None,
+        "looks_like": Path(model) if model is not None else None,
+        "looks_like_labels": Path(labels) if labels is not None else None,
         "looks_like_floor": args.looks_like_floor,
         "looks_like_veto": args.looks_like_veto,
-        "looks_like_veto_classes": args.looks_like_veto_classes,
-        "looks_like_veto_only_for": args.looks_like_veto_only_for,
+        "looks_like_veto_classes": _named(classes, "--looks-like-veto-classes", companion, args.looks_like),
+        "looks_like_veto_only_for": _named(args.looks_like_veto_only_for, "--looks-like-veto-only-for", companion,
+                                           args.looks_like),
     }
+
+
+def _named(ranges: tuple[int, ...] | str | None, flag: str, companion: KnownCompanion | None,
+           looks_like: str | None) -> tuple[int, ...] | None:
+    """Output indices for ``ranges``: as they are, or a known companion's named range (``pets``) resolved."""
+    from ..common.console import UsageError
+
+    if not isinstance(ranges, str):
+        return ranges
+    if companion is None:
+        raise UsageError(f"{flag} {ranges}: a named range needs a known companion ({', '.join(KNOWN)}), "
+                         f"received --looks-like {looks_like}")
+    if ranges not in companion.ranges:
+        raise UsageError(f"{flag} {ranges}: --looks-like {companion.name} names {named_ranges(companion)}")
+    return output_ranges(companion.ranges[ranges])
 
 
 def companion_from_args(args: argparse.Namespace, *, runtime: Runtime | None = None, threads: int | None = None,
