@@ -306,7 +306,7 @@ def bad_companion_cases(companions, tmp_path) -> list[tuple[list, str]]:
          r"--looks-like-veto-classes: output 9 is out of range: --looks-like \S+ has outputs 0 to 3"),
         (["--looks-like", companions["same"], "--looks-like-veto", "0.5", "--looks-like-veto-classes", "3-1"],
          r"argument --looks-like-veto-classes: must be output indices and ranges such as 152-269,282-286 \(or a known companion's "
-         r"named range\), received '3-1'"),
+         r"named ranges\), received '3-1'"),
         (["--looks-like", companions["same"], "--looks-like-floor", "2"], r"argument --looks-like-floor: must be a number from 0 to 1, received 2\.0"),
         (["--looks-like", companions["same"], "--looks-like-veto-only-for", "2"],
          r"--looks-like-veto-only-for RANGES only applies with --looks-like-veto P"),
@@ -426,7 +426,7 @@ def test_a_download_that_fails_its_check_or_its_connection_leaves_nothing(backgr
 
 
 def test_named_ranges_need_a_known_companion_and_one_of_its_names(background_models, companions, tiny_known, photos,
-                                                                  capsys):
+                                                                  tmp_path, capsys):
     cases = [
         (["--looks-like", companions["same"], "--looks-like-veto", "0.5", "--looks-like-veto-classes", "pets"],
          r"--looks-like-veto-classes pets: a named range needs a known companion \(imagenet, tiny\), received "
@@ -438,6 +438,15 @@ def test_named_ranges_need_a_known_companion_and_one_of_its_names(background_mod
     for extra, expected in cases:
         code, out, err = run_runner([photos["blue"], "--model", background_models["int8"], *extra], capsys)
         assert code == 2 and re.fullmatch(r"edge_runner: error: " + expected, err.strip().splitlines()[-1]), (extra, err)
+    green = tmp_path / "green.jpg"  # the companion's "frog": output 2, tiny's "other-animals"
+    draw_photo(CLASS_COLOURS["green"], size=(96, 80), seed=3).save(green, "JPEG", quality=92)
+    vetoed = {}
+    for only_for in ("3", "3,other-animals", "Other-Animals, 3"):  # names and numbers mix
+        code, out, err = run_runner([green, "--json", "--model", background_models["int8"], "--looks-like", "tiny",
+                                     "--looks-like-veto", "0.5", "--looks-like-veto-only-for", only_for], capsys)
+        assert code == 0, err
+        vetoed[only_for] = json_lines(out)["green"]["vetoed"] is not None
+    assert vetoed == {"3": False, "3,other-animals": True, "Other-Animals, 3": True}
 
 
 # -- the web page and API ----------------------------------------------------------------------------------------
@@ -573,7 +582,7 @@ def test_a_real_veto_only_for_other_animals_keeps_cats_in_boxes_and_still_vetoes
     for name in ("tf2_mobilenet_v2_1.0_224_ptq.tflite", "imagenet_labels.txt"):
         (mirror.root / name).symlink_to(IMAGENET.parent / name)
     named = [*photos, "--json", "--looks-like", "imagenet", "--looks-like-veto", "0.05", "--looks-like-veto-only-for",
-             "other-animals"]
+             "other-animals,face-wear"]  # none of the three is named a mask, sunglasses or a wig
     code, out, err = run_runner(named, capsys)
     assert code == 0, err
     assert answers_of(out) == answers["animals"] and len(mirror.requests) == 2

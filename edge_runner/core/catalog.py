@@ -62,6 +62,9 @@ IMAGENET = KnownCompanion(
     ranges={
         "pets": "152-269,282-286",  # its 118 dog breeds and 5 domestic cats
         "other-animals": "1-151,270-281,287-398",  # its animals that are neither: wolves, foxes, big cats, raccoons...
+        # what it names on a face close-up: bathing and shower caps, masks (4 kinds), sunglass(es), lipstick, face
+        # powder, sunscreen, hair spray, a neck brace, a wig
+        "face-wear": "434,552,571,586,630,644,679,692,794,797,837-839,904",
     },
 )
 KNOWN = {companion.name: companion for companion in (IMAGENET,)}

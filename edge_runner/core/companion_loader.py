@@ -236,19 +236,22 @@ def add_companion_arguments(parser: argparse.ArgumentParser) -> argparse._Argume
         "--looks-like-veto-only-for", type=output_ranges, default=None, metavar="RANGES",
         help="veto only when its best guess outside --looks-like-veto-classes is one of these outputs, e.g. "
         "1-151,270-281,287-398 or other-animals (the ImageNet model's other animals: a cat it calls a box stays a "
-        "cat; default: whatever it guesses)",
+        "cat), other-animals,face-wear (and masks, sunglasses, make-up, wigs: a face close-up; default: whatever "
+        "it guesses)",
     )
     return group
 
 
 def output_ranges(text: str) -> tuple[int, ...] | str:
-    """An argparse ``type=``: ``"152-269,282-286"`` → the output indices, sorted, each once; a name such as
-    ``"pets"`` (a known companion's named range, resolved by :func:`looks_like_options`) stays a string."""
-    if text.strip().replace("-", "").isalpha():
-        return text.strip().lower()
+    """An argparse ``type=``: ``"152-269,282-286"`` → the output indices, sorted, each once. Text with names such
+    as ``"other-animals,face-wear"`` (a known companion's named ranges, resolved by :func:`looks_like_options`) stays
+    a string."""
+    parts = [part.strip().lower() for part in text.split(",") if part.strip()]
+    if any(part.replace("-", "").isalpha() for part in parts):
+        return ",".join(parts)
     indices: set[int] = set()
     try:
-        for part in filter(None, (part.strip() for part in text.split(","))):
+        for part in parts:
             low, _, high = part.partition("-")
             first, last = int(low), int(high or low)
             if first < 0 or last < first:
@@ -258,7 +261,7 @@ def output_ranges(text: str) -> tuple[int, ...] | str:
         indices = set()
     if not indices:
         raise argparse.ArgumentTypeError(f"must be output indices and ranges such as 152-269,282-286 (or a known "
-                                         f"companion's named range), received {text!r}")
+                                         f"companion's named ranges), received {text!r}")
     return tuple(sorted(indices))
 
 
@@ -298,7 +301,7 @@ def looks_like_options(args: argparse.Namespace) -> dict:
 
 def _named(ranges: tuple[int, ...] | str | None, flag: str, companion: KnownCompanion | None,
            looks_like: str | None) -> tuple[int, ...] | None:
-    """Output indices for ``ranges``: as they are, or a known companion's named range (``pets``) resolved."""
+    """Output indices for ``ranges``: as they are, or with a known companion's named ranges (``pets``) resolved."""
     from ..common.console import UsageError
 
     if not isinstance(ranges, str):
@@ -306,9 +309,10 @@ def _named(ranges: tuple[int, ...] | str | None, flag: str, companion: KnownComp
     if companion is None:
         raise UsageError(f"{flag} {ranges}: a named range needs a known companion ({', '.join(KNOWN)}), "
                          f"received --looks-like {looks_like}")
-    if ranges not in companion.ranges:
-        raise UsageError(f"{flag} {ranges}: --looks-like {companion.name} names {named_ranges(companion)}")
-    return output_ranges(companion.ranges[ranges])
+    unknown = [part for part in ranges.split(",") if part.replace("-", "").isalpha() and part not in companion.ranges]
+    if unknown:
+        raise UsageError(f"{flag} {unknown[0]}: --looks-like {companion.name} names {named_ranges(companion)}")
+    return output_ranges(",".join(companion.ranges.get(part, part) for part in ranges.split(",")))
 
 
 def companion_from_args(args: argparse.Namespace, *, runtime: Runtime | None = None, threads: int | None = None,
