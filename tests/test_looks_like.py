@@ -425,8 +425,8 @@ def test_a_download_that_fails_its_check_or_its_connection_leaves_nothing(backgr
                                       r"--looks-like, or set \$EDGEKIT_MIRROR to a copy", err.strip().splitlines()[-1]), err
 
 
-def test_named_ranges_need_a_known_companion_and_one_of_its_names(background_models, companions, tiny_known, photos,
-                                                                  tmp_path, capsys):
+def test_named_ranges_need_a_known_companion_and_one_of_its_names(background_models, companions, tiny_known, mirror,
+                                                                  photos, tmp_path, capsys):
     cases = [
         (["--looks-like", companions["same"], "--looks-like-veto", "0.5", "--looks-like-veto-classes", "pets"],
          r"--looks-like-veto-classes pets: a named range needs a known companion \(imagenet, tiny\), received "
@@ -438,6 +438,7 @@ def test_named_ranges_need_a_known_companion_and_one_of_its_names(background_mod
     for extra, expected in cases:
         code, out, err = run_runner([photos["blue"], "--model", background_models["int8"], *extra], capsys)
         assert code == 2 and re.fullmatch(r"edge_runner: error: " + expected, err.strip().splitlines()[-1]), (extra, err)
+    assert mirror.requests == []  # wrong flags are refused before anything is downloaded
     green = tmp_path / "green.jpg"  # the companion's "frog": output 2, tiny's "other-animals"
     draw_photo(CLASS_COLOURS["green"], size=(96, 80), seed=3).save(green, "JPEG", quality=92)
     vetoed = {}

@@ -266,9 +266,12 @@ def output_ranges(text: str) -> tuple[int, ...] | str:
 
 
 def looks_like_options(args: argparse.Namespace) -> dict:
-    """``{"looks_like", "looks_like_labels", "looks_like_floor"}`` from the flags (``serve``'s options take them as they are).
+    """``{"looks_like", "looks_like_labels", "looks_like_floor", "looks_like_veto*"}`` from the flags (``serve``'s
+    options take them as they are): a known name (``imagenet``) becomes its files in the cache, downloaded if need be,
+    and its named ranges become output indices.
 
-    Raises ``UsageError`` for ``--looks-like-labels`` or ``--looks-like-floor`` without ``--looks-like``.
+    Raises ``UsageError`` for flags that do not go together (``--looks-like-floor`` without ``--looks-like``, a
+    named range without a known companion), ``CompanionError`` when a download fails (after the flags are checked).
     """
     from ..common.console import UsageError
 
@@ -279,23 +282,24 @@ def looks_like_options(args: argparse.Namespace) -> dict:
                          "--looks-like MODEL.tflite")
     model, labels, classes = args.looks_like, args.looks_like_labels, args.looks_like_veto_classes
     companion = known(model) if model is not None and not Path(model).exists() else None
-    if companion is not None:
-        fetched = fetch(companion)
-        model, labels = fetched.model, labels if labels is not None else fetched.labels
-        if args.looks_like_veto is not None and classes is None:
-            classes = "pets"
+    if companion is not None and args.looks_like_veto is not None and classes is None:
+        classes = "pets"
     if (args.looks_like_veto is None) != (classes is None):
         raise UsageError("--looks-like-veto P and --looks-like-veto-classes RANGES go together")
     if args.looks_like_veto_only_for is not None and args.looks_like_veto is None:
         raise UsageError("--looks-like-veto-only-for RANGES only applies with --looks-like-veto P")
+    classes = _named(classes, "--looks-like-veto-classes", companion, model)
+    only_for = _named(args.looks_like_veto_only_for, "--looks-like-veto-only-for", companion, model)
+    if companion is not None:  # the flags are right: only now download what the cache lacks
+        fetched = fetch(companion)
+        model, labels = fetched.model, labels if labels is not None else fetched.labels
     return {
         "looks_like": Path(model) if model is not None else None,
         "looks_like_labels": Path(labels) if labels is not None else None,
         "looks_like_floor": args.looks_like_floor,
         "looks_like_veto": args.looks_like_veto,
-        "looks_like_veto_classes": _named(classes, "--looks-like-veto-classes", companion, args.looks_like),
-        "looks_like_veto_only_for": _named(args.looks_like_veto_only_for, "--looks-like-veto-only-for", companion,
-                                           args.looks_like),
+        "looks_like_veto_classes": classes,
+        "looks_like_veto_only_for": only_for,
     }
 
 
