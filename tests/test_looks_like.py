@@ -397,6 +397,13 @@ def test_a_known_name_is_downloaded_once_checked_and_then_used_offline(backgroun
     assert sorted(p.name for p in (mirror.cache / "companions" / "tiny").iterdir()) == ["tiny.tflite", "tiny_labels.txt"]
     code, again, err = run_runner(argv, capsys)  # from the cache: nothing asked for again, the same answers
     assert code == 0 and answers_of(again) == answers_of(out) and len(mirror.requests) == 2 and "downloading" not in err
+    pytest.importorskip("flask", reason="serve needs Flask (pip install .[serve])")
+    from edge_runner.web.server import build_parser, options_from_args
+
+    options = options_from_args(build_parser().parse_args(["--model", str(background_models["int8"]), "--looks-like",
+                                                           "tiny", "--looks-like-veto", "0.5"]))
+    assert options.looks_like == mirror.cache / "companions" / "tiny" / "tiny.tflite"  # serve takes the same names
+    assert options.looks_like_veto_classes == (1,) and len(mirror.requests) == 2
 
 
 def test_a_download_that_fails_its_check_or_its_connection_leaves_nothing(background_models, tiny_known, mirror,
