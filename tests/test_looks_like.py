@@ -209,6 +209,29 @@ def test_a_veto_only_for_some_guesses_keeps_a_detection_the_companion_names_othe
         assert answers[kept]["label"] == "green" and answers[kept]["detected"] is True and answers[kept]["vetoed"] is None
 
 
+def test_a_rescue_turns_an_answer_the_companion_sees_as_a_label_into_that_detection(background_models, companions,
+                                                                                    photos, counted, capsys):
+    """``--looks-like-rescue``: the blue photo (the model's background; the companion's "raccoon", output 3) becomes
+    "red" when raccoon means red; grey (a quarter each) stays unknown, and detections still never run it."""
+    argv = [photos["red"], photos["blue"], photos["grey"], "--model", background_models["int8"], "--looks-like",
+            companions["same"], "--looks-like-rescue", "0.5", "--looks-like-rescue-as", "red=3",
+            "--looks-like-rescue-as", "green=2"]
+    code, out, err = run_runner([*argv, "--json"], capsys)
+    assert code == 0, err
+    records = json_lines(out)
+    blue = records["blue"]
+    assert blue["label"] == "red" and blue["detected"] is True and blue["looks_like"] is None
+    assert blue["rescued"]["label"] == "blue" and blue["rescued"]["mass"] == blue["score"] > 0.9
+    assert blue["top_k"][0]["label"] == "blue"  # the main model's own scores stay as they were
+    assert records["grey"]["label"] == "unknown" and records["grey"]["rescued"] is None
+    assert records["grey"]["looks_like"]["label"] in {"tomato", "frog", "raccoon"}
+    assert records["red"]["rescued"] is None and sorted(counted) == ["blue", "grey"]
+    lines = run_runner(argv, capsys)[1].strip().splitlines()
+    assert re.fullmatch(r".*blue\.jpg  red  0\.\d{3}  \(rescued from blue 0\.\d{3} by the companion\)", lines[1]), lines[1]
+    records = json_lines(run_runner([*argv, "--json", "--looks-like-rescue", "0.99"], capsys)[1])
+    assert records["blue"]["label"] == "blue" and records["blue"]["rescued"] is None  # below the limit: as before
+
+
 def test_without_the_flag_the_output_is_unchanged(background_models, photos, capsys):
     records = json_lines(run_runner([photos["blue"], "--model", background_models["int8"], "--json"], capsys)[1])
     assert "looks_like" not in records["blue"]
@@ -299,7 +322,21 @@ def bad_companion_cases(companions, tmp_path) -> list[tuple[list, str]]:
         (["--looks-like", companions["float"]], r"--looks-like \S+float\.tflite: a float32 input without an edgekit contract: .*"),
         (["--looks-like", companions["not_classifier"]],
          r"--looks-like \S+segmenter\.tflite: not an image classifier: expected one 1xHxWx3 input and one 1xN output .*"),
-        (["--looks-like-floor", "0.3"], r"--looks-like-labels, --looks-like-floor and --looks-like-veto\* only apply with --looks-like MODEL\.tflite"),
+        (["--looks-like-floor", "0.3"], r"--looks-like-labels, --looks-like-floor, --looks-like-veto\* and --looks-like-rescue\* "
+                                        r"only apply with --looks-like MODEL\.tflite"),
+        (["--looks-like-rescue", "0.5"], r"--looks-like-labels, .* only apply with --looks-like MODEL\.tflite"),
+        (["--looks-like", companions["same"], "--looks-like-rescue", "0.5"],
+         r"--looks-like-rescue P needs --looks-like-rescue-as LABEL=RANGES \(which companion outputs mean each of the "
+         r"model's labels, e\.g\. dogs=152-269\)"),
+        (["--looks-like", companions["same"], "--looks-like-rescue-as", "red=3"],
+         r"--looks-like-rescue-as LABEL=RANGES only applies with --looks-like-rescue P"),
+        (["--looks-like", companions["same"], "--looks-like-rescue", "0.5", "--looks-like-rescue-as", "blue=3"],
+         r"--looks-like-rescue-as blue=…: 'blue' is not one of the model's labels of interest \(red, green\); give "
+         r"--looks-like-rescue-as LABEL=RANGES for each of them"),
+        (["--looks-like", companions["same"], "--looks-like-rescue", "0.5", "--looks-like-rescue-as", "red=3-4"],
+         r"--looks-like-rescue-as red=…: output 4 is out of range: --looks-like \S+ has outputs 0 to 3"),
+        (["--looks-like", companions["same"], "--looks-like-rescue", "0.5", "--looks-like-rescue-as", "red"],
+         r"argument --looks-like-rescue-as: must be LABEL=RANGES such as dogs=152-269, received 'red'"),
         (["--looks-like", companions["same"], "--looks-like-veto", "0.5"],
          r"--looks-like-veto P and --looks-like-veto-classes RANGES go together"),
         (["--looks-like", companions["same"], "--looks-like-veto", "0.5", "--looks-like-veto-classes", "1,9"],
@@ -376,7 +413,8 @@ def tiny_known(companions, mirror, monkeypatch) -> KnownCompanion:
         "tiny", "the tests' colour classifier",
         RemoteFile("tiny.tflite", "https://example.invalid/tiny.tflite", hashlib.sha256(model).hexdigest(), len(model)),
         RemoteFile("tiny_labels.txt", "https://example.invalid/tiny_labels.txt", lines=4),
-        ranges={"pets": "1", "other-animals": "2"})  # tomato backs a detection; frog is "another animal"
+        # tomato backs a detection, frog is "another animal"; the rescue's default: its raccoon means the model's red
+        ranges={"pets": "1", "other-animals": "2", "red": "3"}, rescue_as=("red",))
     monkeypatch.setitem(catalog.KNOWN, "tiny", known)
     return known
 
@@ -439,7 +477,7 @@ def test_named_ranges_need_a_known_companion_and_one_of_its_names(background_mod
          r"--looks-like-veto-classes pets: a named range needs a known companion \(imagenet, tiny\), received "
          r"--looks-like \S+companion_uint8\.tflite"),
         (["--looks-like", "tiny", "--looks-like-veto", "0.5", "--looks-like-veto-only-for", "birds"],
-         r"--looks-like-veto-only-for birds: --looks-like tiny names pets \(1\), other-animals \(2\)"),
+         r"--looks-like-veto-only-for birds: --looks-like tiny names pets \(1\), other-animals \(2\), red \(3\)"),
         (["--looks-like", "imagenet-v9"], r"--looks-like imagenet-v9: no such file \(nor a known name: imagenet, tiny\)"),
     ]
     for extra, expected in cases:
@@ -455,6 +493,21 @@ def test_named_ranges_need_a_known_companion_and_one_of_its_names(background_mod
         assert code == 0, err
         vetoed[only_for] = json_lines(out)["green"]["vetoed"] is not None
     assert vetoed == {"3": False, "3,other-animals": True, "Other-Animals, 3": True}
+
+
+def test_a_known_companion_rescues_as_its_default_labels_or_named_ranges(background_models, tiny_known, mirror,
+                                                                         photos, capsys):
+    base = [photos["blue"], "--json", "--model", background_models["int8"], "--looks-like", "tiny", "--looks-like-rescue",
+            "0.5"]
+    answers = {}
+    for extra in ([], ["--looks-like-rescue-as", "green=red"], ["--looks-like-rescue-as", "green=3"]):
+        code, out, err = run_runner([*base, *extra], capsys)
+        assert code == 0, err
+        answers[" ".join(extra)] = json_lines(out)["blue"]["label"]
+    assert answers == {"": "red", "--looks-like-rescue-as green=red": "green", "--looks-like-rescue-as green=3": "green"}
+    code, out, err = run_runner([*base, "--looks-like-rescue-as", "green=birds"], capsys)
+    assert code == 2 and err.strip().splitlines()[-1] == ("edge_runner: error: --looks-like-rescue-as birds: --looks-like "
+                                                          "tiny names pets (1), other-animals (2), red (3)")
 
 
 # -- the web page and API ----------------------------------------------------------------------------------------
@@ -474,7 +527,7 @@ def test_the_api_answers_looks_like_and_the_model_describes_it(background_models
     assert service.companion.calls == 1  # only the background photo
     about = client.get("/api/model").get_json()["looks_like"]
     assert about == {"file": "companion_uint8.tflite", "labels": 4, "labels_from": str(companions["larger"].parent /
-                     "companion_uint8_labels.txt"), "floor": 0.2, "input": [40, 40], "veto": None}
+                     "companion_uint8_labels.txt"), "floor": 0.2, "input": [40, 40], "veto": None, "rescue": None}
     vetoing = create_app(build_service(ServerOptions(model=background_models["int8"], port=0, looks_like=companions["same"],
                                                      looks_like_veto=0.5, looks_like_veto_classes=(2,)))).test_client()
     answer = vetoing.post("/api/classify", data={"file": (io.BytesIO(photos["red"].read_bytes()), "red.jpg")}).get_json()
@@ -485,6 +538,12 @@ def test_the_api_answers_looks_like_and_the_model_describes_it(background_models
                                                     looks_like_veto_only_for=(2, 3)))).test_client()
     answer = narrow.post("/api/classify", data={"file": (io.BytesIO(photos["red"].read_bytes()), "red.jpg")}).get_json()
     assert answer["label"] == "red" and answer["vetoed"] is None  # its best other guess, tomato, is not listed
+    rescuing = create_app(build_service(ServerOptions(model=background_models["int8"], port=0, looks_like=companions["same"],
+                                                      looks_like_rescue=0.5, looks_like_rescue_as=(("green", (3,)),)))
+                          ).test_client()
+    answer = rescuing.post("/api/classify", data={"file": (io.BytesIO(photos["blue"].read_bytes()), "blue.jpg")}).get_json()
+    assert answer["label"] == "green" and answer["detected"] is True and answer["rescued"]["label"] == "blue"
+    assert rescuing.get("/api/model").get_json()["looks_like"]["rescue"] == {"limit": 0.5, "labels": {"green": 1}}
     assert narrow.get("/api/model").get_json()["looks_like"]["veto"] == {"limit": 0.5, "classes": 1, "only_for": 2}
     plain = create_app(build_service(ServerOptions(model=background_models["int8"], port=0))).test_client()
     answer = plain.post("/api/classify", data={"file": (io.BytesIO(photos["blue"].read_bytes()), "blue.jpg")}).get_json()
@@ -525,6 +584,22 @@ def test_the_page_says_nothing_recognised_looks_like(browser, background_models,
         page.wait_for_function("() => document.querySelector('#live-state').textContent.includes('looks like')", timeout=20_000)
         assert re.fullmatch(r"nothing recognised — looks like: raccoon \d+\.\d% \(blue \d+\.\d%\) · \d+\.\d fps",
                             page.inner_text("#live-state"))
+        context.close()
+    finally:
+        server.stop()
+    rescuing = ServerOptions(model=background_models["int8"], port=0, looks_like=companions["same"],
+                             looks_like_rescue=0.5, looks_like_rescue_as=(("green", (3,)),))  # raccoon means green
+    server = start_server(build_service(rescuing))
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(server.url + "/")
+        page.wait_for_function("() => document.querySelector('#model').textContent.includes('tiny-background')")
+        page.set_input_files("#files", [str(photos["blue"])])
+        page.wait_for_function("() => document.querySelectorAll('.card.done').length === 1", timeout=30_000)
+        assert page.inner_text(".card.done .answer") == "green"
+        assert re.fullmatch(r"rescued: the model said blue \d+\.\d%; the second opinion sees green \d+\.\d%",
+                            page.inner_text(".card.done .rescued-detail"))
         context.close()
     finally:
         server.stop()
@@ -603,3 +678,37 @@ def test_a_real_veto_only_for_other_animals_keeps_cats_in_boxes_and_still_vetoes
     for stem in ("catdataset_cat_00000196_025", "catdataset_cat_00000413_020"):
         kept = answers["animals"][stem]
         assert kept["label"] == "cats" and kept["detected"] is True and kept["vetoed"] is None, (stem, kept)
+
+
+RESCUE_REAL = {  # the shipped model's "not a detection", and what the ImageNet classifier sees (its cats or dogs mass)
+    "dogwebsite_Bearded_Collie": ("more_pets/dogs", "dogs"),  # unknown (0.50) → dogs: the classifier names the breed
+    "oxford_japanese_chin_133": ("more_pets/dogs", "dogs"),  # unknown → dogs
+    "caltech101_Leopards_image_0001": ("lookalikes", "other"),  # a leopard is none of its domestic cats: stays other
+}
+
+
+@pytest.mark.slow
+def test_a_real_rescue_finds_dogs_the_model_was_unsure_of_and_leaves_a_leopard(mirror, capsys):
+    """``--looks-like imagenet --looks-like-rescue 0.5`` with its default labels (cats, dogs) on the shipped model."""
+    from edge_runner.core.loading import shipped_model_path
+
+    photos = [SHARED / "data" / folder / f"{stem}.jpg" for stem, (folder, _) in RESCUE_REAL.items()]
+    if not IMAGENET.is_file() or not all(photo.is_file() for photo in photos):
+        pytest.skip(f"the ImageNet classifier ({IMAGENET}) or the photos under {SHARED / 'data'} are absent")
+    if not shipped_model_path().is_file():
+        pytest.skip(f"the shipped model {shipped_model_path()} is absent")
+    for name in ("tf2_mobilenet_v2_1.0_224_ptq.tflite", "imagenet_labels.txt"):
+        (mirror.root / name).symlink_to(IMAGENET.parent / name)
+    code, out, err = run_runner([*photos, "--json"], capsys)
+    assert code == 0, err
+    before = answers_of(out)
+    code, out, err = run_runner([*photos, "--json", "--looks-like", "imagenet", "--looks-like-rescue", "0.5"], capsys)
+    assert code == 0, err
+    after = answers_of(out)
+    for stem, (_, label) in RESCUE_REAL.items():
+        assert before[stem]["detected"] is False, (stem, before[stem])  # the model alone finds none of them
+        assert after[stem]["label"] == label, (stem, after[stem])
+        if label == "dogs":
+            assert after[stem]["rescued"]["label"] == before[stem]["label"] and after[stem]["score"] >= 0.5
+        else:
+            assert after[stem]["rescued"] is None and after[stem]["looks_like"]["label"] in ("leopard", "cheetah", "jaguar")

@@ -47,7 +47,8 @@ class Result:
     """One input's outcome: a ``prediction`` or an ``error`` (``"PATH: reason"``), never both.
 
     ``looks_like``: what a photo that is not a detection looks like to the ``--looks-like`` companion, if it named one;
-    ``vetoed``: the detection ``--looks-like-veto`` turned into "nothing recognised" (``Opinion.vetoed``), else ``None``.
+    ``vetoed``: the detection ``--looks-like-veto`` turned into "nothing recognised" (``Opinion.vetoed``), else ``None``;
+    ``rescued``: the answer ``--looks-like-rescue`` turned into a detection (``Opinion.rescued``), else ``None``.
     """
 
     source: str
@@ -55,6 +56,7 @@ class Result:
     error: str | None = None
     looks_like: LooksLike | None = None
     vetoed: dict | None = None
+    rescued: dict | None = None
 
     @property
     def ok(self) -> bool:
@@ -157,7 +159,8 @@ def classify_paths(
             opinion = companion.review(prediction, path, pixels=decoded.pixels, spec=spec)
         except ImageError:  # decoded once already: a second decode for another input size failing changes nothing
             return Result(path, prediction=prediction)
-        return Result(path, prediction=opinion.prediction, looks_like=opinion.looks_like, vetoed=opinion.vetoed)
+        return Result(path, prediction=opinion.prediction, looks_like=opinion.looks_like, vetoed=opinion.vetoed,
+                      rescued=opinion.rescued)
 
     if workers <= 0 or len(paths) <= 1:
         # One photo (the cold-start case) needs no pool: don't pay for importing or filling one.

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def format_prediction(
     source: str, prediction: Prediction, top_k: int | None, spec: InputSpec | None = None, threshold: float | None = None,
-    looks_like: LooksLike | None = None, vetoed: dict | None = None,
+    looks_like: LooksLike | None = None, vetoed: dict | None = None, rescued: dict | None = None,
 ) -> str:
     """``source  label  0.973`` (plus ``[a 0.97, b 0.02]`` when ``--top-k`` was given).
 
@@ -30,12 +30,16 @@ def format_prediction(
     ``source  nothing recognised with enough confidence  (best: cats 0.412, threshold 0.600)``
     when the best score was below ``threshold``. Other models print as always. What the
     ``--looks-like`` companion named goes in the brackets: ``(other 0.981; looks like: raccoon 71%)``,
-    and a detection it vetoed says so: ``(cats 0.970 vetoed: the companion's classes 3%; looks like: …)``.
+    and a detection it vetoed says so: ``(cats 0.970 vetoed: the companion's classes 3%; looks like: …)``, as does
+    an answer it rescued: ``source  dogs  0.930  (rescued from other 0.912 by the companion)``.
     """
     message = nothing_message(prediction.label, spec) if spec is not None else None
     best = prediction.top_k[0] if prediction.top_k else None
     looks = f"; looks like: {looks_like.text()}" if looks_like is not None else ""
-    if message is None or best is None:
+    if rescued is not None:
+        line = f"{source}  {prediction.label}  {prediction.score:.3f}  (rescued from {rescued['label']} " \
+               f"{rescued['score']:.3f} by the companion)"
+    elif message is None or best is None:
         line = f"{source}  {prediction.label}  {prediction.score:.3f}"
         if looks:  # a model without a background label: its "unknown" answers
             line += f"  ({looks[2:]})"

@@ -31,7 +31,7 @@ from ..common.console import (DEFAULT_CAMERA, EXIT_FAILED, EXIT_INTERRUPTED, EXI
                               parse_args, print_error, report_error)
 from ..core.decoder import default_workers, usable_cores
 from ..core.loading import add_model_arguments, load_classifier, quiet_native_info, resolve_model
-from ..core.companion_loader import add_companion_arguments, companion_from_args
+from ..core.companion_flags import add_companion_arguments, companion_from_args
 from ..core.model import threshold_in_force
 from .output import format_label_counts, format_prediction
 
@@ -150,6 +150,8 @@ def run_files(
                     record["looks_like"] = looks_like_dict(result.looks_like)
                     if companion.veto is not None:
                         record["vetoed"] = result.vetoed
+                    if companion.rescue is not None:
+                        record["rescued"] = result.rescued
                 if writer is not None:
                     explained, error = writer.try_write(result.source)
                     if error:
@@ -160,7 +162,7 @@ def run_files(
                     print(dumps(record), file=out, flush=True)
                 else:
                     line = format_prediction(result.source, result.prediction, top_k, classifier.spec, threshold,
-                                             result.looks_like, result.vetoed)
+                                             result.looks_like, result.vetoed, result.rescued)
                     if record.get("explanation"):
                         line += f"  {record['explanation']}"
                     print(line, file=out, flush=True)
@@ -286,7 +288,8 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         return run_benchmark_mode(model, args.inputs, out)
     classifier = load_classifier(model, args.threads, args.runtime, args.verbose)
     workers = args.workers or usable_cores()  # 0: one per CPU, as train's --workers 0
-    companion = companion_from_args(args, runtime=classifier.runtime, threads=args.threads, pool_size=workers)
+    companion = companion_from_args(args, runtime=classifier.runtime, threads=args.threads, pool_size=workers,
+                                    main_labels=classifier.spec.interest_labels)
     if companion is not None and args.verbose:
         about = companion.describe()
         print(f"looks like: {companion.path} ({about['labels']} labels from {about['labels_from']}, input "

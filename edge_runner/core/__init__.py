@@ -6,7 +6,7 @@ arithmetic (``quantization``), the classifier (``model``), a pool of interpreter
 the shipped files (``assets``), the deployed-model folder (``slot``) and how a command finds
 and loads its model (``loading``: ``-m/--model``, ``--runtime``, ``--threads``, ``-v/--verbose``), and the
 companion classifier that names what a "nothing recognised" photo looks like (``companion``,
-``companion_loader``: ``--looks-like``).
+``companion_loader``, ``companion_flags``: ``--looks-like``; ``catalog``: the ones known by name).
 
 May import: :mod:`edge_runner.common`, numpy, Pillow and a TFLite runtime; nothing else of
 the kit, never TensorFlow.

@@ -1,9 +1,9 @@
 """Companion classifiers known by name (``--looks-like imagenet``), downloaded once into the cache.
 
 A name stands for a public model, where to download it and its labels, the model's pinned size and SHA-256, and
-named output ranges for the veto (``pets``, ``other-animals``). :func:`fetch` downloads what the cache
-(``$EDGEKIT_CACHE_DIR``, else ``~/.cache/edgekit``; then ``companions/NAME/``) lacks into a temporary file beside
-its place, checks it, then renames it: an interrupted, truncated or altered download never leaves a file that looks
+named output ranges for the veto and the rescue (``pets``, ``other-animals``, ``cats``, ``dogs``). :func:`fetch`
+downloads what the cache (``$EDGEKIT_CACHE_DIR``, else ``~/.cache/edgekit``; then ``companions/NAME/``) lacks into
+a temporary file beside its place, checks it, then renames it: an interrupted, truncated or altered download never leaves a file that looks
 whole, and the next run downloads again. ``$EDGEKIT_MIRROR`` is a base URL (``https://``, ``http://`` or
 ``file://``) holding the same file names, for a machine that cannot reach the original host. Standard library only.
 """
@@ -50,6 +50,7 @@ class KnownCompanion:
     model: RemoteFile
     labels: RemoteFile
     ranges: dict[str, str] = field(default_factory=dict)
+    rescue_as: tuple[str, ...] = ()  # ``--looks-like-rescue``'s default labels: each means the range of its name
 
 
 _CORAL = "https://raw.githubusercontent.com/google-coral/test_data/master/"
@@ -61,11 +62,14 @@ IMAGENET = KnownCompanion(
     labels=RemoteFile("imagenet_labels.txt", _CORAL + "imagenet_labels.txt", lines=1001),
     ranges={
         "pets": "152-269,282-286",  # its 118 dog breeds and 5 domestic cats
+        "cats": "282-286",  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+        "dogs": "152-269",  # Chihuahua ... Mexican hairless
         "other-animals": "1-151,270-281,287-398",  # its animals that are neither: wolves, foxes, big cats, raccoons...
         # what it names on a face close-up: bathing and shower caps, masks (4 kinds), sunglass(es), lipstick, face
         # powder, sunscreen, hair spray, a neck brace, a wig
         "face-wear": "434,552,571,586,630,644,679,692,794,797,837-839,904",
     },
+    rescue_as=("cats", "dogs"),  # the labels of the kit's cats_dogs model
 )
 KNOWN = {companion.name: companion for companion in (IMAGENET,)}
 

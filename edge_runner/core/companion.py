@@ -9,7 +9,8 @@ its best labels scoring at least ``--looks-like-floor`` are named::
     {"label": "other", ..., "looks_like": {"label": "Indian elephant", "score": 0.53, "top_k": [...]}}
 
 Photos called a pet never run it (unless a :class:`Veto` asks for it), so it costs nothing on
-detections. The companion's own "background" output (and its contract's background label) is
+detections. A :class:`Rescue` works the other way: a photo that is not a detection becomes one when the companion
+clearly sees one of the main model's labels (a dog breed the main model answered ``other`` for). The companion's own "background" output (and its contract's background label) is
 never named. A label line lists synonyms after commas (``raccoon, coon``): the first is shown.
 
 Loading (:mod:`edge_runner.core.companion_loader`, with the flags) checks the file once, with
@@ -119,6 +120,27 @@ class Veto:
 
 
 @dataclass(frozen=True)
+class Rescue:
+    """``--looks-like-rescue P``: an answer that is not a detection becomes one when the companion sees it.
+
+    Attributes:
+        labels: ``((label, outputs), ...)``: each of the main model's labels of interest it may give, with the
+            companion outputs that mean it (the ImageNet model and the kit's pet model: ``("cats", 282-286)``,
+            ``("dogs", 152-269)``).
+        limit: 0–1; the label whose outputs add up to the most becomes the answer when that mass reaches it.
+    """
+
+    labels: tuple[tuple[str, tuple[int, ...]], ...]
+    limit: float
+
+    def pick(self, probabilities: np.ndarray) -> tuple[str, float] | None:
+        """``(label, mass)`` for float32 ``(N,)`` companion ``probabilities`` (mass 0–1), or ``None`` below the limit."""
+        label, mass = max(((label, float(probabilities[list(outputs)].sum())) for label, outputs in self.labels),
+                          key=lambda item: item[1])
+        return (label, mass) if mass >= self.limit else None
+
+
+@dataclass(frozen=True)
 class Opinion:
     """What the companion adds to one answer.
 
@@ -128,17 +150,23 @@ class Opinion:
         looks_like: what a photo that is not a detection looks like, or ``None``.
         vetoed: for a vetoed detection ``{"label", "score", "mass"}`` (the main model's answer and the companion's
             mass on the veto classes), else ``None``.
+        rescued: for a rescued answer ``{"label", "score", "mass"}`` (the main model's answer, and the companion's
+            mass on the new label's outputs, which is also the new answer's score), else ``None``.
     """
 
     prediction: Prediction
     looks_like: LooksLike | None = None
     vetoed: dict | None = None
+    rescued: dict | None = None
 
     def annotate(self, record: dict, companion: Companion) -> dict:
-        """Add ``"looks_like"`` (and with a veto ``"vetoed"``) to a ``--json`` / API ``record``; returns it."""
+        """Add ``"looks_like"`` (and with a veto ``"vetoed"``, with a rescue ``"rescued"``) to a ``--json`` / API
+        ``record``; returns it."""
         record["looks_like"] = looks_like_dict(self.looks_like)
         if companion.veto is not None:
             record["vetoed"] = self.vetoed
+        if companion.rescue is not None:
+            record["rescued"] = self.rescued
         return record
 
 
@@ -150,7 +178,8 @@ class Companion:
     """
 
     def __init__(self, classifier: Classifier, names: tuple[str, ...], *, floor: float, skip: frozenset[int],
-                 pool_size: int = 1, labels_from: str = "", veto: Veto | None = None) -> None:
+                 pool_size: int = 1, labels_from: str = "", veto: Veto | None = None,
+                 rescue: Rescue | None = None) -> None:
         from .pool import ClassifierPool
 
         self.path = classifier.path
@@ -160,6 +189,7 @@ class Companion:
         self.skip = skip
         self.labels_from = labels_from
         self.veto = veto
+        self.rescue = rescue
         self.pool = ClassifierPool.around(classifier, size=max(1, pool_size))
         self.calls = 0
         self._count = threading.Lock()
@@ -200,13 +230,20 @@ class Companion:
                spec: InputSpec | None = None) -> Opinion:
         """The companion's word on one answer of the main model (whose contract is ``spec``).
 
-        Not a detection: what it looks like. A detection: nothing, and the companion does not run, unless a
-        :class:`Veto` is set; then a detection whose companion mass on the veto classes is below its limit (and, with
-        ``only_for``, whose best other guess is one of those outputs) becomes the background label (``unknown``
-        without one), with what it looks like.
+        Not a detection: what it looks like; with a :class:`Rescue`, the label it picks instead when it sees one
+        (a detection then, whose score is the companion's mass). A detection: nothing, and the companion does not
+        run, unless a :class:`Veto` is set; then a detection whose companion mass on the veto classes is below its
+        limit (and, with ``only_for``, whose best other guess is one of those outputs) becomes the background label
+        (``unknown`` without one), with what it looks like.
         """
         if not prediction.detected:
-            return Opinion(prediction, self.looks_like(source, pixels=pixels, spec=spec))
+            probabilities = self.probabilities(source, pixels=pixels, spec=spec)
+            picked = self.rescue.pick(probabilities) if self.rescue is not None else None
+            if picked is None:
+                return Opinion(prediction, self.name(probabilities))
+            label, mass = picked
+            rescued = {"label": prediction.label, "score": round(float(prediction.score), 6), "mass": round(mass, 6)}
+            return Opinion(replace(prediction, label=label, score=mass, detected=True), rescued=rescued)
         if self.veto is None:
             return Opinion(prediction)
         probabilities = self.probabilities(source, pixels=pixels, spec=spec)
@@ -236,8 +273,11 @@ class Companion:
             veto = {"limit": self.veto.limit, "classes": len(self.veto.classes)}
             if self.veto.only_for is not None:
                 veto["only_for"] = len(self.veto.only_for)
+        rescue = None
+        if self.rescue is not None:
+            rescue = {"limit": self.rescue.limit, "labels": {label: len(outputs) for label, outputs in self.rescue.labels}}
         return {"file": self.path.name, "labels": len(self.names), "labels_from": self.labels_from,
-                "floor": self.floor, "input": [self.spec.height, self.spec.width], "veto": veto}
+                "floor": self.floor, "input": [self.spec.height, self.spec.width], "veto": veto, "rescue": rescue}
 
 
 class Throttle:

@@ -1,24 +1,23 @@
-"""Loading a ``--looks-like`` companion classifier, and the flags that ask for one (the runner and ``serve``).
+"""Loading a ``--looks-like`` companion classifier (the runner and ``serve``).
 
 :func:`load_companion` checks the file once and says what is wrong in one line naming the flag
 (``--looks-like PATH: not an image classifier: …``): a file, a TFLite model, one ``1xHxWx3``
 image input and one ``1xN`` probability output, as many labels as outputs. Labels come from
 ``--looks-like-labels``, else the model's edgekit contract, else a ``.txt`` packed in its TFLite
-metadata, else a labels file beside it. What a loaded companion does is :mod:`edge_runner.core.companion`.
+metadata, else a labels file beside it. What a loaded companion does is :mod:`edge_runner.core.companion`; the
+flags that ask for one are :mod:`edge_runner.core.companion_flags`.
 """
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..common.argtypes import probability
-from .catalog import IMAGENET, KNOWN, KnownCompanion, fetch, known, named_ranges
-from .companion import BACKGROUND_NAMES, DEFAULT_FLOOR, Companion, CompanionError, Veto
+from .catalog import KNOWN
+from .companion import BACKGROUND_NAMES, DEFAULT_FLOOR, Companion, CompanionError, Rescue, Veto
 from .model import RAW_TENSOR_INPUT, TFLITE_IDENTIFIER, Classifier, ModelError, read_contract, read_packed_files
 from .spec import CONTRACT_FILENAME, UNKNOWN_LABEL, ContractError, InputSpec, contract_path_for
 
@@ -94,7 +93,9 @@ def _unique(names: tuple[str, ...]) -> tuple[str, ...]:
 def load_companion(model: str | Path, labels: str | Path | None = None, *, floor: float = DEFAULT_FLOOR,
                    runtime: Runtime | None = None, threads: int | None = None, pool_size: int = 1,
                    veto: float | None = None, veto_classes: tuple[int, ...] | None = None,
-                   veto_only_for: tuple[int, ...] | None = None) -> Companion:
+                   veto_only_for: tuple[int, ...] | None = None, rescue: float | None = None,
+                   rescue_as: tuple[tuple[str, tuple[int, ...]], ...] = (),
+                   main_labels: tuple[str, ...] | None = None) -> Companion:
     """Load and check a companion classifier (see the module's docstring).
 
     Args:
@@ -106,6 +107,9 @@ def load_companion(model: str | Path, labels: str | Path | None = None, *, floor
         pool_size: interpreters lent to parallel callers (the runner's workers, the server's request threads).
         veto, veto_classes, veto_only_for: ``--looks-like-veto P``, its output indices and
             ``--looks-like-veto-only-for`` (:class:`~edge_runner.core.companion.Veto`).
+        rescue, rescue_as: ``--looks-like-rescue P`` and its ``(label, output indices)`` pairs
+            (:class:`~edge_runner.core.companion.Rescue`).
+        main_labels: the main model's labels of interest, which the rescue's labels must be (``None``: not checked).
 
     Raises:
         CompanionError: one line naming the flag, the file and what is wrong (exit status 2).
@@ -138,7 +142,28 @@ def load_companion(model: str | Path, labels: str | Path | None = None, *, floor
             if outside:
                 raise CompanionError(f"{flag}: output {outside[0]} is out of range: {outputs}")
         veto = Veto(tuple(veto_classes), veto, frozenset(veto_only_for) if veto_only_for else None)
-    return Companion(classifier, names, floor=floor, skip=skip, pool_size=pool_size, labels_from=labels_from, veto=veto)
+    if rescue is not None:
+        rescue = _rescue(rescue, rescue_as, len(names), path, main_labels)
+    return Companion(classifier, names, floor=floor, skip=skip, pool_size=pool_size, labels_from=labels_from, veto=veto,
+                     rescue=rescue)
+
+
+def _rescue(limit: float, labels: tuple[tuple[str, tuple[int, ...]], ...], outputs: int, path: Path,
+            main_labels: tuple[str, ...] | None) -> Rescue:
+    """A checked :class:`Rescue`: each label one of ``main_labels``, each output below ``outputs``."""
+    if not labels:
+        raise CompanionError("--looks-like-rescue-as: no labels given: say which of the model's labels each companion "
+                             "output means, e.g. --looks-like-rescue-as dogs=152-269")
+    for label, indices in labels:
+        if main_labels is not None and label not in main_labels:
+            raise CompanionError(f"--looks-like-rescue-as {label}=…: {label!r} is not one of the model's labels of "
+                                 f"interest ({', '.join(main_labels)}); give --looks-like-rescue-as LABEL=RANGES for "
+                                 "each of them")
+        outside = [index for index in indices if index >= outputs]
+        if outside:
+            raise CompanionError(f"--looks-like-rescue-as {label}=…: output {outside[0]} is out of range: "
+                                 f"--looks-like {path} has outputs 0 to {outputs - 1}")
+    return Rescue(labels, limit)
 
 
 def _contract(path: Path, content: bytes, labels: str | Path | None, runtime: Runtime):
@@ -198,137 +223,3 @@ def _check_probabilities(classifier: Classifier) -> None:
         raise CompanionError(
             f"--looks-like {classifier.path}: not a classifier's probabilities: on a grey image its outputs range "
             f"{values.min():.3g}..{values.max():.3g} and sum to {values.sum():.3g} (expected 0..1 from a softmax)")
-
-
-# -- the command lines --------------------------------------------------------------------------------------------
-
-
-def add_companion_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
-    """Add ``--looks-like MODEL``, ``--looks-like-labels FILE`` and ``--looks-like-floor P`` (runner and ``serve``)."""
-    group = parser.add_argument_group("what a background answer looks like (a companion classifier)")
-    group.add_argument(
-        "--looks-like", metavar="MODEL.tflite|NAME", default=None,
-        help="on answers that are not a detection (the background label or 'unknown'), also run this image "
-        "classifier and name its best labels: JSON 'looks_like', text 'looks like: raccoon 71%%'. A name instead of "
-        f"a file is downloaded once into the cache: {', '.join(KNOWN)} ({IMAGENET.summary})",
-    )
-    group.add_argument(
-        "--looks-like-labels", metavar="FILE", default=None,
-        help="its labels, one per output line (default: its contract's, else a .txt embedded in it, else "
-        "NAME.txt, NAME_labels.txt, labels.txt or the only *labels*.txt beside it)",
-    )
-    group.add_argument(
-        "--looks-like-floor", type=probability, default=DEFAULT_FLOOR, metavar="P",
-        help="name a label only when the companion gives it at least P (0-1; default: %(default)s)",
-    )
-    group.add_argument(
-        "--looks-like-veto", type=probability, default=None, metavar="P",
-        help="also run it on detections, and answer 'nothing recognised' (JSON 'vetoed') when its probability on "
-        "--looks-like-veto-classes is below P (0-1; default: no veto: detections never run it)",
-    )
-    group.add_argument(
-        "--looks-like-veto-classes", type=output_ranges, default=None, metavar="RANGES",
-        help="its outputs that mean 'something of interest' for the veto, e.g. 152-269,282-286 (the ImageNet "
-        "model's dog breeds and domestic cats), or a named range of a --looks-like NAME (default for "
-        f"{IMAGENET.name}: pets): {named_ranges(IMAGENET)}",
-    )
-    group.add_argument(
-        "--looks-like-veto-only-for", type=output_ranges, default=None, metavar="RANGES",
-        help="veto only when its best guess outside --looks-like-veto-classes is one of these outputs, e.g. "
-        "1-151,270-281,287-398 or other-animals (the ImageNet model's other animals: a cat it calls a box stays a "
-        "cat), other-animals,face-wear (and masks, sunglasses, make-up, wigs: a face close-up; default: whatever "
-        "it guesses)",
-    )
-    return group
-
-
-def output_ranges(text: str) -> tuple[int, ...] | str:
-    """An argparse ``type=``: ``"152-269,282-286"`` → the output indices, sorted, each once. Text with names such
-    as ``"other-animals,face-wear"`` (a known companion's named ranges, resolved by :func:`looks_like_options`) stays
-    a string."""
-    parts = [part.strip().lower() for part in text.split(",") if part.strip()]
-    if any(part.replace("-", "").isalpha() for part in parts):
-        return ",".join(parts)
-    indices: set[int] = set()
-    try:
-        for part in parts:
-            low, _, high = part.partition("-")
-            first, last = int(low), int(high or low)
-            if first < 0 or last < first:
-                raise ValueError(part)
-            indices.update(range(first, last + 1))
-    except ValueError:
-        indices = set()
-    if not indices:
-        raise argparse.ArgumentTypeError(f"must be output indices and ranges such as 152-269,282-286 (or a known "
-                                         f"companion's named ranges), received {text!r}")
-    return tuple(sorted(indices))
-
-
-def looks_like_options(args: argparse.Namespace) -> dict:
-    """``{"looks_like", "looks_like_labels", "looks_like_floor", "looks_like_veto*"}`` from the flags (``serve``'s
-    options take them as they are): a known name (``imagenet``) becomes its files in the cache, downloaded if need be,
-    and its named ranges become output indices.
-
-    Raises ``UsageError`` for flags that do not go together (``--looks-like-floor`` without ``--looks-like``, a
-    named range without a known companion), ``CompanionError`` when a download fails (after the flags are checked).
-    """
-    from ..common.console import UsageError
-
-    if args.looks_like is None and (args.looks_like_labels is not None or args.looks_like_floor != DEFAULT_FLOOR
-                                    or args.looks_like_veto is not None or args.looks_like_veto_classes is not None
-                                    or args.looks_like_veto_only_for is not None):
-        raise UsageError("--looks-like-labels, --looks-like-floor and --looks-like-veto* only apply with "
-                         "--looks-like MODEL.tflite")
-    model, labels, classes = args.looks_like, args.looks_like_labels, args.looks_like_veto_classes
-    companion = known(model) if model is not None and not Path(model).exists() else None
-    if companion is not None and args.looks_like_veto is not None and classes is None:
-        classes = "pets"
-    if (args.looks_like_veto is None) != (classes is None):
-        raise UsageError("--looks-like-veto P and --looks-like-veto-classes RANGES go together")
-    if args.looks_like_veto_only_for is not None and args.looks_like_veto is None:
-        raise UsageError("--looks-like-veto-only-for RANGES only applies with --looks-like-veto P")
-    classes = _named(classes, "--looks-like-veto-classes", companion, model)
-    only_for = _named(args.looks_like_veto_only_for, "--looks-like-veto-only-for", companion, model)
-    if companion is not None:  # the flags are right: only now download what the cache lacks
-        fetched = fetch(companion)
-        model, labels = fetched.model, labels if labels is not None else fetched.labels
-    return {
-        "looks_like": Path(model) if model is not None else None,
-        "looks_like_labels": Path(labels) if labels is not None else None,
-        "looks_like_floor": args.looks_like_floor,
-        "looks_like_veto": args.looks_like_veto,
-        "looks_like_veto_classes": classes,
-        "looks_like_veto_only_for": only_for,
-    }
-
-
-def _named(ranges: tuple[int, ...] | str | None, flag: str, companion: KnownCompanion | None,
-           looks_like: str | None) -> tuple[int, ...] | None:
-    """Output indices for ``ranges``: as they are, or with a known companion's named ranges (``pets``) resolved."""
-    from ..common.console import UsageError
-
-    if not isinstance(ranges, str):
-        return ranges
-    if companion is None:
-        raise UsageError(f"{flag} {ranges}: a named range needs a known companion ({', '.join(KNOWN)}), "
-                         f"received --looks-like {looks_like}")
-    unknown = [part for part in ranges.split(",") if part.replace("-", "").isalpha() and part not in companion.ranges]
-    if unknown:
-        raise UsageError(f"{flag} {unknown[0]}: --looks-like {companion.name} names {named_ranges(companion)}")
-    return output_ranges(",".join(companion.ranges.get(part, part) for part in ranges.split(",")))
-
-
-def companion_from_args(args: argparse.Namespace, *, runtime: Runtime | None = None, threads: int | None = None,
-                        pool_size: int = 1) -> Companion | None:
-    """The companion ``--looks-like`` asks for (loaded, LiteRT's start-up line kept quiet), or ``None``."""
-    options = looks_like_options(args)
-    if options["looks_like"] is None:
-        return None
-    from .loading import quiet_native_info
-
-    with quiet_native_info():
-        return load_companion(options["looks_like"], options["looks_like_labels"], floor=options["looks_like_floor"],
-                              runtime=runtime, threads=threads, pool_size=pool_size, veto=options["looks_like_veto"],
-                              veto_classes=options["looks_like_veto_classes"],
-                              veto_only_for=options["looks_like_veto_only_for"])

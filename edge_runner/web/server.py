@@ -40,7 +40,7 @@ from typing import Sequence
 
 from ..common.argtypes import port, positive_float, positive_int
 from ..common.console import DEFAULT_CAMERA, EXIT_OK, SERVE_PROG, Parser, parse_args, report_error
-from ..core.companion_loader import add_companion_arguments, looks_like_options
+from ..core.companion_flags import add_companion_arguments, looks_like_options
 from ..core.loading import add_model_arguments, describe_classifier, resolve_model
 from ..watcher.settings import add_watch_arguments, settings_from_args
 from .access import TOKEN_ENV, is_loopback, load_token

@@ -65,8 +65,9 @@ class ServerOptions:
         max_wrong_tokens: wrong tokens from one address within a minute before it is locked out (:mod:`.throttle`).
         looks_like, looks_like_labels, looks_like_floor: the companion classifier that names what a "nothing
             recognised" photo looks like (``--looks-like``, :mod:`edge_runner.core.companion`), its labels and floor;
-            looks_like_veto, looks_like_veto_classes, looks_like_veto_only_for: its veto on uploads (the live view
-                names, never vetoes).
+            looks_like_veto, looks_like_veto_classes, looks_like_veto_only_for: its veto on uploads;
+            looks_like_rescue, looks_like_rescue_as: its rescue on uploads (the live view names, never vetoes or
+                rescues).
     """
 
     model: Path
@@ -93,6 +94,8 @@ class ServerOptions:
     looks_like_veto: float | None = None
     looks_like_veto_classes: tuple[int, ...] | None = None
     looks_like_veto_only_for: tuple[int, ...] | None = None
+    looks_like_rescue: float | None = None
+    looks_like_rescue_as: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
     @property
     def max_upload_bytes(self) -> int:
@@ -216,7 +219,8 @@ def _companion(options: ServerOptions, pool: ClassifierPool) -> Companion | None
         return load_companion(options.looks_like, options.looks_like_labels, floor=floor, runtime=pool.runtime,
                               threads=options.threads, pool_size=options.interpreters, veto=options.looks_like_veto,
                               veto_classes=options.looks_like_veto_classes,
-                              veto_only_for=options.looks_like_veto_only_for)
+                              veto_only_for=options.looks_like_veto_only_for, rescue=options.looks_like_rescue,
+                              rescue_as=options.looks_like_rescue_as, main_labels=pool.template.spec.interest_labels)
 
 
 def _deployed_model(options: ServerOptions):

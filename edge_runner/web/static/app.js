@@ -122,6 +122,12 @@ function showPrediction(card, result, roundTripMs) {
   const answer = el("p", nothing === null ? "answer" : "answer nothing", words);
   answer.dataset.label = result.label;
   body.append(answer, list, timing);
+  const rescued = result.rescued;  // --looks-like-rescue: the second opinion saw what the model did not (bars: the model's)
+  if (rescued) {
+    answer.after(el("p", "rescued-detail muted small",
+      `rescued: the model said ${rescued.label} ${percent(rescued.score)}; the second opinion sees ${result.label} ` +
+      `${percent(rescued.mass)}`));
+  }
   card.classList.add("done");
 }
 
