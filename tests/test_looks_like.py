@@ -10,6 +10,7 @@ photo is its ``background``. A slow test runs the shipped model with the real Im
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import io
@@ -555,8 +556,7 @@ def test_the_page_says_nothing_recognised_looks_like(browser, background_models,
     pytest.importorskip("cv2", reason="the live view reads video through OpenCV (pip install .[camera])")
     import cv2
 
-    from edge_runner.web.server import start_server
-    from edge_runner.web.service import ServerOptions, build_service
+    from edge_runner.web.service import ServerOptions
 
     video = tmp_path / "empty-room.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (160, 120))
@@ -567,12 +567,7 @@ def test_the_page_says_nothing_recognised_looks_like(browser, background_models,
     draw_photo(CLASS_COLOURS["green"], size=(96, 80), seed=3).save(green, "JPEG", quality=92)
     options = ServerOptions(model=background_models["int8"], port=0, camera=str(video), camera_fps=10.0,
                             looks_like=companions["same"], looks_like_veto=0.5, looks_like_veto_classes=(1,))
-    server = start_server(build_service(options))
-    try:
-        context = browser.new_context()
-        page = context.new_page()
-        page.goto(server.url + "/")
-        page.wait_for_function("() => document.querySelector('#model').textContent.includes('tiny-background')")
+    with page_of(browser, options) as page:
         page.set_input_files("#files", [str(photos["blue"]), str(photos["red"]), str(green)])
         page.wait_for_function("() => document.querySelectorAll('.card.done').length === 3", timeout=30_000)
         cards = {card.query_selector(".name").inner_text(): card for card in page.query_selector_all(".card.done")}
@@ -584,22 +579,29 @@ def test_the_page_says_nothing_recognised_looks_like(browser, background_models,
         page.wait_for_function("() => document.querySelector('#live-state').textContent.includes('looks like')", timeout=20_000)
         assert re.fullmatch(r"nothing recognised — looks like: raccoon \d+\.\d% \(blue \d+\.\d%\) · \d+\.\d fps",
                             page.inner_text("#live-state"))
-        context.close()
-    finally:
-        server.stop()
     rescuing = ServerOptions(model=background_models["int8"], port=0, looks_like=companions["same"],
                              looks_like_rescue=0.5, looks_like_rescue_as=(("green", (3,)),))  # raccoon means green
-    server = start_server(build_service(rescuing))
-    try:
-        context = browser.new_context()
-        page = context.new_page()
-        page.goto(server.url + "/")
-        page.wait_for_function("() => document.querySelector('#model').textContent.includes('tiny-background')")
+    with page_of(browser, rescuing) as page:
         page.set_input_files("#files", [str(photos["blue"])])
         page.wait_for_function("() => document.querySelectorAll('.card.done').length === 1", timeout=30_000)
         assert page.inner_text(".card.done .answer") == "green"
         assert re.fullmatch(r"rescued: the model said blue \d+\.\d%; the second opinion sees green \d+\.\d%",
                             page.inner_text(".card.done .rescued-detail"))
+
+
+@contextlib.contextmanager
+def page_of(browser, options):
+    """The page of a server started with ``options`` (the colour model loaded), in a fresh browser context."""
+    from edge_runner.web.server import start_server
+    from edge_runner.web.service import build_service
+
+    server = start_server(build_service(options))
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(server.url + "/")
+        page.wait_for_function("() => document.querySelector('#model').textContent.includes('tiny-background')")
+        yield page
         context.close()
     finally:
         server.stop()
