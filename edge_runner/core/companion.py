@@ -9,12 +9,13 @@ its best labels scoring at least ``--looks-like-floor`` are named::
     {"label": "other", ..., "looks_like": {"label": "Indian elephant", "score": 0.53, "top_k": [...]}}
 
 Photos called a pet never run it (unless a :class:`Veto` asks for it), so it costs nothing on
-detections. A :class:`Rescue` works the other way: a photo that is not a detection becomes one when the companion
-clearly sees one of the main model's labels (a dog breed the main model answered ``other`` for). The companion's own "background" output (and its contract's background label) is
-never named. A label line lists synonyms after commas (``raccoon, coon``): the first is shown.
+detections. A :class:`Rescue` works the other way: a photo that is not a detection becomes one when the
+companion clearly sees one of the main model's labels (a dog breed the main model answered ``other`` for).
+The companion's own "background" output (and its contract's background label) is never named. A label line
+lists synonyms after commas (``raccoon, coon``): the first is shown.
 
-Loading (:mod:`edge_runner.core.companion_loader`, with the flags) checks the file once, with
-one line naming the flag: a file, a TFLite model, one ``(1, H, W, 3)`` image input and one
+Loading (:mod:`edge_runner.core.companion_loader`; the flags: :mod:`edge_runner.core.companion_flags`) checks the
+file once, with one line naming the flag: a file, a TFLite model, one ``(1, H, W, 3)`` image input and one
 ``(1, N)`` probability output, as many labels as outputs. Its input size is its own; its
 pixels come from the kit's one preprocessing (:func:`edge_runner.core.image.preprocess`),
 reused from the main model's when both take the same size. A model with an edgekit contract
