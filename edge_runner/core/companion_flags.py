@@ -20,8 +20,10 @@ from .companion_loader import load_companion
 if TYPE_CHECKING:
     from .runtime import Runtime
 
+
 def add_companion_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
-    """Add ``--looks-like MODEL``, ``--looks-like-labels FILE`` and ``--looks-like-floor P`` (runner and ``serve``)."""
+    """Add ``--looks-like MODEL``, ``--looks-like-labels FILE``, ``--looks-like-floor P``, the veto's and the rescue's
+    flags (runner and ``serve``)."""
     group = parser.add_argument_group("what a background answer looks like (a companion classifier)")
     group.add_argument(
         "--looks-like", metavar="MODEL.tflite|NAME", default=None,
