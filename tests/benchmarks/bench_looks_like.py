@@ -1,6 +1,7 @@
 """What ``--looks-like`` costs and what it names, on real photos (the figures in edge_runner/README.md).
 
     nice -n 5 python tests/benchmarks/bench_looks_like.py [--photos 200] [--repeats 3] [--model M] [--looks-like C]
+        [--veto] [--rescue] [--skip-names]
 
 1. **Cost**: the runner's batch classifier (:func:`edge_runner.cli.batch.classify_paths`, one thread, so the
    time is the CPU cost of a photo) over ``--photos`` background photos (``../shared/data/other``) and as many pet
@@ -14,6 +15,7 @@
    model's dog breeds and domestic cats) at several P, on every pet photo (``cats_and_dogs_filtered/validation``,
    ``more_pets/``) and every non-pet photo: pets still named right, non-pets still called a pet, and the cost
    per pet photo with the veto (ratio to none, same run as 1.).
+4. **The rescue** (``--rescue``): the cost of ``--looks-like-rescue 0.5`` (cats, dogs), timed in 1.'s run.
 
 Nothing is asserted; the figures are printed as Markdown.
 """
@@ -41,7 +43,8 @@ SHARED = Path(os.environ.get("EDGEKIT_SHARED", REPO.parent / "shared"))
 DATA = SHARED / "data"
 IMAGENET = SHARED / "weights" / "imagenet_classifier" / "tf2_mobilenet_v2_1.0_224_ptq.tflite"
 FLOORS = (0.1, 0.2, 0.3, 0.5)
-PET_CLASSES = tuple(range(152, 270)) + tuple(range(282, 287))  # the ImageNet model's dog breeds and domestic cats
+DOG_CLASSES, CAT_CLASSES = tuple(range(152, 270)), tuple(range(282, 287))  # the ImageNet model's dog breeds, cats
+PET_CLASSES = DOG_CLASSES + CAT_CLASSES
 VETO_LIMITS = (0.01, 0.05, 0.1, 0.2, 0.3)
 
 
@@ -62,7 +65,9 @@ def timed(classifier, paths, companion) -> tuple[float, float]:
     return (time.perf_counter() - start) / len(paths), (time.thread_time() - cpu) / len(paths)
 
 
-def measure_cost(classifier, companion, background: list[str], pets: list[str], repeats: int, vetoing=None) -> None:
+def measure_cost(classifier, companion, background: list[str], pets: list[str], repeats: int,
+                 extras: dict[str, object]) -> None:
+    """``extras``: more companions to time in the same run, by column name ("a veto too": ``--looks-like-veto``)."""
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     for name, paths in (("background", background), ("pets", pets)):
         timed(classifier, paths[:20], companion)  # warm the caches and both interpreters
@@ -74,21 +79,22 @@ def measure_cost(classifier, companion, background: list[str], pets: list[str], 
             times[name, "with"].append(timed(classifier, paths, companion))
             calls[name] = companion.calls - before
             times[name, "without"].append(timed(classifier, paths, None))
-            if vetoing is not None:
-                times[name, "veto"].append(timed(classifier, paths, vetoing))
+            for extra, other in extras.items():
+                times[name, extra].append(timed(classifier, paths, other))
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}\n")
     print("CPU ms per photo (wall ms in brackets), medians:\n")
-    print("| photos | without | with --looks-like | ratio | companion runs | with a veto too | ratio |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| photos | without | with --looks-like | ratio | companion runs |"
+          + "".join(f" with {extra} | ratio |" for extra in extras))
+    print("| --- | ---: | ---: | ---: | ---: |" + " ---: | ---: |" * len(extras))
     for name, paths in (("background", background), ("pets", pets)):
         row = {}
-        for variant in ("without", "with", "veto"):
-            runs = times[name, variant] or [(float("nan"), float("nan"))]
+        for variant in ("without", "with", *extras):
+            runs = times[name, variant]
             row[variant] = tuple(statistics.median(run[i] for run in runs) * 1000 for i in (0, 1))
         cell = {v: f"{row[v][1]:.2f} ({row[v][0]:.2f})" for v in row}
         ratio = {v: f"{row[v][1] / row['without'][1]:.2f}x ({row[v][0] / row['without'][0]:.2f}x)" for v in row}
         print(f"| {name} ({len(paths)}) | {cell['without']} | {cell['with']} | {ratio['with']} | "
-              f"{calls[name]} of {len(paths)} | {cell['veto']} | {ratio['veto']} |")
+              f"{calls[name]} of {len(paths)} |" + "".join(f" {cell[extra]} | {ratio[extra]} |" for extra in extras))
     print()
 
 
@@ -153,6 +159,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-names", action="store_true", help="leave out what it names (2.)")
     parser.add_argument("--veto", action="store_true", help="also measure --looks-like-veto (cost, pets kept, false alarms)")
+    parser.add_argument("--rescue", action="store_true", help="also time --looks-like-rescue 0.5 (cats, dogs)")
     args = parser.parse_args()
     if not DATA.is_dir() or not Path(args.looks_like).is_file():
         print(f"needs {DATA} and the companion {args.looks_like}", file=sys.stderr)
@@ -167,7 +174,11 @@ def main() -> int:
               f"({len(companion.names)} labels, floor {floor:g}), one thread, {args.repeats} repeats\n")
         vetoing = load_companion(args.looks_like, threads=1, pool_size=2, veto=2.0, veto_classes=PET_CLASSES) \
             if args.veto else None  # a limit above 1 vetoes every detection, so each reports its mass
-        measure_cost(classifier, companion, background, pets, args.repeats, vetoing)
+        extras = {"a veto too": vetoing} if vetoing is not None else {}
+        if args.rescue:  # the shipped model's labels, as --looks-like imagenet --looks-like-rescue 0.5 gives them
+            extras["a rescue too"] = load_companion(args.looks_like, threads=1, pool_size=2, rescue=0.5,
+                                                    rescue_as=(("cats", CAT_CLASSES), ("dogs", DOG_CLASSES)))
+        measure_cost(classifier, companion, background, pets, args.repeats, extras)
         more_other = find_images(DATA / "more_other")
         folders = {"other": [str(p) for p in find_images(DATA / "other")]}
         for source in ("caltech101", "oxford17flowers", "intelscene"):
