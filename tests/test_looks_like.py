@@ -233,6 +233,39 @@ def test_a_rescue_turns_an_answer_the_companion_sees_as_a_label_into_that_detect
     assert records["blue"]["label"] == "blue" and records["blue"]["rescued"] is None  # below the limit: as before
 
 
+def test_watch_asks_the_companion_once_per_visit_and_reports_only_those_it_backs(watch_model, companions, counted,
+                                                                                tmp_path, capsys):
+    """``watch --looks-like C --looks-like-veto P``: the colour model's "dog" visit (green: the companion's frog, not
+    its tomato) makes no event; the "cat" visit (red: tomato) does. One companion inference per visit."""
+    from conftest import BLUE, GREEN, RED, write_clip
+
+    from edge_runner.cli import runner as cli
+
+    clip = write_clip(tmp_path / "door.avi", [BLUE] * 10 + [GREEN] * 20 + [BLUE] * 20 + [RED] * 20 + [BLUE] * 10)
+    base = ["watch", "--camera", str(clip), "--model", str(watch_model), "--json", "--hold", "1"]
+    veto = ["--looks-like", str(companions["same"]), "--looks-like-veto", "0.5", "--looks-like-veto-classes", "1"]
+    code = cli.main(base)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert [(e["event"], e["label"]) for e in map(json.loads, out.splitlines())] == [
+        ("arrived", "dog"), ("left", "dog"), ("arrived", "cat"), ("left", "cat")]
+    assert counted == []
+    code = cli.main([*base, *veto])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [(e["event"], e["label"], e["visit"]) for e in events] == [("arrived", "cat", 1), ("left", "cat", 1)]
+    assert re.search(r"edge_runner watch: a dog visit is not reported: the companion gives its classes \d+% "
+                     r"\(looks like: frog \d+%\)", err), err
+    assert "2 events, 1 visits vetoed" in err
+    assert counted == ["<frame>", "<frame>"]  # once per visit, not once per frame
+    for extra, expected in ((["--looks-like", str(companions["same"])], "watch uses --looks-like only to confirm a visit"),
+                            ([*veto, "--looks-like-rescue", "0.5"], "--looks-like-rescue applies to the runner's photos")):
+        code = cli.main([*base, *extra])
+        _, err = capsys.readouterr()
+        assert code == 2 and err.strip().splitlines()[-1].startswith(f"edge_runner watch: error: {expected}"), err
+
+
 def test_without_the_flag_the_output_is_unchanged(background_models, photos, capsys):
     records = json_lines(run_runner([photos["blue"], "--model", background_models["int8"], "--json"], capsys)[1])
     assert "looks_like" not in records["blue"]
@@ -714,3 +747,40 @@ def test_a_real_rescue_finds_dogs_the_model_was_unsure_of_and_leaves_a_leopard(m
             assert after[stem]["rescued"]["label"] == before[stem]["label"] and after[stem]["score"] >= 0.5
         else:
             assert after[stem]["rescued"] is None and after[stem]["looks_like"]["label"] in ("leopard", "cheetah", "jaguar")
+
+
+@pytest.mark.slow
+def test_watch_with_the_real_second_opinion_reports_no_visit_for_a_lobster_the_model_calls_a_dog(mirror, tmp_path,
+                                                                                              capsys):
+    """A clip of real photos (an ImageNet red panda, which the shipped model calls ``other``, around an American
+    lobster it calls a dog at 0.87): a ``dogs`` visit without a second opinion, none with ``--looks-like imagenet``'s
+    veto only for other animals (the lobster is one of them)."""
+    pytest.importorskip("cv2", reason="the clip is written with OpenCV (pip install .[camera])")
+    import cv2
+
+    from edge_runner.cli import runner as cli
+    from edge_runner.core.loading import shipped_model_path
+
+    panda, lobster = SHARED / "data" / "other" / "n02509815_lesser_panda.jpg", SHARED / "data" / "other" / "n01983481_American_lobster.jpg"
+    if not IMAGENET.is_file() or not panda.is_file() or not lobster.is_file():
+        pytest.skip(f"the ImageNet classifier ({IMAGENET}) or the photos under {SHARED / 'data'} are absent")
+    if not shipped_model_path().is_file():
+        pytest.skip(f"the shipped model {shipped_model_path()} is absent")
+    for name in ("tf2_mobilenet_v2_1.0_224_ptq.tflite", "imagenet_labels.txt"):
+        (mirror.root / name).symlink_to(IMAGENET.parent / name)
+    clip = tmp_path / "door.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (320, 240))
+    frames = {path: cv2.resize(cv2.imread(str(path)), (320, 240), interpolation=cv2.INTER_AREA) for path in (panda, lobster)}
+    for path in [panda] * 10 + [lobster] * 20 + [panda] * 10:
+        writer.write(frames[path])
+    writer.release()
+    base = ["watch", "--camera", str(clip), "--json"]
+    code = cli.main(base)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert [(e["event"], e["label"]) for e in map(json.loads, out.splitlines())] == [("arrived", "dogs"), ("left", "dogs")]
+    code = cli.main([*base, "--looks-like", "imagenet", "--looks-like-veto", "0.05", "--looks-like-veto-only-for",
+                     "other-animals"])
+    out, err = capsys.readouterr()
+    assert code == 0 and out == "", err
+    assert re.search(r"a dogs visit is not reported: the companion gives its classes 0% \(looks like: American lobster", err), err

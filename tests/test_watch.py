@@ -99,6 +99,20 @@ def test_open_visit_is_closed_at_the_end_of_the_source():
     assert [(e.event, e.label, e.frames) for e in closing] == [("left", "dog", 10)]
 
 
+def test_a_visit_confirm_refuses_is_followed_silently_and_asked_about_once():
+    asked = []
+
+    def confirm(label, frame):
+        asked.append(label)
+        return label == "cat"
+
+    tracker = VisitTracker(INTEREST, k=2, n=3, hold_s=0.5, confirm=confirm)
+    events, final = feed(tracker, ["other"] * 3 + ["dog"] * 20 + ["other"] * 10 + ["cat"] * 5)
+    assert [(e.event, e.label, e.visit) for e in events + final] == [("arrived", "cat", 1), ("left", "cat", 1)]
+    assert asked == ["dog", "cat"] and tracker.silenced == 1  # the dog's 20 frames: asked once
+    assert tracker.current is None
+
+
 def test_another_label_never_splits_a_visit_and_starts_once_it_is_gone():
     tracker = VisitTracker(INTEREST, k=3, n=5, hold_s=2.0)
     visit = ["cat"] * 30

@@ -248,13 +248,19 @@ class Companion:
         if self.veto is None:
             return Opinion(prediction)
         probabilities = self.probabilities(source, pixels=pixels, spec=spec)
-        mass = self.veto.mass(probabilities)
-        if mass >= self.veto.limit or not self.veto.acts_on(probabilities, self.skip):
+        if not self.vetoes(probabilities):
             return Opinion(prediction)
+        mass = self.veto.mass(probabilities)
         background = spec.background_label if spec is not None else None
         answer = replace(prediction, label=background or UNKNOWN_LABEL, detected=False)
         vetoed = {"label": prediction.label, "score": round(float(prediction.score), 6), "mass": round(mass, 6)}
         return Opinion(answer, self.name(probabilities), vetoed)
+
+    def vetoes(self, probabilities: np.ndarray) -> bool:
+        """Whether its :class:`Veto` turns down a detection, given the companion's float32 ``(N,)`` probabilities
+        (``False`` without a veto)."""
+        veto = self.veto
+        return veto is not None and veto.mass(probabilities) < veto.limit and veto.acts_on(probabilities, self.skip)
 
     def name(self, probabilities: np.ndarray) -> LooksLike | None:
         """The best labels of float32 ``(N,)`` ``probabilities``, background skipped, at or above the floor."""

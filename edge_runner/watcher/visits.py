@@ -128,6 +128,9 @@ class _Visit:
     score_sum: float = 0.0
     best_score: float = -1.0
     best_frame: np.ndarray | None = None
+    # A visit its confirm() refused (a second opinion saw no pet): followed like any other, so its frames do not
+    # open it again at once, but it makes no event.
+    silent: bool = False
 
     def add(self, t: float, score: float, frame: np.ndarray | None) -> bool:
         """Count one won frame; ``True`` when it is the best so far."""
@@ -158,6 +161,8 @@ class VisitTracker:
         min_score: a frame counts for its label only at this score (0–1) or above; below it, as nothing.
         clock: ``"unix"`` or ``"video"`` (copied into every event).
         source: the source's name (copied into every event).
+        confirm: ``(label, best frame so far) -> bool``, asked once as a visit would arrive (``None``: never asked);
+            ``False`` makes the visit silent: it is followed until it leaves, with no event (``watch --looks-like-veto``).
     """
 
     def __init__(
@@ -170,6 +175,7 @@ class VisitTracker:
         min_score: float = 0.0,
         clock: str = "unix",
         source: str = "",
+        confirm: Callable[[str, np.ndarray | None], bool] | None = None,
     ) -> None:
         if not 2 <= k <= n:
             raise ValueError(f"k and n must satisfy 2 <= k <= n (one frame must never make a visit), received k={k}, n={n}")
@@ -180,6 +186,8 @@ class VisitTracker:
             raise ValueError(f"min_score must be from 0 to 1, received {min_score}")
         self.k, self.n, self.hold_s, self.min_score = k, n, hold_s, min_score
         self.clock, self.source = clock, source
+        self.confirm = confirm
+        self.silenced = 0  # visits confirm() refused
         self._window: deque[_Seen] = deque(maxlen=n)
         self._visit: _Visit | None = None
         self._numbers = itertools.count(1)
@@ -187,13 +195,13 @@ class VisitTracker:
 
     @property
     def current(self) -> str | None:
-        """The label present now, or ``None``."""
-        return self._visit.label if self._visit else None
+        """The label present now, or ``None`` (also during a silent visit)."""
+        return self._visit.label if self._visit and not self._visit.silent else None
 
     @property
     def best_frame(self) -> np.ndarray | None:
         """The open visit's best frame so far (RGB ``uint8``), or ``None``."""
-        return self._visit.best_frame if self._visit else None
+        return self._visit.best_frame if self._visit and not self._visit.silent else None
 
     def update(self, t: float, label: str, score: float, frame: np.ndarray | None = None) -> list[Event]:
         """Add one classified frame taken at ``t`` (seconds); returns the events it causes (usually none).
@@ -214,24 +222,24 @@ class VisitTracker:
                 # Another label winning frames does not end a visit: a cat the model calls "dog"
                 # for a few frames is still one visit. It can start once this one is gone.
                 return events
-            events.append(self._close(visit))
+            events += self._close(visit)
         winner = self._winner()
         if winner is not None:
-            events.append(self._open(winner))
+            events += self._open(winner)
         return events
 
     def tick(self, t: float) -> list[Event]:
         """No new frame, but time passed (a stalled camera): closes a visit whose hold time ran out."""
         visit = self._visit
         if visit is not None and t - visit.last_seen >= self.hold_s:
-            return [self._close(visit)]
+            return self._close(visit)
         return []
 
     def finish(self) -> list[Event]:
         """The source ended: close an open visit with a ``left`` event at its last sighting."""
         visit = self._visit
         self._window.clear()
-        return [self._close(visit)] if visit is not None else []
+        return self._close(visit) if visit is not None else []
 
     # -- internals -------------------------------------------------------------
 
@@ -243,19 +251,24 @@ class VisitTracker:
         best = max(counts.items(), key=lambda item: item[1], default=None)
         return best[0] if best is not None and best[1] >= self.k else None
 
-    def _open(self, label: str) -> Event:
+    def _open(self, label: str) -> list[Event]:
         won = [seen for seen in self._window if seen.label == label]
-        visit = _Visit(label, next(self._numbers), start=won[0].t, last_seen=won[0].t)
+        visit = _Visit(label, 0, start=won[0].t, last_seen=won[0].t)
         for seen in won:
             visit.add(seen.t, seen.score, seen.frame)
         self._visit = visit
-        return self._event(ARRIVED, visit)
+        if self.confirm is not None and not self.confirm(label, visit.best_frame):
+            visit.silent, visit.best_frame = True, None
+            self.silenced += 1
+            return []
+        visit.number = next(self._numbers)
+        return [self._event(ARRIVED, visit)]
 
-    def _close(self, visit: _Visit) -> Event:
+    def _close(self, visit: _Visit) -> list[Event]:
         self._visit = None
         # Frames of the closed visit must not reopen it at once.
         self._window = deque((s for s in self._window if s.label != visit.label), maxlen=self.n)
-        return self._event(LEFT, visit)
+        return [] if visit.silent else [self._event(LEFT, visit)]
 
     def _event(self, kind: str, visit: _Visit) -> Event:
         return Event(

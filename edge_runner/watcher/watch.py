@@ -6,7 +6,9 @@ a live camera or stream (or a file with ``--realtime``) is read by a thread
 that keeps only the newest frame, so the classifier always works on the
 present and a slow board drops stale frames instead of falling behind.
 Every classified frame goes to a :class:`~edge_runner.watcher.recorder.Recorder`
-(smoothing, snapshots, outputs, actions).
+(smoothing, snapshots, outputs, actions). With ``--looks-like C --looks-like-veto P`` a second classifier is
+asked once per visit, as it would arrive, on its best frame so far: a visit it does not back (a raccoon the
+model calls a cat) makes no event and is said on stderr.
 
 Exit status: 0 the source ended normally (or Ctrl-C/SIGTERM), 1 the camera
 failed, 2 usage or model error; errors are ``edge_runner watch: error: …``
@@ -24,11 +26,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+
+import numpy as np
+from typing import Any, Callable, Sequence
 
 from ..common.argtypes import positive_int
 from ..common.console import (DEFAULT_CAMERA, EXIT_FAILED, EXIT_OK, WATCH_PROG, Parser, UsageError, parse_args, print_error,
                               print_warning, report_error)
+from ..core.companion_flags import add_companion_arguments, companion_from_args
 from ..core.loading import add_model_arguments, load_classifier, resolve_model
 from .camera import FrameSource, open_camera
 from .frames import LatestFrame, classify_frames, file_frames
@@ -118,7 +123,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_model_arguments(parser)
     add_watch_arguments(parser)
+    add_companion_arguments(parser)
     return parser
+
+
+def check_companion_flags(args: argparse.Namespace) -> None:
+    """``watch`` takes ``--looks-like`` for its veto only: a visit the companion does not back makes no event."""
+    if args.looks_like_rescue is not None or args.looks_like_rescue_as is not None:
+        raise UsageError("--looks-like-rescue applies to the runner's photos and serve's uploads, not to watch")
+    if args.looks_like is not None and args.looks_like_veto is None:
+        raise UsageError("watch uses --looks-like only to confirm a visit: add --looks-like-veto P (a visit the "
+                         "companion does not back then makes no event)")
+
+
+def second_opinion(companion: Any) -> Callable[[str, np.ndarray | None], bool]:
+    """A :class:`~edge_runner.watcher.visits.VisitTracker` ``confirm``: the companion runs once on the best frame of
+    a visit about to arrive, and a visit its veto turns down is said on stderr and makes no event."""
+
+    def confirm(label: str, frame: np.ndarray | None) -> bool:
+        if frame is None:
+            return True
+        probabilities = companion.probabilities(frame)
+        if not companion.vetoes(probabilities):
+            return True
+        looks = companion.name(probabilities)
+        print(f"{WATCH_PROG}: a {label} visit is not reported: the companion gives its classes "
+              f"{companion.veto.mass(probabilities) * 100:.0f}%" + (f" (looks like: {looks.text()})" if looks else ""),
+              file=sys.stderr, flush=True)
+        return False
+
+    return confirm
 
 
 def _model_path(args: argparse.Namespace) -> Path:
@@ -153,6 +187,8 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         reason = why_no_events(settings, spec, classifier.path.name)
         if reason is not None:
             raise UsageError(reason)
+        check_companion_flags(args)
+        companion = companion_from_args(args, runtime=classifier.runtime, threads=args.threads)
         source = open_camera(args.camera, size=spec.size)
     except Exception as exc:  # usage, watcher, camera and model errors carry their exit status
         return report_error(exc, WATCH_PROG, parser=parser)
@@ -167,6 +203,8 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     except WatchError as exc:
         source.close()
         return report_error(exc, WATCH_PROG)
+    if companion is not None:
+        recorder.tracker.confirm = second_opinion(companion)
     if args.verbose:
         print(f"watching {source.name} ({'live, newest frame' if live else 'every frame of the file'}); "
               f"interest: {', '.join(spec.interest_labels)}; a visit needs {settings.min_wins} of {settings.window} frames "
@@ -203,6 +241,7 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     print(
         f"{source.name}: {stats.classified} frames classified in {stats.seconds:.1f} s ({stats.classified_per_s:.1f}/s, "
         f"{stats.dropped} stale dropped, CPU {stats.cpu_share * 100:.0f}% of one core), {recorder.emitted} events"
+        + (f", {recorder.tracker.silenced} visits vetoed" if companion is not None else "")
         + (f" ({stats.end_reason})" if stats.end_reason else ""),
         file=sys.stderr, flush=True,
     )
