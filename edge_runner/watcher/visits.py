@@ -215,7 +215,7 @@ class VisitTracker:
         events: list[Event] = []
         visit = self._visit
         if visit is not None and seen.label == visit.label:
-            visit.add(t, seen.score, frame)
+            visit.add(t, seen.score, None if visit.silent else frame)  # a silent visit keeps no frame
             return events
         if visit is not None:
             if t - visit.last_seen < self.hold_s:
