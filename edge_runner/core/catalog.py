@@ -2,9 +2,9 @@
 
 A name stands for a public model, where to download it and its labels, the model's pinned size and SHA-256, and
 named output ranges for the veto and the rescue (``pets``, ``other-animals``, ``cats``, ``dogs``). :func:`fetch`
-downloads what the cache (``$EDGEKIT_CACHE_DIR``, else ``~/.cache/edgekit``; then ``companions/NAME/``) lacks into
-a temporary file beside its place, checks it, then renames it: an interrupted, truncated or altered download never leaves a file that looks
-whole, and the next run downloads again. ``$EDGEKIT_MIRROR`` is a base URL (``https://``, ``http://`` or
+downloads what the cache (``$EDGEKIT_CACHE_DIR``, else ``~/.cache/edgekit``; then ``companions/NAME/``) lacks,
+checks it in memory, then writes it atomically: an interrupted, truncated or altered download never leaves a file
+that looks whole, and the next run downloads again. ``$EDGEKIT_MIRROR`` is a base URL (``https://``, ``http://`` or
 ``file://``) holding the same file names, for a machine that cannot reach the original host. Standard library only.
 """
 
@@ -13,17 +13,17 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..common.files import cache_root
+from ..common.files import cache_root, write_atomic
 from .companion import BACKGROUND_NAMES, CompanionError
 
 MIRROR_ENV = "EDGEKIT_MIRROR"
 TIMEOUT_SECONDS = 60
+MAX_BYTES = 64 << 20  # the most read of a file without a pinned size (a labels file is a few KB)
 
 
 @dataclass(frozen=True)
@@ -115,31 +115,23 @@ def _url(remote: RemoteFile, mirror: str | None) -> str:
 
 
 def _download(companion: KnownCompanion, remote: RemoteFile, path: Path, mirror: str | None) -> None:
+    """Download ``remote`` into memory (a few MB), check it, and only then write it to ``path`` atomically."""
     url = _url(remote, mirror)
     where = f"--looks-like {companion.name}: {url}"
     print(f"downloading {url} to {path}", file=sys.stderr, flush=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{remote.name}.", suffix=".part", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            try:
-                with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 (https/file URLs)
-                    while chunk := response.read(1 << 16):
-                        handle.write(chunk)
-            except urllib.error.HTTPError as exc:
-                raise CompanionError(f"{where}: HTTP {exc.code} {exc.reason}") from None
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                reason = getattr(exc, "reason", exc)
-                raise CompanionError(f"{where}: cannot download it ({reason}); download {remote.name} yourself and "
-                                     f"give its path to --looks-like, or set ${MIRROR_ENV} to a copy") from None
-        problem = _problem(remote, Path(tmp).read_bytes())
-        if problem is not None:
-            raise CompanionError(f"{where}: {problem}; nothing was kept")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 (https/file URLs)
+            data = response.read((remote.size or MAX_BYTES) + 1)  # a pinned size and one byte more tells "too long"
+    except urllib.error.HTTPError as exc:
+        raise CompanionError(f"{where}: HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise CompanionError(f"{where}: cannot download it ({reason}); download {remote.name} yourself and "
+                             f"give its path to --looks-like, or set ${MIRROR_ENV} to a copy") from None
+    problem = _problem(remote, data)
+    if problem is not None:
+        raise CompanionError(f"{where}: {problem}; nothing was kept")
+    write_atomic(path, data)
 
 
 def _problem(remote: RemoteFile, data: bytes) -> str | None:
