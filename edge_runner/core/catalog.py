@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,6 +114,8 @@ def _url(remote: RemoteFile, mirror: str | None) -> str:
 
 def _download(companion: KnownCompanion, remote: RemoteFile, path: Path, mirror: str | None) -> None:
     """Download ``remote`` into memory (a few MB), check it, and only then write it to ``path`` atomically."""
+    import urllib.error  # here, not at the top: every runner start imports this module, few download
+    import urllib.request
     url = _url(remote, mirror)
     where = f"--looks-like {companion.name}: {url}"
     print(f"downloading {url} to {path}", file=sys.stderr, flush=True)
