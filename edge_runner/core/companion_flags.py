@@ -1,5 +1,5 @@
-"""The flags that ask for a ``--looks-like`` companion (the runner and ``serve``): ``--looks-like MODEL|NAME``, its
-labels and floor, the veto (``--looks-like-veto*``) and the rescue (``--looks-like-rescue*``).
+"""The flags that ask for a ``--looks-like`` companion (the runner, ``serve`` and ``watch``): ``--looks-like
+MODEL|NAME``, its labels and floor, the veto (``--looks-like-veto*``) and the rescue (``--looks-like-rescue*``).
 
 :func:`looks_like_options` checks that they go together before anything is downloaded, then resolves a known name
 (:mod:`edge_runner.core.catalog`) to its files in the cache and its named ranges (``pets``, ``other-animals``) to
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 def add_companion_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     """Add ``--looks-like MODEL``, ``--looks-like-labels FILE``, ``--looks-like-floor P``, the veto's and the rescue's
-    flags (runner and ``serve``)."""
+    flags (runner, ``serve`` and ``watch``, which takes only the veto)."""
     group = parser.add_argument_group("what a background answer looks like (a companion classifier)")
     group.add_argument(
         "--looks-like", metavar="MODEL.tflite|NAME", default=None,
