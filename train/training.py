@@ -9,6 +9,7 @@ The run is a short sequence of stages, each in its own module (each with progres
 3. fit (:mod:`train.fitting.phases`): phase 1 trains the head on the frozen backbone's features,
    computed once; phase 2 fine-tunes the top of the backbone at a low learning rate
    (BatchNorm in inference mode); every epoch is checkpointed, so ``--resume`` continues;
+   then the ImageNet prior (:mod:`train.model.prior`) is folded into the head, unless it is off;
 4. evaluate: the saved model is reloaded as a user would and run on the validation photos;
    with a background class, the threshold table and the recommended threshold;
 5. report: the contract, plots, ``report.md`` and ``report.json``.
@@ -31,7 +32,7 @@ from edge_runner.common.native_log import import_quietly
 from edge_runner.core.spec import InputSpec
 
 from .backbones import get_backbone
-from .config import TrainConfig, TrainResult
+from .config import PRIOR_CHOICES, TrainConfig, TrainResult
 from .data.folders import Candidates, find_candidates
 from .data.sources import parse_root
 from .data.dataset import Dataset, Journal, default_name, load_dataset
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from .fitting.fit import EpochHook
     from .model.network import Network
     from .fitting.phases import Fitted
+    from .model.prior import PriorFit
     from .report.thresholds import ThresholdTable
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,9 @@ def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None
     if session is not None:
         resumed = session.agree_resumed(resumed)
     spec = contract_for(config, candidates)
+    from .model.prior import fold_prior, plan_prior
+
+    prior = plan_prior(config, spec)  # before the long part: a teacher that cannot be had stops the run now
     # --strategy multi-worker: this worker decodes, and trains and validates on, its share of the photos only
     data = distributed.shard(load_dataset(config, candidates, spec, journal,
                                           decode=distributed.decode_function(decode_photos)))
@@ -113,13 +118,19 @@ def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None
         if chief_data is None:
             return session.worker_result(data, fitted, time.perf_counter() - started)
         data = chief_data
+    prior_fit = None
+    if prior is not None:
+        start = time.perf_counter()
+        prior_fit = fold_prior(prior, network, data.decoded.array, data.train_rows, spec.labels, config.batch_size,
+                               config.verbose >= 1)
+        journal.timings["prior"] = time.perf_counter() - start
     evaluated = evaluate_saved_model(config, network, data, spec, journal)
     layout = RunLayout(Path(config.out))
     evaluated.spec.save(layout.contract)
     files = write_plots(layout.root, evaluated.evaluation, fitted.states, _rows_of(data), [s.key for s in data.split.validation],
                         evaluated.thresholds, evaluated.saved)
     journal.timings["total"] = elapsed = time.perf_counter() - started
-    write_training_report(config, data, network, fitted, evaluated, journal, files)
+    write_training_report(config, data, network, fitted, evaluated, journal, files, prior_fit)
     return TrainResult(
         out_dir=layout.root,
         model_path=layout.model,
@@ -156,6 +167,7 @@ def resolve_paths(config: TrainConfig) -> TrainConfig:
         out=absolute(config.out),
         background=[absolute_root(b) for b in config.background],
         weights=config.weights if config.weights in ("imagenet", "none") else absolute(config.weights),
+        prior=config.prior if config.prior in PRIOR_CHOICES else absolute(config.prior),
     )
 
 
@@ -258,15 +270,15 @@ def predict_rows(model: Any, pixels: np.ndarray, rows: np.ndarray, batch_size: i
 
 
 def write_training_report(config: TrainConfig, data: Dataset, network: "Network", fitted: "Fitted", evaluated: Evaluated,
-                          journal: Journal, files: dict[str, str]) -> None:
-    """``report.json`` and ``report.md`` of the run."""
+                          journal: Journal, files: dict[str, str], prior: "PriorFit | None" = None) -> None:
+    """``report.json`` and ``report.md`` of the run (``prior``: what folding the ImageNet prior did, if it ran)."""
     from .report.run_report import build_report, write_report
 
     report = build_report(
         config=config,
         split=data.split,
         evaluation=evaluated.evaluation,
-        model_info=_model_info(config, network, evaluated),
+        model_info={**_model_info(config, network, evaluated), "prior": prior.to_dict() if prior else None},
         phases=_phase_summary(config, fitted),
         timings=journal.timings,
         elapsed_s=journal.timings["total"],

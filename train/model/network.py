@@ -56,6 +56,7 @@ class Network:
         fine_tuned_layers: how many backbone layers lie above the cut.
         bottom: image → cut activation ``(None, h, w, c)``, or ``None`` from scratch.
         pooled: cut activation → pooled features ``(None, C)`` through the (frozen) top.
+        embed: image ``(None, S, S, 3)`` float32 0–255 → pooled features ``(None, C)``, the classifier's input.
         head: pooled features → probabilities.
         fine_tune: cut activation → probabilities.
         augmented: image → augmentation → ``inference`` (for ``full`` mode).
@@ -71,6 +72,7 @@ class Network:
     fine_tuned_layers: int
     bottom: keras.Model | None
     pooled: keras.Model
+    embed: keras.Model
     head: keras.Model
     fine_tune: keras.Model
     augmented: keras.Model
@@ -112,8 +114,10 @@ def build_network(config: TrainConfig, num_classes: int) -> Network:
     pool = keras.layers.GlobalAveragePooling2D(name="pool")
     dropout = keras.layers.Dropout(config.dropout, seed=config.seed, name="dropout")
     classifier = keras.layers.Dense(num_classes, activation="softmax", name="classifier")
-    outputs = classifier(dropout(pool(features)))
+    pooled_image = pool(features)
+    outputs = classifier(dropout(pooled_image))
     inference = keras.Model(inputs, outputs, name=_model_name(backbone.tag(config.alpha, size)))
+    embed = keras.Model(inputs, pooled_image, name="embed")
 
     cut = 0 if config.from_scratch else choose_cut(base, config.fine_tune_layers if config.fine_tune_epochs else 0)
     cut_layer = base.layers[cut]
@@ -162,6 +166,7 @@ def build_network(config: TrainConfig, num_classes: int) -> Network:
         fine_tuned_layers=last - cut,
         bottom=bottom,
         pooled=pooled,
+        embed=embed,
         head=head,
         fine_tune=fine_tune,
         augmented=augmented,

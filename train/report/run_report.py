@@ -163,6 +163,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"({model['fine_tune_mode']} mode), BatchNorm {model['batchnorm']}",
         f"- parameters: {model['parameters']:,} in all; trainable: head {model['trainable_parameters']['head']:,}, "
         f"fine-tuning {model['trainable_parameters']['fine_tune']:,}",
+        prior_line(model.get("prior")),
         "",
         "## Training",
         "",
@@ -254,3 +255,13 @@ def write_report(out_dir: Path, report: dict[str, Any]) -> tuple[Path, Path]:
     json_path = write_json(layout.report_json, report)
     md_path = write_atomic(layout.report_md, render_markdown(report).encode("utf-8"))
     return json_path, md_path
+
+
+def prior_line(prior: dict[str, Any] | None) -> str:
+    """The report's line on the ImageNet prior (train.model.prior)."""
+    if not prior:
+        return "- ImageNet prior: off"
+    mass = ", ".join(f"{label} {100 * value:.1f}%" for label, value in prior["mass"].items())
+    return (f"- ImageNet prior: `{prior['teacher']}` folded into the head at weight {prior['weight']:g}, fitted on "
+            f"{prior['photos']:,} training photos (the teacher's mean mass: {mass}; the regression agrees with its "
+            f"best label on {100 * prior['agreement']:.1f}% of them)")
