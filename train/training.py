@@ -113,6 +113,7 @@ def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None
     from .report.plots import write_plots
 
     fitted = fit_phases(config, network, data, strategy, resumed=resumed, journal=journal, on_epoch_end=on_epoch_end)
+    trained = data  # --strategy multi-worker: the chief's share of the training photos, which the prior is fitted on
     if session is not None:
         chief_data = session.finish(data, spec, config, journal)  # the chief: every validation and held-out photo
         if chief_data is None:
@@ -121,7 +122,8 @@ def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None
     prior_fit = None
     if prior is not None:
         start = time.perf_counter()
-        prior_fit = fold_prior(prior, network, data.decoded.array, data.train_rows, spec.labels, config.batch_size,
+        rows = np.unique(trained.train_rows)  # each photo once (multi-worker pads a share with repeats)
+        prior_fit = fold_prior(prior, network, trained.decoded.array, rows, spec.labels, config.batch_size,
                                config.verbose >= 1)
         journal.timings["prior"] = time.perf_counter() - start
     evaluated = evaluate_saved_model(config, network, data, spec, journal)
