@@ -14,6 +14,10 @@ MORE_DATA ?= $(wildcard $(SHARED)/data/more_pets)
 OTHER ?= $(wildcard $(addprefix $(SHARED)/data/,other more_other lookalikes people))
 # Sources never trained on, only measured: the headline figures (see train/README.md, "Several sources").
 HOLDOUT ?= $(if $(MORE_DATA),more_pets:catdataset more_pets:commonpets more_other:intelscene,)
+# The ImageNet classifier that teaches the rescue head (train/README.md, "A rescue head of its own"): a local copy when
+# present, else downloaded (and checked) from its public address.
+TEACHER_FILE := tf2_mobilenet_v2_1.0_224_ptq.tflite
+MIRROR ?= $(if $(wildcard $(SHARED)/weights/imagenet_classifier/$(TEACHER_FILE)),file://$(abspath $(SHARED))/weights/imagenet_classifier,$(EDGEKIT_MIRROR))
 OUT ?= runs/cats_dogs
 SEED ?= 0
 EXTRAS ?= edge,camera,train,serve,watch,dev
@@ -33,10 +37,10 @@ JOB_FLAGS = $(if $(DATA),--data $(DATA)) $(addprefix --more-data ,$(MORE_DATA)) 
 	$(addprefix --holdout-source ,$(HOLDOUT)) --source-by prefix --weights $(WEIGHTS) --out $(OUT) --seed $(SEED)
 
 all: setup webapp  ## The main job: data → train → convert + gate → benchmark → runner, with a summary.
-	$(PY) -m edgekit $(JOB_FLAGS)
+	EDGEKIT_MIRROR=$(MIRROR) $(PY) -m edgekit $(JOB_FLAGS)
 
 model: setup  ## Reproduce the shipped model and copy it into models/.
-	$(PY) -m edgekit $(JOB_FLAGS) --install
+	EDGEKIT_MIRROR=$(MIRROR) $(PY) -m edgekit $(JOB_FLAGS) --install
 
 # The MediaPipe tests find .venv-mediapipe at the repo root themselves; the variable covers MP_VENV=elsewhere.
 test: setup system-deps mediapipe webapp  ## The whole test suite (real-photo tests run when ../shared exists).

@@ -37,6 +37,9 @@ DEFAULT_VARIANTS = "float32,float16,dynamic,int8"
 RUNNER_VARIANT = "int8"  # the runner stage classifies with it
 SHIPPED_VARIANTS = ("int8", "float16")  # what --install copies into models/
 IMAGE_SIZES = (96, 128, 160, 192, 224)
+TEACHERS = ("imagenet", "none")
+# The rescue head's limit (python -m train --rescue-limit): measured on three folds in train/README.md.
+RESCUE_LIMIT = 0.5
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,8 @@ class PipelineConfig:
         more_data: more folders of class folders (``cats/``, ``dogs/``), each a source.
         holdout: sources never trained on; the runner measures the int8 model on them.
         source_by: ``"folder"`` or ``"prefix"`` (see ``train.data.sources``).
+        teacher: ``"imagenet"``: with a background class, the rescue head (``python -m train --teacher imagenet
+            --rescue-limit 0.5``, train/README.md); ``"none"``: without it.
     """
 
     data: Path | None
@@ -71,6 +76,7 @@ class PipelineConfig:
     more_data: tuple[Path, ...] = ()
     holdout: tuple[str, ...] = ()
     source_by: str = "folder"
+    teacher: str = "imagenet"
 
 
 def check_config(config: PipelineConfig) -> None:
@@ -121,6 +127,8 @@ def train_command(config: PipelineConfig, data: Path, train_out: Path) -> list[s
         argv += ["--holdout-source", source]
     if config.source_by != "folder":
         argv += ["--source-by", config.source_by]
+    if config.teacher != "none" and config.background:  # the rescue needs a background class to rescue from
+        argv += ["--teacher", config.teacher, "--rescue-limit", str(RESCUE_LIMIT)]
     # A repeated `make all` starts over; --resume continues an interrupted run instead.
     argv.append("--resume" if config.resume and RunLayout(train_out).checkpoints.exists() else "--overwrite")
     return argv
@@ -261,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="fine-tuning epochs (default: the trainer's; 0: none)")
     parser.add_argument("--variants", type=str, default=DEFAULT_VARIANTS,
                         help=f"export variants, comma-separated; int8 is required (default: {DEFAULT_VARIANTS})")
+    parser.add_argument("--teacher", choices=TEACHERS, default="imagenet",
+                        help="with --background: imagenet (default) builds the rescue head into the model (the ImageNet "
+                        "classifier downloaded once, or from $EDGEKIT_MIRROR); none: without it")
     parser.add_argument("--install", action="store_true", help="copy the int8 and float16 models into models/")
     parser.add_argument("--resume", action="store_true", help="resume an interrupted training run in --out")
     return parser
@@ -274,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         data=args.data, weights=args.weights, out=args.out, image_size=args.image_size, seed=args.seed,
         epochs=args.epochs, fine_tune_epochs=args.fine_tune_epochs, variants=args.variants,
         install=args.install, resume=args.resume, background=tuple(args.background), more_data=tuple(args.more_data),
-        holdout=tuple(args.holdout), source_by=args.source_by,
+        holdout=tuple(args.holdout), source_by=args.source_by, teacher=args.teacher,
     )
     try:
         summary = run_pipeline(config)

@@ -238,3 +238,17 @@ def test_the_whole_main_job_on_generated_photos(tmp_path, shared_weights, monkey
         assert re.search(rf"^{row['variant']} +yes +{100 * row['accuracy']:.2f}% +{100 * row['agreement']:.2f}% "
                          rf"+{row['size_bytes'] / 1e6:.2f} +\d+\.\d$", printed, re.M), printed
     assert (out / "benchmark" / "benchmark.json").is_file() and "runner false alarms" not in printed
+
+
+def test_the_main_job_trains_the_rescue_head_when_there_is_a_background_class(tmp_path):
+    """With --background the train stage gets --teacher imagenet --rescue-limit 0.5 (the recipe of train/README.md);
+    without a background class, or with --teacher none, it does not."""
+    def flags(**overrides):
+        config = pipeline.PipelineConfig(data=tmp_path, weights="imagenet", out=tmp_path / "out", **overrides)
+        argv = pipeline.train_command(config, tmp_path, tmp_path / "out" / "train")
+        return [a for a in argv if a.startswith("--teacher") or a.startswith("--rescue")], argv
+
+    teach, argv = flags(background=(tmp_path,))
+    assert teach == ["--teacher", "--rescue-limit"] and argv[argv.index("--teacher") + 1] == "imagenet"
+    assert argv[argv.index("--rescue-limit") + 1] == str(pipeline.RESCUE_LIMIT) == "0.5"
+    assert flags()[0] == [] and flags(background=(tmp_path,), teacher="none")[0] == []

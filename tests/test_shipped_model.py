@@ -33,7 +33,8 @@ def test_shipped_files_are_consistent(variant):
     embedded = InputSpec.from_json(packed["contract.json"])
     assert embedded == InputSpec.load(contract_path_for(path)) == read_contract(path)
     assert embedded.labels == LABELS
-    assert embedded.background_label == BACKGROUND and embedded.version == 2
+    assert embedded.background_label == BACKGROUND and embedded.version == 3
+    assert embedded.rescue == {"threshold": embedded.threshold, "limit": 0.5, "teacher": "imagenet"}
     assert embedded.threshold is not None and 0.5 <= embedded.threshold < 1.0
     assert embedded.interest_labels == ("cats", "dogs")
     assert embedded.extra["variant"] == variant
@@ -119,8 +120,8 @@ def test_shipped_int8_stays_quiet_on_held_out_non_pet_photos(shared_data):
 def test_shipped_int8_accuracy_on_the_validation_photos(shared_data, tmp_path):
     """≥ 97.5% right labels (threshold applied) through the runner's own file pipeline, ≥ 99% agreement with float16.
 
-    The model trained on five sources gives up some of the Kaggle-only model's 98.5% here (97.9% int8, 98.6%
-    float16 at its threshold 0.7) for far better figures on other sources: models/MODEL_CARD.md.
+    The model trained on five sources, with its rescue head, gets 98.6% here (int8 at its threshold 0.7; the
+    Kaggle-only model got 98.5%) and far better figures on other sources: models/MODEL_CARD.md.
     """
     validation = shared_data / "validation"
     answers = {}
@@ -161,7 +162,7 @@ def test_shipped_int8_on_sources_it_never_trained_on(shared_data):
     assert len(answers) == len(inputs) == 98 + 14 + 18 + 198
     right = {label: np.mean([answers[str(p)]["label"] == label for p in photos]) for label, photos in pets.items()}
     alarms = np.mean([answers[str(p)]["detected"] for p in scenes])
-    assert right["cats"] >= 0.94 and right["dogs"] >= 0.8, right  # 107/112 and 15/18 when shipped
+    assert right["cats"] >= 0.94 and right["dogs"] >= 0.8, right  # 108/112 and 16/18 when shipped
     assert alarms <= 0.01, f"{alarms:.3f} of the scenes called a pet"
 
 

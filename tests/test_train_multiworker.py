@@ -219,18 +219,19 @@ def test_unreachable_peer_is_one_error_line_after_the_timeout(tmp_path, colour_d
     assert time.monotonic() - started < 60
 
 
-def test_prior_is_fitted_on_the_chiefs_share_of_the_training_photos(tmp_path, watch_model):
-    """``--prior``: the chief folds it in after the last epoch, fitted on the training photos it decoded (its share),
-    never on the validation photos it decodes again for the report."""
+def test_teacher_is_fitted_on_the_chiefs_share_of_the_training_photos(tmp_path, watch_model):
+    """``--teacher``: the chief fits its head after the last epoch on the training photos it decoded (its share,
+    each once), never on the validation photos it decodes again for the report, and builds the rescue in."""
     data = write_class_folders(tmp_path / "photos", ["red", "green"], 12)
     negatives = write_class_folders(tmp_path / "sky", ["blue"], 12, seed=9)  # the colour model's own "other"
     ports, out = free_ports(2), tmp_path / "out"
-    argv = scratch_argv(data, out) + ["--background", str(negatives / "blue"), "--prior", str(watch_model),
-                                      "--prior-as", "red=0", "--prior-as", "green=1", "--strategy", "multi-worker",
-                                      "--worker-timeout", "60"]
+    argv = scratch_argv(data, out) + ["--background", str(negatives / "blue"), "--teacher", str(watch_model),
+                                      "--teacher-as", "red=0", "--teacher-as", "green=1", "--rescue-limit", "0.5",
+                                      "--strategy", "multi-worker", "--worker-timeout", "60"]
     results = finish([start_worker(argv, ports, i, tmp_path) for i in (0, 1)])
     assert [code for code, _, _ in results] == [0, 0], results[0][2] + results[1][2]
     chief = json.loads((out / "distributed.json").read_text())["per_worker"][0]
-    prior = json.loads((out / "report.json").read_text())["model"]["prior"]
-    assert prior["photos"] == chief["train"] > 0, (prior, chief)
-    assert prior["mass"]["other"] > 0.2 and prior["mass"]["red"] > 0.2 and prior["mass"]["green"] > 0.2, prior
+    teacher = json.loads((out / "report.json").read_text())["model"]["teacher"]
+    assert teacher["photos"] == chief["train"] > 0, (teacher, chief)
+    assert teacher["mass"]["other"] > 0.2 and teacher["mass"]["red"] > 0.2 and teacher["mass"]["green"] > 0.2, teacher
+    assert json.loads((out / "contract.json").read_text())["rescue"]["limit"] == 0.5

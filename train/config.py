@@ -31,7 +31,7 @@ from .errors import ConfigError
 from .options import check_fields, check_int, command_words, is_number, option, resumable_names
 
 WEIGHTS_CHOICES = ("imagenet", "none")  # or a path to a weights file
-PRIOR_CHOICES = ("none", "imagenet")  # or a path to a .tflite classifier (train.model.prior)
+TEACHER_CHOICES = ("none", "imagenet")  # or a path to a .tflite classifier (train.model.teacher)
 CLASS_WEIGHT_CHOICES = ("auto", "on", "off")
 FINE_TUNE_MODES = ("cached", "full")
 STRATEGIES = ("default", "mirrored", "multi-worker")
@@ -114,17 +114,25 @@ class TrainConfig:
         0.01, group="model", floats=(0.0, 1.0, False, False), metavar="SHARE",
         help="the recommended threshold gives up at most this share of the real classes' recall (against 0.5) to "
         "meet --max-false-alarm; else the threshold with the fewest false alarms within it (default %(default)s)")
-    prior: str = option(
+    teacher: str = option(
         "none", group="model", metavar="none|imagenet|PATH",
-        help="after fitting, fold what an ImageNet classifier sees in the training photos into the head: fewer unseen "
-        "people and animals called a class, fewer unseen pets found (train/README.md, 'The ImageNet prior'); imagenet "
-        "= the kit's ImageNet classifier, downloaded once; a .tflite classifier needs --prior-as (default %(default)s)")
-    prior_weight: float = option(0.5, group="model", floats=(0.0, 10.0, False, False), metavar="BETA",
-                                 help="the prior's weight in the folded head, 0 for none (default %(default)s)")
-    prior_as: list[str] = option(
+        help="after fitting, fit a head to what this image classifier sees in the training photos, for --rescue-limit "
+        "and --prior-weight (train/README.md, 'A rescue head of its own'): imagenet = the kit's ImageNet classifier, "
+        "downloaded once; a .tflite classifier needs --teacher-as (default %(default)s)")
+    teacher_as: list[str] = option(
         default_factory=list, group="model", repeat=True, metavar="LABEL=RANGES",
         help="the teacher's outputs that mean LABEL, as indices and ranges (dogs=152-269) or the ImageNet "
-        "classifier's named ranges (dogs=dogs); repeatable; the background label takes the rest")
+        "classifier's named ranges (dogs=dogs, the default for a label named as one); repeatable; the background "
+        "label takes the rest")
+    rescue_limit: float = option(
+        0.0, group="model", floats=(0.0, 1.0, False, True), metavar="L",
+        help="with --teacher: a photo the model does not call a class of interest at its threshold becomes the "
+        "teacher head's class when that head gives it L or more, inside the model's one output; 0 for none (default "
+        "%(default)s; the main job uses 0.5)")
+    prior_weight: float = option(
+        0.0, group="model", floats=(0.0, 10.0, False, False), metavar="BETA",
+        help="with --teacher: fold the teacher's head into the classifier at this weight (a product of experts): "
+        "fewer unseen people and animals called a class, fewer unseen pets found; 0 for none (default %(default)s)")
 
     # -- fitting: the hyper-parameters of the head phase and the fine-tuning phase ----------
     epochs: int = option(20, group="fitting", ints=(0, 10_000), metavar="N", resumable=True,
@@ -223,9 +231,15 @@ class TrainConfig:
         if self.from_scratch and self.fine_tune_epochs == 0:
             raise ConfigError("--weights none trains the whole network in the fine-tuning phase: --fine-tune-epochs must be at least 1")
         self._check_names()
-        if self.prior not in PRIOR_CHOICES and not Path(str(self.prior)).expanduser().is_file():
-            raise ConfigError(f"--prior must be one of {list(PRIOR_CHOICES)} or a .tflite classifier, received "
-                              f"{self.prior!r} (no such file)")
+        if self.teacher not in TEACHER_CHOICES and not Path(str(self.teacher)).expanduser().is_file():
+            raise ConfigError(f"--teacher must be one of {list(TEACHER_CHOICES)} or a .tflite classifier, received "
+                              f"{self.teacher!r} (no such file)")
+        uses = [flag for flag, value in (("--rescue-limit", self.rescue_limit), ("--prior-weight", self.prior_weight)) if value]
+        if self.teacher == "none" and uses:
+            raise ConfigError(f"{uses[0]} needs --teacher imagenet or a .tflite classifier, received --teacher none")
+        if self.teacher != "none" and not uses:
+            raise ConfigError(f"--teacher {self.teacher}: nothing to teach; give --rescue-limit L (0.5 in the main job) "
+                              "and/or --prior-weight BETA")
         if not self.data or not all(str(d) for d in self.data):
             raise ConfigError("--data is required")
         if not self.out:

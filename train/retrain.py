@@ -140,7 +140,14 @@ def load_run_weights(network: Any, config: TrainConfig) -> None:
     path = Path(config.init_from) / "model.keras"
     try:
         saved = keras.saving.load_model(path, compile=False)
-        network.inference.set_weights(saved.get_weights())
+        if any(layer.name == "rescue" for layer in saved.layers):
+            # RUN's model holds a rescue head (train/model/rescue.py), which this run fits again after its own
+            # training: every other layer's weights, by name.
+            for layer in network.inference.layers:
+                if layer.weights:
+                    layer.set_weights(saved.get_layer(layer.name).get_weights())
+        else:
+            network.inference.set_weights(saved.get_weights())
     except Exception as exc:  # noqa: BLE001 - Keras raises ValueError, OSError or its own errors for a bad file
         reason = " ".join(str(exc).split())[:200]
         raise ConfigError(f"--init-from {config.init_from}: model.keras does not fit --backbone {config.backbone} "

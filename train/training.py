@@ -9,9 +9,12 @@ The run is a short sequence of stages, each in its own module (each with progres
 3. fit (:mod:`train.fitting.phases`): phase 1 trains the head on the frozen backbone's features,
    computed once; phase 2 fine-tunes the top of the backbone at a low learning rate
    (BatchNorm in inference mode); every epoch is checkpointed, so ``--resume`` continues;
-   then the ImageNet prior (:mod:`train.model.prior`) is folded into the head, unless it is off;
+   then, with ``--teacher``, a head fitted to an ImageNet classifier's view of the training photos
+   (:mod:`train.model.teacher`), folded into the classifier with ``--prior-weight``;
 4. evaluate: the saved model is reloaded as a user would and run on the validation photos;
-   with a background class, the threshold table and the recommended threshold;
+   with a background class, the threshold table and the recommended threshold; with ``--rescue-limit``,
+   the teacher's head is then built into the model's output at that threshold (:mod:`train.model.rescue`),
+   saved and evaluated again;
 5. report: the contract, plots, ``report.md`` and ``report.json``.
 
 Where each file goes is :class:`edge_runner.common.run_layout.RunLayout`'s, shared with ``convert``.
@@ -32,7 +35,7 @@ from edge_runner.common.native_log import import_quietly
 from edge_runner.core.spec import InputSpec
 
 from .backbones import get_backbone
-from .config import PRIOR_CHOICES, TrainConfig, TrainResult
+from .config import TEACHER_CHOICES, TrainConfig, TrainResult
 from .data.folders import Candidates, find_candidates
 from .data.sources import parse_root
 from .data.dataset import Dataset, Journal, default_name, load_dataset
@@ -46,7 +49,7 @@ if TYPE_CHECKING:
     from .fitting.fit import EpochHook
     from .model.network import Network
     from .fitting.phases import Fitted
-    from .model.prior import PriorFit
+    from .model.teacher import Taught
     from .report.thresholds import ThresholdTable
 
 log = logging.getLogger(__name__)
@@ -101,9 +104,9 @@ def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None
     if session is not None:
         resumed = session.agree_resumed(resumed)
     spec = contract_for(config, candidates)
-    from .model.prior import fold_prior, plan_prior
+    from .model.teacher import fit_teacher, fold_into, plan_teacher
 
-    prior = plan_prior(config, spec)  # before the long part: a teacher that cannot be had stops the run now
+    teacher = plan_teacher(config, spec)  # before the long part: a teacher that cannot be had stops the run now
     # --strategy multi-worker: this worker decodes, and trains and validates on, its share of the photos only
     data = distributed.shard(load_dataset(config, candidates, spec, journal,
                                           decode=distributed.decode_function(decode_photos)))
@@ -113,26 +116,30 @@ def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None
     from .report.plots import write_plots
 
     fitted = fit_phases(config, network, data, strategy, resumed=resumed, journal=journal, on_epoch_end=on_epoch_end)
-    trained = data  # --strategy multi-worker: the chief's share of the training photos, which the prior is fitted on
+    trained = data  # --strategy multi-worker: the chief's share of the training photos, which the teacher sees
     if session is not None:
         chief_data = session.finish(data, spec, config, journal)  # the chief: every validation and held-out photo
         if chief_data is None:
             return session.worker_result(data, fitted, time.perf_counter() - started)
         data = chief_data
-    prior_fit = None
-    if prior is not None:
+    taught = None
+    if teacher is not None:
         start = time.perf_counter()
         rows = np.unique(trained.train_rows)  # each photo once (multi-worker pads a share with repeats)
-        prior_fit = fold_prior(prior, network, trained.decoded.array, rows, spec.labels, config.batch_size,
-                               config.verbose >= 1)
-        journal.timings["prior"] = time.perf_counter() - start
+        taught = fit_teacher(teacher, network, trained.decoded.array, rows, spec.labels, config.batch_size,
+                             config.verbose >= 1)
+        if taught is not None and config.prior_weight:
+            fold_into(network.inference.get_layer("classifier"), taught.coef, taught.intercept, config.prior_weight)
+        journal.timings["teacher"] = time.perf_counter() - start
     evaluated = evaluate_saved_model(config, network, data, spec, journal)
+    if taught is not None and config.rescue_limit and evaluated.spec.threshold is not None:
+        evaluated = evaluate_rescued_model(config, network, data, evaluated, taught, journal)
     layout = RunLayout(Path(config.out))
     evaluated.spec.save(layout.contract)
     files = write_plots(layout.root, evaluated.evaluation, fitted.states, _rows_of(data), [s.key for s in data.split.validation],
                         evaluated.thresholds, evaluated.saved)
     journal.timings["total"] = elapsed = time.perf_counter() - started
-    write_training_report(config, data, network, fitted, evaluated, journal, files, prior_fit)
+    write_training_report(config, data, network, fitted, evaluated, journal, files, taught)
     return TrainResult(
         out_dir=layout.root,
         model_path=layout.model,
@@ -169,7 +176,7 @@ def resolve_paths(config: TrainConfig) -> TrainConfig:
         out=absolute(config.out),
         background=[absolute_root(b) for b in config.background],
         weights=config.weights if config.weights in ("imagenet", "none") else absolute(config.weights),
-        prior=config.prior if config.prior in PRIOR_CHOICES else absolute(config.prior),
+        teacher=config.teacher if config.teacher in TEACHER_CHOICES else absolute(config.teacher),
     )
 
 
@@ -216,9 +223,13 @@ def build_model(config: TrainConfig, data: Dataset) -> tuple[Any, "Network"]:
     return strategy, network
 
 
-def evaluate_saved_model(config: TrainConfig, network: "Network", data: Dataset, spec: InputSpec,
-                         journal: Journal) -> Evaluated:
-    """Save ``model.keras`` and ``labels.txt``, reload the model and evaluate it on the validation photos."""
+def evaluate_saved_model(config: TrainConfig, network: "Network", data: Dataset, spec: InputSpec, journal: Journal, *,
+                         export: Any = None, threshold: float | None = None) -> Evaluated:
+    """Save ``model.keras`` and ``labels.txt``, reload the model and evaluate it on the validation photos.
+
+    ``export``: the model to save (default: ``network``'s inference model); ``threshold``: keep this recommended
+    threshold (the rescue is built at it) instead of choosing one.
+    """
     import keras
 
     from .report.breakdown import breakdown
@@ -228,7 +239,7 @@ def evaluate_saved_model(config: TrainConfig, network: "Network", data: Dataset,
 
     start = time.perf_counter()
     layout = RunLayout(Path(config.out))
-    export = export_model(network)
+    export = export if export is not None else export_model(network)
     save_model(export, layout.model)
     spec.save_labels(layout.labels)
     # Evaluate what was written, reloaded as a user would load it.
@@ -238,7 +249,7 @@ def evaluate_saved_model(config: TrainConfig, network: "Network", data: Dataset,
     if len(data.holdout_rows):
         held = predict_rows(saved, data.decoded.array, data.holdout_rows, config.batch_size, config.verbose >= 1,
                             "evaluate held-out sources")
-    journal.timings["evaluate"] = time.perf_counter() - start
+    journal.timings["evaluate"] = journal.timings.get("evaluate", 0.0) + time.perf_counter() - start
 
     split = data.split
     evaluation = evaluate_probabilities(probabilities, data.y_val, split.labels)
@@ -246,9 +257,12 @@ def evaluate_saved_model(config: TrainConfig, network: "Network", data: Dataset,
     if split.background_label is not None:
         thresholds = threshold_table(probabilities, data.y_val, split.labels, split.background_label, config.max_false_alarm,
                                      config.max_recall_loss)
+        if threshold is not None:
+            thresholds = replace(thresholds, recommended=threshold, rule=f"{thresholds.rule}; then the rescue was "
+                                 f"built in at {threshold:g} (--rescue-limit), which it keeps")
         spec = replace(spec, threshold=thresholds.recommended)
         _log_thresholds(thresholds)
-        if data.class_weights:
+        if data.class_weights and threshold is None:
             journal.notes.append(
                 f"Imbalance: each training photo was weighted by n / (K * n_class) in the loss (class weights "
                 f"{data.class_weights}), so the {split.background_label!r} class counts as much as each real class."
@@ -257,6 +271,27 @@ def evaluate_saved_model(config: TrainConfig, network: "Network", data: Dataset,
     _log_per_source(per_source)
     return Evaluated(spec=spec, export=export, saved=saved, evaluation=evaluation, thresholds=thresholds,
                      per_source=per_source)
+
+
+def evaluate_rescued_model(config: TrainConfig, network: "Network", data: Dataset, evaluated: Evaluated,
+                           taught: "Taught", journal: Journal) -> Evaluated:
+    """Build the teacher's head into ``evaluated``'s model as a rescue at its threshold, then save and evaluate it."""
+    from .model.rescue import build_rescued
+
+    spec = evaluated.spec
+    interest = tuple(i for i, label in enumerate(spec.labels) if spec.is_detection(label))
+    rescued = build_rescued(evaluated.saved, taught.coef, taught.intercept, interest, spec.threshold,
+                            config.rescue_limit)
+    spec = replace(spec, rescue={"threshold": spec.threshold, "limit": config.rescue_limit, "teacher": taught.teacher})
+    log.info("rescue: %s's head built into the model at threshold %g, limit %g", taught.teacher, spec.threshold,
+             config.rescue_limit)
+    before = evaluated.evaluation.accuracy
+    after = evaluate_saved_model(config, network, data, spec, journal, export=rescued, threshold=spec.threshold)
+    journal.notes.append(
+        f"Rescue: a photo the model did not call {' or '.join(spec.interest_labels)} at {spec.threshold:g} became the "
+        f"class a head fitted to {taught.teacher} gave {config.rescue_limit:g} or more (train/README.md); validation "
+        f"accuracy {100 * before:.2f}% before it, {100 * after.evaluation.accuracy:.2f}% with it.")
+    return after
 
 
 def predict_rows(model: Any, pixels: np.ndarray, rows: np.ndarray, batch_size: int, progress: bool,
@@ -272,15 +307,15 @@ def predict_rows(model: Any, pixels: np.ndarray, rows: np.ndarray, batch_size: i
 
 
 def write_training_report(config: TrainConfig, data: Dataset, network: "Network", fitted: "Fitted", evaluated: Evaluated,
-                          journal: Journal, files: dict[str, str], prior: "PriorFit | None" = None) -> None:
-    """``report.json`` and ``report.md`` of the run (``prior``: what folding the ImageNet prior did, if it ran)."""
+                          journal: Journal, files: dict[str, str], taught: "Taught | None" = None) -> None:
+    """``report.json`` and ``report.md`` of the run (``taught``: the teacher's head, when there was one)."""
     from .report.run_report import build_report, write_report
 
     report = build_report(
         config=config,
         split=data.split,
         evaluation=evaluated.evaluation,
-        model_info={**_model_info(config, network, evaluated), "prior": prior.to_dict() if prior else None},
+        model_info={**_model_info(config, network, evaluated), "teacher": _teacher_info(config, taught, evaluated)},
         phases=_phase_summary(config, fitted),
         timings=journal.timings,
         elapsed_s=journal.timings["total"],
@@ -353,3 +388,10 @@ def _model_info(config: TrainConfig, network: "Network", evaluated: Evaluated) -
             "fine_tune": trainable_parameter_count(network.augmented if config.from_scratch else network.fine_tune),
         },
     }
+
+
+def _teacher_info(config: TrainConfig, taught: "Taught | None", evaluated: Evaluated) -> dict[str, Any] | None:
+    """``report.json``'s ``model.teacher``: the head's fit, and how it was used (rescue, prior)."""
+    if taught is None:
+        return None
+    return {**taught.to_dict(), "rescue": evaluated.spec.rescue, "prior_weight": config.prior_weight}

@@ -25,7 +25,8 @@ from ..common.run_layout import CONTRACT_FILENAME, LABELS_FILENAME  # noqa: F401
 CONTRACT_FORMAT = "edgekit.input-contract"
 # Version 2 added ``background_label`` and ``threshold``; version 1 contracts
 # (without them) still load and mean "no background class, no threshold".
-CONTRACT_VERSION = 2
+# Version 3 added ``rescue``; older contracts mean "no rescue in the graph".
+CONTRACT_VERSION = 3
 # CONTRACT_FILENAME (from the run layout) is also the contract's name inside a .tflite's packed
 # associated files; the suffix of the JSON written beside a model: ``model.tflite`` -> ``model.contract.json``.
 CONTRACT_SUFFIX = ".contract.json"
@@ -62,6 +63,10 @@ class InputSpec:
             interest here", or ``None`` when every class is of interest. (v2)
         threshold: the recommended score (0-1) below which the runner answers
             ``unknown``, chosen by the training run; ``None``: no threshold. (v2)
+        rescue: ``{"threshold": T, "limit": L, "teacher": NAME}`` when the graph holds a rescue
+            (train/model/rescue.py): a photo the model does not call a class of interest at ``T``
+            gets a score just above ``T`` when a head fitted to the teacher NAME gives it ``L`` or
+            more. A threshold above ``T`` set at run time loses it. ``None``: no rescue. (v3)
         version: contract format version; a newer one is refused.
     """
 
@@ -76,6 +81,7 @@ class InputSpec:
     backbone: str = ""
     background_label: str | None = None
     threshold: float | None = None
+    rescue: dict[str, Any] | None = None
     version: int = CONTRACT_VERSION
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -146,12 +152,29 @@ class InputSpec:
             not isinstance(self.threshold, float) or not 0.0 <= self.threshold <= 1.0
         ):
             raise ContractError(f"contract: `threshold` must be a number from 0 to 1 or null, received {self.threshold!r}")
+        if self.rescue is not None:
+            self._check_rescue()
         if not isinstance(self.version, int) or self.version < 1:
             raise ContractError(f"contract: `version` must be a positive integer, received {self.version!r}")
         if self.version > CONTRACT_VERSION:
             raise ContractError(
                 f"contract: `version` {self.version} is newer than this edgekit understands ({CONTRACT_VERSION}); upgrade edgekit"
             )
+
+    def _check_rescue(self) -> None:
+        rescue = self.rescue
+        allowed = {"threshold", "limit", "teacher"}
+        if not isinstance(rescue, dict) or set(rescue) != allowed:
+            raise ContractError(f"contract: `rescue` must be null or an object with {sorted(allowed)}, received {rescue!r}")
+        for key in ("threshold", "limit"):
+            value = rescue[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
+                raise ContractError(f"contract: `rescue.{key}` must be a number above 0 and at most 1, received {value!r}")
+        if self.background_label is None or self.threshold is None:
+            raise ContractError("contract: `rescue` needs `background_label` and `threshold`, received "
+                                f"{self.background_label!r} and {self.threshold!r}")
+        if not isinstance(rescue["teacher"], str) or not rescue["teacher"].strip():
+            raise ContractError(f"contract: `rescue.teacher` must be a name, received {rescue['teacher']!r}")
 
     # -- serialisation -------------------------------------------------------
 

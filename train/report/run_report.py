@@ -163,7 +163,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"({model['fine_tune_mode']} mode), BatchNorm {model['batchnorm']}",
         f"- parameters: {model['parameters']:,} in all; trainable: head {model['trainable_parameters']['head']:,}, "
         f"fine-tuning {model['trainable_parameters']['fine_tune']:,}",
-        prior_line(model.get("prior")),
+        teacher_line(model.get("teacher")),
         "",
         "## Training",
         "",
@@ -257,11 +257,17 @@ def write_report(out_dir: Path, report: dict[str, Any]) -> tuple[Path, Path]:
     return json_path, md_path
 
 
-def prior_line(prior: dict[str, Any] | None) -> str:
-    """The report's line on the ImageNet prior (train.model.prior)."""
-    if not prior:
-        return "- ImageNet prior: off"
-    mass = ", ".join(f"{label} {100 * value:.1f}%" for label, value in prior["mass"].items())
-    return (f"- ImageNet prior: `{prior['teacher']}` folded into the head at weight {prior['weight']:g}, fitted on "
-            f"{prior['photos']:,} training photos (the teacher's mean mass: {mass}; the regression agrees with its "
-            f"best label on {100 * prior['agreement']:.1f}% of them)")
+def teacher_line(teacher: dict[str, Any] | None) -> str:
+    """The report's line on the teacher's head (train.model.teacher): how it was fitted and used."""
+    if not teacher:
+        return "- teacher: none (no rescue, no prior)"
+    mass = ", ".join(f"{label} {100 * value:.1f}%" for label, value in teacher["mass"].items())
+    uses = []
+    if teacher.get("rescue"):
+        rescue = teacher["rescue"]
+        uses.append(f"a rescue at threshold {rescue['threshold']:g} from {rescue['limit']:g}")
+    if teacher.get("prior_weight"):
+        uses.append(f"a prior folded into the classifier at weight {teacher['prior_weight']:g}")
+    return (f"- teacher: `{teacher['teacher']}`'s head on the pooled features, fitted on {teacher['photos']:,} training "
+            f"photos (the teacher's mean mass: {mass}; the head agrees with its best label on "
+            f"{100 * teacher['agreement']:.1f}% of them); used as {' and '.join(uses) or 'nothing'}")
