@@ -11,10 +11,10 @@ The run is a short sequence of stages, each in its own module (each with progres
    (BatchNorm in inference mode); every epoch is checkpointed, so ``--resume`` continues;
    then, with ``--teacher``, a head fitted to an ImageNet classifier's view of the training photos
    (:mod:`train.model.teacher`), folded into the classifier with ``--prior-weight``;
-4. evaluate: the saved model is reloaded as a user would and run on the validation photos;
-   with a background class, the threshold table and the recommended threshold; with ``--rescue-limit``,
-   the teacher's head is then built into the model's output at that threshold (:mod:`train.model.rescue`),
-   saved and evaluated again;
+4. evaluate (:mod:`train.evaluation`): the saved model is reloaded as a user would and run on the
+   validation photos; with a background class, the threshold table and the recommended threshold; with
+   ``--rescue-limit``, the teacher's head is then built into the model's output at that threshold
+   (:mod:`train.model.rescue`), saved and evaluated again;
 5. report: the contract, plots, ``report.md`` and ``report.json``.
 
 Where each file goes is :class:`edge_runner.common.run_layout.RunLayout`'s, shared with ``convert``.
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,39 +41,16 @@ from .data.sources import parse_root
 from .data.dataset import Dataset, Journal, default_name, load_dataset
 from .data.pixels import decode_photos
 from .fitting import distributed
-from .output import prepare_out_dir, save_model
-from .progress import Progress
+from .output import prepare_out_dir
+from .evaluation import Evaluated, evaluate_rescued_model, evaluate_saved_model
 
 if TYPE_CHECKING:
-    from .report.evaluate import Evaluation
     from .fitting.fit import EpochHook
     from .model.network import Network
     from .fitting.phases import Fitted
     from .model.teacher import Taught
-    from .report.thresholds import ThresholdTable
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Evaluated:
-    """The outcome of stage "evaluate": what was saved and how it did on the validation photos.
-
-    Attributes:
-        spec: the contract, with the recommended threshold when there is a background class.
-        export: the inference model that was saved; ``saved``: the same, reloaded from ``model.keras``.
-        evaluation: accuracy, loss, confusion matrix … of ``saved`` on the validation split.
-        thresholds: recall and false alarms per threshold (background class only), or None.
-        per_source: figures per source on the validation and held-out photos, and the
-            background photos still mistaken for a class (:func:`train.report.breakdown.breakdown`).
-    """
-
-    spec: InputSpec
-    export: Any
-    saved: Any
-    evaluation: "Evaluation"
-    thresholds: "ThresholdTable | None"
-    per_source: dict[str, Any]
 
 
 def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None) -> TrainResult:
@@ -223,89 +200,6 @@ def build_model(config: TrainConfig, data: Dataset) -> tuple[Any, "Network"]:
     return strategy, network
 
 
-def evaluate_saved_model(config: TrainConfig, network: "Network", data: Dataset, spec: InputSpec, journal: Journal, *,
-                         export: Any = None, threshold: float | None = None) -> Evaluated:
-    """Save ``model.keras`` and ``labels.txt``, reload the model and evaluate it on the validation photos.
-
-    ``export``: the model to save (default: ``network``'s inference model); ``threshold``: keep this recommended
-    threshold (the rescue is built at it) instead of choosing one.
-    """
-    import keras
-
-    from .report.breakdown import breakdown
-    from .report.evaluate import evaluate_probabilities
-    from .model.network import export_model
-    from .report.thresholds import threshold_table
-
-    start = time.perf_counter()
-    layout = RunLayout(Path(config.out))
-    export = export if export is not None else export_model(network)
-    save_model(export, layout.model)
-    spec.save_labels(layout.labels)
-    # Evaluate what was written, reloaded as a user would load it.
-    saved = keras.saving.load_model(layout.model)
-    probabilities = predict_rows(saved, data.decoded.array, data.val_rows, config.batch_size, config.verbose >= 1)
-    held = None
-    if len(data.holdout_rows):
-        held = predict_rows(saved, data.decoded.array, data.holdout_rows, config.batch_size, config.verbose >= 1,
-                            "evaluate held-out sources")
-    journal.timings["evaluate"] = journal.timings.get("evaluate", 0.0) + time.perf_counter() - start
-
-    split = data.split
-    evaluation = evaluate_probabilities(probabilities, data.y_val, split.labels)
-    thresholds = None
-    if split.background_label is not None:
-        thresholds = threshold_table(probabilities, data.y_val, split.labels, split.background_label, config.max_false_alarm,
-                                     config.max_recall_loss)
-        if threshold is not None:
-            thresholds = replace(thresholds, recommended=threshold, rule=f"{thresholds.rule}; then the rescue was "
-                                 f"built in at {threshold:g} (--rescue-limit), which it keeps")
-        spec = replace(spec, threshold=thresholds.recommended)
-        _log_thresholds(thresholds)
-        if data.class_weights and threshold is None:
-            journal.notes.append(
-                f"Imbalance: each training photo was weighted by n / (K * n_class) in the loss (class weights "
-                f"{data.class_weights}), so the {split.background_label!r} class counts as much as each real class."
-            )
-    per_source = breakdown(split, probabilities, held, spec.threshold)
-    _log_per_source(per_source)
-    return Evaluated(spec=spec, export=export, saved=saved, evaluation=evaluation, thresholds=thresholds,
-                     per_source=per_source)
-
-
-def evaluate_rescued_model(config: TrainConfig, network: "Network", data: Dataset, evaluated: Evaluated,
-                           taught: "Taught", journal: Journal) -> Evaluated:
-    """Build the teacher's head into ``evaluated``'s model as a rescue at its threshold, then save and evaluate it."""
-    from .model.rescue import build_rescued
-
-    spec = evaluated.spec
-    interest = tuple(i for i, label in enumerate(spec.labels) if spec.is_detection(label))
-    rescued = build_rescued(evaluated.saved, taught.coef, taught.intercept, interest, spec.threshold,
-                            config.rescue_limit)
-    spec = replace(spec, rescue={"threshold": spec.threshold, "limit": config.rescue_limit, "teacher": taught.teacher})
-    log.info("rescue: %s's head built into the model at threshold %g, limit %g", taught.teacher, spec.threshold,
-             config.rescue_limit)
-    before = evaluated.evaluation.accuracy
-    after = evaluate_saved_model(config, network, data, spec, journal, export=rescued, threshold=spec.threshold)
-    journal.notes.append(
-        f"Rescue: a photo the model did not call {' or '.join(spec.interest_labels)} at {spec.threshold:g} became the "
-        f"class a head fitted to {taught.teacher} gave {config.rescue_limit:g} or more (train/README.md); validation "
-        f"accuracy {100 * before:.2f}% before it, {100 * after.evaluation.accuracy:.2f}% with it.")
-    return after
-
-
-def predict_rows(model: Any, pixels: np.ndarray, rows: np.ndarray, batch_size: int, progress: bool,
-                 desc: str = "evaluate saved model") -> np.ndarray:
-    """Softmax outputs ``float32`` ``(len(rows), K)`` of ``model`` on raw 0–255 ``pixels[rows]``."""
-    outputs = []
-    with Progress(len(rows), desc, "photo", enabled=progress) as bar:
-        for start in range(0, len(rows), batch_size):
-            chunk = rows[start : start + batch_size]
-            outputs.append(np.asarray(model.predict_on_batch(np.asarray(pixels[chunk], dtype=np.float32))))
-            bar.update(len(chunk))
-    return np.concatenate(outputs).astype(np.float32)
-
-
 def write_training_report(config: TrainConfig, data: Dataset, network: "Network", fitted: "Fitted", evaluated: Evaluated,
                           journal: Journal, files: dict[str, str], taught: "Taught | None" = None) -> None:
     """``report.json`` and ``report.md`` of the run (``taught``: the teacher's head, when there was one)."""
@@ -332,23 +226,6 @@ def _rows_of(data: Dataset) -> Any:
     from .fitting.batches import VirtualRows
 
     return VirtualRows(data.decoded.array, data.val_rows)
-
-
-def _log_per_source(per_source: dict[str, Any]) -> None:
-    for figures in per_source["sources"]:
-        recall = ", ".join(f"{label} {100 * value:.1f}%" for label, value in figures["recall"].items())
-        alarm = "" if figures["false_alarm"] is None else f", false alarms {100 * figures['false_alarm']:.1f}%"
-        log.info("  %-10s %-32s %5d photos: right %.1f%%%s%s", figures["part"], figures["source"], figures["photos"],
-                 100 * figures["accuracy"], f" ({recall})" if recall else "", alarm)
-
-
-def _log_thresholds(table: Any) -> None:
-    for row in table.rows:
-        log.info(
-            "  threshold %.2f: recall %.2f%% (%d/%d), false alarms %.2f%% (%d/%d)%s",
-            row.threshold, 100 * row.recall, row.correct, row.positives, 100 * row.false_alarm, row.false_alarms,
-            row.negatives, "  <- recommended" if row.threshold == table.recommended else "",
-        )
 
 
 def _phase_summary(config: TrainConfig, fitted: "Fitted") -> dict[str, dict[str, Any]]:
