@@ -78,4 +78,5 @@ def test_rooms_import_one_way():
 
     for room in sorted(graph):
         visit(room, ())
-    assert graph["train.config"] <= {"train.backbones", "train.errors", "train.options"}
+    assert graph["train.config"] <= {"train.backbones", "train.errors", "train.options", "train.result"}
+    assert not graph.get("train.result")  # TrainResult: a leaf
