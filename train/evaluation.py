@@ -22,7 +22,7 @@ from edge_runner.core.spec import InputSpec
 from .config import TrainConfig
 from .data.dataset import Dataset, Journal
 from .output import save_model
-from .progress import Progress
+from .progress import predict_rows
 
 if TYPE_CHECKING:
     from .model.network import Network
@@ -123,18 +123,6 @@ def evaluate_rescued_model(config: TrainConfig, network: "Network", data: Datase
         f"class a head fitted to {taught.teacher} gave {config.rescue_limit:g} or more (train/README.md); validation "
         f"accuracy {100 * before:.2f}% before it, {100 * after.evaluation.accuracy:.2f}% with it.")
     return after
-
-
-def predict_rows(model: Any, pixels: np.ndarray, rows: np.ndarray, batch_size: int, progress: bool,
-                 desc: str = "evaluate saved model") -> np.ndarray:
-    """Softmax outputs ``float32`` ``(len(rows), K)`` of ``model`` on raw 0–255 ``pixels[rows]``."""
-    outputs = []
-    with Progress(len(rows), desc, "photo", enabled=progress) as bar:
-        for start in range(0, len(rows), batch_size):
-            chunk = rows[start : start + batch_size]
-            outputs.append(np.asarray(model.predict_on_batch(np.asarray(pixels[chunk], dtype=np.float32))))
-            bar.update(len(chunk))
-    return np.concatenate(outputs).astype(np.float32)
 
 
 def _log_per_source(per_source: dict[str, Any]) -> None:

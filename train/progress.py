@@ -4,6 +4,7 @@ On a terminal (stderr is a TTY) a stage shows a tqdm bar that disappears when it
 Redirected to a file, a journal or CI, a bar would write a carriage-return update per
 step; there the stage writes nothing while it runs and one ``INFO`` line when it ends
 (``decode photos: 3000 photos in 41.2 s``), and the epoch loop its own line per epoch.
+:func:`predict_rows` runs a Keras model over photos in batches under such a bar.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import logging
 import sys
 import time
 from typing import Any
+
+import numpy as np
 
 from tqdm import tqdm
 
@@ -80,3 +83,16 @@ def configure_logging(verbose: int) -> logging.Handler:
     logger.setLevel(logging.INFO if verbose else logging.WARNING)
     logger.propagate = False
     return handler
+
+
+def predict_rows(model: Any, pixels: np.ndarray, rows: np.ndarray, batch_size: int, progress: bool,
+                 desc: str = "evaluate saved model") -> np.ndarray:
+    """``model``'s outputs on raw 0–255 ``pixels[rows]``, in batches: ``float32`` ``(len(rows), K)``, e.g. the
+    probabilities of a classifier or the pooled features of its embedding."""
+    outputs = []
+    with Progress(len(rows), desc, "photo", enabled=progress) as bar:
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            outputs.append(np.asarray(model.predict_on_batch(np.asarray(pixels[chunk], dtype=np.float32))))
+            bar.update(len(chunk))
+    return np.concatenate(outputs).astype(np.float32)

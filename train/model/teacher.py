@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ConfigError
-from ..progress import Progress
+from ..progress import Progress, predict_rows
 
 if TYPE_CHECKING:
     from edge_runner.core.spec import InputSpec
@@ -180,7 +180,8 @@ def fit_teacher(plan: TeacherPlan, network: "Network", pixels: np.ndarray, rows:
     if (masses.sum(0) > 0).sum() < 2:
         log.info("teacher: skipped, it sees fewer than two of the labels in the training photos")
         return None
-    features = pooled_features(network, pixels, rows, batch_size, progress)
+    # the fine-tuned model's pooled features (the classifier's input), float32 (len(rows), C)
+    features = predict_rows(network.embed, pixels, rows, batch_size, progress, "teacher: features")
     coef, intercept, predicted = fit_regression(features, masses)
     agreement = float((predicted.argmax(1) == masses.argmax(1)).mean())
     taught = Taught(plan.name, coef, intercept, len(rows), {label: float(m) for label, m in zip(labels, masses.mean(0))},
@@ -206,19 +207,18 @@ def teacher_masses(plan: TeacherPlan, pixels: np.ndarray, rows: np.ndarray, prog
     from edge_runner.core.companion_loader import load_companion
     from edge_runner.core.image import to_input
     from edge_runner.core.loading import quiet_native_info
-    from edge_runner.core.model import Classifier
 
     try:
         with quiet_native_info():
             companion = load_companion(plan.model, plan.labels)
     except CompanionError as exc:
         raise ConfigError(f"--teacher {exc.args[0].removeprefix('--looks-like ')}") from None
-    classifier = Classifier(companion.path, spec=companion.spec)  # one interpreter of its own, used from here only
-    spec = classifier.spec
+    spec = companion.spec
     same_size = pixels.shape[1:3] == (spec.height, spec.width)
     out = np.zeros((len(rows), len(plan.ranges)), np.float32)
     background = [i for i, r in enumerate(plan.ranges) if not r]
-    with Progress(len(rows), "teacher: its outputs", "photo", enabled=progress) as bar:
+    with companion.pool.acquire() as classifier, Progress(len(rows), "teacher: its outputs", "photo",
+                                                          enabled=progress) as bar:
         for n, row in enumerate(rows):
             photo = pixels[row] if same_size else to_input(np.asarray(pixels[row]), spec)
             p = classifier.probabilities(np.ascontiguousarray(photo))
@@ -227,18 +227,6 @@ def teacher_masses(plan: TeacherPlan, pixels: np.ndarray, rows: np.ndarray, prog
     out = out.clip(0, 1)
     out[:, background[0]] = np.clip(1.0 - out.sum(1), 0.0, 1.0)
     return out / np.maximum(out.sum(1, keepdims=True), 1e-6)
-
-
-def pooled_features(network: "Network", pixels: np.ndarray, rows: np.ndarray, batch_size: int,
-                    progress: bool) -> np.ndarray:
-    """float32 ``(len(rows), C)``: the fine-tuned model's pooled features (the classifier's input) of ``pixels[rows]``."""
-    outputs = []
-    with Progress(len(rows), "teacher: features", "photo", enabled=progress) as bar:
-        for begin in range(0, len(rows), batch_size):
-            chunk = rows[begin: begin + batch_size]
-            outputs.append(np.asarray(network.embed.predict_on_batch(np.asarray(pixels[chunk], np.float32))))
-            bar.update(len(chunk))
-    return np.concatenate(outputs).astype(np.float32)
 
 
 def fit_regression(features: np.ndarray, masses: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
