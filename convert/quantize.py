@@ -99,6 +99,10 @@ def convert(model: Any, variant: str, calibration: np.ndarray | None = None) -> 
             converter.target_spec.supported_ops = [
                 tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
             ]
+            try:
+                return bytes(silenced(converter.convert))
+            except RuntimeError as exc:  # the quantiser lacks a 16x8 kernel for an op (the rescue's LESS, SELECT_V2)
+                raise ConversionFailed(f"{variant}: the TFLite converter cannot make it: {exc}") from None
     return bytes(silenced(converter.convert))
 
 

@@ -28,7 +28,8 @@ def test_contract_with_background_and_threshold_round_trips(tmp_path):
     spec = InputSpec(labels=("cats", "dogs", "other"), background_label="other", threshold=0.7, extra={"variant": "int8"})
     path = spec.save(tmp_path / "contract.json")
     data = json.loads(path.read_text())
-    assert (data["version"], data["background_label"], data["threshold"], data["rescue"]) == (3, "other", 0.7, None)
+    assert (data["version"], data["background_label"], data["threshold"]) == (4, "other", 0.7)
+    assert data["rescue"] is None and data["distance_veto"] is None
     again = InputSpec.load(path)
     assert again == spec
     assert (again.background_label, again.threshold) == ("other", 0.7)

@@ -82,7 +82,7 @@ def test_run_writes_the_model_contract_and_report(baseline, two_class_data):
     assert report["phases"]["head"]["epochs_run"] == 2 and report["command"].startswith("python -m train --data ")
     assert "Validation accuracy" in (out / "report.md").read_text()
     # No background class: today's behaviour, no threshold in the contract, no threshold table.
-    assert spec.background_label is None and spec.threshold is None and spec.version == 3
+    assert spec.background_label is None and spec.threshold is None and spec.version == 4
     assert report["thresholds"] is None and report["data"]["background_label"] is None
     assert not (out / "thresholds.png").exists() and "## Threshold" not in (out / "report.md").read_text()
 
@@ -182,7 +182,7 @@ def test_background_folder_run_exports_and_gates_three_classes(tmp_path, two_cla
     spec = InputSpec.load(out / "contract.json")
     assert spec.labels == ("green", "other", "red") and spec.background_label == "other"
     assert spec.name == "green_red"  # named by what it looks for
-    assert spec.threshold in THRESHOLDS and spec.version == 3
+    assert spec.threshold in THRESHOLDS and spec.version == 4
     assert (out / "labels.txt").read_text() == "green\nother\nred\n"
 
     split = json.loads((out / "split.json").read_text())

@@ -134,6 +134,13 @@ class TrainConfig:
         0.0, group="model", floats=(0.0, 10.0, False, False), metavar="BETA",
         help="with --teacher: fold the teacher's head into the classifier at this weight (a product of experts): "
         "fewer unseen people and animals called a class, fewer unseen pets found; 0 for none (default %(default)s)")
+    distance_veto: float = option(
+        0.0, group="model", floats=(0.0, 1.0, False, True), metavar="KEEP",
+        help="a strict mode, inside the model's one output: a photo it calls a class of interest becomes the "
+        "background when its features lie farther from the training photos of interest than all but 1 - KEEP of the "
+        "validation ones (0.99: fewer unseen people and animals called a class, about 1 in 100 of the pets missed; "
+        "train/README.md, 'A strict mode'); needs a background class; convert makes no int8 file of it, ship "
+        "float16; 0 for none (default %(default)s)")
 
     # -- fitting: the hyper-parameters of the head phase and the fine-tuning phase ----------
     epochs: int = option(20, group="fitting", ints=(0, 10_000), metavar="N", resumable=True,
@@ -241,6 +248,9 @@ class TrainConfig:
         if self.teacher != "none" and not uses:
             raise ConfigError(f"--teacher {self.teacher}: nothing to teach; give --rescue-limit L (0.5 in the main job) "
                               "and/or --prior-weight BETA")
+        if self.distance_veto and not 0.5 <= self.distance_veto < 1.0:
+            raise ConfigError(f"--distance-veto must be 0 (none) or a share from 0.5 to below 1 (0.99 keeps 99 in "
+                              f"100 of the validation photos of interest), received {self.distance_veto!r}")
         if not self.data or not all(str(d) for d in self.data):
             raise ConfigError("--data is required")
         if not self.out:

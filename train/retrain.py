@@ -140,9 +140,9 @@ def load_run_weights(network: Any, config: TrainConfig) -> None:
     path = Path(config.init_from) / "model.keras"
     try:
         saved = keras.saving.load_model(path, compile=False)
-        if any(layer.name == "rescue" for layer in saved.layers):
-            # RUN's model holds a rescue head (train/model/rescue.py), which this run fits again after its own
-            # training: every other layer's weights, by name.
+        if any(layer.name in ("rescue", "veto") for layer in saved.layers):
+            # RUN's model holds a rescue head (train/model/rescue.py) or a distance veto (train/model/veto.py),
+            # which this run fits again after its own training: every other layer's weights, by name.
             for layer in network.inference.layers:
                 if layer.weights:
                     layer.set_weights(saved.get_layer(layer.name).get_weights())

@@ -14,7 +14,8 @@ The run is a short sequence of stages, each in its own module (each with progres
 4. evaluate (:mod:`train.evaluation`): the saved model is reloaded as a user would and run on the
    validation photos; with a background class, the threshold table and the recommended threshold; with
    ``--rescue-limit``, the teacher's head is then built into the model's output at that threshold
-   (:mod:`train.model.rescue`), saved and evaluated again;
+   (:mod:`train.model.rescue`), saved and evaluated again; with ``--distance-veto``, the distance veto
+   after it (:mod:`train.model.veto`), saved and evaluated again;
 5. report: the contract, plots, ``report.md`` and ``report.json``.
 
 Where each file goes is :class:`edge_runner.common.run_layout.RunLayout`'s, shared with ``convert``.
@@ -42,13 +43,15 @@ from .data.dataset import Dataset, Journal, default_name, load_dataset
 from .data.pixels import decode_photos
 from .fitting import distributed
 from .output import prepare_out_dir
-from .evaluation import Evaluated, evaluate_rescued_model, evaluate_saved_model
+from .errors import ConfigError
+from .evaluation import Evaluated, evaluate_rescued_model, evaluate_saved_model, evaluate_vetoed_model
 
 if TYPE_CHECKING:
     from .fitting.fit import EpochHook
     from .model.network import Network
     from .fitting.phases import Fitted
     from .model.teacher import Taught
+    from .model.veto import Veto
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +84,9 @@ def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None
     if session is not None:
         resumed = session.agree_resumed(resumed)
     spec = contract_for(config, candidates)
+    if config.distance_veto and spec.background_label is None:
+        raise ConfigError(f"--distance-veto {config.distance_veto:g} answers a vetoed photo with the background class: "
+                          "give --background DIR (or a class folder named 'other' or 'background')")
     from .model.teacher import fit_teacher, fold_into, plan_teacher
 
     teacher = plan_teacher(config, spec)  # before the long part: a teacher that cannot be had stops the run now
@@ -111,12 +117,15 @@ def run_training(config: TrainConfig, *, on_epoch_end: "EpochHook | None" = None
     evaluated = evaluate_saved_model(config, network, data, spec, journal)
     if taught is not None and config.rescue_limit and evaluated.spec.threshold is not None:
         evaluated = evaluate_rescued_model(config, network, data, evaluated, taught, journal)
+    veto = None
+    if config.distance_veto:
+        evaluated, veto = evaluate_vetoed_model(config, network, data, trained, evaluated, journal)
     layout = RunLayout(Path(config.out))
     evaluated.spec.save(layout.contract)
     files = write_plots(layout.root, evaluated.evaluation, fitted.states, _rows_of(data), [s.key for s in data.split.validation],
                         evaluated.thresholds, evaluated.saved)
     journal.timings["total"] = elapsed = time.perf_counter() - started
-    write_training_report(config, data, network, fitted, evaluated, journal, files, taught)
+    write_training_report(config, data, network, fitted, evaluated, journal, files, taught, veto)
     return TrainResult(
         out_dir=layout.root,
         model_path=layout.model,
@@ -201,15 +210,19 @@ def build_model(config: TrainConfig, data: Dataset) -> tuple[Any, "Network"]:
 
 
 def write_training_report(config: TrainConfig, data: Dataset, network: "Network", fitted: "Fitted", evaluated: Evaluated,
-                          journal: Journal, files: dict[str, str], taught: "Taught | None" = None) -> None:
-    """``report.json`` and ``report.md`` of the run (``taught``: the teacher's head, when there was one)."""
+                          journal: Journal, files: dict[str, str], taught: "Taught | None" = None,
+                          veto: "Veto | None" = None) -> None:
+    """``report.json`` and ``report.md`` of the run (``taught``: the teacher's head, ``veto``: the distance veto,
+    when there was one)."""
     from .report.run_report import build_report, write_report
 
     report = build_report(
         config=config,
         split=data.split,
         evaluation=evaluated.evaluation,
-        model_info={**_model_info(config, network, evaluated), "teacher": _teacher_info(config, taught, evaluated)},
+        model_info={**_model_info(config, network, evaluated), "teacher": _teacher_info(config, taught, evaluated),
+                    "distance_veto": None if veto is None else {**veto.contract(), "photos": veto.photos,
+                                                                "checked": veto.checked}},
         phases=_phase_summary(config, fitted),
         timings=journal.timings,
         elapsed_s=journal.timings["total"],

@@ -26,7 +26,8 @@ CONTRACT_FORMAT = "edgekit.input-contract"
 # Version 2 added ``background_label`` and ``threshold``; version 1 contracts
 # (without them) still load and mean "no background class, no threshold".
 # Version 3 added ``rescue``; older contracts mean "no rescue in the graph".
-CONTRACT_VERSION = 3
+# Version 4 added ``distance_veto``; older contracts mean "no veto in the graph".
+CONTRACT_VERSION = 4
 # CONTRACT_FILENAME (from the run layout) is also the contract's name inside a .tflite's packed
 # associated files; the suffix of the JSON written beside a model: ``model.tflite`` -> ``model.contract.json``.
 CONTRACT_SUFFIX = ".contract.json"
@@ -67,6 +68,11 @@ class InputSpec:
             (train/model/rescue.py): a photo the model does not call a class of interest at ``T``
             gets a score just above ``T`` when a head fitted to the teacher NAME gives it ``L`` or
             more. A threshold above ``T`` set at run time loses it. ``None``: no rescue. (v3)
+        distance_veto: ``{"keep": KEEP, "directions": R, "limit": D}`` when the graph holds a distance
+            veto (train/model/veto.py): a photo whose best label is of interest is answered with the
+            background label when its pooled features lie farther than ``D`` from the training photos
+            of interest (in ``R`` directions); ``KEEP`` of the validation photos of interest lie within.
+            ``None``: no veto. (v4)
         version: contract format version; a newer one is refused.
     """
 
@@ -82,6 +88,7 @@ class InputSpec:
     background_label: str | None = None
     threshold: float | None = None
     rescue: dict[str, Any] | None = None
+    distance_veto: dict[str, Any] | None = None
     version: int = CONTRACT_VERSION
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -154,6 +161,8 @@ class InputSpec:
             raise ContractError(f"contract: `threshold` must be a number from 0 to 1 or null, received {self.threshold!r}")
         if self.rescue is not None:
             self._check_rescue()
+        if self.distance_veto is not None:
+            self._check_distance_veto()
         if not isinstance(self.version, int) or self.version < 1:
             raise ContractError(f"contract: `version` must be a positive integer, received {self.version!r}")
         if self.version > CONTRACT_VERSION:
@@ -175,6 +184,25 @@ class InputSpec:
                                 f"{self.background_label!r} and {self.threshold!r}")
         if not isinstance(rescue["teacher"], str) or not rescue["teacher"].strip():
             raise ContractError(f"contract: `rescue.teacher` must be a name, received {rescue['teacher']!r}")
+
+    def _check_distance_veto(self) -> None:
+        veto = self.distance_veto
+        allowed = {"keep", "directions", "limit"}
+        if not isinstance(veto, dict) or set(veto) != allowed:
+            raise ContractError(f"contract: `distance_veto` must be null or an object with {sorted(allowed)}, "
+                                f"received {veto!r}")
+        keep, directions, limit = veto["keep"], veto["directions"], veto["limit"]
+        if isinstance(keep, bool) or not isinstance(keep, (int, float)) or not 0.5 <= keep < 1.0:
+            raise ContractError(f"contract: `distance_veto.keep` must be a number from 0.5 to below 1, "
+                                f"received {keep!r}")
+        if isinstance(directions, bool) or not isinstance(directions, int) or directions < 1:
+            raise ContractError(f"contract: `distance_veto.directions` must be a positive integer, "
+                                f"received {directions!r}")
+        if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0:
+            raise ContractError(f"contract: `distance_veto.limit` must be a number above 0, received {limit!r}")
+        if self.background_label is None:
+            raise ContractError("contract: `distance_veto` needs `background_label` (the answer of a vetoed photo), "
+                                "received null")
 
     # -- serialisation -------------------------------------------------------
 

@@ -164,6 +164,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- parameters: {model['parameters']:,} in all; trainable: head {model['trainable_parameters']['head']:,}, "
         f"fine-tuning {model['trainable_parameters']['fine_tune']:,}",
         teacher_line(model.get("teacher")),
+        veto_line(model.get("distance_veto")),
         "",
         "## Training",
         "",
@@ -271,3 +272,14 @@ def teacher_line(teacher: dict[str, Any] | None) -> str:
     return (f"- teacher: `{teacher['teacher']}`'s head on the pooled features, fitted on {teacher['photos']:,} training "
             f"photos (the teacher's mean mass: {mass}; the head agrees with its best label on "
             f"{100 * teacher['agreement']:.1f}% of them); used as {' and '.join(uses) or 'nothing'}")
+
+
+def veto_line(veto: dict[str, Any] | None) -> str:
+    """The report's line on the distance veto (train.model.veto)."""
+    if not veto:
+        return "- distance veto: none"
+    return (f"- distance veto: a photo called a class of interest is answered with the background when its pooled "
+            f"features lie farther than {veto['limit']:g} (squared, whitened, over the {veto['directions']} "
+            f"least-varying directions of {veto['photos']:,} training photos of interest) from the nearest class; "
+            f"{100 * veto['keep']:g}% of the {veto['checked']:,} validation photos of interest lie within; convert makes "
+            "no int8 file of it: ship the float16 one (train/README.md, 'A strict mode')")
