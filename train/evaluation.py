@@ -142,7 +142,8 @@ def evaluate_vetoed_model(config: TrainConfig, network: "Network", data: Dataset
     embed = keras.Model(evaluated.saved.inputs, evaluated.saved.get_layer("pool").output)
     rows, first = np.unique(trained.train_rows, return_index=True)  # each photo once (multi-worker repeats some)
     classes = trained.y_train[first]
-    rows, classes = rows[np.isin(classes, interest)], classes[np.isin(classes, interest)]
+    of_interest = np.isin(classes, interest)
+    rows, classes = rows[of_interest], classes[of_interest]
     checked = data.val_rows[np.isin(data.y_val, interest)]
     if len(rows) < 2 * len(interest) or not len(checked) or len(np.unique(classes)) < len(interest):
         raise TrainError(f"--distance-veto {config.distance_veto:g}: too few photos of {list(spec.interest_labels)} "

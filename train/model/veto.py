@@ -21,7 +21,7 @@ integer file of it: measured, the int8 file loses most of the veto while it pass
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -88,9 +88,8 @@ def fit_veto(features: np.ndarray, classes: np.ndarray, checked: np.ndarray, kee
     variances, vectors = np.linalg.eigh(covariance)  # ascending: the least-varying directions first
     r = min(DIRECTIONS, len(variances))
     projection = (vectors[:, :r] / np.sqrt(variances[:r])).astype(np.float32)
-    veto = Veto(projection, (means @ projection).astype(np.float32), 1.0, keep, len(features), len(checked))
-    limit = float(np.quantile(veto.distances(checked), keep))
-    return Veto(projection, veto.centres, max(limit, 1e-6), keep, len(features), len(checked))
+    unit = Veto(projection, (means @ projection).astype(np.float32), 1.0, keep, len(features), len(checked))
+    return replace(unit, limit=max(float(np.quantile(unit.distances(checked), keep)), 1e-6))
 
 
 def build_vetoed(saved: Any, veto: Veto, interest: tuple[int, ...]) -> Any:
