@@ -157,6 +157,11 @@ class TrainConfig:
     augment_views: int = option(2, group="fitting", ints=(1, 64), metavar="N",
                                 help="views per training photo in cached mode: itself, its mirror image, then random "
                                 "augmentations (default %(default)s)")
+    degrade: float = option(0.0, group="fitting", floats=(0.0, 1.0, False, False), metavar="P",
+                            help="the share of the training photos given one camera degradation (blur, dark and "
+                            "noisy, strong JPEG, low resolution, greyscale) in each random view (cached mode: needs "
+                            "--augment-views 3 or more) or each batch (full mode); 0.7 with --augment-views 4 in the "
+                            "main job (default %(default)s)")
     batch_size: int = option(32, group="fitting", ints=(1, 4096), metavar="N", help="images per step (default %(default)s)")
     learning_rate: float = option(1e-3, group="fitting", floats=(0.0, 10.0, True, False), metavar="LR",
                                   help="head phase (and from-scratch) Adam learning rate (default %(default)s)")
@@ -251,6 +256,9 @@ class TrainConfig:
         if self.distance_veto and not 0.5 <= self.distance_veto < 1.0:
             raise ConfigError(f"--distance-veto must be 0 (none) or a share from 0.5 to below 1 (0.99 keeps 99 in "
                               f"100 of the validation photos of interest), received {self.distance_veto!r}")
+        if self.degrade and self.fine_tune_mode == "cached" and not self.from_scratch and self.augment_views < 3:
+            raise ConfigError(f"--degrade {self.degrade:g} acts on random views: --augment-views must be 3 or more in "
+                              f"--fine-tune-mode cached, received --augment-views {self.augment_views}")
         if not self.data or not all(str(d) for d in self.data):
             raise ConfigError("--data is required")
         if not self.out:

@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from ..model.camera import degrade_batch
 from .fit import epoch_seed
 
 
@@ -35,32 +36,39 @@ def epoch_batches(
     seed: int,
     phase: str,
     rows: np.ndarray | None = None,
+    degrade: float = 0.0,
 ) -> Callable[[int], tf.data.Dataset]:
     """``epoch -> tf.data.Dataset`` of ``(x float32, y int32, sample_weight float32)`` batches.
 
     Each epoch has its own order and (with several arrays = views) its own view
     per sample, both drawn from ``(seed, phase, epoch)``: a resumed run sees the
     same batches as an uninterrupted one. ``rows`` maps sample ``i`` to
-    ``arrays[v][rows[i]]`` (default: the identity).
+    ``arrays[v][rows[i]]`` (default: the identity). ``degrade`` (``uint8`` pixel
+    arrays only) gives that share of each batch's photos a fresh camera
+    degradation (:func:`train.model.camera.degrade_batch`), drawn from the same seed.
     """
     count = len(labels)
     sample_shape = tuple(arrays[0].shape[1:])
 
-    def gather(order: np.ndarray, views: np.ndarray):
+    def gather(order: np.ndarray, views: np.ndarray, draws: np.ndarray):
         x = np.empty((len(order), *sample_shape), dtype=np.float32)
         source = order if rows is None else rows[order]
         for view in np.unique(views):
             mask = views == view
             x[mask] = arrays[int(view)][source[mask]]
+        if degrade > 0.0:
+            x = degrade_batch(x.astype(np.uint8), degrade, np.random.default_rng(draws.tolist())).astype(np.float32)
         return x, labels[order], weights[order]
 
     def make(epoch: int) -> tf.data.Dataset:
         rng = np.random.default_rng(epoch_seed(seed, phase, epoch))
         order = rng.permutation(count)
         views = rng.integers(0, len(arrays), size=count)
-        dataset = tf.data.Dataset.from_tensor_slices((order, views)).batch(batch_size)
+        # Drawn last, and only when used, so that the order and views stay those of a run without degradations.
+        draws = rng.integers(0, 2**31 - 1, size=count) if degrade > 0.0 else np.zeros(count, dtype=np.int64)
+        dataset = tf.data.Dataset.from_tensor_slices((order, views, draws)).batch(batch_size)
         dataset = dataset.map(
-            lambda o, v: tf.numpy_function(gather, [o, v], [tf.float32, tf.int32, tf.float32]),
+            lambda o, v, d: tf.numpy_function(gather, [o, v, d], [tf.float32, tf.int32, tf.float32]),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )

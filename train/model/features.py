@@ -25,6 +25,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from .camera import KINDS, degrade_batch
 from .network import Network, make_augmentation
 from ..progress import Progress
 
@@ -67,8 +68,14 @@ def extractor_for(network: Network, view: int, seed: int) -> keras.Model:
     return keras.Model(image, network.bottom(x), name=f"extract_view_{view}")
 
 
-def _view_batch(batch: np.ndarray, view: int) -> np.ndarray:
-    """uint8 ``(B, H, W, 3)`` → float32, mirrored left-right for view 1."""
+def _view_batch(batch: np.ndarray, view: int, *, degrade: float = 0.0, seed: int = 0, start: int = 0) -> np.ndarray:
+    """uint8 ``(B, H, W, 3)`` → float32, mirrored left-right for view 1.
+
+    A random view (2 and up) first gives a ``degrade`` share of its photos a camera degradation, drawn from
+    ``(seed, view, start)`` so that the view is the same in every run (and its cache stays true).
+    """
+    if view >= 2 and degrade > 0.0:
+        batch = degrade_batch(batch, degrade, np.random.default_rng([seed, view, start]))
     out = batch.astype(np.float32)
     return out[:, :, ::-1, :] if view == 1 else out
 
@@ -84,6 +91,7 @@ def compute_activations(
     cache_file: Path | None,
     desc: str,
     progress: bool = True,
+    degrade: float = 0.0,
 ) -> np.ndarray:
     """Cut activations ``float16`` ``(len(rows), h, w, c)`` of ``pixels[rows]`` under ``view``.
 
@@ -91,6 +99,7 @@ def compute_activations(
         pixels: ``uint8`` ``(N, S, S, 3)`` decoded photos.
         rows: which rows of ``pixels``, in output order.
         cache_file: where to keep the result (read back when it exists).
+        degrade: the share of a random view's photos given a camera degradation (:mod:`.camera`).
     """
     shape = (len(rows), *network.cut_shape)
     if cache_file is not None and cache_file.is_file():
@@ -112,7 +121,7 @@ def compute_activations(
         with Progress(len(rows), desc, "photo", enabled=progress) as bar:
             for start in range(0, len(rows), batch_size):
                 chunk = rows[start : start + batch_size]
-                batch = _view_batch(np.asarray(pixels[chunk]), view)
+                batch = _view_batch(np.asarray(pixels[chunk]), view, degrade=degrade, seed=seed, start=start)
                 out[start : start + len(chunk)] = np.asarray(extractor.predict_on_batch(batch)).astype(ACTIVATION_DTYPE)
                 bar.update(len(chunk))
         if cache_file is not None:
@@ -136,6 +145,7 @@ def activation_cache_file(
     weights_id: str,
     view: int,
     seed: int,
+    degrade: float = 0.0,
 ) -> Path | None:
     """The cache file for one set of activations (``None`` without a cache directory)."""
     if cache_dir is None:
@@ -151,6 +161,8 @@ def activation_cache_file(
         "seed": seed if view >= 2 else None,
         "keras": keras.__version__,
     }
+    if view >= 2 and degrade > 0.0:  # absent otherwise: the caches made before --degrade stay valid
+        parts["degrade"] = {"share": degrade, "kinds": list(KINDS)}
     key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
     return Path(cache_dir) / "activations" / f"{key}.npy"
 
