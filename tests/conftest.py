@@ -63,6 +63,14 @@ def write_class_folders(root: Path, classes: list[str], per_class: int, seed: in
     return root
 
 
+def write_negatives(folder: Path, count: int, colour: tuple[int, int, int], seed: int = 50) -> Path:
+    """``folder/neg_<i>.jpg``: ``count`` photos of one colour with nothing of interest (a background folder)."""
+    folder.mkdir(parents=True)
+    for i in range(count):
+        draw_photo(colour, seed=seed + i).save(folder / f"neg_{i}.jpg", "JPEG")
+    return folder
+
+
 @pytest.fixture
 def photo_folders(tmp_path: Path):
     """A factory: ``photo_folders(["red", "green"], per_class=8)`` → a class-per-folder directory."""
@@ -273,10 +281,7 @@ def tiny_background_run(root: Path, weights: Path, per_class: int, seed: int, ep
     from train import run_training
 
     data = write_class_folders(root / "photos", ["red", "green"], per_class)
-    negatives = root / "negatives"
-    negatives.mkdir()
-    for i in range(per_class):
-        draw_photo((200, 200, 40), seed=seed + i).save(negatives / f"neg_{i}.jpg", "JPEG")
+    negatives = write_negatives(root / "negatives", per_class, (200, 200, 40), seed)
     run_training(tiny_config(data, root / "run", weights, background=[str(negatives)], epochs=epochs, fine_tune_epochs=1))
     return root / "run"
 

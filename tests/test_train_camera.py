@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import BLUE, draw_photo, tiny_config, write_class_folders
+from conftest import BLUE, draw_photo, tiny_config, write_class_folders, write_negatives
 from train import ConfigError, TrainConfig
 from train.model.camera import KINDS, degrade, degrade_batch
 
@@ -107,10 +107,7 @@ def test_run_with_degraded_views(tmp_path, tiny_weights):
     from train import run_training
 
     home = write_class_folders(tmp_path / "home", ["red", "green"], 8)
-    negatives = tmp_path / "negatives"
-    negatives.mkdir()
-    for i in range(8):
-        draw_photo(BLUE, seed=50 + i).save(negatives / f"neg_{i}.jpg", "JPEG")
+    negatives = write_negatives(tmp_path / "negatives", 8, BLUE)
     run_training(tiny_config(str(home), tmp_path / "run", tiny_weights, background=[str(negatives)],
                              augment_views=3, degrade=0.7))
     report = json.loads((tmp_path / "run" / "report.json").read_text())

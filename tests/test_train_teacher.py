@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import BLUE, SHARED, convert_tiny, draw_photo, tiny_config, write_class_folders
+from conftest import BLUE, SHARED, convert_tiny, tiny_config, write_class_folders, write_negatives
 from edge_runner.core.spec import ContractError, InputSpec
 from train import ConfigError, TrainConfig
 from train.model.rescue import MARGIN, build_rescued
@@ -208,10 +208,7 @@ def test_run_with_a_teacher_of_its_own_and_a_retrain_from_it(tmp_path, tiny_weig
 
     home = write_class_folders(tmp_path / "home", ["red", "green"], 10)
     other = write_class_folders(tmp_path / "far", ["red", "green"], 4, seed=7)  # a source held out
-    negatives = tmp_path / "negatives"
-    negatives.mkdir()
-    for i in range(10):
-        draw_photo(BLUE, seed=50 + i).save(negatives / f"neg_{i}.jpg", "JPEG")  # the teacher's own "other"
+    negatives = write_negatives(tmp_path / "negatives", 10, BLUE)  # the teacher's own "other"
     teach = dict(teacher=str(watch_model), teacher_as=["red=0", "green=1"], rescue_limit=0.5, prior_weight=0.25)
     run_training(tiny_config([str(home), str(other)], tmp_path / "run", tiny_weights, background=[str(negatives)],
                              holdout_sources=["far"], **teach))

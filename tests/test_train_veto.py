@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import BLUE, draw_photo, tiny_config, write_class_folders
+from conftest import BLUE, tiny_config, write_class_folders, write_negatives
 from edge_runner.core.model import read_contract
 from edge_runner.core.spec import ContractError, InputSpec
 from train import ConfigError, TrainConfig
@@ -166,10 +166,7 @@ def test_run_with_a_distance_veto_and_a_retrain_from_it(tmp_path, tiny_weights):
     from train import run_training
 
     home = write_class_folders(tmp_path / "home", ["red", "green"], 10)
-    negatives = tmp_path / "negatives"
-    negatives.mkdir()
-    for i in range(10):
-        draw_photo(BLUE, seed=50 + i).save(negatives / f"neg_{i}.jpg", "JPEG")
+    negatives = write_negatives(tmp_path / "negatives", 10, BLUE)
     run_training(tiny_config(str(home), tmp_path / "run", tiny_weights, background=[str(negatives)],
                              distance_veto=0.9))
     run = tmp_path / "run"
