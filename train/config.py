@@ -160,8 +160,9 @@ class TrainConfig:
     degrade: float = option(0.0, group="fitting", floats=(0.0, 1.0, False, False), metavar="P",
                             help="the share of the training photos given one camera degradation (blur, dark and "
                             "noisy, strong JPEG, low resolution, greyscale) in each random view (cached mode: needs "
-                            "--augment-views 3 or more) or each batch (full mode); 0.7 with --augment-views 4 in the "
-                            "main job (default %(default)s)")
+                            "--augment-views 3 or more) or each batch (full mode); e.g. 0.7 with --augment-views 4 for a "
+                            "camera whose frames are soft, dark or compressed; not the main job's (train/README.md, "
+                            "'Camera degradations') (default %(default)s)")
     batch_size: int = option(32, group="fitting", ints=(1, 4096), metavar="N", help="images per step (default %(default)s)")
     learning_rate: float = option(1e-3, group="fitting", floats=(0.0, 10.0, True, False), metavar="LR",
                                   help="head phase (and from-scratch) Adam learning rate (default %(default)s)")
