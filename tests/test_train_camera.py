@@ -1,5 +1,6 @@
-"""Camera degradations of training views (train.model.camera, ``--degrade``): each kind, the share, the seeded
-views and their cache keys, the fresh degradations of full mode's batches, the flag's checks, and a run with them."""
+"""Camera degradations of training views (train.camera, ``--degrade``, ``--degrade-kind``): each kind, the share, one
+kind alone, the seeded views and their cache keys, the fresh degradations of full mode's batches, the flags' checks,
+and a run with them."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from conftest import BLUE, draw_photo, tiny_config, write_class_folders, write_negatives
 from train import ConfigError, TrainConfig
-from train.model.camera import KINDS, degrade, degrade_batch
+from train.camera import KINDS, NONE, Degradation, degrade, degrade_batch
 
 
 def photo(seed: int = 0, size: int = 48) -> np.ndarray:
@@ -49,26 +50,46 @@ def test_share_and_seed():
     np.testing.assert_array_equal(half, degrade_batch(batch, 0.5, np.random.default_rng(0)))
 
 
+def test_one_kind_alone_and_the_kinds_kept_in_one_order():
+    batch = np.stack([photo(seed) for seed in range(10)])
+    grey = Degradation(1.0, ("greyscale",)).apply(batch, np.random.default_rng(0)).astype(int)
+    assert (grey[..., 0] == grey[..., 1]).all() and (grey[..., 1] == grey[..., 2]).all()
+    small = Degradation(1.0, ("small",)).apply(batch, np.random.default_rng(0)).astype(int)
+
+    def detail(images):  # the mean step between neighbouring pixels, per image
+        return np.abs(np.diff(images.astype(int), axis=1)).mean(axis=(1, 2, 3))
+    assert (detail(small) < detail(batch)).all()
+    assert Degradation(0.5, ("small", "blur", "small")).kinds == ("blur", "small")  # KINDS' order, no repeats
+    assert Degradation(0.5, ("small", "blur")).key() == Degradation(0.5, ("blur", "small")).key()
+    # All kinds: the draws and the cache key of the runs made before --degrade-kind existed.
+    assert Degradation(0.7).key() == {"share": 0.7, "kinds": ["blur", "dark", "jpeg", "small", "greyscale"]}
+    np.testing.assert_array_equal(Degradation(0.5).apply(batch, np.random.default_rng(1)),
+                                  degrade_batch(batch, 0.5, np.random.default_rng(1)))
+    assert not NONE and Degradation(0.1)
+
+
 def test_only_random_views_are_degraded_and_their_cache_keys_say_so(tmp_path):
     from train.model.features import _view_batch, activation_cache_file
 
     batch = np.stack([photo(seed) for seed in range(8)])
     for view in (0, 1):
-        np.testing.assert_array_equal(_view_batch(batch, view, degrade=1.0),
+        np.testing.assert_array_equal(_view_batch(batch, view, degrade=Degradation(1.0)),
                                       _view_batch(batch, view))
-    plain, degraded = _view_batch(batch, 2), _view_batch(batch, 2, degrade=1.0, seed=3, start=16)
+    every = Degradation(1.0)
+    plain, degraded = _view_batch(batch, 2), _view_batch(batch, 2, degrade=every, seed=3, start=16)
     assert plain.dtype == degraded.dtype == np.float32 and not np.array_equal(plain, degraded)
-    np.testing.assert_array_equal(degraded, _view_batch(batch, 2, degrade=1.0, seed=3, start=16))  # seeded
-    assert not np.array_equal(degraded, _view_batch(batch, 2, degrade=1.0, seed=4, start=16))
+    np.testing.assert_array_equal(degraded, _view_batch(batch, 2, degrade=every, seed=3, start=16))  # seeded
+    assert not np.array_equal(degraded, _view_batch(batch, 2, degrade=every, seed=4, start=16))
 
     class Net:  # the fields activation_cache_file reads
         backbone_tag, cut_name = "mobilenet_v2", "block_12_add"
 
-    def key(view, degrade):
+    def key(view, share, kinds=KINDS):
         return activation_cache_file(tmp_path, pixel_key="p", rows=np.arange(3), network=Net(), weights_id="w",
-                                     view=view, seed=0, degrade=degrade)
+                                     view=view, seed=0, degrade=Degradation(share, kinds))
     assert key(0, 0.7) == key(0, 0.0) and key(1, 0.7) == key(1, 0.0)  # the photo and its mirror: untouched
     assert key(2, 0.7) != key(2, 0.0) != key(2, 0.5)
+    assert key(2, 0.7, ("small",)) != key(2, 0.7) and key(0, 0.7, ("small",)) == key(0, 0.0)
 
 
 def test_full_mode_batches_get_fresh_degradations_in_the_same_order():
@@ -78,7 +99,7 @@ def test_full_mode_batches_get_fresh_degradations_in_the_same_order():
     labels, weights = np.arange(12, dtype=np.int32) % 2, np.ones(12, np.float32)
 
     def epoch(degrade, number):
-        make = epoch_batches([pixels], labels, weights, 4, 0, "fine_tune", degrade=degrade)
+        make = epoch_batches([pixels], labels, weights, 4, 0, "fine_tune", degrade=Degradation(degrade))
         return [(x.numpy(), y.numpy()) for x, y, _w in make(number)]
     plain, degraded, again = epoch(0.0, 0), epoch(1.0, 0), epoch(1.0, 0)
     for (x0, y0), (x1, y1), (x2, _) in zip(plain, degraded, again):
@@ -90,10 +111,16 @@ def test_full_mode_batches_get_fresh_degradations_in_the_same_order():
 
 @pytest.mark.parametrize("overrides, message", [
     ({"degrade": 1.5}, r"^--degrade must be a number in \[0, 1\], received 1\.5$"),
+    ({"degrade_kinds": ["small"]}, r"^--degrade-kind small needs --degrade P \(the share of the photos to degrade\), "
+                                   r"received --degrade 0$"),
+    ({"degrade": 0.7, "augment_views": 3, "degrade_kinds": ["zoom"]},
+     r"^--degrade-kind must be one of \['blur', 'dark', 'jpeg', 'small', 'greyscale'\], received 'zoom'$"),
+    ({"degrade": 0.7, "augment_views": 3, "degrade_kinds": []},
+     r"^--degrade-kind needs at least one of \['blur', 'dark', 'jpeg', 'small', 'greyscale'\], received none$"),
     ({"degrade": 0.7}, r"^--degrade 0\.7 acts on random views: --augment-views must be 3 or more in "
                        r"--fine-tune-mode cached, received --augment-views 2$"),
 ])
-def test_degrade_flag_errors_name_it(tmp_path, overrides, message):
+def test_degrade_flags_errors_name_them(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig(data=[str(tmp_path)], out=str(tmp_path / "run"), **overrides).validate()
 
@@ -103,17 +130,31 @@ def test_degrade_goes_with_random_views_or_full_mode(tmp_path):
         TrainConfig(data=[str(tmp_path)], out=str(tmp_path / "run"), degrade=0.7, **overrides).validate()
 
 
+def test_degrade_kind_flag_on_the_command_line():
+    from train.cli import build_parser, config_from_args
+
+    argv = ["--data", "d", "--out", "o", "--augment-views", "4", "--degrade", "0.7", "--degrade-kind", "small",
+            "--degrade-kind", "blur"]
+    config = config_from_args(build_parser().parse_args(argv)).validate()
+    assert config.degrade_kinds == ["small", "blur"] and config.degradation == Degradation(0.7, ("blur", "small"))
+    assert "--degrade-kind small --degrade-kind blur" in config.to_command()
+    plain = config_from_args(build_parser().parse_args(argv[:4])).validate()
+    assert plain.degrade_kinds == list(KINDS) and "--degrade-kind" not in plain.to_command()
+    with pytest.raises(SystemExit):  # argparse names the flag and its choices
+        build_parser().parse_args([*argv[:6], "--degrade-kind", "zoom"])
+
+
 def test_run_with_degraded_views(tmp_path, tiny_weights):
     from train import run_training
 
     home = write_class_folders(tmp_path / "home", ["red", "green"], 8)
     negatives = write_negatives(tmp_path / "negatives", 8, BLUE)
     run_training(tiny_config(str(home), tmp_path / "run", tiny_weights, background=[str(negatives)],
-                             augment_views=3, degrade=0.7))
+                             augment_views=3, degrade=0.7, degrade_kinds=["small", "dark"]))
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert config["degrade"] == 0.7 and config["augment_views"] == 3
-    assert any("had one camera degradation" in note for note in report["notes"])
+    assert config["degrade"] == 0.7 and config["augment_views"] == 3 and config["degrade_kinds"] == ["small", "dark"]
+    assert any("had one camera degradation (dark, small; --degrade)" in note for note in report["notes"])
     activations = sorted((tmp_path / "cache" / "activations").glob("*.npy"))
     run_training(tiny_config(str(home), tmp_path / "plain", tiny_weights, background=[str(negatives)],
                              augment_views=3))

@@ -1,16 +1,14 @@
 """The configuration of a training run and the summary of its result.
 
-``TrainConfig`` is what ``python -m train`` builds from its flags and what the main job
-(``edgekit.pipeline``) and ``train compare`` pass to :func:`train.run_training`. Its fields are
-declared in four groups, the way trainers usually split them: **data** (where the photos come
-from and how they are split and weighted), **model** (what is built and what its contract says),
-**fitting** (the hyper-parameters of the two phases) and **run** (how this run behaves: folders,
-resume, threads, strategy, logging). Each field says once, in its :func:`train.options.option`,
-its group, flag, help, allowed values and whether ``--resume`` may change it; the command line,
-the plain checks, the command that repeats a run and the resumable list are all read from there.
-
-It is written as ``config.json`` into the output directory so a run can be repeated
-(``TrainConfig.load``) and resumed (the resumed run must match on every non-resumable field).
+``TrainConfig`` is what ``python -m train`` builds from its flags and what the main job (``edgekit.pipeline``) and
+``train compare`` pass to :func:`train.run_training`. Its fields are declared in four groups, the way trainers usually
+split them: **data** (where the photos come from and how they are split and weighted), **model** (what is built and
+what its contract says), **fitting** (the hyper-parameters of the two phases) and **run** (how this run behaves:
+folders, resume, threads, strategy, logging). Each field says once, in its :func:`train.options.option`, its group,
+flag, help, allowed values and whether ``--resume`` may change it; the command line, the plain checks, the command
+that repeats a run and the resumable list are all read from there. It is written as ``config.json`` into the output
+directory so a run can be repeated (``TrainConfig.load``) and resumed (the resumed run must match on every
+non-resumable field).
 """
 
 from __future__ import annotations
@@ -27,6 +25,7 @@ from edge_runner.common.files import cache_root, write_json
 from edge_runner.core.spec import UNKNOWN_LABEL
 
 from .backbones import BACKBONES, get_backbone
+from .camera import KINDS as DEGRADE_KINDS, Degradation
 from .errors import ConfigError
 from .options import check_fields, check_int, command_words, is_number, option, resumable_names
 from .result import TrainResult  # noqa: F401 (re-exported: train.config has always named it)
@@ -163,6 +162,10 @@ class TrainConfig:
                             "--augment-views 3 or more) or each batch (full mode); e.g. 0.7 with --augment-views 4 for a "
                             "camera whose frames are soft, dark or compressed; not the main job's (train/README.md, "
                             "'Camera degradations') (default %(default)s)")
+    degrade_kinds: list[str] = option(
+        default_factory=lambda: list(DEGRADE_KINDS), group="fitting", flag="--degrade-kind", repeat=True,
+        choices=DEGRADE_KINDS, help="with --degrade, only this kind; repeatable (default: all; small alone moved unseen "
+        "low-resolution face close-ups most, train/README.md 'Camera degradations')")
     batch_size: int = option(32, group="fitting", ints=(1, 4096), metavar="N", help="images per step (default %(default)s)")
     learning_rate: float = option(1e-3, group="fitting", floats=(0.0, 10.0, True, False), metavar="LR",
                                   help="head phase (and from-scratch) Adam learning rate (default %(default)s)")
@@ -208,12 +211,17 @@ class TrainConfig:
         else:
             self.background = [str(b) for b in self.background]
         self.holdout_sources = [self.holdout_sources] if isinstance(self.holdout_sources, str) else list(self.holdout_sources)
+        self.degrade_kinds = [self.degrade_kinds] if isinstance(self.degrade_kinds, str) else list(self.degrade_kinds)
 
     # -- derived -------------------------------------------------------------
 
     @property
     def from_scratch(self) -> bool:
         return self.weights == "none"
+
+    @property
+    def degradation(self) -> Degradation:  # --degrade, --degrade-kind (raises ConfigError on a kind without a share)
+        return Degradation(self.degrade, tuple(self.degrade_kinds))
 
     @property
     def weights_argument(self) -> str | None:
@@ -257,7 +265,7 @@ class TrainConfig:
         if self.distance_veto and not 0.5 <= self.distance_veto < 1.0:
             raise ConfigError(f"--distance-veto must be 0 (none) or a share from 0.5 to below 1 (0.99 keeps 99 in "
                               f"100 of the validation photos of interest), received {self.distance_veto!r}")
-        if self.degrade and self.fine_tune_mode == "cached" and not self.from_scratch and self.augment_views < 3:
+        if self.degradation and self.fine_tune_mode == "cached" and not self.from_scratch and self.augment_views < 3:
             raise ConfigError(f"--degrade {self.degrade:g} acts on random views: --augment-views must be 3 or more in "
                               f"--fine-tune-mode cached, received --augment-views {self.augment_views}")
         if not self.data or not all(str(d) for d in self.data):

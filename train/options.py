@@ -69,7 +69,10 @@ class Option:
     def check(self, flag: str, value: Any) -> None:
         """Raise ``ConfigError`` naming ``flag``, the allowed values and ``value`` when it is out of range."""
         if self.choices is not None:
-            check_choice(flag, value, self.allowed())
+            if self.repeat and not value:
+                raise ConfigError(f"{flag} needs at least one of {list(self.allowed())}, received none")
+            for item in value if self.repeat else [value]:
+                check_choice(flag, item, self.allowed())
         if self.ints is not None:
             check_int(flag, value, *self.ints)
         if self.floats is not None:

@@ -7,6 +7,6 @@ Owns ``phases`` (the run's stage "fit": the head on cached features, then fine-t
 ``cluster`` (``TF_CONFIG``, joining the workers, exchanging numbers) and ``sync`` (the
 synchronised training step, validation and checkpoints).
 
-May import: ``train.data``, ``train.model``, ``train.errors``, ``train.progress``,
+May import: ``train.data``, ``train.model``, ``train.camera``, ``train.errors``, ``train.progress``,
 ``train.config``, ``convert`` (the run's file names) and ``edge_runner``.
 """

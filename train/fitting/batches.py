@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from ..model.camera import degrade_batch
+from ..camera import NONE, Degradation
 from .fit import epoch_seed
 
 
@@ -36,7 +36,7 @@ def epoch_batches(
     seed: int,
     phase: str,
     rows: np.ndarray | None = None,
-    degrade: float = 0.0,
+    degrade: Degradation = NONE,
 ) -> Callable[[int], tf.data.Dataset]:
     """``epoch -> tf.data.Dataset`` of ``(x float32, y int32, sample_weight float32)`` batches.
 
@@ -44,8 +44,8 @@ def epoch_batches(
     per sample, both drawn from ``(seed, phase, epoch)``: a resumed run sees the
     same batches as an uninterrupted one. ``rows`` maps sample ``i`` to
     ``arrays[v][rows[i]]`` (default: the identity). ``degrade`` (``uint8`` pixel
-    arrays only) gives that share of each batch's photos a fresh camera
-    degradation (:func:`train.model.camera.degrade_batch`), drawn from the same seed.
+    arrays only) gives its share of each batch's photos a fresh camera
+    degradation (:class:`train.camera.Degradation`), drawn from the same seed.
     """
     count = len(labels)
     sample_shape = tuple(arrays[0].shape[1:])
@@ -56,8 +56,8 @@ def epoch_batches(
         for view in np.unique(views):
             mask = views == view
             x[mask] = arrays[int(view)][source[mask]]
-        if degrade > 0.0:
-            x = degrade_batch(x.astype(np.uint8), degrade, np.random.default_rng(draws.tolist())).astype(np.float32)
+        if degrade:
+            x = degrade.apply(x.astype(np.uint8), np.random.default_rng(draws.tolist())).astype(np.float32)
         return x, labels[order], weights[order]
 
     def make(epoch: int) -> tf.data.Dataset:
@@ -65,7 +65,7 @@ def epoch_batches(
         order = rng.permutation(count)
         views = rng.integers(0, len(arrays), size=count)
         # Drawn last, and only when used, so that the order and views stay those of a run without degradations.
-        draws = rng.integers(0, 2**31 - 1, size=count) if degrade > 0.0 else np.zeros(count, dtype=np.int64)
+        draws = rng.integers(0, 2**31 - 1, size=count) if degrade else np.zeros(count, dtype=np.int64)
         dataset = tf.data.Dataset.from_tensor_slices((order, views, draws)).batch(batch_size)
         dataset = dataset.map(
             lambda o, v, d: tf.numpy_function(gather, [o, v, d], [tf.float32, tf.int32, tf.float32]),

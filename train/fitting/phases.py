@@ -77,13 +77,13 @@ class Activations:
         config, decoded = self.config, self.data.decoded
         cache_file = feats.activation_cache_file(self.data.cache_dir, pixel_key=pixel_key, rows=key_rows,
                                                  network=self.network, weights_id=self.weights_id, view=view,
-                                                 seed=config.seed, degrade=config.degrade)
+                                                 seed=config.seed, degrade=config.degradation)
         if cache_file is None or not cache_file.is_file():
             self.computed += len(rows)
         return feats.compute_activations(self.network, decoded.array, rows, view=view, seed=config.seed,
                                          batch_size=config.batch_size, cache_file=cache_file,
                                          desc=f"backbone features, {role}, view {view}",
-                                         progress=config.verbose >= 1 and len(rows) > 0, degrade=config.degrade)
+                                         progress=config.verbose >= 1 and len(rows) > 0, degrade=config.degradation)
 
 
 def fit_phases(config: TrainConfig, network: Network, data: Dataset, strategy: Any, *, resumed: bool, journal: Journal,
@@ -171,7 +171,7 @@ def fine_tune_phase(config: TrainConfig, network: Network, data: Dataset, view0:
             compile_for_training(network.inference, config.learning_rate)
         train_model, val_model = network.augmented, network.inference
         train_data = epoch_batches([pixels], data.y_train, data.sample_weights, batch, config.seed, "fine_tune", data.train_rows,
-                                   degrade=config.degrade)
+                                   degrade=config.degradation)
         val_data = fixed_batches(pixels, data.y_val, batch, data.val_rows)
     elif config.fine_tune_mode == "full":
         with strategy.scope():
@@ -179,7 +179,7 @@ def fine_tune_phase(config: TrainConfig, network: Network, data: Dataset, view0:
             compile_for_training(network.fine_tune, config.fine_tune_learning_rate)
         train_model, val_model = network.augmented, network.fine_tune
         train_data = epoch_batches([pixels], data.y_train, data.sample_weights, batch, config.seed, "fine_tune", data.train_rows,
-                                   degrade=config.degrade)
+                                   degrade=config.degradation)
         val_data = fixed_batches(val_activations, data.y_val, batch)
         journal.notes.append("Fine-tuning ran every step through the whole network with fresh augmentation (--fine-tune-mode full).")
     else:
@@ -197,8 +197,7 @@ def fine_tune_phase(config: TrainConfig, network: Network, data: Dataset, view0:
     if config.degrade > 0.0:
         cached = not config.from_scratch and config.fine_tune_mode == "cached"
         journal.notes.append(f"{config.degrade:.0%} of the photos {'in each random view' if cached else 'of each batch'} "
-                             "had one camera degradation (blur, dark and noisy, JPEG, low resolution or greyscale; "
-                             "--degrade).")
+                             f"had one camera degradation ({', '.join(config.degradation.kinds)}; --degrade).")
     return Phase(
         name="fine_tune",
         train_model=train_model,

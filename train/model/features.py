@@ -26,7 +26,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from .camera import KINDS, degrade_batch
+from ..camera import NONE, Degradation
 from .network import Network, make_augmentation
 from ..progress import Progress
 
@@ -69,14 +69,15 @@ def extractor_for(network: Network, view: int, seed: int) -> keras.Model:
     return keras.Model(image, network.bottom(x), name=f"extract_view_{view}")
 
 
-def _view_batch(batch: np.ndarray, view: int, *, degrade: float = 0.0, seed: int = 0, start: int = 0) -> np.ndarray:
+def _view_batch(batch: np.ndarray, view: int, *, degrade: Degradation = NONE, seed: int = 0,
+                start: int = 0) -> np.ndarray:
     """uint8 ``(B, H, W, 3)`` → float32, mirrored left-right for view 1.
 
-    A random view (2 and up) first gives a ``degrade`` share of its photos a camera degradation, drawn from
+    A random view (2 and up) first gives ``degrade``'s share of its photos a camera degradation, drawn from
     ``(seed, view, start)`` so that the view is the same in every run (and its cache stays true).
     """
-    if view >= 2 and degrade > 0.0:
-        batch = degrade_batch(batch, degrade, np.random.default_rng([seed, view, start]))
+    if view >= 2 and degrade:
+        batch = degrade.apply(batch, np.random.default_rng([seed, view, start]))
     out = batch.astype(np.float32)
     return out[:, :, ::-1, :] if view == 1 else out
 
@@ -92,7 +93,7 @@ def compute_activations(
     cache_file: Path | None,
     desc: str,
     progress: bool = True,
-    degrade: float = 0.0,
+    degrade: Degradation = NONE,
 ) -> np.ndarray:
     """Cut activations ``float16`` ``(len(rows), h, w, c)`` of ``pixels[rows]`` under ``view``.
 
@@ -100,7 +101,7 @@ def compute_activations(
         pixels: ``uint8`` ``(N, S, S, 3)`` decoded photos.
         rows: which rows of ``pixels``, in output order.
         cache_file: where to keep the result (read back when it exists).
-        degrade: the share of a random view's photos given a camera degradation (:mod:`.camera`).
+        degrade: the camera degradations of a random view's photos (:mod:`train.camera`).
     """
     shape = (len(rows), *network.cut_shape)
     if cache_file is not None and cache_file.is_file():
@@ -146,7 +147,7 @@ def activation_cache_file(
     weights_id: str,
     view: int,
     seed: int,
-    degrade: float = 0.0,
+    degrade: Degradation = NONE,
 ) -> Path | None:
     """The cache file for one set of activations (``None`` without a cache directory)."""
     if cache_dir is None:
@@ -162,8 +163,8 @@ def activation_cache_file(
         "seed": seed if view >= 2 else None,
         "keras": keras.__version__,
     }
-    if view >= 2 and degrade > 0.0:  # absent otherwise: the caches made before --degrade stay valid
-        parts["degrade"] = {"share": degrade, "kinds": list(KINDS)}
+    if view >= 2 and degrade:  # absent otherwise: the caches made before --degrade stay valid
+        parts["degrade"] = degrade.key()
     key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
     return Path(cache_dir) / "activations" / f"{key}.npy"
 
