@@ -10,10 +10,10 @@ takes that cue away (``--degrade P``; measured in train/README.md, "Camera degra
 * ``small``: shrunk to 40–99 px and enlarged back (a pet far away, a low-resolution camera);
 * ``greyscale``: a night camera's infrared frame.
 
-``--degrade-kind KIND`` (repeatable) keeps only some kinds: ``small`` alone is the one that stops low-resolution
-face close-ups being called a pet (measured in train/README.md). No TensorFlow: Pillow and numpy on ``uint8``
-pixels, before the Keras augmentation of the same view. Like ``train.backbones``, this registry sits below
-``train.config``, which checks the flags against it.
+``--degrade-kind KIND`` (repeatable) keeps only some kinds: ``small`` alone is the kind that moved unseen
+low-resolution face close-ups most, at a cost in other photos (train/README.md, "Which kind does it"). No TensorFlow:
+Pillow and numpy on ``uint8`` pixels, before the Keras augmentation of the same view. Like ``train.backbones``, this
+registry sits below ``train.config``, which checks the flags against it.
 """
 
 from __future__ import annotations

@@ -194,7 +194,7 @@ def fine_tune_phase(config: TrainConfig, network: Network, data: Dataset, view0:
             "training photo (the photo, its mirror image, then random flips/rotations/zooms/contrast), not on fresh "
             "augmentation every epoch (--fine-tune-mode cached)."
         )
-    if config.degrade > 0.0:
+    if config.degradation:
         cached = not config.from_scratch and config.fine_tune_mode == "cached"
         journal.notes.append(f"{config.degrade:.0%} of the photos {'in each random view' if cached else 'of each batch'} "
                              f"had one camera degradation ({', '.join(config.degradation.kinds)}; --degrade).")
