@@ -165,7 +165,7 @@ class TrainConfig:
     degrade_kinds: list[str] = option(
         default_factory=lambda: list(DEGRADE_KINDS), group="fitting", flag="--degrade-kind", repeat=True,
         choices=DEGRADE_KINDS, help="with --degrade, only this kind; repeatable (default: all; small alone moved unseen "
-        "low-resolution face close-ups most, train/README.md 'Camera degradations')")
+        "low-resolution face close-ups most, train/README.md 'Which kind does it')")
     batch_size: int = option(32, group="fitting", ints=(1, 4096), metavar="N", help="images per step (default %(default)s)")
     learning_rate: float = option(1e-3, group="fitting", floats=(0.0, 10.0, True, False), metavar="LR",
                                   help="head phase (and from-scratch) Adam learning rate (default %(default)s)")
