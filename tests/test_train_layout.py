@@ -78,5 +78,7 @@ def test_rooms_import_one_way():
 
     for room in sorted(graph):
         visit(room, ())
-    assert graph["train.config"] <= {"train.backbones", "train.errors", "train.options", "train.result"}
+    # The registries the flags are checked against (backbones, camera degradations) sit below the configuration.
+    assert graph["train.config"] <= {"train.backbones", "train.camera", "train.errors", "train.options", "train.result"}
+    assert graph.get("train.camera", set()) <= {"train.errors"}
     assert not graph.get("train.result")  # TrainResult: a leaf
