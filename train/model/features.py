@@ -6,7 +6,7 @@ output (the *cut* activation) is computed once per photo and per *view*:
 * view 0: the photo as the runner sees it;
 * view 1: its mirror image;
 * view 2, 3, …: random flips, rotations, zooms and contrast changes (seeded), and with ``--degrade`` a camera
-  degradation of a share of the photos (:mod:`.camera`).
+  degradation of a share of the photos (:mod:`train.camera`).
 
 Phase 1 trains the head on view 0 (pooled through the frozen top); phase 2, in
 ``cached`` mode, trains the top block on all views. Arrays are stored as
